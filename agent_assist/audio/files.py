@@ -1,0 +1,222 @@
+"""A recorded call as an audio source: decoded and resampled block by block, like a device.
+
+Any container and codec FFmpeg reads (WAV, FLAC, MP3, OGG/Vorbis/Opus, …) at 8 kHz or more, mono or
+stereo. Stereo means one party per channel; a stereo file whose two channels carry the same signal
+("dual mono", as many recorders write a single microphone) is detected and treated as mono unless
+the caller insists on stereo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import av
+import numpy as np
+
+from agent_assist.audio.resample import TARGET_RATE, StreamResampler
+from agent_assist.errors import AudioSourceError
+from agent_assist.events import AudioChunk, Speaker
+
+MIN_RATE = 8000
+#: How much of a stereo file is inspected to decide whether it is really dual mono.
+_DUAL_MONO_SCAN_S = 30.0
+_DUAL_MONO_CORRELATION = 0.97
+#: A file whose audio ends this much before its header says it should is reported as truncated.
+_TRUNCATION_TOLERANCE_S = 0.25
+
+
+class ChannelLayout(StrEnum):
+    """How to map a file's channels to parties."""
+
+    AUTO = "auto"  # stereo = one party per channel, unless both channels carry the same signal
+    STEREO = "stereo"  # always one party per channel
+    MONO = "mono"  # mix down to one unknown speaker
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: Path
+    codec: str
+    rate: int
+    channels: int
+    duration: float | None  # from the header, when it says
+
+
+def _describe(path: Path) -> str:
+    return str(path)
+
+
+def probe_file(path: Path) -> FileInfo:
+    """Open `path` and check it is usable audio, raising `AudioSourceError` with a one-line reason."""
+    if not path.exists():
+        raise AudioSourceError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioSourceError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioSourceError(f"{path}: file is empty (0 bytes)")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioSourceError(f"{path}: contains no audio stream")
+            stream = container.streams.audio[0]
+            rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+            channels = int(stream.codec_context.channels or 0)
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            first = _first_frame(container, stream)
+            codec = stream.codec_context.name
+    except AudioSourceError:
+        raise
+    except PermissionError:
+        raise AudioSourceError(f"{path}: permission denied") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise AudioSourceError(f"{path}: not a readable audio file ({_reason(exc)})") from None
+    if first is None:
+        raise AudioSourceError(f"{path}: contains no audio samples (zero-length audio)")
+    rate = rate or first.sample_rate
+    channels = channels or len(first.layout.channels)
+    if rate < MIN_RATE:
+        raise AudioSourceError(
+            f"{path}: sample rate {rate} Hz is too low for speech recognition (need 8 kHz or more)"
+        )
+    if channels not in (1, 2):
+        raise AudioSourceError(
+            f"{path}: {channels} audio channels are not supported; use a mono file or a stereo "
+            "file with one party per channel"
+        )
+    return FileInfo(path=path, codec=codec, rate=rate, channels=channels, duration=duration)
+
+
+def _first_frame(container: av.container.InputContainer, stream: av.AudioStream) -> av.AudioFrame | None:
+    for frame in container.decode(stream):
+        if frame.samples > 0:
+            return frame
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # FFmpeg errors look like "[Errno 1094995529] Invalid data found when processing input: 'x'"
+    if text.startswith("[Errno") and "]" in text:
+        text = text.split("]", 1)[1].strip()
+    return text.split(": '")[0]
+
+
+class FileSource:
+    """Emits a recorded call as 16 kHz `AudioChunk`s, one per party per block, in call-time order.
+
+    `blocks()` is a generator; decoding errors part-way through raise `AudioSourceError` after every
+    block decoded so far has been yielded, so nothing already heard is lost.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        layout: ChannelLayout = ChannelLayout.AUTO,
+        customer_channel: str = "left",
+        block_s: float = 0.1,
+    ) -> None:
+        if customer_channel not in ("left", "right"):
+            raise ValueError("customer_channel must be 'left' or 'right'")
+        self.path = path
+        self.info = probe_file(path)
+        self.block_samples = int(round(block_s * TARGET_RATE))
+        self.stereo = self.info.channels == 2 and (
+            layout == ChannelLayout.STEREO
+            or (layout == ChannelLayout.AUTO and not self._is_dual_mono())
+        )
+        if self.stereo:
+            agent_channel = "right" if customer_channel == "left" else "left"
+            self.channels = {customer_channel: Speaker.CUSTOMER, agent_channel: Speaker.AGENT}
+            self._speakers = (self.channels["left"], self.channels["right"])
+        else:
+            self.channels = {"mono": Speaker.UNKNOWN}
+            self._speakers = (Speaker.UNKNOWN,)
+        self.duration = 0.0  # call time decoded so far
+
+    @property
+    def description(self) -> str:
+        return _describe(self.path)
+
+    def _decode(self, limit_s: float | None = None) -> Iterator[np.ndarray]:
+        """Yield (channels, n) float32 blocks at 16 kHz, in the file's own channel count."""
+        resampler = StreamResampler(self.info.rate, self.info.channels)
+        produced = 0
+        try:
+            with av.open(str(self.path), metadata_errors="ignore") as container:
+                stream = container.streams.audio[0]
+                for frame in container.decode(stream):
+                    if len(frame.layout.channels) != self.info.channels:
+                        raise AudioSourceError(
+                            f"{self.path}: channel count changes mid-file; not supported"
+                        )
+                    block = resampler.resample_frame(frame)
+                    produced += block.shape[1]
+                    yield block
+                    if limit_s is not None and produced >= limit_s * TARGET_RATE:
+                        return
+        except AudioSourceError:
+            raise
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            seconds = produced / TARGET_RATE
+            raise AudioSourceError(
+                f"{self.path}: audio is corrupt or truncated after {seconds:.1f} s ({_reason(exc)})"
+            ) from None
+        tail = resampler.flush()
+        produced += tail.shape[1]
+        yield tail
+        if limit_s is None and self.info.duration is not None:
+            seconds = produced / TARGET_RATE
+            if seconds < self.info.duration - _TRUNCATION_TOLERANCE_S:
+                raise AudioSourceError(
+                    f"{self.path}: file is truncated: its header promises "
+                    f"{self.info.duration:.1f} s of audio but it ends at {seconds:.1f} s"
+                )
+
+    def _is_dual_mono(self) -> bool:
+        blocks = list(self._decode(limit_s=_DUAL_MONO_SCAN_S))
+        audio = np.concatenate(blocks, axis=1) if blocks else np.zeros((2, 0), np.float32)
+        left, right = audio[0].astype(np.float64), audio[1].astype(np.float64)
+        if np.sqrt(np.mean(left**2) + 1e-20) < 1e-4 or np.sqrt(np.mean(right**2) + 1e-20) < 1e-4:
+            return False  # one side silent: a real two-party recording whose other party is quiet
+        corr = float(np.corrcoef(left, right)[0, 1])
+        return corr >= _DUAL_MONO_CORRELATION
+
+    def blocks(self) -> Iterator[list[AudioChunk]]:
+        """Yield, for each block of call time, one chunk per party (same `t`, same length)."""
+        pending = np.zeros((len(self._speakers), 0), dtype=np.float32)
+        emitted = 0
+
+        def cut(audio: np.ndarray) -> list[AudioChunk]:
+            t = emitted / TARGET_RATE
+            return [
+                AudioChunk(t=t, speaker=speaker, samples=np.ascontiguousarray(audio[i]))
+                for i, speaker in enumerate(self._speakers)
+            ]
+
+        failure: AudioSourceError | None = None
+        try:
+            for block in self._decode():
+                if not self.stereo and block.shape[0] == 2:
+                    block = block.mean(axis=0, keepdims=True)
+                pending = np.concatenate([pending, block], axis=1)
+                while pending.shape[1] >= self.block_samples:
+                    out = pending[:, : self.block_samples]
+                    pending = pending[:, self.block_samples :]
+                    yield cut(out)
+                    emitted += out.shape[1]
+                    self.duration = emitted / TARGET_RATE
+        except AudioSourceError as exc:
+            failure = exc  # hand on what was decoded before the damage, then report it
+        if pending.shape[1]:
+            yield cut(pending)
+            emitted += pending.shape[1]
+            self.duration = emitted / TARGET_RATE
+        if failure is not None:
+            raise failure

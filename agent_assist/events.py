@@ -1,0 +1,236 @@
+"""Every event that crosses a stage boundary, as small frozen dataclasses.
+
+Two kinds live here:
+
+* **Public events** (`CallStart`, `Partial`, `Utterance`, `CallEnd`) are what the JSONL event log,
+  the overlay and later tools read. Each carries `type` and `t` (call-time seconds, counted from
+  audio samples, never the wall clock). Their JSON form is a stable, versioned schema documented in
+  `docs/events.md`; `to_json` / `event_from_json` round-trip them exactly.
+* **Internal events** (`AudioChunk`, `SpeechSegment`) carry audio between stages inside one process
+  and are never written out.
+
+`CallEnd` also doubles as the end-of-stream marker: every stage flushes what it holds when it sees it
+and passes it on, so the end of a call needs no second code path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import numpy as np
+
+#: Version of the JSON event schema. Bump on any incompatible change; adding an optional field or
+#: a new event type is compatible.
+SCHEMA_VERSION = 1
+
+
+class Speaker(StrEnum):
+    """Who is talking. A mono recording has one speaker we cannot name."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    UNKNOWN = "unknown"
+
+
+class EndReason(StrEnum):
+    """Why a call ended."""
+
+    END_OF_AUDIO = "end_of_audio"
+    INTERRUPTED = "interrupted"
+    SOURCE_ERROR = "source_error"
+
+
+# --------------------------------------------------------------------------------------------
+# Internal events (audio inside the process)
+
+
+@dataclass(frozen=True, eq=False)
+class AudioChunk:
+    """A block of 16 kHz mono float32 audio from one party.
+
+    `t` is the call time of the first sample; `samples` must not be mutated after construction.
+    """
+
+    t: float
+    speaker: Speaker
+    samples: np.ndarray
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / 16000.0
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechSegment:
+    """Speech found by the segmenter, handed to the transcriber.
+
+    `final=False` asks for a partial transcript of the speech so far; such a request may be dropped
+    when the transcriber falls behind (finals never are). `start`/`end` bound the speech itself;
+    `audio` starts at `audio_start` (a little before `start`, so the first word is not clipped).
+    `t` is the call time at which the segmenter decided to emit it.
+    """
+
+    t: float
+    speaker: Speaker
+    utterance_id: str
+    start: float
+    end: float
+    audio_start: float
+    audio: np.ndarray
+    final: bool
+
+    @property
+    def droppable(self) -> bool:
+        return not self.final
+
+
+# --------------------------------------------------------------------------------------------
+# Public events (serialised to the event log)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its call-time span and the model's probability for it."""
+
+    text: str
+    start: float
+    end: float
+    p: float
+
+
+@dataclass(frozen=True)
+class PublicEvent:
+    """Base for events that are written to the event log."""
+
+    type: ClassVar[str] = ""
+    t: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):
+            out[f.name] = _to_jsonable(getattr(self, f.name))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class CallStart(PublicEvent):
+    """The call begins: emitted once models are loaded, at the instant call time 0 begins.
+
+    `channels` maps each audio channel of the source to the party on it, for example
+    `{"left": "customer", "right": "agent"}` or `{"mono": "unknown"}`.
+    """
+
+    type: ClassVar[str] = "call_start"
+    call_id: str
+    source: str
+    channels: dict[str, Speaker]
+    started_at: str
+    model: str
+    schema: int = SCHEMA_VERSION
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Partial(PublicEvent):
+    """An utterance still in progress; a later `partial` or `utterance` with the same id replaces it."""
+
+    type: ClassVar[str] = "partial"
+    call_id: str
+    utterance_id: str
+    speaker: Speaker
+    start: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Utterance(PublicEvent):
+    """A final transcript of one stretch of speech by one party."""
+
+    type: ClassVar[str] = "utterance"
+    call_id: str
+    utterance_id: str
+    speaker: Speaker
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CallEnd(PublicEvent):
+    """The call is over; `t` is its length. Counts say what was produced and what was dropped."""
+
+    type: ClassVar[str] = "call_end"
+    call_id: str
+    reason: EndReason
+    error: str | None = None
+    utterances: int = 0
+    partials: int = 0
+    partials_dropped: int = 0
+
+
+PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
+    cls.type: cls for cls in (CallStart, Partial, Utterance, CallEnd)
+}
+
+Event = AudioChunk | SpeechSegment | PublicEvent
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, Word):
+        return {"text": value.text, "start": round(value.start, 3), "end": round(value.end, 3),
+                "p": round(value.p, 3)}
+    if isinstance(value, tuple | list):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+class EventParseError(ValueError):
+    """A line of an event log is not a valid event of this schema."""
+
+
+def event_from_dict(data: dict[str, Any]) -> PublicEvent:
+    """Rebuild a public event from its JSON form; unknown extra fields are ignored."""
+    kind = data.get("type")
+    cls = PUBLIC_EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventParseError(f"unknown event type {kind!r}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        kwargs[f.name] = data[f.name]
+    try:
+        if "speaker" in kwargs:
+            kwargs["speaker"] = Speaker(kwargs["speaker"])
+        if "reason" in kwargs:
+            kwargs["reason"] = EndReason(kwargs["reason"])
+        if "channels" in kwargs:
+            kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
+        if "words" in kwargs:
+            kwargs["words"] = tuple(Word(**w) for w in kwargs["words"])
+        return cls(**kwargs)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise EventParseError(f"bad {kind} event: {exc}") from exc
+
+
+def event_from_json(line: str) -> PublicEvent:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise EventParseError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EventParseError("an event must be a JSON object")
+    return event_from_dict(data)

@@ -1,0 +1,220 @@
+"""Wiring: an audio source, a list of stages, a list of sinks, and the threads at the edges.
+
+```
+source thread ──► inbox ──► stage 0 ──► stage 1 ──► … ──► sinks
+ (decode/pace,     (one      (segmenter:  (transcriber:
+  or device)        queue)    VAD, inline) own worker when live)
+```
+
+* The source runs on its own thread and blocks on a bounded number of blocks in flight, so a fast
+  file cannot run away from the models; a live device (later) drops instead, and says so.
+* Each stage is a class with `process(event) -> Iterable[Event]` that knows nothing of its
+  neighbours. Stages run inline on the pipeline thread, except that when pacing is live a stage that
+  holds a heavy model (`droppable_input = True`) runs on one dedicated worker thread: then a request
+  it may skip (a partial) is dropped while it is still busy, counted and reported, and a final never
+  is. Without live pacing everything runs in lock-step, so a replay gives the same events every time.
+* `CallStart` enters first and `CallEnd` last; `CallEnd` makes every stage flush, so when it reaches
+  the sinks the call is completely processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from agent_assist import __version__
+from agent_assist.errors import AgentAssistError
+from agent_assist.events import (
+    AudioChunk,
+    CallEnd,
+    CallStart,
+    EndReason,
+    Event,
+    Partial,
+    PublicEvent,
+    Speaker,
+    SpeechSegment,
+    Utterance,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Stage(Protocol):
+    def process(self, event: Event) -> Iterable[Event]: ...
+
+
+class Sink(Protocol):
+    def emit(self, event: PublicEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AudioSource(Protocol):
+    """Anything that yields blocks of call audio: a file now, devices later."""
+
+    channels: dict[str, Speaker]
+    duration: float
+
+    @property
+    def description(self) -> str: ...
+
+    def blocks(self) -> Iterator[list[AudioChunk]]: ...
+
+
+@dataclass
+class CallStats:
+    utterances: int = 0
+    partials: int = 0
+    partials_dropped: int = 0
+
+
+@dataclass(frozen=True)
+class _Result:
+    stage: int
+    future: Future[list[Event]]
+
+
+_SOURCE_DONE = object()
+
+
+class Pipeline:
+    """Runs one call from a source through `stages` into `sinks`.
+
+    `realtime=True` paces a file source to the wall clock (as if live) and runs model stages on
+    their own worker threads; `realtime=False` runs as fast as the machine allows, in lock-step.
+    """
+
+    def __init__(self, stages: Sequence[Stage], sinks: Sequence[Sink], *, realtime: bool = False,
+                 model_label: str = "", max_blocks_in_flight: int = 20) -> None:
+        self.stages = list(stages)
+        self.sinks = list(sinks)
+        self.realtime = realtime
+        self.model_label = model_label
+        self.stats = CallStats()
+        self._inbox: queue.Queue[object] = queue.Queue()
+        self._room = threading.BoundedSemaphore(max_blocks_in_flight)
+        self._stop = threading.Event()
+        self._workers: dict[int, ThreadPoolExecutor] = {}
+        self._in_flight: dict[int, int] = {}
+        self._done = False
+        self._end: CallEnd | None = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the source to end the call (Ctrl-C): what was heard is still processed and flushed."""
+        self._stop.set()
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, source: AudioSource, call_id: str) -> CallEnd:
+        if self.realtime:
+            for index, stage in enumerate(self.stages):
+                if getattr(stage, "droppable_input", False):
+                    self._workers[index] = ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix=f"{type(stage).__name__.lower()}-worker")
+                    self._in_flight[index] = 0
+        start = CallStart(
+            t=0.0, call_id=call_id, source=source.description, channels=dict(source.channels),
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"), model=self.model_label,
+            version=__version__,
+        )
+        feeder = threading.Thread(target=self._feed, args=(source, call_id), name="audio-source",
+                                  daemon=True)
+        try:
+            self._advance(0, start)
+            feeder.start()
+            while not self._done:
+                item = self._inbox.get()
+                if isinstance(item, _Result):
+                    self._in_flight[item.stage] -= 1
+                    for event in item.future.result():  # a worker's exception is raised here
+                        self._advance(item.stage + 1, event)
+                elif isinstance(item, AudioChunk | CallEnd):
+                    self._advance(0, item)
+                    if isinstance(item, AudioChunk):
+                        self._room.release()
+        finally:
+            self._stop.set()
+            for worker in self._workers.values():
+                worker.shutdown(wait=True, cancel_futures=True)
+            for sink in self.sinks:
+                sink.close()
+        assert self._end is not None
+        return self._end
+
+    def _feed(self, source: AudioSource, call_id: str) -> None:
+        """Source thread: decode (and pace) audio into the inbox, then send the call's end."""
+        reason, error = EndReason.END_OF_AUDIO, None
+        began = time.monotonic()
+        try:
+            for chunks in source.blocks():
+                if self._stop.is_set():
+                    reason = EndReason.INTERRUPTED
+                    break
+                if self.realtime and chunks:
+                    due = began + chunks[0].t + chunks[0].duration
+                    # an interruptible wait for the block's real time, not a polling loop
+                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                        reason = EndReason.INTERRUPTED
+                        break
+                for chunk in chunks:
+                    self._room.acquire()
+                    self._inbox.put(chunk)
+        except AgentAssistError as exc:
+            reason, error = EndReason.SOURCE_ERROR, str(exc)
+        except Exception as exc:  # never leave the pipeline waiting for an end that won't come
+            log.exception("audio source failed")
+            reason, error = EndReason.SOURCE_ERROR, f"audio source failed: {exc}"
+        self._inbox.put(CallEnd(t=round(source.duration, 3), call_id=call_id, reason=reason,
+                                error=error))
+
+    def _advance(self, index: int, event: Event) -> None:
+        """Carry `event` through stages from `index` on, handing off to a worker where there is one."""
+        events: list[Event] = [event]
+        while index < len(self.stages):
+            if index in self._workers:
+                for item in events:
+                    self._submit(index, item)
+                return
+            stage = self.stages[index]
+            events = [out for item in events for out in stage.process(item)]
+            index += 1
+        for item in events:
+            self._emit(item)
+
+    def _submit(self, index: int, event: Event) -> None:
+        if isinstance(event, SpeechSegment) and event.droppable and self._in_flight[index] > 0:
+            self.stats.partials_dropped += 1
+            log.info("transcriber busy: skipped a partial of %s at %.1f s (%d so far)",
+                     event.speaker, event.t, self.stats.partials_dropped)
+            return
+        stage = self.stages[index]
+        self._in_flight[index] += 1
+        future = self._workers[index].submit(lambda: list(stage.process(event)))
+        future.add_done_callback(lambda f: self._inbox.put(_Result(index, f)))
+
+    def _emit(self, event: Event) -> None:
+        if not isinstance(event, PublicEvent):
+            log.warning("internal event %s reached the sinks; ignored", type(event).__name__)
+            return
+        if isinstance(event, Utterance):
+            self.stats.utterances += 1
+        elif isinstance(event, Partial):
+            self.stats.partials += 1
+        elif isinstance(event, CallEnd):
+            event = replace(event, utterances=self.stats.utterances,
+                            partials=self.stats.partials,
+                            partials_dropped=self.stats.partials_dropped)
+            self._end = event
+            self._done = True
+        for sink in self.sinks:
+            sink.emit(event)

@@ -1,0 +1,55 @@
+"""Replay a recorded call through the same pipeline a live call uses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_assist.audio.files import ChannelLayout, FileSource
+from agent_assist.events import CallEnd
+from agent_assist.pipeline import Pipeline, Sink
+from agent_assist.segmenter import Segmenter, SegmenterOptions
+from agent_assist.transcriber import Transcriber, TranscriberOptions
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    realtime: bool = False
+    layout: ChannelLayout = ChannelLayout.AUTO
+    customer_channel: str = "left"
+    call_id: str | None = None
+    segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
+    transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
+
+
+class Replay:
+    """A recorded call ready to run: the file is checked first, then the models load.
+
+    Checking the file before loading any model means a bad file fails fast with a clear message.
+    `transcriber` lets a caller reuse an already loaded model across calls.
+    """
+
+    def __init__(self, path: Path, sinks: Sequence[Sink], options: ReplayOptions | None = None,
+                 transcriber: Transcriber | None = None) -> None:
+        self.options = options or ReplayOptions()
+        self.source = FileSource(path, layout=self.options.layout,
+                                 customer_channel=self.options.customer_channel)
+        self.transcriber = transcriber or Transcriber(self.options.transcriber)
+        self.transcriber.warm_up()
+        self.pipeline = Pipeline([Segmenter(self.options.segmenter), self.transcriber], sinks,
+                                 realtime=self.options.realtime, model_label=self.transcriber.label)
+        self.call_id = self.options.call_id or uuid.uuid4().hex[:12]
+
+    def run(self) -> CallEnd:
+        return self.pipeline.run(self.source, self.call_id)
+
+    def stop(self) -> None:
+        self.pipeline.stop()
+
+
+def replay(path: Path, sinks: Sequence[Sink], options: ReplayOptions | None = None,
+           transcriber: Transcriber | None = None) -> CallEnd:
+    """Run the call in `path` through the pipeline into `sinks` and return its `call_end`."""
+    return Replay(path, sinks, options, transcriber).run()

