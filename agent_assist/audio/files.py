@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+import wave
 from pathlib import Path
 
 import av
@@ -71,6 +72,7 @@ def probe_file(path: Path) -> FileInfo:
                 duration = container.duration / av.time_base
             first = _first_frame(container, stream)
             codec = stream.codec_context.name
+            container_format = container.format.name
     except AudioSourceError:
         raise
     except PermissionError:
@@ -90,7 +92,18 @@ def probe_file(path: Path) -> FileInfo:
             f"{path}: {channels} audio channels are not supported; use a mono file or a stereo "
             "file with one party per channel"
         )
+    if container_format.startswith("wav"):
+        # FFmpeg trims a WAV's duration to the bytes present; the header says what was promised
+        duration = max(duration or 0.0, _wav_declared_duration(path) or 0.0) or duration
     return FileInfo(path=path, codec=codec, rate=rate, channels=channels, duration=duration)
+
+
+def _wav_declared_duration(path: Path) -> float | None:
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / wav.getframerate()
+    except (wave.Error, EOFError, OSError, ZeroDivisionError):
+        return None  # not plain PCM WAV (e.g. extensible or compressed): trust FFmpeg
 
 
 def _first_frame(container: av.container.InputContainer, stream: av.AudioStream) -> av.AudioFrame | None:

@@ -1,0 +1,62 @@
+"""Shared fixtures: real recordings, the real bundled model (loaded once), and an event collector."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from agent_assist.events import PublicEvent, Utterance
+from agent_assist.replay import ReplayOptions, replay
+from agent_assist.transcriber import Transcriber
+
+DATA = Path(__file__).parent / "data"
+SPEECH = DATA / "speech"
+REPO = Path(__file__).parent.parent
+SAMPLES = REPO / "data" / "samples"
+
+
+class Collector:
+    """A sink that keeps every event in memory."""
+
+    def __init__(self) -> None:
+        self.events: list[PublicEvent] = []
+
+    def emit(self, event: PublicEvent) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def utterances(self) -> list[Utterance]:
+        return [e for e in self.events if isinstance(e, Utterance)]
+
+
+def normalise(text: str) -> str:
+    """Case and punctuation do not count as recognition errors."""
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
+
+
+def references() -> list[dict[str, str]]:
+    with (SPEECH / "transcripts.tsv").open(encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.fixture(scope="session")
+def transcriber() -> Transcriber:
+    model = Transcriber()
+    model.warm_up()
+    return model
+
+
+@pytest.fixture
+def run_replay(transcriber: Transcriber):
+    def run(path: Path, **options: object) -> Collector:
+        sink = Collector()
+        replay(path, [sink], ReplayOptions(**options), transcriber=transcriber)  # type: ignore[arg-type]
+        return sink
+
+    return run

@@ -1,0 +1,158 @@
+"""Decoding recorded calls: formats, rates, channel layouts, and every kind of bad file."""
+
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from agent_assist.audio.files import ChannelLayout, FileSource, probe_file
+from agent_assist.errors import AudioSourceError
+from agent_assist.events import Speaker
+from tests.conftest import SPEECH
+
+
+def write_audio(path: Path, audio: np.ndarray, rate: int, codec: str, fmt: str) -> Path:
+    """Encode `audio` (channels, n) float32 with PyAV."""
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[audio.shape[0]]
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        sample_fmt = stream.codec_context.codec.audio_formats[0].name
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio, dtype=np.float32),
+                                           format="fltp", layout=layout)
+        frame.sample_rate = rate
+        resampler = av.AudioResampler(format=sample_fmt, layout=layout, rate=rate)
+        frames = resampler.resample(frame) + resampler.resample(None)
+        for f in frames:
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def decode_all(source: FileSource) -> dict[Speaker, np.ndarray]:
+    out: dict[Speaker, list[np.ndarray]] = {}
+    for block in source.blocks():
+        for chunk in block:
+            out.setdefault(chunk.speaker, []).append(chunk.samples)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def tone(rate: int, seconds: float, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("codec", "fmt", "suffix"), [
+    ("pcm_s16le", "wav", "wav"), ("flac", "flac", "flac"), ("libmp3lame", "mp3", "mp3"),
+    ("libopus", "ogg", "ogg"),
+])
+@pytest.mark.parametrize("rate", [8000, 22050, 48000])
+def test_formats_and_rates_become_16khz_at_the_right_length(tmp_path, codec, fmt, suffix, rate):
+    if codec == "libopus" and rate == 22050:
+        pytest.skip("Opus does not encode at 22.05 kHz")
+    path = write_audio(tmp_path / f"a.{suffix}", tone(rate, 2.0)[None, :], rate, codec, fmt)
+    source = FileSource(path)
+    audio = decode_all(source)[Speaker.UNKNOWN]
+    # encoders add priming/padding; the call length stays within 80 ms of the truth
+    assert abs(len(audio) / 16000 - 2.0) < 0.08
+    assert source.duration == pytest.approx(len(audio) / 16000)
+    spectrum = np.abs(np.fft.rfft(audio[4000:20000]))
+    assert np.argmax(spectrum) * 16000 / 16000 == pytest.approx(440, abs=3)
+
+
+def test_stereo_gives_one_party_per_channel_left_customer_by_default(tmp_path):
+    left, right = tone(16000, 1.0, 300), tone(16000, 1.0, 1000)
+    path = write_audio(tmp_path / "s.flac", np.stack([left, right]), 16000, "flac", "flac")
+    source = FileSource(path)
+    assert source.channels == {"left": Speaker.CUSTOMER, "right": Speaker.AGENT}
+    audio = decode_all(source)
+    assert np.allclose(audio[Speaker.CUSTOMER], left, atol=1e-3)
+    assert np.allclose(audio[Speaker.AGENT], right, atol=1e-3)
+    swapped = FileSource(path, customer_channel="right")
+    assert swapped.channels == {"right": Speaker.CUSTOMER, "left": Speaker.AGENT}
+    assert np.allclose(decode_all(swapped)[Speaker.CUSTOMER], right, atol=1e-3)
+
+
+def test_dual_mono_stereo_is_one_speaker_unless_stereo_is_forced():
+    jfk = SPEECH / "jfk.flac"  # 44.1 kHz stereo, the same voice on both channels
+    assert probe_file(jfk).channels == 2
+    assert FileSource(jfk).channels == {"mono": Speaker.UNKNOWN}
+    assert set(FileSource(jfk, layout=ChannelLayout.STEREO).channels.values()) == {
+        Speaker.CUSTOMER, Speaker.AGENT}
+    assert FileSource(SPEECH / "stereo_diarization.wav").channels["left"] == Speaker.CUSTOMER
+
+
+def test_blocks_carry_call_time_from_samples():
+    source = FileSource(SPEECH / "1089-134691-0000.flac")
+    times = [block[0].t for block in source.blocks()]
+    assert times[:3] == [0.0, 0.1, 0.2]
+    assert np.allclose(np.diff(times), 0.1)
+
+
+def expect_error(path: Path, *phrases: str) -> None:
+    with pytest.raises(AudioSourceError) as info:
+        FileSource(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    for phrase in phrases:
+        assert phrase in message
+
+
+def test_missing_file(tmp_path):
+    expect_error(tmp_path / "nope.wav", "no such file")
+
+
+def test_directory(tmp_path):
+    expect_error(tmp_path, "is a directory")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    expect_error(path, "empty")
+
+
+def test_text_file_is_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("customer said hello\n" * 50)
+    expect_error(path, "not a readable audio file")
+
+
+def test_zero_length_audio(tmp_path):
+    path = tmp_path / "zero.wav"
+    with wave.open(str(path), "wb") as w:  # a valid header with no samples after it
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+    expect_error(path, "no audio samples")
+
+
+def test_six_channels_are_refused(tmp_path):
+    path = write_audio(tmp_path / "surround.wav", np.stack([tone(16000, 0.5)] * 6), 16000,
+                       "pcm_s16le", "wav")
+    expect_error(path, "6 audio channels")
+
+
+def test_sample_rate_below_8khz_is_refused(tmp_path):
+    path = write_audio(tmp_path / "low.wav", tone(4000, 1.0)[None, :], 4000, "pcm_s16le", "wav")
+    expect_error(path, "4000 Hz")
+
+
+@pytest.mark.parametrize("suffix", ["wav", "flac"])
+def test_truncated_file_yields_what_it_has_then_fails(tmp_path, suffix):
+    codec = {"wav": "pcm_s16le", "flac": "flac"}[suffix]
+    whole = write_audio(tmp_path / f"whole.{suffix}", tone(16000, 4.0)[None, :], 16000, codec,
+                        suffix)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    source = FileSource(cut)
+    heard = []
+    with pytest.raises(AudioSourceError) as info:
+        for block in source.blocks():
+            heard.append(block[0].samples)
+    assert "truncated" in str(info.value)
+    assert 1.0 < sum(len(h) for h in heard) / 16000 < 3.0  # the first half was delivered

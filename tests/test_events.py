@@ -1,0 +1,74 @@
+import json
+import re
+from dataclasses import fields
+
+import pytest
+
+from agent_assist.events import (
+    PUBLIC_EVENT_TYPES,
+    SCHEMA_VERSION,
+    CallEnd,
+    CallStart,
+    EndReason,
+    EventParseError,
+    Partial,
+    Speaker,
+    Utterance,
+    Word,
+    event_from_json,
+)
+from tests.conftest import REPO
+
+EXAMPLES = [
+    CallStart(t=0.0, call_id="c1", source="call.flac",
+              channels={"left": Speaker.CUSTOMER, "right": Speaker.AGENT},
+              started_at="2026-11-23T06:00:00+00:00", model="tiny.en (bundled)", version="0.1.0"),
+    Partial(t=1.056, call_id="c1", utterance_id="u1", speaker=Speaker.CUSTOMER, start=0.32,
+            text="I got a letter"),
+    Utterance(t=2.752, call_id="c1", utterance_id="u1", speaker=Speaker.AGENT, start=0.064,
+              end=2.104, text="Thanks for calling.",
+              words=(Word("Thanks", 0.064, 0.5, 0.9), Word("for", 0.5, 0.7, 0.95),
+                     Word("calling.", 0.7, 2.104, 0.99))),
+    CallEnd(t=159.5, call_id="c1", reason=EndReason.SOURCE_ERROR, error="file is truncated",
+            utterances=3, partials=7, partials_dropped=1),
+]
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: e.type)
+def test_each_event_round_trips_through_json(event):
+    line = event.to_json()
+    data = json.loads(line)
+    assert data["type"] == event.type and data["t"] == event.t
+    assert event_from_json(line) == event
+
+
+def test_every_public_event_type_has_an_example():
+    assert {e.type for e in EXAMPLES} == set(PUBLIC_EVENT_TYPES)
+
+
+def test_hostile_text_stays_data():
+    text = 'he said "</script><script>alert(1)</script>" \x1b[2J\n{"type":"call_end"}'
+    event = Partial(t=1.0, call_id="c", utterance_id="u1", speaker=Speaker.CUSTOMER, start=0.0,
+                    text=text)
+    line = event.to_json()
+    assert "\n" not in line
+    assert event_from_json(line).text == text
+
+
+@pytest.mark.parametrize("line", ["not json", "[1, 2]", '{"type": "nope", "t": 1}',
+                                  '{"type": "partial", "t": 1}',
+                                  '{"type": "partial", "t": 1, "call_id": "c", "utterance_id": "u",'
+                                  ' "speaker": "martian", "start": 0, "text": ""}'])
+def test_bad_lines_raise_a_parse_error(line):
+    with pytest.raises(EventParseError):
+        event_from_json(line)
+
+
+def test_schema_document_covers_every_event_and_field():
+    doc = (REPO / "docs" / "events.md").read_text(encoding="utf-8")
+    assert f"Schema version: {SCHEMA_VERSION}" in doc
+    for name, cls in PUBLIC_EVENT_TYPES.items():
+        section = re.search(rf"^### `{name}`\n(.*?)(?=^### |\Z)", doc, re.S | re.M)
+        assert section, f"docs/events.md has no section for {name}"
+        for f in ["type", *(f.name for f in fields(cls))]:
+            assert f"`{f}`" in section.group(1), f"{name}.{f} is not documented"

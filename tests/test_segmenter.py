@@ -1,0 +1,140 @@
+"""The VAD state machine, driven by scripted speech probabilities and by real audio."""
+
+import numpy as np
+import pytest
+
+from agent_assist.events import AudioChunk, CallEnd, EndReason, SpeechSegment, Speaker
+from agent_assist.segmenter import Segmenter, SegmenterOptions
+from agent_assist.vad import WINDOW, VadStream
+from tests.conftest import SPEECH
+
+W = WINDOW / 16000  # seconds per VAD window
+TOL = 2 * W
+
+
+class ScriptedVad:
+    """Speech probability from a script: the window's index decides, not the audio."""
+
+    def __init__(self, probs: list[float]) -> None:
+        self.probs = probs
+        self.i = 0
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        out = [self.probs[self.i + k] if self.i + k < len(self.probs) else 0.0
+               for k in range(len(windows))]
+        self.i += len(windows)
+        return np.array(out, dtype=np.float32)
+
+
+def run(probs: list[float], options: SegmenterOptions | None = None,
+        chunk_windows: int = 3) -> list[SpeechSegment]:
+    segmenter = Segmenter(options, vad_factory=lambda: ScriptedVad(probs))
+    # each sample's value is its own index, so we can check exactly which audio a segment holds
+    audio = np.arange(len(probs) * WINDOW, dtype=np.float32)
+    out = []
+    step = chunk_windows * WINDOW
+    for i in range(0, len(audio), step):
+        chunk = AudioChunk(t=i / 16000, speaker=Speaker.CUSTOMER, samples=audio[i : i + step])
+        out += [e for e in segmenter.process(chunk) if isinstance(e, SpeechSegment)]
+    end = CallEnd(t=len(audio) / 16000, call_id="c", reason=EndReason.END_OF_AUDIO)
+    out += [e for e in segmenter.process(end) if isinstance(e, SpeechSegment)]
+    return out
+
+
+def seconds(n: float) -> int:
+    return round(n / W)
+
+
+def test_speech_ends_after_the_hangover_with_preroll_before_it():
+    probs = [0.0] * seconds(2) + [0.9] * seconds(2) + [0.0] * seconds(2)
+    finals = [s for s in run(probs) if s.final]
+    assert len(finals) == 1
+    seg = finals[0]
+    assert seg.start == pytest.approx(2.0, abs=TOL)
+    assert seg.end == pytest.approx(4.0, abs=TOL)
+    opt = SegmenterOptions()
+    assert seg.audio_start == pytest.approx(2.0 - opt.preroll_s, abs=TOL)
+    assert seg.t == pytest.approx(4.0 + opt.hangover_s, abs=TOL)  # emitted when the hang-over ends
+    # the audio is exactly the samples from audio_start on, tail included
+    first = int(round(seg.audio_start * 16000))
+    assert seg.audio[0] == first and np.all(np.diff(seg.audio) == 1)
+    assert len(seg.audio) / 16000 == pytest.approx(2.0 + opt.preroll_s + opt.tail_s, abs=TOL)
+
+
+def test_a_short_dip_does_not_end_speech_but_a_pause_does():
+    probs = ([0.9] * seconds(1) + [0.1] * seconds(0.3) + [0.9] * seconds(1) + [0.1] * seconds(0.8)
+             + [0.9] * seconds(1) + [0.0] * seconds(1))
+    finals = [s for s in run(probs) if s.final]
+    assert [round(s.start, 1) for s in finals] == [0.0, 3.1]
+
+
+def test_hysteresis_keeps_speech_between_the_thresholds():
+    probs = [0.9] * seconds(0.5) + [0.4] * seconds(2) + [0.0] * seconds(1)
+    finals = [s for s in run(probs) if s.final]
+    assert len(finals) == 1 and finals[0].end == pytest.approx(2.5, abs=TOL)
+
+
+def test_blips_shorter_than_min_speech_are_ignored():
+    probs = [0.0] * 10 + [0.9] * 3 + [0.0] * seconds(1) + [0.9] * 2 + [0.0] * seconds(1)
+    assert run(probs) == []
+
+
+def test_partials_come_at_least_every_second_of_ongoing_speech():
+    probs = [0.9] * seconds(5.5) + [0.0] * seconds(1)
+    segments = run(probs)
+    partials = [s for s in segments if not s.final]
+    assert len(partials) >= 5
+    times = [0.0] + [s.t for s in partials]
+    assert max(np.diff(times)) <= 1.0 + W
+    assert all(p.utterance_id == segments[-1].utterance_id for p in partials)
+
+
+def test_a_long_monologue_is_cut_at_its_latest_pause_without_losing_or_repeating_audio():
+    # 8 s speech, 0.2 s pause, 9 s speech, 0.2 s pause, 9 s speech: 26.6 s with no 0.5 s pause
+    probs = ([0.9] * seconds(8) + [0.1] * seconds(0.2) + [0.9] * seconds(9) + [0.1] * seconds(0.2)
+             + [0.9] * seconds(9) + [0.0] * seconds(1))
+    finals = [s for s in run(probs) if s.final]
+    assert len(finals) == 2
+    first, second = finals
+    assert first.end - first.audio_start <= SegmenterOptions().max_utterance_s
+    assert first.utterance_id != second.utterance_id
+    # the cut is inside the second pause (17.2-17.4 s), not mid-word
+    cut = second.audio_start
+    assert 17.2 <= cut <= 17.4
+    # audio continuity: the first part ends exactly where the second begins
+    assert first.audio[-1] + 1 == second.audio[0]
+    assert first.audio[0] == 0
+
+
+def test_speech_with_no_pause_at_all_is_still_cut_and_nothing_lost():
+    probs = [0.9] * seconds(45) + [0.0] * seconds(1)
+    finals = [s for s in run(probs) if s.final]
+    assert len(finals) >= 3
+    audio = np.concatenate([s.audio for s in finals])
+    assert audio[0] == 0 and np.all(np.diff(audio) == 1)  # contiguous, no gap, no repeat
+
+
+def test_open_speech_is_closed_at_the_end_of_the_call():
+    probs = [0.0] * seconds(1) + [0.9] * seconds(2)
+    finals = [s for s in run(probs) if s.final]
+    assert len(finals) == 1 and finals[0].t == pytest.approx(3.0, abs=TOL)
+
+
+def test_the_result_does_not_depend_on_chunk_size():
+    probs = [0.0] * 30 + [0.9] * 100 + [0.1] * 40 + [0.9] * 60 + [0.0] * 40
+    a = [(s.t, s.start, s.end, s.final, len(s.audio)) for s in run(probs, chunk_windows=1)]
+    b = [(s.t, s.start, s.end, s.final, len(s.audio)) for s in run(probs, chunk_windows=7)]
+    assert a == b
+
+
+def test_streaming_vad_equals_faster_whispers_batch_vad():
+    from faster_whisper.audio import decode_audio
+    from faster_whisper.vad import get_vad_model
+
+    audio = decode_audio(str(SPEECH / "jfk.flac"))
+    audio = audio[: len(audio) // WINDOW * WINDOW]
+    batch = get_vad_model()(audio).reshape(-1)
+    stream = VadStream()
+    windows = audio.reshape(-1, WINDOW)
+    streamed = np.concatenate([stream(windows[i : i + 5]) for i in range(0, len(windows), 5)])
+    assert np.allclose(streamed, batch, atol=1e-5)
