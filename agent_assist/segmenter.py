@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -160,9 +160,8 @@ class _Stream:
         now = self.window_index
         if self.voiced >= self.opt.windows(self.opt.min_speech_s):
             segment = self._segment(now, final=True)
-            if t > segment.t:
-                segment = _with_t(segment, t)
-            yield segment
+            # at the end of a call the last window is zero-padded: keep times within the call
+            yield replace(segment, t=t, end=min(segment.end, t))
         else:
             log.debug("%s: %.2f s blip ignored", self.speaker, self.voiced * WINDOW / RATE)
         # the trailing silence becomes the next segment's pre-roll
@@ -201,7 +200,7 @@ class _Stream:
         saved_last_voiced = self.last_voiced
         self.last_voiced = self.seg_first + (voiced_before[-1] + 1 if voiced_before else cut)
         first = self._segment(cut_index, final=True)
-        yield _with_t(first, now * WINDOW / RATE)
+        yield replace(first, t=now * WINDOW / RATE)
         # the rest carries on as a new utterance
         rest_windows, rest_probs = self.seg_windows[cut:], self.seg_probs[cut:]
         self.seg_windows, self.seg_probs = rest_windows, rest_probs
@@ -212,12 +211,6 @@ class _Stream:
         self.last_voiced = saved_last_voiced
         self.last_partial = cut_index
         self.utterance_id = self.next_id(self.speaker)
-
-
-def _with_t(segment: SpeechSegment, t: float) -> SpeechSegment:
-    from dataclasses import replace
-
-    return replace(segment, t=t)
 
 
 VadFactory = Callable[[], SpeechProbability]

@@ -27,6 +27,7 @@ DEFAULT_MODEL = "tiny.en (bundled)"
 # Whisper's non-speech annotations and stray symbols are not words anyone said.
 _ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|[♪♫*]+")
 _SPACES = re.compile(r"\s+")
+_WORD_MARGIN_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -163,15 +164,19 @@ class Transcriber:
 
     def final(self, segment: SpeechSegment) -> Utterance | None:
         offset = segment.audio_start
-        limit = segment.audio_start + len(segment.audio) / 16000.0
+        # Whisper stretches the first and last words into the silence around them; the VAD's
+        # onset and offset are sharper, so word times are kept within them (plus a little).
+        floor = max(offset, segment.start - _WORD_MARGIN_S)
+        limit = min(segment.audio_start + len(segment.audio) / 16000.0,
+                    segment.end + _WORD_MARGIN_S)
         words: list[Word] = []
         for seg in self._decode(segment.audio, final=True):
             for w in seg.words or ():
                 text = clean_text(w.word)
                 if not text:
                     continue
-                start = min(max(offset + w.start, offset), limit)
-                end = min(max(offset + w.end, start), limit)
+                start = min(max(offset + float(w.start), floor), limit)
+                end = min(max(offset + float(w.end), start), limit)
                 words.append(Word(text=text, start=round(start, 3), end=round(end, 3),
                                   p=round(float(w.probability), 3)))
         if not words:

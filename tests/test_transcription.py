@@ -1,0 +1,118 @@
+"""Golden tests on real recordings through the streaming path, with the real bundled model."""
+
+import time
+
+import jiwer
+import numpy as np
+import pytest
+
+from agent_assist.audio.files import ChannelLayout
+from agent_assist.events import CallEnd, CallStart, Partial, Speaker, Utterance
+from tests.conftest import DATA, SPEECH, normalise, references
+
+MONO = [r for r in references() if r["channel"] == "mono"]
+
+
+@pytest.fixture(scope="module")
+def streamed_and_offline(transcriber):
+    """Each mono reference file through our streaming pipeline and through faster-whisper's own
+    offline transcribe() with the same model, beam and temperature."""
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.replay import ReplayOptions, replay
+    from tests.conftest import Collector
+
+    rows = []
+    for ref in MONO:
+        sink = Collector()
+        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO),
+               transcriber=transcriber)
+        streamed = " ".join(u.text for u in sink.utterances)
+        segments, _ = transcriber.model.transcribe(
+            decode_audio(str(SPEECH / ref["file"])), language="en", beam_size=5, temperature=0.0,
+            condition_on_previous_text=False)
+        offline = " ".join(s.text for s in segments)
+        rows.append((normalise(ref["transcript"]), normalise(streamed), normalise(offline)))
+    return rows
+
+
+def test_streaming_wer_is_at_most_8_percent_and_within_2_points_of_offline(streamed_and_offline):
+    refs = [r for r, _, _ in streamed_and_offline]
+    streaming = jiwer.wer(refs, [s for _, s, _ in streamed_and_offline])
+    offline = jiwer.wer(refs, [o for _, _, o in streamed_and_offline])
+    print(f"WER streaming {streaming:.3f} offline {offline:.3f}")
+    assert streaming <= 0.08
+    assert streaming - offline <= 0.02
+
+
+def test_stereo_sentences_go_to_their_own_channels_speaker(run_replay):
+    out = run_replay(SPEECH / "stereo_diarization.wav")
+    expected = {r["channel"]: normalise(r["transcript"]) for r in references()
+                if r["file"] == "stereo_diarization.wav"}
+    said = {speaker: normalise(" ".join(u.text for u in out.utterances if u.speaker == speaker))
+            for speaker in (Speaker.CUSTOMER, Speaker.AGENT)}
+    assert jiwer.wer(expected["left"], said[Speaker.CUSTOMER]) <= 0.15
+    assert jiwer.wer(expected["right"], said[Speaker.AGENT]) <= 0.15
+    # nothing of one channel's sentence is attributed to the other party
+    assert not set(said[Speaker.AGENT].split()) & {"wizard", "curtain", "confused", "complaint"}
+    assert not set(said[Speaker.CUSTOMER].split()) & {"horizon", "extremely", "distant"}
+    start = out.events[0]
+    assert isinstance(start, CallStart)
+    assert start.channels == {"left": Speaker.CUSTOMER, "right": Speaker.AGENT}
+
+
+def test_swapping_the_customer_channel_swaps_the_speakers(run_replay):
+    out = run_replay(SPEECH / "stereo_diarization.wav", customer_channel="right")
+    customer = normalise(" ".join(u.text for u in out.utterances if u.speaker == Speaker.CUSTOMER))
+    assert "horizon" in customer and "wizard" not in customer
+
+
+def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
+    out = run_replay(DATA / "nonspeech" / "nonspeech.flac")
+    assert [e for e in out.events if isinstance(e, Utterance | Partial)] == []
+    end = out.events[-1]
+    assert isinstance(end, CallEnd) and end.t > 40
+
+
+def test_realtime_and_fast_replay_give_the_same_finals(run_replay):
+    path = SPEECH / "stereo_diarization.wav"
+    fast = run_replay(path)
+    began = time.monotonic()
+    paced = run_replay(path, realtime=True)
+    assert time.monotonic() - began >= 4.5  # it really was paced (the file is 5 s long)
+    assert [u.text for u in fast.utterances] == [u.text for u in paced.utterances]
+    for a, b in zip(fast.utterances, paced.utterances, strict=True):
+        assert a.speaker == b.speaker
+        assert abs(a.t - b.t) <= 0.05 and abs(a.start - b.start) <= 0.05
+        assert abs(a.end - b.end) <= 0.05
+
+
+def test_a_long_monologue_is_transcribed_in_parts_without_losing_or_repeating_words(
+        run_replay, tmp_path):
+    from faster_whisper.audio import decode_audio
+
+    from tests.test_audio_files import write_audio
+
+    gap = np.zeros(int(0.25 * 16000), dtype=np.float32)  # shorter than the hang-over
+    pieces, words = [], []
+    for ref in MONO:
+        pieces += [decode_audio(str(SPEECH / ref["file"])), gap]
+        words.append(normalise(ref["transcript"]))
+    monologue = np.concatenate(pieces)
+    assert len(monologue) / 16000 > 35
+    path = write_audio(tmp_path / "monologue.flac", monologue[None, :], 16000, "flac", "flac")
+    out = run_replay(path)
+    # the first ~27 s (LibriSpeech clips 0.25 s apart) has no pause the hang-over would end:
+    # it must have been cut into parts
+    assert sum(u.start < 27 for u in out.utterances) >= 2
+    assert all(u.end - u.start <= 21 for u in out.utterances)
+    reference = " ".join(words)
+    hypothesis = normalise(" ".join(u.text for u in out.utterances))
+    measures = jiwer.process_words(reference, hypothesis)
+    print(f"monologue WER {measures.wer:.3f}, {measures.insertions} insertions, "
+          f"{measures.deletions} deletions over {len(out.utterances)} parts")
+    assert measures.wer <= 0.12
+    assert measures.insertions <= 1 and measures.deletions <= 2
+    # utterances follow one another in time, without overlap
+    for a, b in zip(out.utterances, out.utterances[1:], strict=False):
+        assert a.end <= b.start + 0.05
