@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from agent_assist.events import AudioChunk, CallEnd, CallStart, Event, SpeechSegment, Speaker
+from agent_assist.events import AudioChunk, CallEnd, CallStart, Event, Speaker, SpeechSegment
 from agent_assist.vad import WINDOW, SpeechProbability, VadStream
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class SegmenterOptions:
     min_pause_s: float = 0.1
 
     def windows(self, seconds: float) -> int:
-        return max(1, int(round(seconds * RATE / WINDOW)))
+        return max(1, round(seconds * RATE / WINDOW))
 
 
 class _Stream:
@@ -65,12 +65,13 @@ class _Stream:
         self.voiced = 0
         self.last_partial = 0  # window index at the last partial request
         self.utterance_id = ""
+        self.end_of_audio: float | None = None  # set when the call ends: no time goes past it
 
     # -- feeding -------------------------------------------------------------------------------
 
     def feed(self, chunk: AudioChunk) -> Iterator[SpeechSegment]:
         expected = self.window_index * WINDOW + len(self.pending)
-        start = int(round(chunk.t * RATE))
+        start = round(chunk.t * RATE)
         if start > expected + WINDOW:
             # The source skipped audio (a pause in listening, a device gap): what was being said
             # has ended; restart the stream clock at the chunk.
@@ -90,6 +91,7 @@ class _Stream:
 
     def finish(self, t_end: float) -> Iterator[SpeechSegment]:
         """End of audio: classify the last part-window (zero padded) and close any open speech."""
+        self.end_of_audio = t_end
         if len(self.pending):
             window = np.zeros(WINDOW, dtype=np.float32)
             window[: len(self.pending)] = self.pending
@@ -161,11 +163,13 @@ class _Stream:
         if self.voiced >= self.opt.windows(self.opt.min_speech_s):
             segment = self._segment(now, final=True)
             # at the end of a call the last window is zero-padded: keep times within the call
+            if self.end_of_audio is not None:
+                t = min(t, self.end_of_audio)
             yield replace(segment, t=t, end=min(segment.end, t))
         else:
             log.debug("%s: %.2f s blip ignored", self.speaker, self.voiced * WINDOW / RATE)
         # the trailing silence becomes the next segment's pre-roll
-        tail = list(zip(self.seg_windows, self.seg_probs, strict=True))[-self.preroll.maxlen :]
+        tail = list(zip(self.seg_windows, self.seg_probs, strict=True))[-(self.preroll.maxlen or 1) :]
         self.preroll.clear()
         self.preroll.extend(tail)
         self.in_speech = False

@@ -30,7 +30,8 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
             yield (*prefix, name), command
 
 
-@pytest.mark.parametrize("path", [p for p, _ in all_commands(cli)], ids=lambda p: " ".join(p) or "agent-assist")
+@pytest.mark.parametrize("path", [p for p, _ in all_commands(cli)],
+                         ids=lambda p: " ".join(p) or "agent-assist")
 def test_every_command_has_help_with_an_example(path):
     result = agent_assist(*path, "--help")
     assert result.returncode == 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agent_assist.events import AudioChunk, CallEnd, EndReason, SpeechSegment, Speaker
+from agent_assist.events import AudioChunk, CallEnd, EndReason, Speaker, SpeechSegment
 from agent_assist.segmenter import Segmenter, SegmenterOptions
 from agent_assist.vad import WINDOW, VadStream
 from tests.conftest import SPEECH
@@ -56,7 +56,7 @@ def test_speech_ends_after_the_hangover_with_preroll_before_it():
     assert seg.audio_start == pytest.approx(2.0 - opt.preroll_s, abs=TOL)
     assert seg.t == pytest.approx(4.0 + opt.hangover_s, abs=TOL)  # emitted when the hang-over ends
     # the audio is exactly the samples from audio_start on, tail included
-    first = int(round(seg.audio_start * 16000))
+    first = round(seg.audio_start * 16000)
     assert seg.audio[0] == first and np.all(np.diff(seg.audio) == 1)
     assert len(seg.audio) / 16000 == pytest.approx(2.0 + opt.preroll_s + opt.tail_s, abs=TOL)
 

@@ -8,10 +8,10 @@ the caller insists on stereo.
 
 from __future__ import annotations
 
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-import wave
 from pathlib import Path
 
 import av
@@ -139,7 +139,7 @@ class FileSource:
             raise ValueError("customer_channel must be 'left' or 'right'")
         self.path = path
         self.info = probe_file(path)
-        self.block_samples = int(round(block_s * TARGET_RATE))
+        self.block_samples = round(block_s * TARGET_RATE)
         self.stereo = self.info.channels == 2 and (
             layout == ChannelLayout.STEREO
             or (layout == ChannelLayout.AUTO and not self._is_dual_mono())
@@ -147,7 +147,7 @@ class FileSource:
         if self.stereo:
             agent_channel = "right" if customer_channel == "left" else "left"
             self.channels = {customer_channel: Speaker.CUSTOMER, agent_channel: Speaker.AGENT}
-            self._speakers = (self.channels["left"], self.channels["right"])
+            self._speakers: tuple[Speaker, ...] = (self.channels["left"], self.channels["right"])
         else:
             self.channels = {"mono": Speaker.UNKNOWN}
             self._speakers = (Speaker.UNKNOWN,)

@@ -57,7 +57,7 @@ def synthesise(voice: object, text: str, party: str, pace: str) -> np.ndarray:
     chunks = list(voice.synthesize(text, syn_config=config))  # type: ignore[attr-defined]
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     rate = chunks[0].sample_rate
-    resampler = StreamResampler(int(round(rate * pitch)), 1)
+    resampler = StreamResampler(round(rate * pitch), 1)
     out = np.concatenate([resampler.push(audio[None, :]), resampler.flush()], axis=1)[0]
     return out * (0.5 / max(1e-6, float(np.max(np.abs(out)))))
 
