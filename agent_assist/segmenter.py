@@ -76,6 +76,7 @@ class _Stream:
             # The source skipped audio (a pause in listening, a device gap): what was being said
             # has ended; restart the stream clock at the chunk.
             yield from self.finish(expected / RATE)
+            self.end_of_audio = None
             self.pending = np.zeros(0, dtype=np.float32)
             self.window_index = start // WINDOW
             self.preroll.clear()

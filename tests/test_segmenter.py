@@ -138,3 +138,18 @@ def test_streaming_vad_equals_faster_whispers_batch_vad():
     windows = audio.reshape(-1, WINDOW)
     streamed = np.concatenate([stream(windows[i : i + 5]) for i in range(0, len(windows), 5)])
     assert np.allclose(streamed, batch, atol=1e-5)
+
+
+def test_a_gap_in_the_audio_ends_the_speech_and_later_speech_still_counts():
+    probs = [0.9] * seconds(2) + [0.9] * seconds(2) + [0.0] * seconds(1)
+    segmenter = Segmenter(vad_factory=lambda: ScriptedVad(probs))
+    audio = np.ones(seconds(2) * WINDOW, dtype=np.float32)
+    out = list(segmenter.process(AudioChunk(t=0.0, speaker=Speaker.AGENT, samples=audio)))
+    # listening paused for 10 s: the next chunk starts at 12 s
+    out += segmenter.process(AudioChunk(t=12.0, speaker=Speaker.AGENT, samples=audio))
+    out += segmenter.process(AudioChunk(t=12.0 + len(audio) / 16000, speaker=Speaker.AGENT,
+                                        samples=np.ones(seconds(1) * WINDOW, dtype=np.float32)))
+    finals = [s for s in out if isinstance(s, SpeechSegment) and s.final]
+    assert len(finals) == 2
+    assert finals[0].end == pytest.approx(2.0, abs=TOL) and finals[0].t <= 2.0 + TOL
+    assert finals[1].start == pytest.approx(12.0, abs=TOL) and finals[1].t > 13.9
