@@ -65,7 +65,6 @@ class _Stream:
         self.voiced = 0
         self.last_partial = 0  # window index at the last partial request
         self.utterance_id = ""
-        self.end_of_audio: float | None = None  # set when the call ends: no time goes past it
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -76,7 +75,6 @@ class _Stream:
             # The source skipped audio (a pause in listening, a device gap): what was being said
             # has ended; restart the stream clock at the chunk.
             yield from self.finish(expected / RATE)
-            self.end_of_audio = None
             self.pending = np.zeros(0, dtype=np.float32)
             self.window_index = start // WINDOW
             self.preroll.clear()
@@ -91,16 +89,21 @@ class _Stream:
             yield from self._step(window, float(prob))
 
     def finish(self, t_end: float) -> Iterator[SpeechSegment]:
-        """End of audio: classify the last part-window (zero padded) and close any open speech."""
-        self.end_of_audio = t_end
+        """End of audio: classify the last part-window (zero padded) and close any open speech.
+
+        The padding is not audio anyone heard, so no time of what comes out goes past `t_end`.
+        """
+        segments: list[SpeechSegment] = []
         if len(self.pending):
             window = np.zeros(WINDOW, dtype=np.float32)
             window[: len(self.pending)] = self.pending
             self.pending = np.zeros(0, dtype=np.float32)
             for prob in self.vad(window[None, :]):
-                yield from self._step(window, float(prob))
+                segments += self._step(window, float(prob))
         if self.in_speech:
-            yield from self._close(t_end)
+            segments += self._close(t_end)
+        for segment in segments:
+            yield replace(segment, t=min(segment.t, t_end), end=min(segment.end, t_end))
 
     # -- the state machine ---------------------------------------------------------------------
 
@@ -162,11 +165,7 @@ class _Stream:
     def _close(self, t: float) -> Iterator[SpeechSegment]:
         now = self.window_index
         if self.voiced >= self.opt.windows(self.opt.min_speech_s):
-            segment = self._segment(now, final=True)
-            # at the end of a call the last window is zero-padded: keep times within the call
-            if self.end_of_audio is not None:
-                t = min(t, self.end_of_audio)
-            yield replace(segment, t=t, end=min(segment.end, t))
+            yield replace(self._segment(now, final=True), t=t)
         else:
             log.debug("%s: %.2f s blip ignored", self.speaker, self.voiced * WINDOW / RATE)
         # the trailing silence becomes the next segment's pre-roll

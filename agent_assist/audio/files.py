@@ -46,10 +46,6 @@ class FileInfo:
     duration: float | None  # from the header, when it says
 
 
-def _describe(path: Path) -> str:
-    return str(path)
-
-
 def probe_file(path: Path) -> FileInfo:
     """Open `path` and check it is usable audio, raising `AudioSourceError` with a one-line reason."""
     if not path.exists():
@@ -92,9 +88,10 @@ def probe_file(path: Path) -> FileInfo:
             f"{path}: {channels} audio channels are not supported; use a mono file or a stereo "
             "file with one party per channel"
         )
-    if container_format.startswith("wav"):
+    declared = _wav_declared_duration(path) if container_format.startswith("wav") else None
+    if declared is not None:
         # FFmpeg trims a WAV's duration to the bytes present; the header says what was promised
-        duration = max(duration or 0.0, _wav_declared_duration(path) or 0.0) or duration
+        duration = max(duration or 0.0, declared)
     return FileInfo(path=path, codec=codec, rate=rate, channels=channels, duration=duration)
 
 
@@ -155,7 +152,7 @@ class FileSource:
 
     @property
     def description(self) -> str:
-        return _describe(self.path)
+        return str(self.path)
 
     def _decode(self, limit_s: float | None = None) -> Iterator[np.ndarray]:
         """Yield (channels, n) float32 blocks at 16 kHz, in the file's own channel count."""
