@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import json
 import logging
 import signal
 import sys
@@ -21,6 +23,12 @@ from agent_assist.sinks import ConsoleTranscript, JsonlEventLog
 from agent_assist.transcriber import TranscriberOptions
 
 log = logging.getLogger("agent_assist")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+DEFAULT_VOICE_DATA = SHARED / "emotional-speech"
+DEFAULT_DEV_DATA = SHARED / "text" / "dev-eval"
+DEFAULT_CALLS = SHARED / "calls" / "harper_valley_dev.jsonl"
 
 
 @contextlib.contextmanager
@@ -118,6 +126,129 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         end = session.run()
     if end.error:
         raise AgentAssistError(f"{end.error} (events up to {end.t:.1f} s were written)")
+
+
+@cli.group()
+def classifiers() -> None:
+    """Build, measure and try the distress, escalation and crisis classifiers.
+
+    \b
+    Example:
+      agent-assist classifiers score my_labelled_calls.csv --text-column utterance
+    """
+
+
+def _progress(label: str) -> Callable[[str], None]:
+    def say(step: str) -> None:
+        click.echo(f"  {label}: {step}", err=True)
+
+    return say
+
+
+@classifiers.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=REPO / "data", show_default="data/", help="Training data folder.")
+@click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Emotional speech folder with manifest.csv (default: ../shared/data/emotional-speech "
+                   "when present). Without it the shipped acoustic model is kept.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=REPO / "classifiers", show_default="classifiers/", help="Where the models go.")
+def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
+    """Rebuild every model from data/ (seeded, so the same data gives the same models), export them
+    as ONNX into classifiers/ and print the metrics measured on held-out rows.
+
+    \b
+    Example:
+      agent-assist classifiers train --voice-data ../shared/data/emotional-speech
+    """
+    from agent_assist.scoring import training
+
+    if voice_data is None and DEFAULT_VOICE_DATA.is_dir():
+        voice_data = DEFAULT_VOICE_DATA
+    steps = ["reading data/", "text features", "text model: distress", "text model: escalation",
+             "text model: crisis", "exporting text.onnx"]
+    with click.progressbar(length=len(steps) + (3 if voice_data else 0), label="training",
+                           file=sys.stderr, show_pos=True, item_show_func=lambda s: s) as bar:
+        def step(name: str) -> None:
+            if not name.startswith("voice features") or name.endswith(" 0/2110"):
+                bar.update(1, name)
+        manifest = training.train(data_dir, out_dir, voice_data, step)
+    click.echo(json.dumps({"text": manifest["text"]["metrics"], "acoustic": manifest["acoustic"]["metrics"],
+                           "operating_points": manifest["operating_points"]}, indent=2))
+
+
+@classifiers.command(name="eval")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), default=REPO / "data",
+              show_default="data/", help="Training data (for the GoEmotions baseline).")
+@click.option("--dev-data", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DEV_DATA,
+              show_default="../shared/data/text/dev-eval", help="Folder with the dev sets (read only).")
+@click.option("--crisis-set", type=click.Path(path_type=Path, dir_okay=False),
+              default=REPO / "tests" / "data" / "crisis_eval.tsv", show_default="tests/data/crisis_eval.tsv")
+@click.option("--calls", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Calm calls (JSONL) for false alarms (default: ../shared/data/calls when present).")
+@click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also replay the held-out actors' clips from this emotional speech folder through "
+                   "the pipeline (a few minutes).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the full report as JSON here.")
+def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | None, voice_data: Path | None,
+             json_path: Path | None) -> None:
+    """Report ROC-AUC, average precision and F1 at the shipped operating point on the dev sets,
+    beside a TF-IDF + logistic regression baseline fitted on GoEmotions; precision and recall on
+    the crisis set; how often each signal fires on calm calls; and, with --voice-data, how well
+    voices the acoustic model never heard are scored through the whole pipeline.
+
+    \b
+    Examples:
+      agent-assist classifiers eval --json eval.json
+      agent-assist classifiers eval --voice-data ../shared/data/emotional-speech
+    """
+    from agent_assist.scoring import evaluation
+    from agent_assist.scoring.models import shipped
+
+    if calls is None and DEFAULT_CALLS.is_file():
+        calls = DEFAULT_CALLS
+    models = shipped()
+    report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"))
+    if voice_data is not None:
+        from agent_assist.scoring.training import HELD_OUT_SPEAKERS
+        from agent_assist.transcriber import Transcriber
+
+        transcriber = Transcriber()
+        transcriber.warm_up()
+        report["voice"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, transcriber,
+                                           _progress("eval"))
+    for line in evaluation.format_report(report):
+        click.echo(line)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+@classifiers.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--text-column", metavar="NAME", default=None,
+              help="For CSV/TSV files: the column holding the utterance (default: 'text', or the "
+                   "only column).")
+def score(file: Path, text_column: str | None) -> None:
+    """Score texts without audio: FILE is a CSV or TSV file with a header (choose the column with
+    --text-column) or plain text with one utterance per line. Prints CSV with the columns
+    distress,escalation,crisis, one row per input row, in order.
+
+    \b
+    Examples:
+      agent-assist classifiers score utterances.txt
+      agent-assist classifiers score labelled.csv --text-column utterance > scores.csv
+    """
+    from agent_assist.scoring.models import shipped
+    from agent_assist.scoring.textfile import read_texts
+
+    texts = read_texts(file, text_column)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["distress", "escalation", "crisis"])
+    models = shipped()
+    for i in range(0, len(texts), 256):
+        for row in models.score_text(texts[i:i + 256]):
+            out.writerow([f"{v:.4f}" for v in row])
 
 
 def main(argv: list[str] | None = None) -> None:

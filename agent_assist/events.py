@@ -102,6 +102,35 @@ class Word:
 
 
 @dataclass(frozen=True)
+class VoiceFeatures:
+    """Internal: acoustic features of a final segment's speech, ahead of its transcript."""
+
+    t: float
+    speaker: Speaker
+    utterance_id: str
+    features: np.ndarray
+    speech_s: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """How a customer utterance sounds and reads: calibrated probabilities in [0, 1].
+
+    `distress` and `escalation` combine the words (`text`) and the voice (`acoustic`); `crisis` is
+    from the words alone. `trend` is the call so far: a smoothed level of each and how much it rose
+    over the last few customer turns.
+    """
+
+    distress: float
+    escalation: float
+    crisis: float
+    text: dict[str, float]
+    acoustic: dict[str, float] | None
+    baseline: bool
+    trend: dict[str, float]
+
+
+@dataclass(frozen=True)
 class PublicEvent:
     """Base for events that are written to the event log."""
 
@@ -160,6 +189,7 @@ class Utterance(PublicEvent):
     end: float
     text: str
     words: tuple[Word, ...] = field(default_factory=tuple)
+    scores: Scores | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +209,7 @@ PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
     cls.type: cls for cls in (CallStart, Partial, Utterance, CallEnd)
 }
 
-Event = AudioChunk | SpeechSegment | PublicEvent
+Event = AudioChunk | SpeechSegment | VoiceFeatures | PublicEvent
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -190,6 +220,8 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, Word):
         return {"text": value.text, "start": round(value.start, 3), "end": round(value.end, 3),
                 "p": round(value.p, 3)}
+    if isinstance(value, Scores):
+        return {f.name: _to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, tuple | list):
         return [_to_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -221,6 +253,8 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
             kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
         if "words" in kwargs:
             kwargs["words"] = tuple(Word(**w) for w in kwargs["words"])
+        if kwargs.get("scores") is not None:
+            kwargs["scores"] = Scores(**kwargs["scores"])
         return cls(**kwargs)
     except (TypeError, ValueError, AttributeError) as exc:
         raise EventParseError(f"bad {kind} event: {exc}") from exc

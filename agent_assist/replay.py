@@ -9,7 +9,8 @@ from pathlib import Path
 
 from agent_assist.audio.files import ChannelLayout, FileSource
 from agent_assist.events import CallEnd
-from agent_assist.pipeline import Pipeline, Sink
+from agent_assist.pipeline import Pipeline, Sink, Stage
+from agent_assist.scoring.scorer import Scorer, VoiceAnalyser
 from agent_assist.segmenter import Segmenter, SegmenterOptions
 from agent_assist.transcriber import Transcriber, TranscriberOptions
 
@@ -20,6 +21,7 @@ class ReplayOptions:
     layout: ChannelLayout = ChannelLayout.AUTO
     customer_channel: str = "left"
     call_id: str | None = None
+    scoring: bool = True  # attach distress/escalation/crisis scores to customer utterances
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
     transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
 
@@ -28,17 +30,20 @@ class Replay:
     """A recorded call ready to run: the file is checked first, then the models load.
 
     Checking the file before loading any model means a bad file fails fast with a clear message.
-    `transcriber` lets a caller reuse an already loaded model across calls.
+    `transcriber` and `scorer` let a caller reuse already loaded models across calls.
     """
 
     def __init__(self, path: Path, sinks: Sequence[Sink], options: ReplayOptions | None = None,
-                 transcriber: Transcriber | None = None) -> None:
+                 transcriber: Transcriber | None = None, scorer: Scorer | None = None) -> None:
         self.options = options or ReplayOptions()
         self.source = FileSource(path, layout=self.options.layout,
                                  customer_channel=self.options.customer_channel)
         self.transcriber = transcriber or Transcriber(self.options.transcriber)
         self.transcriber.warm_up()
-        self.pipeline = Pipeline([Segmenter(self.options.segmenter), self.transcriber], sinks,
+        stages: list[Stage] = [Segmenter(self.options.segmenter), self.transcriber]
+        if self.options.scoring:
+            stages = [stages[0], VoiceAnalyser(), self.transcriber, scorer or Scorer()]
+        self.pipeline = Pipeline(stages, sinks,
                                  realtime=self.options.realtime, model_label=self.transcriber.label)
         self.call_id = self.options.call_id or uuid.uuid4().hex[:12]
 
@@ -50,6 +55,6 @@ class Replay:
 
 
 def replay(path: Path, sinks: Sequence[Sink], options: ReplayOptions | None = None,
-           transcriber: Transcriber | None = None) -> CallEnd:
+           transcriber: Transcriber | None = None, scorer: Scorer | None = None) -> CallEnd:
     """Run the call in `path` through the pipeline into `sinks` and return its `call_end`."""
-    return Replay(path, sinks, options, transcriber).run()
+    return Replay(path, sinks, options, transcriber, scorer).run()

@@ -14,6 +14,19 @@ from agent_assist.events import CallEnd, CallStart, Partial, PublicEvent, Uttera
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+NOTE_AT = 0.5  # a score worth a note in the transcript
+
+
+def score_note(utterance: Utterance) -> str:
+    """`  [distress 0.93]` after a line whose scores are high, or nothing."""
+    s = utterance.scores
+    if s is None:
+        return ""
+    signals = (("crisis", s.crisis), ("distress", s.distress), ("escalation", s.escalation))
+    high = [f"{name} {value:.2f}" for name, value in signals if value >= NOTE_AT]
+    return f"  [{', '.join(high)}]" if high else ""
+
+
 class JsonlEventLog:
     """Appends every event as one JSON object per line, flushed as it happens. `-` is stdout."""
 
@@ -71,7 +84,7 @@ class ConsoleTranscript:
         elif isinstance(event, Utterance):
             self._clear_partial()
             self.stream.write(f"[{format_clock(event.start)}] {event.speaker:>8}: "
-                              f"{_clean(event.text)}\n")
+                              f"{_clean(event.text)}{score_note(event)}\n")
         elif isinstance(event, CallStart):
             channels = ", ".join(f"{ch} = {who}" for ch, who in event.channels.items())
             self.stream.write(f"call {event.call_id} from {_clean(event.source)} ({channels})\n")

@@ -60,3 +60,11 @@ def run_replay(transcriber: Transcriber):
         return sink
 
     return run
+
+
+@pytest.fixture(scope="session")
+def sample_call(transcriber: Transcriber) -> Collector:
+    """The demo's sample call, replayed once for every test that reads it."""
+    sink = Collector()
+    replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), transcriber=transcriber)
+    return sink

@@ -12,6 +12,7 @@ from agent_assist.events import (
     EndReason,
     EventParseError,
     Partial,
+    Scores,
     Speaker,
     Utterance,
     Word,
@@ -29,6 +30,15 @@ EXAMPLES = [
               end=2.104, text="Thanks for calling.",
               words=(Word("Thanks", 0.064, 0.5, 0.9), Word("for", 0.5, 0.7, 0.95),
                      Word("calling.", 0.7, 2.104, 0.99))),
+    Utterance(t=18.2, call_id="c1", utterance_id="u4", speaker=Speaker.CUSTOMER, start=16.6, end=17.7,
+              text="He passed away two months ago.",
+              scores=Scores(distress=0.981, escalation=0.06, crisis=0.0,
+                            text={"distress": 0.93, "escalation": 0.01, "crisis": 0.0},
+                            acoustic={"distress": 0.84, "escalation": 0.97, "angry": 0.97, "sad": 0.84,
+                                      "fearful": 0.2},
+                            baseline=False,
+                            trend={"distress": 0.6, "escalation": 0.28, "distress_rise": 0.0,
+                                   "escalation_rise": 0.0})),
     CallEnd(t=159.5, call_id="c1", reason=EndReason.SOURCE_ERROR, error="file is truncated",
             utterances=3, partials=7, partials_dropped=1),
 ]
@@ -72,3 +82,11 @@ def test_schema_document_covers_every_event_and_field():
         assert section, f"docs/events.md has no section for {name}"
         for f in ["type", *(f.name for f in fields(cls))]:
             assert f"`{f}`" in section.group(1), f"{name}.{f} is not documented"
+
+
+def test_scores_document_covers_every_field():
+    doc = (REPO / "docs" / "events.md").read_text(encoding="utf-8")
+    for f in fields(Scores):
+        assert f"| `{f.name}` |" in doc, f"scores.{f.name} is not documented"
+    for key in ("angry", "sad", "fearful", "distress_rise", "escalation_rise"):
+        assert f"`{key}`" in doc

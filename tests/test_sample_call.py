@@ -8,10 +8,10 @@ from agent_assist.events import CallStart, Speaker
 from tests.conftest import SAMPLES, normalise
 
 
-def test_sample_call_speakers_and_transcript(run_replay):
+def test_sample_call_speakers_and_transcript(sample_call):
     with (SAMPLES / "sample_call.turns.tsv").open(encoding="utf-8") as f:
         turns = list(csv.DictReader(f, delimiter="\t"))
-    out = run_replay(SAMPLES / "sample_call.flac")
+    out = sample_call
     assert isinstance(out.events[0], CallStart)
     assert len(out.utterances) >= len(turns) * 0.8
     for u in out.utterances:

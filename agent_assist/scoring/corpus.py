@@ -1,0 +1,145 @@
+"""The training data in `data/`, read into one labelled table. Pure Python: no scikit-learn here.
+
+Each row is a text with a 0/1 label for distress, escalation and crisis (or None where that source
+says nothing about it), a weight, and its source. Where each source comes from and how its labels
+map is in data/README.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_assist.errors import AgentAssistError
+
+SIGNALS = ("distress", "escalation", "crisis")
+
+GOEMOTIONS_DISTRESS = {"sadness", "grief", "fear", "nervousness", "remorse", "disappointment"}
+GOEMOTIONS_ESCALATION = {"anger", "annoyance", "disgust"}
+# "disapproval" alone is mostly a plain "no" or a disagreement: neither escalation nor calm for us
+GOEMOTIONS_UNSURE = {"disapproval"}
+COUNSEL_DISTRESS_TOPICS = {
+    "depression",
+    "anxiety",
+    "trauma",
+    "self-esteem",
+    "relationship-dissolution",
+    "grief-and-loss",
+    "domestic-violence",
+    "self-harm",
+    "stress",
+    "family-conflict",
+    "substance-abuse",
+    "addiction",
+    "eating-disorders",
+    "sleep-improvement",
+}
+IN_DOMAIN_WEIGHT = 10.0  # our own contact-centre utterances count ten times a corpus row
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    distress: int | None
+    escalation: int | None
+    crisis: int | None
+    weight: float
+    source: str
+
+
+def _open(path: Path) -> Iterator[str]:
+    if not path.is_file():
+        raise AgentAssistError(f"{path}: training data missing (see data/README.md)")
+    with path.open(encoding="utf-8", newline="") as fh:
+        yield from fh
+
+
+def goemotions(root: Path, unsure: frozenset[str] | set[str] = GOEMOTIONS_UNSURE) -> Iterator[Row]:
+    """Reddit comments with 28 emotion labels; `unsure` labels alone leave escalation unknown."""
+    labels = (root / "goemotions" / "labels.txt").read_text(encoding="utf-8").split()
+    for line in _open(root / "goemotions" / "train.tsv"):
+        text, ids, _ = line.rstrip("\n").split("\t")
+        names = {labels[int(i)] for i in ids.split(",")}
+        escalation: int | None = int(bool(names & GOEMOTIONS_ESCALATION))
+        if not escalation and names & unsure:
+            escalation = None
+        yield Row(text, int(bool(names & GOEMOTIONS_DISTRESS)), escalation, 0, 1.0, "goemotions")
+
+
+def davidson(root: Path, keep: int = 4000, seed: int = 0) -> Iterator[Row]:
+    """Offensive or hateful tweets as abusive escalation, and tweets that are neither as negatives."""
+    rows = list(csv.DictReader(_open(root / "davidson" / "labeled_data.csv")))
+    random.Random(seed).shuffle(rows)
+    abusive = [r for r in rows if r["class"] in ("0", "1")][: keep // 2]
+    neither = [r for r in rows if r["class"] == "2"][: keep // 2]
+    for r in abusive + neither:
+        text = r["tweet"].replace("RT ", " ")
+        yield Row(text, None, int(r["class"] != "2"), 0, 1.0, "davidson")
+
+
+def counsel_chat(root: Path) -> Iterator[Row]:
+    """Questions people asked therapists about depression, grief, trauma, violence…: distress."""
+    seen = set()
+    for r in csv.DictReader(_open(root / "counsel_chat" / "20200325_counsel_chat.csv")):
+        if r["questionID"] in seen or r["topic"] not in COUNSEL_DISTRESS_TOPICS:
+            continue
+        seen.add(r["questionID"])
+        yield Row(r["questionTitle"], 1, None, None, 1.0, "counsel_chat")
+        first = r["questionText"].replace("\n", " ").split(". ")[0]
+        if len(first.split()) >= 4:
+            yield Row(first, 1, None, None, 1.0, "counsel_chat")
+
+
+BITEXT_ESCALATION_UNSURE = {"contact_human_agent", "contact_customer_service"}
+
+
+def bitext(root: Path, keep: int = 2500, seed: int = 0) -> Iterator[Row]:
+    """Calm customer-service requests: negatives for every signal (complaints left out).
+
+    Asking for a person is calm here but is escalation when demanded, so those rows say nothing
+    about escalation either way.
+    """
+    rows = [
+        r
+        for r in csv.DictReader(
+            _open(root / "bitext" / "Bitext_Sample_Customer_Support_Training_Dataset.csv")
+        )
+        if r["intent"] != "complaint"
+    ]
+    random.Random(seed).shuffle(rows)
+    for r in rows[:keep]:
+        escalation = None if r["intent"] in BITEXT_ESCALATION_UNSURE else 0
+        yield Row(r["instruction"], 0, escalation, 0, 1.0, "bitext")
+
+
+def contact_centre(root: Path) -> Iterator[Row]:
+    """Our own in-domain utterances, with hard negatives, and the crisis training set."""
+    path = root / "contact_centre" / "utterances.tsv"
+    for r in csv.DictReader(_open(path), delimiter="\t"):
+        yield Row(r["text"], int(r["distress"]), int(r["escalation"]), 0, IN_DOMAIN_WEIGHT, "contact_centre")
+    for r in csv.DictReader(_open(root / "contact_centre" / "crisis.tsv"), delimiter="\t"):
+        yield Row(r["text"], None, None, int(r["crisis"]), IN_DOMAIN_WEIGHT, "contact_centre_crisis")
+
+
+# Reddit and Twitter rows that talk of suicide, killing or weapons are left out of the crisis
+# negatives: some are real disclosures, and the crisis set has its own hard negatives.
+_CRISIS_WORDS = re.compile(
+    r"suicid|kill|die\b|dying|dead|death|overdos|hurt (?:my|him|her|them)self|end (?:it|my life)|"
+    r"gun|knife|shoot|stab|murder|rape|abus|beat|hit me|harm",
+    re.I,
+)
+
+
+def load(root: Path) -> list[Row]:
+    """Every training row from `root` (the project's data/ folder), in a fixed order."""
+    rows: list[Row] = []
+    for source in (goemotions, davidson, counsel_chat, bitext, contact_centre):
+        for row in source(root):
+            if row.crisis == 0 and row.weight == 1.0 and _CRISIS_WORDS.search(row.text):
+                row = Row(row.text, row.distress, row.escalation, None, row.weight, row.source)
+            rows.append(row)
+    return rows

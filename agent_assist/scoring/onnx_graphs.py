@@ -1,0 +1,228 @@
+"""ONNX graphs for the trained classifiers, written out node by node with `onnx.helper`.
+
+Only the training side imports this (it needs the `onnx` package); the live path loads the files
+with onnxruntime. The graphs are small and fixed, so they are spelled out here rather than
+converted: the same arithmetic as `training.py`'s scikit-learn models, checked against them when
+they are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+
+
+def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(value, name=name)
+
+
+def text_model(
+    *,
+    terms: Sequence[str],
+    idf: np.ndarray,
+    term_coef: np.ndarray,
+    dense_coef: np.ndarray,
+    intercept: np.ndarray,
+    calib_a: np.ndarray,
+    calib_b: np.ndarray,
+    doc: str,
+) -> onnx.ModelProto:
+    """Stem terms and a sentence embedding → probabilities (N, K).
+
+    The terms of several utterances arrive flattened with the row each belongs to and its
+    sublinear term frequency; unknown terms map to an all-zero last row. The TF-IDF vector of each
+    row is L2-normalised, as scikit-learn's TfidfVectorizer does.
+    """
+    k = term_coef.shape[1]
+    tcoef = np.vstack([term_coef, np.zeros((1, k))]).astype(np.float32)
+    tidf = np.concatenate([idf, [0.0]]).astype(np.float32)
+    inits = [
+        _const("term_coef", tcoef),
+        _const("idf", tidf),
+        _const("dense_coef", dense_coef.astype(np.float32)),
+        _const("intercept", intercept.astype(np.float32)),
+        _const("calib_a", calib_a.astype(np.float32)),
+        _const("calib_b", calib_b.astype(np.float32)),
+        _const("eps", np.array(1e-9, np.float32)),
+        _const("k", np.array([k], np.int64)),
+        _const("axis1", np.array([1], np.int64)),
+    ]
+    zeros = helper.make_tensor("z", TensorProto.FLOAT, [1], [0.0])
+    nodes = [
+        helper.make_node("MatMul", ["embedding", "dense_coef"], ["dense_logit"]),
+        helper.make_node(
+            "LabelEncoder",
+            ["terms"],
+            ["tid"],
+            domain="ai.onnx.ml",
+            keys_strings=list(terms),
+            values_int64s=list(range(len(terms))),
+            default_int64=len(terms),
+        ),
+        helper.make_node("Gather", ["idf", "tid"], ["tidf"]),
+        helper.make_node("Mul", ["term_tf", "tidf"], ["tw"]),
+        helper.make_node("Mul", ["tw", "tw"], ["tw2"]),
+        helper.make_node("ConstantOfShape", ["rows"], ["zeros_n"], value=zeros),
+        helper.make_node("ScatterND", ["zeros_n", "term_row", "tw2"], ["sq"], reduction="add"),
+        helper.make_node("Sqrt", ["sq"], ["tnorm"]),
+        helper.make_node("Add", ["tnorm", "eps"], ["tnorm_e"]),
+        helper.make_node("Unsqueeze", ["tnorm_e", "axis1"], ["tnorm2"]),
+        helper.make_node("Gather", ["term_coef", "tid"], ["tcoef"]),
+        helper.make_node("Unsqueeze", ["tw", "axis1"], ["tw_col"]),
+        helper.make_node("Mul", ["tcoef", "tw_col"], ["tcontrib"]),
+        helper.make_node("Concat", ["rows", "k"], ["shape_nk"], axis=0),
+        helper.make_node("ConstantOfShape", ["shape_nk"], ["zeros_nk"], value=zeros),
+        helper.make_node("ScatterND", ["zeros_nk", "term_row", "tcontrib"], ["sparse_sum"], reduction="add"),
+        helper.make_node("Div", ["sparse_sum", "tnorm2"], ["sparse_logit"]),
+        helper.make_node("Add", ["sparse_logit", "dense_logit"], ["logit0"]),
+        helper.make_node("Add", ["logit0", "intercept"], ["logits"]),
+        helper.make_node("Mul", ["logits", "calib_a"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "calib_b"], ["calibrated"]),
+        helper.make_node("Sigmoid", ["calibrated"], ["probabilities"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "agent_assist_text",
+        inputs=[
+            helper.make_tensor_value_info("terms", TensorProto.STRING, ["T"]),
+            helper.make_tensor_value_info("term_tf", TensorProto.FLOAT, ["T"]),
+            helper.make_tensor_value_info("term_row", TensorProto.INT64, ["T", 1]),
+            helper.make_tensor_value_info("rows", TensorProto.INT64, [1]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dense_coef.shape[0]]),
+        ],
+        outputs=[helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="agent-assist", doc_string=doc)
+    onnx.checker.check_model(model)
+    return model
+
+
+def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) -> onnx.ModelProto:
+    """A BERT encoder (all-MiniLM-L6-v2) with mean pooling and L2 normalisation, from its weights.
+
+    Inputs `input_ids` and `attention_mask` (int64, [B, L]); output `embedding` (float, [B, H]).
+    The same arithmetic as the sentence-transformers model: post-LayerNorm BERT, exact (erf) GELU.
+    """
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    hidden = weights["embeddings.word_embeddings.weight"].shape[1]
+    head_dim = hidden // heads
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attrs: Any) -> str:
+        out = f"{op.lower()}_{len(nodes)}"
+        nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def norm(x: str, prefix: str) -> str:
+        g = const(prefix + ".weight", weights[prefix + ".weight"])
+        b = const(prefix + ".bias", weights[prefix + ".bias"])
+        return node("LayerNormalization", [x, g, b], axis=-1, epsilon=1e-12)
+
+    def linear(x: str, prefix: str) -> str:
+        w = const(prefix + ".weight_t", np.ascontiguousarray(weights[prefix + ".weight"].T))
+        b = const(prefix + ".bias", weights[prefix + ".bias"])
+        return node("Add", [node("MatMul", [x, w]), b])
+
+    const("word", weights["embeddings.word_embeddings.weight"])
+    const("position", weights["embeddings.position_embeddings.weight"])
+    const("token_type", weights["embeddings.token_type_embeddings.weight"][0])
+    for name, value in {
+        "i0": np.array(0, np.int64),
+        "i1": np.array(1, np.int64),
+        "ax1": np.array([1], np.int64),
+        "ax2": np.array([2], np.int64),
+        "ax12": np.array([1, 2], np.int64),
+        "big_negative": np.array(-10000.0, np.float32),
+        "f1": np.array(1.0, np.float32),
+        "f_half": np.array(0.5, np.float32),
+        "inv_sqrt2": np.array(1 / np.sqrt(2), np.float32),
+        "sqrt_hd": np.array(np.sqrt(head_dim), np.float32),
+        "tiny": np.array(1e-12, np.float32),
+        "split_heads": np.array([0, 0, heads, head_dim], np.int64),
+        "merge_heads": np.array([0, 0, hidden], np.int64),
+    }.items():
+        const(name, np.asarray(value))
+    length = node("Gather", [node("Shape", ["input_ids"]), "i1"], axis=0)
+    positions = node("Range", ["i0", length, "i1"])
+    x = node(
+        "Add",
+        [
+            node("Add", [node("Gather", ["word", "input_ids"]), node("Gather", ["position", positions])]),
+            "token_type",
+        ],
+    )
+    x = norm(x, "embeddings.LayerNorm")
+    mask = node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    bias = node("Unsqueeze", [node("Mul", [node("Sub", ["f1", mask]), "big_negative"]), "ax12"])
+    for layer in range(layers):
+        p = f"encoder.layer.{layer}."
+
+        def split(h: str, perm: list[int]) -> str:
+            return node("Transpose", [node("Reshape", [h, "split_heads"])], perm=perm)
+
+        q = split(linear(x, p + "attention.self.query"), [0, 2, 1, 3])
+        k = split(linear(x, p + "attention.self.key"), [0, 2, 3, 1])
+        v = split(linear(x, p + "attention.self.value"), [0, 2, 1, 3])
+        scores = node("Add", [node("Div", [node("MatMul", [q, k]), "sqrt_hd"]), bias])
+        context = node("MatMul", [node("Softmax", [scores], axis=-1), v])
+        context = node("Reshape", [node("Transpose", [context], perm=[0, 2, 1, 3]), "merge_heads"])
+        x = norm(
+            node("Add", [x, linear(context, p + "attention.output.dense")]), p + "attention.output.LayerNorm"
+        )
+        h = linear(x, p + "intermediate.dense")
+        h = node(
+            "Mul",
+            [node("Mul", [h, "f_half"]), node("Add", ["f1", node("Erf", [node("Mul", [h, "inv_sqrt2"])])])],
+        )
+        x = norm(node("Add", [x, linear(h, p + "output.dense")]), p + "output.LayerNorm")
+    summed = node("ReduceSum", [node("Mul", [x, node("Unsqueeze", [mask, "ax2"])]), "ax1"], keepdims=0)
+    mean = node("Div", [summed, node("ReduceSum", [mask, "ax1"], keepdims=1)])
+    length2 = node("ReduceL2", [mean], axes=[1], keepdims=1)
+    nodes.append(helper.make_node("Div", [mean, node("Max", [length2, "tiny"])], ["embedding"]))
+    graph = helper.make_graph(
+        nodes,
+        "minilm_sentence_encoder",
+        inputs=[
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "L"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["B", "L"]),
+        ],
+        outputs=[helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["B", hidden])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=OPSET[:1], producer_name="agent-assist")
+    onnx.checker.check_model(model)
+    return model
+
+
+def linear_model(
+    *, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray, doc: str
+) -> onnx.ModelProto:
+    """Standardised features → logistic probabilities (N, K): the acoustic models."""
+    w = (coef / scale[:, None]).astype(np.float32)  # fold the scaler into the weights
+    b = (intercept - (mean / scale) @ coef).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["features", "w"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["probabilities"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "agent_assist_acoustic",
+        inputs=[helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", len(mean)])],
+        outputs=[helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", coef.shape[1]])],
+        initializer=[_const("w", w), _const("b", b)],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET[:1], producer_name="agent-assist", doc_string=doc)
+    onnx.checker.check_model(model)
+    return model
