@@ -165,14 +165,9 @@ def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
 
     if voice_data is None and DEFAULT_VOICE_DATA.is_dir():
         voice_data = DEFAULT_VOICE_DATA
-    steps = ["reading data/", "text features", "text model: distress", "text model: escalation",
-             "text model: crisis", "exporting text.onnx"]
-    with click.progressbar(length=len(steps) + (3 if voice_data else 0), label="training",
+    with click.progressbar(length=training.steps(voice=voice_data is not None), label="training",
                            file=sys.stderr, show_pos=True, item_show_func=lambda s: s) as bar:
-        def step(name: str) -> None:
-            if not name.startswith("voice features") or name.endswith(" 0/2110"):
-                bar.update(1, name)
-        manifest = training.train(data_dir, out_dir, voice_data, step)
+        manifest = training.train(data_dir, out_dir, voice_data, lambda name: bar.update(1, name))
     click.echo(json.dumps({"text": manifest["text"]["metrics"], "acoustic": manifest["acoustic"]["metrics"],
                            "operating_points": manifest["operating_points"]}, indent=2))
 

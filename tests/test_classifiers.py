@@ -108,8 +108,8 @@ def test_contact_centre_phrasing(models):
 def test_crisis_set_precision_and_recall(models):
     """The crisis set is ours (tests/data/crisis_eval.tsv), kept apart from anything trained on.
 
-    Target: precision >= 0.95 at recall >= 0.90. Shipped: 0.976 at 0.899 (80 of 89); this test
-    keeps that from slipping.
+    Target: precision >= 0.95 at recall >= 0.90; shipped: 0.976 at 0.933 (see classifiers/CARD.md
+    for how the operating point was chosen).
     """
     with CRISIS_EVAL.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -120,7 +120,7 @@ def test_crisis_set_precision_and_recall(models):
     recall = (hit & y).sum() / y.sum()
     print(f"crisis: precision {precision:.3f} recall {recall:.3f}")
     assert precision >= 0.95
-    assert recall >= 0.88
+    assert recall >= 0.90
 
 
 @pytest.mark.parametrize("text", ["this bill is killing me", "I could kill for a coffee", "my phone died",

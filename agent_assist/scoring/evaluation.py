@@ -39,32 +39,22 @@ def _read(path: Path) -> Any:
     return path.open(encoding="utf-8", newline="")
 
 
-def meld(directory: Path) -> DevSet:
-    with _read(directory / "meld_dev.csv") as fh:
+def _emotion_csv(path: Path, name: str, distress: set[str], escalation: set[str]) -> DevSet:
+    """A CSV of utterances with an `Emotion` column, mapped to our two signals."""
+    with _read(path) as fh:
         rows = list(csv.DictReader(fh))
     emo = [r["Emotion"] for r in rows]
-    return DevSet(
-        "MELD dev",
-        [r["Utterance"].translate(_CURLY) for r in rows],
-        {
-            "distress": np.array([e in ("sadness", "fear") for e in emo]),
-            "escalation": np.array([e in ("anger", "disgust") for e in emo]),
-        },
-    )
+    return DevSet(name, [r["Utterance"].translate(_CURLY) for r in rows],
+                  {"distress": np.array([e in distress for e in emo]),
+                   "escalation": np.array([e in escalation for e in emo])})
+
+
+def meld(directory: Path) -> DevSet:
+    return _emotion_csv(directory / "meld_dev.csv", "MELD dev", {"sadness", "fear"}, {"anger", "disgust"})
 
 
 def emorynlp(directory: Path) -> DevSet:
-    with _read(directory / "emorynlp_dev.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    emo = [r["Emotion"] for r in rows]
-    return DevSet(
-        "EmoryNLP dev",
-        [r["Utterance"].translate(_CURLY) for r in rows],
-        {
-            "distress": np.array([e in ("Scared", "Sad") for e in emo]),
-            "escalation": np.array([e == "Mad" for e in emo]),
-        },
-    )
+    return _emotion_csv(directory / "emorynlp_dev.csv", "EmoryNLP dev", {"Scared", "Sad"}, {"Mad"})
 
 
 def dailydialog(directory: Path) -> DevSet:

@@ -277,12 +277,8 @@ def clip_features(clip: Clip) -> np.ndarray:
 
 
 def voice_matrix(clips: Sequence[Clip], progress: Progress = _quiet) -> np.ndarray:
-    rows = []
-    for i, clip in enumerate(clips):
-        if i % 100 == 0:
-            progress(f"voice features {i}/{len(clips)}")
-        rows.append(clip_features(clip))
-    return np.stack(rows)
+    progress(f"voice features of {len(clips)} clips")
+    return np.stack([clip_features(clip) for clip in clips])
 
 
 def voice_design(X: np.ndarray, speakers: np.ndarray, emotions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -373,6 +369,12 @@ def export_voice(model: VoiceModel, path: Path) -> None:
 
 
 # -- everything ----------------------------------------------------------------------------------
+
+
+def steps(*, voice: bool) -> int:
+    """How many progress steps `train` reports."""
+    text_steps = 4 + len(TEXT_SIGNALS)  # read, embed, features, one per head, export
+    return text_steps + (2 + len(VOICE_HEADS) if voice else 0)  # features, one per head, export
 
 
 def train(
