@@ -68,7 +68,8 @@ def test_the_live_path_never_imports_scikit_learn():
 
 
 def test_outputs_are_probabilities_in_order_for_a_batch(models):
-    texts = ["", "?!", "ok", "I want to speak to a manager right now", "x" * 5000, "my husband passed away"]
+    texts = ["", "?!", "ok", "I want to speak to a manager right now", "x" * 5000, "my husband passed away",
+             "\x1b[2J<script>alert(1)</script>\u202e\u0000 😢 ça ne va pas", "word " * 400]
     batch = score(models, *texts)
     assert batch.shape == (len(texts), 3)
     assert np.all((batch >= 0) & (batch <= 1))
@@ -196,6 +197,13 @@ def test_score_csv_and_tsv_by_column(tmp_path):
     tsv = tmp_path / "labelled.tsv"
     tsv.write_text("text\tlabel\nmy husband passed away\t1\n", encoding="utf-8")
     assert len(_scores(agent_assist("classifiers", "score", str(tsv)).stdout)) == 1
+
+
+def test_eval_without_the_dev_sets_says_where_to_point_it(tmp_path):
+    result = agent_assist("classifiers", "eval", "--dev-data", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"agent-assist: error: {tmp_path / 'nowhere' / 'meld_dev.csv'}: "
+                                     "dev set not found; pass --dev-data DIR")
 
 
 @pytest.mark.parametrize("case", ["no-column", "missing-file", "not-utf8"])

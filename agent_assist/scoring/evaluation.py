@@ -185,11 +185,12 @@ def evaluate(
     calls_path: Path | None,
     progress: Progress,
 ) -> dict[str, Any]:
+    datasets = [loader(dev_dir) for loader in (meld, emorynlp, dailydialog, dreaddit)]  # fail fast
+    cs = crisis_set(crisis_path)
     progress("baseline: TF-IDF + LR on GoEmotions")
     baseline = Baseline(data_dir)
     report: dict[str, Any] = {"operating_points": models.thresholds, "dev": {}}
-    for loader in (meld, emorynlp, dailydialog, dreaddit):
-        ds = loader(dev_dir)
+    for ds in datasets:
         progress(ds.name)
         p = models.score_text(ds.texts)
         report["dev"][ds.name] = {}
@@ -200,7 +201,6 @@ def evaluate(
                 "baseline": metrics(baseline.score(signal, ds.texts), y, 0.5),
             }
     progress("crisis set")
-    cs = crisis_set(crisis_path)
     p = models.score_text(cs.texts)[:, 2]
     report["crisis"] = metrics(p, cs.labels["crisis"], models.thresholds["crisis"])
     report["crisis"]["missed"] = [
