@@ -29,6 +29,7 @@ SHARED = REPO.parent / "shared" / "data"
 DEFAULT_VOICE_DATA = SHARED / "emotional-speech"
 DEFAULT_DEV_DATA = SHARED / "text" / "dev-eval"
 DEFAULT_CALLS = SHARED / "calls" / "harper_valley_dev.jsonl"
+DEFAULT_PACK = REPO / "prompts" / "default.toml"
 
 
 @contextlib.contextmanager
@@ -244,6 +245,47 @@ def score(file: Path, text_column: str | None) -> None:
     for i in range(0, len(texts), 256):
         for row in models.score_text(texts[i:i + 256]):
             out.writerow([f"{v:.4f}" for v in row])
+
+
+@cli.group()
+def rules() -> None:
+    """Check and try the prompt rules (TOML packs in prompts/ and site packs layered on top).
+
+    \b
+    Example:
+      agent-assist rules lint site/our-centre.toml
+    """
+
+
+@rules.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--no-default", is_flag=True, help="Do not layer the files on the default pack.")
+def lint(paths: tuple[Path, ...], no_default: bool) -> None:
+    """Check rule pack files: every problem with file:line and a hint (unknown signal or field, a
+    threshold outside [0, 1], a duplicate id, a missing principle, an override of a rule that no
+    earlier pack defines). The files are layered in order on the default pack, as they would run.
+    Exit status 1 when there are errors (warnings alone pass).
+
+    \b
+    Examples:
+      agent-assist rules lint
+      agent-assist rules lint prompts/site-example.toml
+    """
+    from agent_assist.rules import packs
+
+    files = list(paths)
+    if not no_default and DEFAULT_PACK.resolve() not in {p.resolve() for p in files}:
+        files.insert(0, DEFAULT_PACK)
+    if not files:
+        raise click.UsageError("no rule files to check")
+    pack, problems = packs.load(files)
+    for problem in problems:
+        click.echo(str(problem))
+    n_errors = len(packs.errors(problems))
+    click.echo(f"{len(files)} file(s), {len(pack.enabled)} rules enabled, {n_errors} error(s), "
+               f"{len(problems) - n_errors} warning(s)", err=True)
+    if n_errors:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
