@@ -97,9 +97,11 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 @click.option("--customer-channel", type=click.Choice(["left", "right"]), default="left",
               show_default=True, help="Which stereo channel is the customer (the other is the agent).")
 @click.option("--call-id", default=None, help="Id for this call (default: random).")
+@click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A site rule pack to layer on the default pack (repeatable, in order).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def replay(call: Path, realtime: bool, events_path: str | None, model: str | None, layout: str,
-           customer_channel: str, call_id: str | None, quiet: bool) -> None:
+           customer_channel: str, call_id: str | None, site_packs: tuple[Path, ...], quiet: bool) -> None:
     """Run a recorded call (WAV, FLAC, MP3, OGG; 8 kHz or more; mono or stereo) through the
     same pipeline as a live call, printing the transcript as it happens.
 
@@ -120,7 +122,7 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         sinks.append(ConsoleTranscript(stream))
     options = ReplayOptions(
         realtime=realtime, layout=ChannelLayout(layout), customer_channel=customer_channel,
-        call_id=call_id, transcriber=TranscriberOptions(model=model),
+        call_id=call_id, transcriber=TranscriberOptions(model=model), site_packs=site_packs,
     )
     session = Replay(call, sinks, options)
     with _ctrl_c_stops(session.stop):

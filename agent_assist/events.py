@@ -193,6 +193,39 @@ class Utterance(PublicEvent):
 
 
 @dataclass(frozen=True)
+class Prompt(PublicEvent):
+    """A prompt for the agent, and why it appeared.
+
+    `signals` names what fired it; `why` holds the customer's words (`utterance_id`, `text`) and the
+    values of those signals. `sticky` prompts (crisis) stay until the agent acknowledges them.
+    """
+
+    type: ClassVar[str] = "prompt"
+    call_id: str
+    rule: str
+    principle: str
+    text: str
+    example: str
+    priority: int
+    signals: tuple[str, ...]
+    why: dict[str, Any]
+    support_line: str = ""
+    sticky: bool = False
+
+
+@dataclass(frozen=True)
+class Flag(PublicEvent):
+    """A moment for a supervisor to review after the shift."""
+
+    type: ClassVar[str] = "flag"
+    call_id: str
+    kind: str
+    severity: str
+    reason: str
+    utterance_id: str
+
+
+@dataclass(frozen=True)
 class CallEnd(PublicEvent):
     """The call is over; `t` is its length. Counts say what was produced and what was dropped."""
 
@@ -206,7 +239,7 @@ class CallEnd(PublicEvent):
 
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
-    cls.type: cls for cls in (CallStart, Partial, Utterance, CallEnd)
+    cls.type: cls for cls in (CallStart, Partial, Utterance, Prompt, Flag, CallEnd)
 }
 
 Event = AudioChunk | SpeechSegment | VoiceFeatures | PublicEvent
@@ -247,12 +280,14 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
     try:
         if "speaker" in kwargs:
             kwargs["speaker"] = Speaker(kwargs["speaker"])
-        if "reason" in kwargs:
+        if cls is CallEnd and "reason" in kwargs:
             kwargs["reason"] = EndReason(kwargs["reason"])
         if "channels" in kwargs:
             kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
         if "words" in kwargs:
             kwargs["words"] = tuple(Word(**w) for w in kwargs["words"])
+        if "signals" in kwargs:
+            kwargs["signals"] = tuple(kwargs["signals"])
         if kwargs.get("scores") is not None:
             kwargs["scores"] = Scores(**kwargs["scores"])
         return cls(**kwargs)

@@ -10,6 +10,8 @@ from pathlib import Path
 from agent_assist.audio.files import ChannelLayout, FileSource
 from agent_assist.events import CallEnd
 from agent_assist.pipeline import Pipeline, Sink, Stage
+from agent_assist.rules.engine import RulesEngine
+from agent_assist.rules.packs import load_for_run
 from agent_assist.scoring.scorer import Scorer, VoiceAnalyser
 from agent_assist.segmenter import Segmenter, SegmenterOptions
 from agent_assist.transcriber import Transcriber, TranscriberOptions
@@ -22,6 +24,8 @@ class ReplayOptions:
     customer_channel: str = "left"
     call_id: str | None = None
     scoring: bool = True  # attach distress/escalation/crisis scores to customer utterances
+    rules: bool = True  # run the prompt rules (needs scoring)
+    site_packs: tuple[Path, ...] = ()  # rule packs layered on the default pack
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
     transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
 
@@ -38,11 +42,15 @@ class Replay:
         self.options = options or ReplayOptions()
         self.source = FileSource(path, layout=self.options.layout,
                                  customer_channel=self.options.customer_channel)
+        opts = self.options
+        pack = load_for_run(opts.site_packs) if opts.scoring and opts.rules else None  # fail fast too
         self.transcriber = transcriber or Transcriber(self.options.transcriber)
         self.transcriber.warm_up()
         stages: list[Stage] = [Segmenter(self.options.segmenter), self.transcriber]
         if self.options.scoring:
             stages = [stages[0], VoiceAnalyser(), self.transcriber, scorer or Scorer()]
+        if pack is not None:
+            stages.append(RulesEngine(pack))
         self.pipeline = Pipeline(stages, sinks,
                                  realtime=self.options.realtime, model_label=self.transcriber.label)
         self.call_id = self.options.call_id or uuid.uuid4().hex[:12]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent_assist.errors import AgentAssistError
-from agent_assist.events import CallEnd, CallStart, Partial, PublicEvent, Utterance
+from agent_assist.events import CallEnd, CallStart, Flag, Partial, Prompt, PublicEvent, Utterance
 
 # Control characters (terminal escape sequences among them) never reach a terminal from a transcript.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -85,6 +85,13 @@ class ConsoleTranscript:
             self._clear_partial()
             self.stream.write(f"[{format_clock(event.start)}] {event.speaker:>8}: "
                               f"{_clean(event.text)}{score_note(event)}\n")
+        elif isinstance(event, Prompt):
+            self._clear_partial()
+            line = f" · {_clean(event.support_line)}" if event.support_line else ""
+            self.stream.write(f"{'':>20}» {_clean(event.text)}  ({event.principle}){line}\n")
+        elif isinstance(event, Flag):
+            self._clear_partial()
+            self.stream.write(f"{'':>20}⚑ flag: {event.kind}, {event.severity}\n")
         elif isinstance(event, CallStart):
             channels = ", ".join(f"{ch} = {who}" for ch, who in event.channels.items())
             self.stream.write(f"call {event.call_id} from {_clean(event.source)} ({channels})\n")

@@ -302,3 +302,18 @@ def disable(pack: Pack, rule_id: str) -> Pack:
     rules = dict(pack.rules)
     rules[rule_id] = replace(rules[rule_id], enabled=False)
     return Pack(rules, list(pack.files))
+
+
+DEFAULT_PACK = Path(__file__).resolve().parents[2] / "prompts" / "default.toml"
+
+
+def load_for_run(site_packs: Sequence[Path] = ()) -> Pack:
+    """The default pack with `site_packs` layered on, or one line saying what is wrong with them."""
+    from agent_assist.errors import AgentAssistError
+
+    pack, problems = load([DEFAULT_PACK, *site_packs])
+    bad = errors(problems)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise AgentAssistError(f"{bad[0]}{more}; run `agent-assist rules lint` to see them all")
+    return pack

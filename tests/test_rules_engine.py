@@ -1,0 +1,125 @@
+"""The rules engine on scripted calls: the right prompt soon after the customer finishes, calm
+calls stay calm, cooldowns and caps hold, crisis pre-empts and stays, site packs layer."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+from agent_assist.events import CallEnd, CallStart, EndReason, Flag, Prompt, Scores, Speaker, Utterance
+from agent_assist.rules.engine import RulesEngine
+from agent_assist.rules.packs import load_for_run
+
+HANG_OVER = 0.5  # the segmenter's: an utterance is final this long after its speech ends
+
+
+def customer(n: int, start: float, end: float, text: str, *, distress: float = 0.05, escalation: float = 0.05,
+             crisis: float = 0.0, trend: dict[str, float] | None = None) -> Utterance:
+    scores = Scores(distress=distress, escalation=escalation, crisis=crisis,
+                    text={"distress": distress, "escalation": escalation, "crisis": crisis}, acoustic=None,
+                    baseline=False, trend=trend or {"distress": distress, "escalation": escalation,
+                                                    "distress_rise": 0.0, "escalation_rise": 0.0})
+    return Utterance(t=end + HANG_OVER, call_id="c", utterance_id=f"u{n}", speaker=Speaker.CUSTOMER,
+                     start=start, end=end, text=text, scores=scores)
+
+
+def agent(n: int, start: float, end: float, text: str) -> Utterance:
+    return Utterance(t=end + HANG_OVER, call_id="c", utterance_id=f"u{n}", speaker=Speaker.AGENT, start=start,
+                     end=end, text=text)
+
+
+def run(events: list, site_packs: tuple[Path, ...] = ()) -> list:
+    engine = RulesEngine(load_for_run(site_packs))
+    start = CallStart(t=0.0, call_id="c", source="script", channels={}, started_at="", model="")
+    last = max((e.t for e in events), default=0.0)
+    out = []
+    for event in [start, *events, CallEnd(t=last + 2, call_id="c", reason=EndReason.END_OF_AUDIO)]:
+        out.extend(engine.process(event))
+    return out
+
+
+def prompts(out: list) -> list[Prompt]:
+    return [e for e in out if isinstance(e, Prompt)]
+
+
+def test_distress_gets_acknowledged_within_three_seconds():
+    said = customer(2, 10.0, 13.0, "my husband passed away two months ago", distress=0.95)
+    out = run([agent(1, 0.5, 4.0, "thanks for calling, how can I help"), said])
+    first = prompts(out)
+    assert first, "no prompt"
+    assert {p.rule for p in first[:2]} == {"bereavement", "acknowledge-disclosure"}
+    assert all(p.t - said.end <= 3.0 for p in first[:2])
+    assert first[0].rule == "bereavement" and first[0].why["utterance_id"] == "u2"
+    assert first[0].why["values"] == {"text_distress": 0.95}
+    assert first[0].signals == ("customer_says", "text_distress")
+    assert out.index(first[0]) == out.index(said) + 1  # right after the words that fired it
+
+
+def test_escalation_gets_de_escalation_and_a_flag():
+    said = customer(3, 20.0, 24.0, "this is the third time I've called, I want a manager", escalation=0.9)
+    out = run([customer(1, 1.0, 3.0, "hi I'm calling about my bill"), said])
+    rules = [p.rule for p in prompts(out)]
+    assert rules[:2] == ["deescalate-validate", "manager-request"]
+    flags = [e for e in out if isinstance(e, Flag)]
+    assert flags and flags[0].kind == "escalation" and flags[0].utterance_id == "u3"
+
+
+def test_crisis_pre_empts_everything_and_sticks():
+    said = customer(2, 5.0, 8.0, "I don't want to be alive anymore, I want to speak to a manager",
+                    distress=0.99, escalation=0.9, crisis=0.97)
+    out = run([said])
+    shown = [p for p in prompts(out) if p.t == said.t]
+    assert [p.rule for p in shown] == ["crisis-self-harm"]
+    assert shown[0].sticky and "13 11 14" in shown[0].support_line
+    assert any(isinstance(e, Flag) and e.kind == "crisis" and e.severity == "critical" for e in out)
+
+
+def test_a_calm_call_gets_nothing():
+    lines = ["hi I'd like to check my balance", "yes it's the everyday account", "thanks that's all"]
+    events = []
+    for i, line in enumerate(lines):
+        events.append(agent(2 * i, 10.0 * i, 10.0 * i + 3, "sure, let me look that up for you"))
+        events.append(customer(2 * i + 1, 10.0 * i + 4, 10.0 * i + 7, line))
+    assert prompts(run(events)) == []
+
+
+def test_cooldown_and_cap_hold():
+    events = [customer(i, 30.0 * i, 30.0 * i + 3, f"I'm so upset about all of this {i}", distress=0.9)
+              for i in range(1, 12)]
+    fired = [p for p in prompts(run(events)) if p.rule == "acknowledge-disclosure"]
+    assert len(fired) == 3  # max_per_call
+    gaps = [b.t - a.t for a, b in pairwise(fired)]
+    assert all(g >= 120 for g in gaps)  # cooldown_s
+
+
+def test_site_pack_layers_on_the_default(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('[[override]]\nid = "acknowledge-disclosure"\nenabled = false\n\n'
+                    '[[override]]\nid = "bereavement"\nprompt = "Offer condolences, in your own words."\n',
+                    encoding="utf-8")
+    said = customer(1, 1.0, 4.0, "my husband passed away", distress=0.95)
+    rules = {p.rule: p.text for p in prompts(run([said], (site,)))}
+    assert "acknowledge-disclosure" not in rules
+    assert rules["bereavement"] == "Offer condolences, in your own words."
+
+
+def test_same_events_same_prompts():
+    events = [customer(1, 1.0, 4.0, "my husband passed away", distress=0.95),
+              customer(2, 6.0, 9.0, "this is the third time I've called", escalation=0.85)]
+    assert [p.to_json() for p in prompts(run(events))] == [p.to_json() for p in prompts(run(events))]
+
+
+def test_sample_call_prompts_on_real_audio(sample_call):
+    """The demo call, through speech recognition, classifiers and the default pack."""
+    events = sample_call.events
+    shown = [e for e in events if isinstance(e, Prompt)]
+    by_rule = {p.rule: p for p in reversed(shown)}  # first firing of each
+    utterances = {e.utterance_id: e for e in events if isinstance(e, Utterance)}
+    bereaved = by_rule["bereavement"]
+    said = utterances[bereaved.why["utterance_id"]]
+    assert "passed away" in said.text and bereaved.t - said.end <= 3.0
+    assert "manager-request" in by_rule and "deescalate-validate" in by_rule
+    assert not [p for p in shown if p.rule.startswith("crisis")]
+    assert shown[-1].rule == "agent-check-in"
+    per_minute = len(shown) / (events[-1].t / 60)
+    assert per_minute < 5, per_minute
