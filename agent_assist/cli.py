@@ -16,6 +16,7 @@ import click
 
 from agent_assist import __version__
 from agent_assist.audio.files import ChannelLayout
+from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
 from agent_assist.pipeline import Sink
 from agent_assist.replay import Replay, ReplayOptions
@@ -122,7 +123,8 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         sinks.append(ConsoleTranscript(stream))
     options = ReplayOptions(
         realtime=realtime, layout=ChannelLayout(layout), customer_channel=customer_channel,
-        call_id=call_id, transcriber=TranscriberOptions(model=model), site_packs=site_packs,
+        call_id=call_id, transcriber=TranscriberOptions(model=model),
+        site_packs=load_config().rule_packs(site_packs),
     )
     session = Replay(call, sinks, options)
     with _ctrl_c_stops(session.stop):
@@ -277,7 +279,7 @@ def lint(paths: tuple[Path, ...], no_default: bool) -> None:
 
     files = list(paths)
     if not no_default and DEFAULT_PACK.resolve() not in {p.resolve() for p in files}:
-        files.insert(0, DEFAULT_PACK)
+        files = [DEFAULT_PACK, *load_config().rule_packs(), *files]
     if not files:
         raise click.UsageError("no rule files to check")
     pack, problems = packs.load(files)
@@ -288,6 +290,57 @@ def lint(paths: tuple[Path, ...], no_default: bool) -> None:
                f"{len(problems) - n_errors} warning(s)", err=True)
     if n_errors:
         sys.exit(1)
+
+
+@rules.command(name="replay")
+@click.argument("calls", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A site pack to layer on the default pack (repeatable, in order).")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="PACK_A PACK_B", help="Show what PACK_B adds or removes against PACK_A, call by call.")
+@click.option("--events", "events_path", metavar="PATH", default=None,
+              help="Write every event (each with its call id) as JSONL, as `replay --events` does.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare: tuple[Path, Path] | None,
+                 events_path: str | None, quiet: bool) -> None:
+    """Run recorded calls through the rules and print what fired, when and why, then prompts per
+    rule per call-hour. CALLS are audio files, or transcript files in JSONL (one call per line:
+    call_id, turns with speaker, start, end, text), scored from their words.
+
+    \b
+    Examples:
+      agent-assist rules replay last-week/*.jsonl
+      agent-assist rules replay calls.jsonl --compare prompts/default.toml site/new.toml
+    """
+    from agent_assist.rules import packs
+    from agent_assist.rules import replay as rr
+    from agent_assist.scoring.scorer import Scorer
+
+    scorer = Scorer(use_voice=False)
+    config = load_config()
+    if compare is not None:
+        pair = [config.rule_packs(() if p.resolve() == DEFAULT_PACK.resolve() else (p,)) for p in compare]
+        a = list(rr.calls(calls, packs.load_for_run(pair[0]), pair[0], scorer))
+        b = list(rr.calls(calls, packs.load_for_run(pair[1]), pair[1], scorer))
+        for line in rr.compare(a, b):
+            click.echo(line)
+        return
+    layers = config.rule_packs(site_packs)
+    pack = packs.load_for_run(layers)
+    log_sink = JsonlEventLog(events_path) if events_path else None
+    results = []
+    for result in rr.calls(calls, pack, layers, scorer):
+        results.append(result)
+        if log_sink:
+            for event in result.events:
+                log_sink.emit(event)
+        if not quiet:
+            for line in rr.timeline(result):
+                click.echo(line)
+    if log_sink:
+        log_sink.close()
+    for line in rr.summary(results):
+        click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,9 +16,12 @@ from tests.conftest import SAMPLES, SPEECH, normalise
 EXE = [sys.executable, "-m", "agent_assist.cli"]
 
 
-def agent_assist(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+def agent_assist(*args: str, timeout: float = 300,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the command line; the user's own configuration never leaks into a test."""
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml",
+            **(env or {})}
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout, env=full)
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):

@@ -18,10 +18,12 @@ from agent_assist.errors import AgentAssistError
 
 SIGNALS = ("distress", "escalation", "crisis")
 
-GOEMOTIONS_DISTRESS = {"sadness", "grief", "fear", "nervousness", "remorse", "disappointment"}
+GOEMOTIONS_DISTRESS = {"sadness", "grief", "fear", "nervousness", "disappointment"}
 GOEMOTIONS_ESCALATION = {"anger", "annoyance", "disgust"}
-# "disapproval" alone is mostly a plain "no" or a disagreement: neither escalation nor calm for us
+# "disapproval" alone is mostly a plain "no" or a disagreement: neither escalation nor calm for us;
+# "remorse" alone is mostly an apology ("sorry, what was that?"): neither distress nor calm
 GOEMOTIONS_UNSURE = {"disapproval"}
+GOEMOTIONS_DISTRESS_UNSURE = {"remorse"}
 COUNSEL_DISTRESS_TOPICS = {
     "depression",
     "anxiety",
@@ -58,16 +60,22 @@ def _open(path: Path) -> Iterator[str]:
         yield from fh
 
 
-def goemotions(root: Path, unsure: frozenset[str] | set[str] = GOEMOTIONS_UNSURE) -> Iterator[Row]:
-    """Reddit comments with 28 emotion labels; `unsure` labels alone leave escalation unknown."""
+def goemotions(root: Path, *, distress_labels: set[str] = GOEMOTIONS_DISTRESS,
+               escalation_labels: set[str] = GOEMOTIONS_ESCALATION,
+               distress_unsure: set[str] = GOEMOTIONS_DISTRESS_UNSURE,
+               escalation_unsure: set[str] = GOEMOTIONS_UNSURE) -> Iterator[Row]:
+    """Reddit comments with 28 emotion labels; an `unsure` label alone leaves its signal unknown."""
     labels = (root / "goemotions" / "labels.txt").read_text(encoding="utf-8").split()
     for line in _open(root / "goemotions" / "train.tsv"):
         text, ids, _ = line.rstrip("\n").split("\t")
         names = {labels[int(i)] for i in ids.split(",")}
-        escalation: int | None = int(bool(names & GOEMOTIONS_ESCALATION))
-        if not escalation and names & unsure:
+        distress: int | None = int(bool(names & distress_labels))
+        if not distress and names & distress_unsure:
+            distress = None
+        escalation: int | None = int(bool(names & escalation_labels))
+        if not escalation and names & escalation_unsure:
             escalation = None
-        yield Row(text, int(bool(names & GOEMOTIONS_DISTRESS)), escalation, 0, 1.0, "goemotions")
+        yield Row(text, distress, escalation, 0, 1.0, "goemotions")
 
 
 def davidson(root: Path, keep: int = 4000, seed: int = 0) -> Iterator[Row]:

@@ -134,10 +134,10 @@ class Baseline:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        rows = [
-            corpus.Row(r.text, r.distress, 1 if r.escalation is None else r.escalation, 0, 1.0, r.source)
-            for r in corpus.goemotions(data_dir)
-        ]
+        rows = list(corpus.goemotions(
+            data_dir, distress_labels=corpus.GOEMOTIONS_DISTRESS | corpus.GOEMOTIONS_DISTRESS_UNSURE,
+            escalation_labels=corpus.GOEMOTIONS_ESCALATION | corpus.GOEMOTIONS_UNSURE,
+            distress_unsure=set(), escalation_unsure=set()))
         texts = [r.text for r in rows]
         self.models = {}
         for signal in ("distress", "escalation"):

@@ -1,0 +1,68 @@
+"""Configuration: one TOML file in the user's config directory, overridden by command-line flags.
+
+    # ~/.config/agent-assist/config.toml (Linux; platformdirs decides elsewhere)
+    [rules]
+    region = "AU"                           # support lines: prompts/regions/<region>.toml
+    site_packs = ["/etc/agent-assist/our-centre.toml"]
+
+`AGENT_ASSIST_CONFIG` names another file. A missing file means the defaults; a broken one is a
+one-line error that names it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from agent_assist.errors import AgentAssistError
+
+REGIONS_DIR = Path(__file__).resolve().parents[1] / "prompts" / "regions"
+
+
+@dataclass(frozen=True)
+class Config:
+    region: str = "AU"
+    site_packs: tuple[Path, ...] = ()
+    path: Path | None = None
+
+    def rule_packs(self, extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
+        """The packs layered on the default, in order: the region's, the configured, then `extra`."""
+        region = REGIONS_DIR / f"{self.region.lower()}.toml"
+        if not region.is_file():
+            known = ", ".join(sorted(p.stem.upper() for p in REGIONS_DIR.glob("*.toml")))
+            where = f"{self.path}: " if self.path else ""
+            raise AgentAssistError(f"{where}no support lines for region {self.region!r} (known: {known})")
+        return (region, *self.site_packs, *extra)
+
+
+def config_path() -> Path:
+    env = os.environ.get("AGENT_ASSIST_CONFIG")
+    return Path(env) if env else Path(platformdirs.user_config_dir("agent-assist")) / "config.toml"
+
+
+def load(path: Path | None = None) -> Config:
+    path = path or config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
+    rules = data.get("rules", {})
+    if not isinstance(rules, dict):
+        raise AgentAssistError(f"{path}: [rules] must be a table")
+    unknown = set(rules) - {"region", "site_packs"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise AgentAssistError(f"{path}: unknown setting rules.{name} (known: region, site_packs)")
+    region = rules.get("region", "AU")
+    packs = rules.get("site_packs", [])
+    paths_ok = isinstance(packs, list) and all(isinstance(p, str) for p in packs)
+    if not isinstance(region, str) or not paths_ok:
+        raise AgentAssistError(f"{path}: rules.region must be text and rules.site_packs a list of paths")
+    base = path.parent
+    return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs), path=path)

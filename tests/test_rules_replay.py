@@ -1,0 +1,75 @@
+"""`agent-assist rules replay`: transcripts or audio through the rules, with a timeline, a diff of
+two packs, and prompts per call-hour."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_assist.events import event_from_json
+from tests.conftest import DATA, REPO
+from tests.test_cli import agent_assist
+
+SCRIPTED = DATA / "calls" / "scripted_calls.jsonl"
+HARPER = REPO.parent / "shared" / "data" / "calls" / "harper_valley_dev.jsonl"
+
+
+def test_timeline_events_and_summary(tmp_path):
+    events = tmp_path / "events.jsonl"
+    result = agent_assist("rules", "replay", str(SCRIPTED), "--events", str(events))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    calm, hard = out.split("call hard-1")
+    assert "call calm-1" in calm and "no prompts" in calm
+    assert "bereavement (safety)" in hard and "manager-request (choice)" in hard
+    assert 'why: ' in hard and '"my husband passed away' in hard
+    assert "2 calls" in out and "per call-hour" in out
+    parsed = [event_from_json(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    assert {e.call_id for e in parsed} == {"calm-1", "hard-1"}  # type: ignore[attr-defined]
+    prompts = [e for e in parsed if e.type == "prompt"]
+    assert prompts and all(e.call_id == "hard-1" for e in prompts)  # type: ignore[attr-defined]
+
+
+def test_compare_shows_what_a_change_adds_and_removes(tmp_path):
+    quieter = tmp_path / "quieter.toml"
+    quieter.write_text('[[override]]\nid = "manager-request"\nenabled = false\n', encoding="utf-8")
+    default = REPO / "prompts" / "default.toml"
+    result = agent_assist("rules", "replay", str(SCRIPTED), "--compare", str(default), str(quieter))
+    assert result.returncode == 0, result.stderr
+    assert "call hard-1:\n  - manager-request at u5" in result.stdout
+    assert "call calm-1" not in result.stdout
+    assert "(-1)" in result.stdout
+
+
+@pytest.mark.parametrize("line", ["not json", '{"call_id": "x"}',
+                                  '{"call_id": "x", "turns": [{"speaker": "customer"}]}'])
+def test_a_bad_transcript_line_is_one_line_with_its_number(tmp_path, line):
+    path = tmp_path / "calls.jsonl"
+    first = SCRIPTED.read_text(encoding="utf-8").splitlines()[0]
+    path.write_text(first + "\n" + line + "\n", encoding="utf-8")
+    result = agent_assist("rules", "replay", str(path), "-q")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"agent-assist: error: {path}:2: not a transcript call")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not HARPER.is_file(), reason=f"calm calls not on this machine ({HARPER})")
+def test_calm_bank_calls_stay_calm():
+    """Ordinary bank calls: at most six prompts per call-hour (one per ten minutes of calm talk)."""
+    result = agent_assist("rules", "replay", str(HARPER), "-q")
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    print(result.stdout)
+    rate = float(first.split(", ")[-1].split(" per call-hour")[0].split()[-1])
+    assert rate <= 6.0, first
+    assert "crisis" not in result.stdout
+
+
+def test_audio_calls_run_through_the_whole_pipeline(tmp_path):
+    events = tmp_path / "events.jsonl"
+    result = agent_assist("rules", "replay", str(DATA / "speech" / "jfk.flac"), "--events", str(events))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("call jfk (00:11.0)")
+    parsed = [event_from_json(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    utterances = [e for e in parsed if e.type == "utterance"]
+    assert utterances and all(e.scores is not None for e in utterances)  # type: ignore[attr-defined]
+    assert "1 calls" in result.stdout
