@@ -14,6 +14,23 @@ from agent_assist.events import CallEnd, CallStart, Flag, Partial, Prompt, Publi
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+class EventList:
+    """A sink that keeps every event in memory (replays for quality teams, evaluations, tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[PublicEvent] = []
+
+    def emit(self, event: PublicEvent) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def utterances(self) -> list[Utterance]:
+        return [e for e in self.events if isinstance(e, Utterance)]
+
+
 NOTE_AT = 0.5  # a score worth a note in the transcript
 
 

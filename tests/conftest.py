@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_assist.events import PublicEvent, Utterance
 from agent_assist.replay import ReplayOptions, replay
+from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
 
 DATA = Path(__file__).parent / "data"
@@ -18,21 +18,8 @@ REPO = Path(__file__).parent.parent
 SAMPLES = REPO / "data" / "samples"
 
 
-class Collector:
+class Collector(EventList):
     """A sink that keeps every event in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[PublicEvent] = []
-
-    def emit(self, event: PublicEvent) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def utterances(self) -> list[Utterance]:
-        return [e for e in self.events if isinstance(e, Utterance)]
 
 
 def normalise(text: str) -> str:

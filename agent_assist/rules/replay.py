@@ -18,7 +18,7 @@ from agent_assist.events import CallEnd, CallStart, EndReason, Event, Prompt, Pu
 from agent_assist.rules.engine import RulesEngine
 from agent_assist.rules.packs import Pack
 from agent_assist.scoring.scorer import Scorer
-from agent_assist.sinks import format_clock
+from agent_assist.sinks import EventList, format_clock
 
 HANG_OVER = 0.5  # an utterance is final this long after its speech ends, as in the live pipeline
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"}
@@ -97,17 +97,7 @@ def run_transcript(events: Sequence[Event], pack: Pack, scorer: Scorer) -> CallR
 def run_audio(path: Path, pack_files: Sequence[Path]) -> CallResult:
     from agent_assist.replay import Replay, ReplayOptions
 
-    class Keep:
-        def __init__(self) -> None:
-            self.events: list[PublicEvent] = []
-
-        def emit(self, event: PublicEvent) -> None:
-            self.events.append(event)
-
-        def close(self) -> None:
-            pass
-
-    sink = Keep()
+    sink = EventList()
     end = Replay(path, [sink], ReplayOptions(site_packs=tuple(pack_files), call_id=path.stem)).run()
     return CallResult(call_id=end.call_id, duration=end.t, events=sink.events)
 

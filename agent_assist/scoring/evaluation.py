@@ -263,22 +263,6 @@ def format_report(report: dict[str, Any]) -> list[str]:
 # -- voice through the pipeline ------------------------------------------------------------------
 
 
-class _Utterances:
-    """Sink: keeps the final utterances."""
-
-    def __init__(self) -> None:
-        self.utterances: list[Any] = []
-
-    def emit(self, event: Any) -> None:
-        from agent_assist.events import Utterance
-
-        if isinstance(event, Utterance):
-            self.utterances.append(event)
-
-    def close(self) -> None:
-        pass
-
-
 class _BothWays:
     """Stage for the voice evaluation: scores each utterance with and without a speaker baseline."""
 
@@ -322,6 +306,7 @@ def voice(
     from agent_assist.scoring.scorer import VoiceAnalyser
     from agent_assist.scoring.training import decode, voice_clips
     from agent_assist.segmenter import Segmenter
+    from agent_assist.sinks import EventList
 
     rng = np.random.default_rng(seed)
     by_speaker: dict[str, list[Any]] = {}
@@ -349,12 +334,12 @@ def voice(
             audio += [x, gap]
             at += len(x) + len(gap)
         stage = _BothWays(models)
-        sink = _Utterances()
-        collected = sink.utterances
+        sink = EventList()
         pipeline = Pipeline([Segmenter(), VoiceAnalyser(), transcriber, stage], [sink])
         pipeline.run(ArraySource({Speaker.UNKNOWN: np.concatenate(audio)}, f"voice {speaker}"), speaker)
         for clip, start, end in spans[len(neutral) :]:
-            mine = [u for u in collected if start - 0.3 <= u.start <= end + 0.3 and u.scores is not None]
+            mine = [u for u in sink.utterances
+                    if start - 0.3 <= u.start <= end + 0.3 and u.scores is not None]
             if not mine:
                 missing += 1
                 continue
