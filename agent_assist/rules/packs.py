@@ -25,7 +25,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -296,12 +296,6 @@ def _load_file(path: Path, pack: Pack) -> list[Problem]:
 def errors(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "error"]
 
-
-def disable(pack: Pack, rule_id: str) -> Pack:
-    """A copy of `pack` with one rule switched off (for comparing packs)."""
-    rules = dict(pack.rules)
-    rules[rule_id] = replace(rules[rule_id], enabled=False)
-    return Pack(rules, list(pack.files))
 
 
 DEFAULT_PACK = Path(__file__).resolve().parents[2] / "prompts" / "default.toml"

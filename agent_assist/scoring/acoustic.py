@@ -16,7 +16,6 @@ least 0.45.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -222,7 +221,7 @@ class SpeakerBaseline:
 
     minimum: int = 2
     keep: int = 12
-    _history: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=12))
+    _history: deque[np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._history = deque(maxlen=self.keep)
@@ -237,6 +236,3 @@ class SpeakerBaseline:
         if feats[FEATURES.index("voiced_fraction")] > 0.2:
             self._history.append(feats)
 
-
-def stack(rows: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(FEATURES)), np.float32)

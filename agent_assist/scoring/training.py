@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -431,7 +430,3 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
 
-
-def logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
