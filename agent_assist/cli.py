@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import signal
@@ -17,7 +18,7 @@ import click
 from agent_assist import __version__
 from agent_assist.audio.files import ChannelLayout
 from agent_assist.config import load as load_config
-from agent_assist.errors import AgentAssistError
+from agent_assist.errors import AgentAssistError, AudioSourceError
 from agent_assist.pipeline import Sink
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import ConsoleTranscript, JsonlEventLog
@@ -131,6 +132,125 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         end = session.run()
     if end.error:
         raise AgentAssistError(f"{end.error} (events up to {end.t:.1f} s were written)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
+def devices(as_json: bool) -> None:
+    """List the input devices and loopback/monitor sources that `run` can listen to.
+
+    Give a device to `run` by its number, its full name, or a unique part of its name. On Linux the
+    customer's audio is the *monitor* of the output the softphone plays to.
+    """
+    from agent_assist.audio.devices import inventory
+
+    inv = inventory()
+    if as_json:
+        click.echo(json.dumps({"devices": [dataclasses.asdict(d) | {"key": d.key} for d in inv.devices],
+                               "notes": list(inv.notes)}, indent=2))
+        return
+    portaudio = [d for d in inv.devices if d.index is not None]
+    pulse = [d for d in inv.devices if d.pulse is not None]
+    if not inv.devices:
+        raise AudioSourceError("no input devices found (is a microphone connected? is the sound "
+                               "server running?)")
+    if portaudio:
+        click.echo("Input devices (PortAudio):")
+        click.echo(f"  {'#':>3}  {'name':<40} {'host API':<12} {'ch':>3} {'rate':>7}")
+        for d in portaudio:
+            mark = "*" if d.default else " "
+            notes = ", ".join(n for n, on in (("default input", d.default),
+                                              ("loopback", d.monitor)) if on)
+            click.echo(f"{mark} {d.index:>3}  {d.label[:40]:<40} {d.host_api[:12]:<12} {d.channels:>3} "
+                       f"{d.rate:>7.0f}" + (f"  ({notes})" if notes else ""))
+    if pulse:
+        click.echo("\nPulseAudio/PipeWire sources (give the name; a monitor carries what an output plays):")
+        for d in pulse:
+            mark = "*" if d.default else " "
+            kind = ("default monitor" if d.default else "monitor") if d.monitor else \
+                ("default input" if d.default else "input")
+            click.echo(f"{mark} {d.name}\n      {d.label}; {d.channels} ch, {d.rate:.0f} Hz ({kind})")
+    for note in inv.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@cli.command()
+@click.option("--agent-device", metavar="DEVICE", default=None,
+              help="The agent's microphone: number, name or part of it; 'none' for no microphone. "
+                   "Default: the default input.")
+@click.option("--customer-device", metavar="DEVICE", default=None,
+              help="What the agent hears (a monitor or loopback source); 'none' for the microphone "
+                   "alone. Default: the monitor of the default output, where there is one.")
+@click.option("--stereo-device", metavar="DEVICE", default=None,
+              help="One device with one party per channel, instead of the two above.")
+@click.option("--customer-channel", type=click.Choice(["left", "right"]), default="left",
+              show_default=True, help="The customer's channel on --stereo-device.")
+@click.option("--mono-device", metavar="DEVICE", default=None,
+              help="One device hearing both parties (a speakerphone); the speaker is 'unknown'.")
+@click.option("--events", "events_path", metavar="PATH", default=None,
+              help="Append every event as one JSON object per line to PATH ('-' = stdout).")
+@click.option("--end-silence", type=click.FloatRange(min=1.0), default=None, metavar="SECONDS",
+              help="A call ends when both parties are silent this long (default 60, or the "
+                   "configuration's live.end_silence_s).")
+@click.option("--calls", "max_calls", type=click.IntRange(min=1), default=None,
+              help="Stop after this many calls (default: until Ctrl-C or q).")
+@click.option("--capture-rate", type=click.IntRange(min=1), default=16000, show_default=True,
+              hidden=True, help="Rate asked of the devices (a device that refuses it is resampled).")
+@model_option
+@click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A site rule pack to layer on the default pack (repeatable, in order).")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
+def run(agent_device: str | None, customer_device: str | None, stereo_device: str | None,
+        customer_channel: str, mono_device: str | None, events_path: str | None, end_silence: float | None,
+        max_calls: int | None, capture_rate: int, model: str | None, site_packs: tuple[Path, ...],
+        quiet: bool) -> None:
+    """Listen to live calls: the agent's microphone and the customer's audio, as two speakers.
+
+    The first call starts at once; a call ends when both parties have been silent for a while (or
+    on 'e'), and the next starts when someone speaks. In a terminal: p pauses or resumes listening
+    (nothing is captured while paused), e ends the call, q or Ctrl-C quits.
+
+    \b
+    Examples:
+      agent-assist devices
+      agent-assist run
+      agent-assist run --agent-device Jabra --customer-device alsa_output.usb-Jabra.monitor
+      agent-assist run --stereo-device 3 --customer-channel right --events calls.jsonl
+    """
+    from agent_assist.audio.live import LiveOptions
+    from agent_assist.keys import single_keys
+    from agent_assist.live import DeviceChoice, LiveSession, SessionOptions, choose_inputs
+
+    config = load_config()
+    choice = DeviceChoice(agent=agent_device or config.agent_device,
+                          customer=customer_device or config.customer_device,
+                          stereo=stereo_device, customer_channel=customer_channel, mono=mono_device)
+    if stereo_device or mono_device:
+        choice = dataclasses.replace(choice, agent=agent_device, customer=customer_device)
+    inputs, notes = choose_inputs(choice)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    sinks: list[Sink] = []
+    if events_path is not None:
+        sinks.append(JsonlEventLog(events_path))
+    if not quiet:
+        sinks.append(ConsoleTranscript(sys.stderr if events_path == "-" else sys.stdout))
+    options = SessionOptions(
+        live=LiveOptions(end_silence_s=end_silence or config.end_silence_s, max_calls=max_calls,
+                         capture_rate=capture_rate),
+        site_packs=config.rule_packs(site_packs), transcriber=TranscriberOptions(model=model))
+    session = LiveSession(inputs, sinks, options)
+
+    def toggle() -> None:
+        paused = session.toggle_pause("keyboard")
+        click.echo("\r[paused: nothing is captured; p resumes]" if paused else "\r[listening]", err=True)
+
+    with single_keys({"p": toggle, "e": session.end_call, "q": session.stop}) as keys_live, \
+            _ctrl_c_stops(session.stop):
+        who = "; ".join(f"{'+'.join(i.parties)} = {i.device.display}" for i in inputs)
+        keys = " (p pause/resume, e end call, q quit)" if keys_live else " (Ctrl-C to quit)"
+        session.on_ready = lambda: click.echo(f"listening: {who}{keys}", err=True)
+        session.run()
 
 
 @cli.group()

@@ -5,6 +5,11 @@
     region = "AU"                           # support lines: prompts/regions/<region>.toml
     site_packs = ["/etc/agent-assist/our-centre.toml"]
 
+    [live]
+    agent_device = "Jabra"                  # `agent-assist devices` lists them
+    customer_device = "monitor"             # the monitor of the default output
+    end_silence_s = 60                      # both parties silent this long ends a call
+
 `AGENT_ASSIST_CONFIG` names another file. A missing file means the defaults; a broken one is a
 one-line error that names it.
 """
@@ -27,6 +32,9 @@ REGIONS_DIR = Path(__file__).resolve().parents[1] / "prompts" / "regions"
 class Config:
     region: str = "AU"
     site_packs: tuple[Path, ...] = ()
+    agent_device: str | None = None
+    customer_device: str | None = None
+    end_silence_s: float = 60.0
     path: Path | None = None
 
     def rule_packs(self, extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
@@ -64,5 +72,21 @@ def load(path: Path | None = None) -> Config:
     paths_ok = isinstance(packs, list) and all(isinstance(p, str) for p in packs)
     if not isinstance(region, str) or not paths_ok:
         raise AgentAssistError(f"{path}: rules.region must be text and rules.site_packs a list of paths")
+    live = data.get("live", {})
+    if not isinstance(live, dict):
+        raise AgentAssistError(f"{path}: [live] must be a table")
+    unknown = set(live) - {"agent_device", "customer_device", "end_silence_s"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise AgentAssistError(
+            f"{path}: unknown setting live.{name} (known: agent_device, customer_device, end_silence_s)")
+    devices = [live.get("agent_device"), live.get("customer_device")]
+    if not all(d is None or isinstance(d, str) for d in devices):
+        raise AgentAssistError(f"{path}: live.agent_device and live.customer_device must be text")
+    silence = live.get("end_silence_s", 60.0)
+    if isinstance(silence, bool) or not isinstance(silence, int | float) or silence < 1:
+        raise AgentAssistError(f"{path}: live.end_silence_s must be a number of seconds, at least 1")
     base = path.parent
-    return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs), path=path)
+    return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs),
+                  agent_device=devices[0], customer_device=devices[1], end_silence_s=float(silence),
+                  path=path)

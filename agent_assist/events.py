@@ -2,12 +2,13 @@
 
 Two kinds live here:
 
-* **Public events** (`CallStart`, `Partial`, `Utterance`, `CallEnd`) are what the JSONL event log,
-  the overlay and later tools read. Each carries `type` and `t` (call-time seconds, counted from
-  audio samples, never the wall clock). Their JSON form is a stable, versioned schema documented in
-  `docs/events.md`; `to_json` / `event_from_json` round-trip them exactly.
-* **Internal events** (`AudioChunk`, `SpeechSegment`) carry audio between stages inside one process
-  and are never written out.
+* **Public events** (`CallStart`, `Partial`, `Utterance`, `Prompt`, `Flag`, `CallEnd`, …) are
+  what the JSONL event log, the overlay and later tools read. Each carries `type` and `t`
+  (call-time seconds, counted from audio samples, never the wall clock). Their JSON form is a
+  stable, versioned schema documented in `docs/events.md`; `to_json` / `event_from_json`
+  round-trip them exactly.
+* **Internal events** (`AudioChunk`, `SpeechSegment`, …) carry audio between stages inside one
+  process and are never written out.
 
 `CallEnd` also doubles as the end-of-stream marker: every stage flushes what it holds when it sees it
 and passes it on, so the end of a call needs no second code path.
@@ -38,8 +39,10 @@ class Speaker(StrEnum):
 class EndReason(StrEnum):
     """Why a call ended."""
 
-    END_OF_AUDIO = "end_of_audio"
-    INTERRUPTED = "interrupted"
+    END_OF_AUDIO = "end_of_audio"  # a recorded call ran out
+    SILENCE = "silence"  # live: both parties were silent for the configured time
+    ENDED = "ended"  # live: the agent ended the call (keyboard or overlay)
+    INTERRUPTED = "interrupted"  # Ctrl-C or the program was asked to stop
     SOURCE_ERROR = "source_error"
 
 
@@ -85,6 +88,15 @@ class SpeechSegment:
     @property
     def droppable(self) -> bool:
         return not self.final
+
+
+@dataclass(frozen=True)
+class AudioDropped:
+    """Internal: `seconds` of a live party's audio were lost before the pipeline (a full queue,
+    a device overrun). The pipeline counts it into `dropped` and `call_end`."""
+
+    t: float
+    seconds: float
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,6 +238,47 @@ class Flag(PublicEvent):
 
 
 @dataclass(frozen=True)
+class Listening(PublicEvent):
+    """Listening was paused or resumed. While paused nothing is captured, transcribed or stored;
+    speech that was under way when the pause began ends there."""
+
+    type: ClassVar[str] = "listening"
+    call_id: str
+    paused: bool
+    by: str  # "keyboard", "overlay" or "api"
+
+
+@dataclass(frozen=True)
+class DeviceStatus(PublicEvent):
+    """Something happened to a capture device: `state` is "lost" (unplugged or failing; retrying),
+    "back" (capturing again) or "resampling" (opened at its own rate, converted to 16 kHz)."""
+
+    type: ClassVar[str] = "device"
+    call_id: str
+    device: str
+    parties: tuple[Speaker, ...]
+    state: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Dropped(PublicEvent):
+    """Work skipped to keep up with the call, reported at most every few seconds.
+
+    `what` is "partial" (a transcript update skipped while the recogniser was busy; finals never
+    are) or "audio" (input the machine could not take in time; `seconds` says how much). `count`
+    is since the previous report, `total` for the call so far.
+    """
+
+    type: ClassVar[str] = "dropped"
+    call_id: str
+    what: str
+    count: int
+    total: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class CallEnd(PublicEvent):
     """The call is over; `t` is its length. Counts say what was produced and what was dropped."""
 
@@ -236,13 +289,15 @@ class CallEnd(PublicEvent):
     utterances: int = 0
     partials: int = 0
     partials_dropped: int = 0
+    audio_dropped_s: float = 0.0
 
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
-    cls.type: cls for cls in (CallStart, Partial, Utterance, Prompt, Flag, CallEnd)
+    cls.type: cls
+    for cls in (CallStart, Partial, Utterance, Prompt, Flag, Listening, DeviceStatus, Dropped, CallEnd)
 }
 
-Event = AudioChunk | SpeechSegment | VoiceFeatures | PublicEvent
+Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -286,6 +341,8 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
             kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
         if "words" in kwargs:
             kwargs["words"] = tuple(Word(**w) for w in kwargs["words"])
+        if "parties" in kwargs:
+            kwargs["parties"] = tuple(Speaker(p) for p in kwargs["parties"])
         if "signals" in kwargs:
             kwargs["signals"] = tuple(kwargs["signals"])
         if kwargs.get("scores") is not None:

@@ -7,12 +7,16 @@ source thread ──► inbox ──► stage 0 ──► stage 1 ──► … 
 ```
 
 * The source runs on its own thread and blocks on a bounded number of blocks in flight, so a fast
-  file cannot run away from the models; a live device (later) drops instead, and says so.
+  file cannot run away from the models. A live source (`live = True`) is paced by its devices and
+  never waits: when the pipeline thread is that far behind, the block is dropped, counted and
+  reported. A source may also yield public events (pause, device status) among its blocks.
 * Each stage is a class with `process(event) -> Iterable[Event]` that knows nothing of its
   neighbours. Stages run inline on the pipeline thread, except that when pacing is live a stage that
   holds a heavy model (`droppable_input = True`) runs on one dedicated worker thread: then a request
   it may skip (a partial) is dropped while it is still busy, counted and reported, and a final never
   is. Without live pacing everything runs in lock-step, so a replay gives the same events every time.
+* Drops are reported as `dropped` events at most every `DROP_REPORT_S` of call time, and once more
+  before `call_end`, with a log line each time: every drop is counted, none floods the log.
 * `CallStart` enters first and `CallEnd` last; `CallEnd` makes every stage flush, so when it reaches
   the sinks the call is completely processed.
 """
@@ -33,8 +37,10 @@ from agent_assist import __version__
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import (
     AudioChunk,
+    AudioDropped,
     CallEnd,
     CallStart,
+    Dropped,
     EndReason,
     Event,
     Partial,
@@ -58,7 +64,11 @@ class Sink(Protocol):
 
 
 class AudioSource(Protocol):
-    """Anything that yields blocks of call audio: a file now, devices later."""
+    """Anything that yields blocks of call audio: a file, memory, or live devices.
+
+    Optional attributes: `live = True` (paced by devices: never paced or blocked here) and
+    `end_reason` (read once `blocks()` returns normally; default `end_of_audio`).
+    """
 
     channels: dict[str, Speaker]
     duration: float
@@ -66,7 +76,11 @@ class AudioSource(Protocol):
     @property
     def description(self) -> str: ...
 
-    def blocks(self) -> Iterator[list[AudioChunk]]: ...
+    def blocks(self) -> Iterator[Sequence[AudioChunk | AudioDropped | PublicEvent]]: ...
+
+
+#: Drops are reported at most this often (call-time seconds), and once more at the end of the call.
+DROP_REPORT_S = 5.0
 
 
 @dataclass
@@ -74,6 +88,15 @@ class CallStats:
     utterances: int = 0
     partials: int = 0
     partials_dropped: int = 0
+    audio_dropped: int = 0  # blocks
+    audio_dropped_s: float = 0.0
+
+
+@dataclass
+class _DropReport:
+    reported: int = 0
+    reported_s: float = 0.0
+    last_t: float = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,9 @@ class Pipeline:
         self._in_flight: dict[int, int] = {}
         self._done = False
         self._end: CallEnd | None = None
+        self._call_id = ""
+        self._live = False
+        self._reports = {"partial": _DropReport(), "audio": _DropReport()}
 
     # -- control -------------------------------------------------------------------------------
 
@@ -116,7 +142,9 @@ class Pipeline:
     # -- running -------------------------------------------------------------------------------
 
     def run(self, source: AudioSource, call_id: str) -> CallEnd:
-        if self.realtime:
+        self._call_id = call_id
+        self._live = bool(getattr(source, "live", False))
+        if self.realtime or self._live:
             for index, stage in enumerate(self.stages):
                 if getattr(stage, "droppable_input", False):
                     self._workers[index] = ThreadPoolExecutor(
@@ -138,10 +166,12 @@ class Pipeline:
                     self._in_flight[item.stage] -= 1
                     for event in item.future.result():  # a worker's exception is raised here
                         self._advance(item.stage + 1, event)
-                elif isinstance(item, AudioChunk | CallEnd):
+                elif isinstance(item, AudioChunk):
                     self._advance(0, item)
-                    if isinstance(item, AudioChunk):
-                        self._room.release()
+                    self._room.release()
+                    self._maybe_report("audio", item.t)
+                elif isinstance(item, CallEnd | PublicEvent):
+                    self._advance(0, item)
         finally:
             self._stop.set()
             for worker in self._workers.values():
@@ -155,20 +185,34 @@ class Pipeline:
         """Source thread: decode (and pace) audio into the inbox, then send the call's end."""
         reason, error = EndReason.END_OF_AUDIO, None
         began = time.monotonic()
+        pace = self.realtime and not self._live
         try:
             for chunks in source.blocks():
                 if self._stop.is_set():
                     reason = EndReason.INTERRUPTED
                     break
-                if self.realtime and chunks:
+                if pace and chunks and isinstance(chunks[0], AudioChunk):
                     due = began + chunks[0].t + chunks[0].duration
                     # an interruptible wait for the block's real time, not a polling loop
                     if self._stop.wait(max(0.0, due - time.monotonic())):
                         reason = EndReason.INTERRUPTED
                         break
                 for chunk in chunks:
-                    self._room.acquire()
-                    self._inbox.put(chunk)
+                    if isinstance(chunk, AudioDropped):  # lost before it reached us
+                        self.stats.audio_dropped += 1
+                        self.stats.audio_dropped_s += chunk.seconds
+                    elif not isinstance(chunk, AudioChunk):
+                        self._inbox.put(chunk)
+                    elif not self._live:
+                        self._room.acquire()
+                        self._inbox.put(chunk)
+                    elif self._room.acquire(blocking=False):
+                        self._inbox.put(chunk)
+                    else:  # live and this far behind: drop rather than fall further behind
+                        self.stats.audio_dropped += 1  # only this thread writes these two
+                        self.stats.audio_dropped_s += chunk.duration
+            else:
+                reason = getattr(source, "end_reason", EndReason.END_OF_AUDIO)
         except AgentAssistError as exc:
             reason, error = EndReason.SOURCE_ERROR, str(exc)
         except Exception as exc:  # never leave the pipeline waiting for an end that won't come
@@ -194,8 +238,7 @@ class Pipeline:
     def _submit(self, index: int, event: Event) -> None:
         if isinstance(event, SpeechSegment) and event.droppable and self._in_flight[index] > 0:
             self.stats.partials_dropped += 1
-            log.info("transcriber busy: skipped a partial of %s at %.1f s (%d so far)",
-                     event.speaker, event.t, self.stats.partials_dropped)
+            self._maybe_report("partial", event.t)
             return
         stage = self.stages[index]
         self._in_flight[index] += 1
@@ -211,10 +254,35 @@ class Pipeline:
         elif isinstance(event, Partial):
             self.stats.partials += 1
         elif isinstance(event, CallEnd):
+            for what in self._reports:
+                self._maybe_report(what, event.t, final=True)
             event = replace(event, utterances=self.stats.utterances,
                             partials=self.stats.partials,
-                            partials_dropped=self.stats.partials_dropped)
+                            partials_dropped=self.stats.partials_dropped,
+                            audio_dropped_s=round(self.stats.audio_dropped_s, 3))
             self._end = event
             self._done = True
         for sink in self.sinks:
             sink.emit(event)
+
+    def _maybe_report(self, what: str, t: float, final: bool = False) -> None:
+        """Emit a `dropped` event (and a log line) for drops not yet reported, at most every
+        `DROP_REPORT_S` of call time; `final` reports whatever is left."""
+        report = self._reports[what]
+        if what == "partial":
+            total, seconds = self.stats.partials_dropped, 0.0
+        else:
+            total, seconds = self.stats.audio_dropped, self.stats.audio_dropped_s
+        count = total - report.reported
+        if count <= 0 or (not final and t - report.last_t < DROP_REPORT_S):
+            return
+        new_s = seconds - report.reported_s
+        report.reported, report.reported_s, report.last_t = total, seconds, t
+        if what == "partial":
+            log.info("transcription is behind: skipped %d partial transcript(s) (%d this call); "
+                        "finals are kept", count, total)
+        else:
+            log.warning("the machine is behind: dropped %.1f s of audio (%d block(s); %d this call)",
+                        new_s, count, total)
+        self._emit(Dropped(t=t, call_id=self._call_id, what=what, count=count, total=total,
+                           seconds=round(new_s, 3)))

@@ -11,7 +11,7 @@ from agent_assist.audio.files import ChannelLayout, FileSource
 from agent_assist.events import CallEnd
 from agent_assist.pipeline import Pipeline, Sink, Stage
 from agent_assist.rules.engine import RulesEngine
-from agent_assist.rules.packs import load_for_run
+from agent_assist.rules.packs import Pack, load_for_run
 from agent_assist.scoring.scorer import Scorer, VoiceAnalyser
 from agent_assist.segmenter import Segmenter, SegmenterOptions
 from agent_assist.transcriber import Transcriber, TranscriberOptions
@@ -30,6 +30,20 @@ class ReplayOptions:
     transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
 
 
+def call_stages(segmenter: SegmenterOptions, transcriber: Transcriber, scorer: Scorer | None,
+                pack: Pack | None) -> list[Stage]:
+    """The stages of one call, live or replayed: fresh per-call state around shared models.
+
+    `scorer=None` leaves utterances unscored; `pack=None` runs no rules (rules need scores).
+    """
+    if scorer is None:
+        return [Segmenter(segmenter), transcriber]
+    stages: list[Stage] = [Segmenter(segmenter), VoiceAnalyser(), transcriber, scorer]
+    if pack is not None:
+        stages.append(RulesEngine(pack))
+    return stages
+
+
 class Replay:
     """A recorded call ready to run: the file is checked first, then the models load.
 
@@ -46,11 +60,9 @@ class Replay:
         pack = load_for_run(opts.site_packs) if opts.scoring and opts.rules else None  # fail fast too
         self.transcriber = transcriber or Transcriber(self.options.transcriber)
         self.transcriber.warm_up()
-        stages: list[Stage] = [Segmenter(self.options.segmenter), self.transcriber]
-        if self.options.scoring:
-            stages = [stages[0], VoiceAnalyser(), self.transcriber, scorer or Scorer()]
-        if pack is not None:
-            stages.append(RulesEngine(pack))
+        if opts.scoring:
+            scorer = scorer or Scorer()
+        stages = call_stages(opts.segmenter, self.transcriber, scorer if opts.scoring else None, pack)
         self.pipeline = Pipeline(stages, sinks,
                                  realtime=self.options.realtime, model_label=self.transcriber.label)
         self.call_id = self.options.call_id or uuid.uuid4().hex[:12]

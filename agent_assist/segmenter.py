@@ -19,7 +19,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from agent_assist.events import AudioChunk, CallEnd, CallStart, Event, Speaker, SpeechSegment
+from agent_assist.events import (
+    AudioChunk,
+    CallEnd,
+    CallStart,
+    DeviceStatus,
+    Event,
+    Listening,
+    Speaker,
+    SpeechSegment,
+)
 from agent_assist.vad import WINDOW, SpeechProbability, VadStream
 
 log = logging.getLogger(__name__)
@@ -248,7 +257,12 @@ class Segmenter:
         if isinstance(event, CallStart):
             self._streams.clear()
             self._counter = 0
-        elif isinstance(event, CallEnd):
+        elif isinstance(event, CallEnd) or (isinstance(event, Listening) and event.paused):
+            # the end of the call, or a pause in listening: what was being said ends here
             finals = [s for stream in self._streams.values() for s in stream.finish(event.t)]
             yield from sorted(finals, key=lambda s: (s.end, s.speaker))
+        elif isinstance(event, DeviceStatus) and event.state == "lost":
+            for speaker in event.parties:
+                if speaker in self._streams:
+                    yield from self._streams[speaker].finish(event.t)
         yield event

@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import TextIO
 
 from agent_assist.errors import AgentAssistError
-from agent_assist.events import CallEnd, CallStart, Flag, Partial, Prompt, PublicEvent, Utterance
+from agent_assist.events import (
+    CallEnd,
+    CallStart,
+    DeviceStatus,
+    Dropped,
+    Flag,
+    Listening,
+    Partial,
+    Prompt,
+    PublicEvent,
+    Utterance,
+)
 
 # Control characters (terminal escape sequences among them) never reach a terminal from a transcript.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -109,12 +120,26 @@ class ConsoleTranscript:
         elif isinstance(event, Flag):
             self._clear_partial()
             self.stream.write(f"{'':>20}⚑ flag: {event.kind}, {event.severity}\n")
+        elif isinstance(event, Listening):
+            self._clear_partial()
+            state = "paused: nothing is captured" if event.paused else "resumed"
+            self.stream.write(f"[{format_clock(event.t)}] — listening {state} ({event.by}) —\n")
+        elif isinstance(event, DeviceStatus):
+            self._clear_partial()
+            device, message = _clean(event.device), _clean(event.message)
+            self.stream.write(f"[{format_clock(event.t)}] ⚠ {device}: {message}\n")
+        elif isinstance(event, Dropped) and event.what == "audio":
+            self._clear_partial()
+            self.stream.write(f"[{format_clock(event.t)}] ⚠ the machine is behind: {event.seconds:.1f} s "
+                              "of audio dropped\n")
         elif isinstance(event, CallStart):
             channels = ", ".join(f"{ch} = {who}" for ch, who in event.channels.items())
             self.stream.write(f"call {event.call_id} from {_clean(event.source)} ({channels})\n")
         elif isinstance(event, CallEnd):
             self._clear_partial()
             note = f"; {event.partials_dropped} partials skipped" if event.partials_dropped else ""
+            if event.audio_dropped_s:
+                note += f"; {event.audio_dropped_s:.1f} s of audio dropped"
             self.stream.write(f"call ended at {format_clock(event.t)} ({event.reason}): "
                               f"{event.utterances} utterances{note}\n")
         self.stream.flush()

@@ -9,9 +9,12 @@ from agent_assist.events import (
     SCHEMA_VERSION,
     CallEnd,
     CallStart,
+    DeviceStatus,
+    Dropped,
     EndReason,
     EventParseError,
     Flag,
+    Listening,
     Partial,
     Prompt,
     Scores,
@@ -48,8 +51,12 @@ EXAMPLES = [
            support_line="", sticky=False),
     Flag(t=18.2, call_id="c1", kind="distress", severity="low",
          reason="acknowledge-disclosure: distress 0.98", utterance_id="u4"),
+    Listening(t=30.5, call_id="c1", paused=True, by="keyboard"),
+    DeviceStatus(t=41.0, call_id="c1", device="Jabra Evolve2 65", parties=(Speaker.AGENT,),
+                 state="lost", message="no audio for 2 s; retrying"),
+    Dropped(t=60.0, call_id="c1", what="audio", count=3, total=5, seconds=0.096),
     CallEnd(t=159.5, call_id="c1", reason=EndReason.SOURCE_ERROR, error="file is truncated",
-            utterances=3, partials=7, partials_dropped=1),
+            utterances=3, partials=7, partials_dropped=1, audio_dropped_s=0.5),
 ]
 
 

@@ -4,7 +4,7 @@ import csv
 
 import jiwer
 
-from agent_assist.events import CallStart, Speaker
+from agent_assist.events import CallEnd, CallStart, Speaker
 from tests.conftest import SAMPLES, normalise
 
 
@@ -13,6 +13,7 @@ def test_sample_call_speakers_and_transcript(sample_call):
         turns = list(csv.DictReader(f, delimiter="\t"))
     out = sample_call
     assert isinstance(out.events[0], CallStart)
+    assert isinstance(out.events[-1], CallEnd)  # even after the prompts that fire at the end
     assert len(out.utterances) >= len(turns) * 0.8
     for u in out.utterances:
         middle = (u.start + u.end) / 2

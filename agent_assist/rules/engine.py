@@ -40,7 +40,10 @@ class CallState:
 
 
 class RulesEngine:
-    """Stage: passes every event on, and adds `prompt` and `flag` events after the one that fired them."""
+    """Stage: passes every event on, and adds `prompt` and `flag` events after the one that fired them.
+
+    Rules that fire at the end of the call come just before `call_end`, which stays the last event.
+    """
 
     def __init__(self, pack: Pack, *, max_prompts: int = 2) -> None:
         self.rules: list[Rule] = pack.enabled
@@ -48,7 +51,8 @@ class RulesEngine:
         self.state = CallState()
 
     def process(self, event: Event) -> Iterator[Event]:
-        yield event
+        if not isinstance(event, CallEnd):
+            yield event
         if isinstance(event, CallStart):
             self.state = CallState(call_id=event.call_id)
         elif isinstance(event, Utterance):
@@ -57,8 +61,8 @@ class RulesEngine:
         elif isinstance(event, CallEnd):
             self.state.signals["call_ended"] = 1.0
             self.state.signals["call_s"] = event.t
-            end_events = list(self._fire(event.t, self.state.last_customer, {}))
-            yield from end_events
+            yield from self._fire(event.t, self.state.last_customer, {})
+            yield event
 
     # -- signals -----------------------------------------------------------------------------------
 

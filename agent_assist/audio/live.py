@@ -1,0 +1,467 @@
+"""Live capture: devices → 16 kHz mono per party → one queue → calls.
+
+```
+PortAudio callback ──► bounded block queue ──► capture thread ──► shared queue ──► LiveCall.blocks()
+ (copy, return)          (one per device)       (split/mix,        (all devices)     (call time, activity,
+                                                 resample, clock)                      end of call)
+```
+
+* The PortAudio callback only copies the block into a bounded queue and returns: no model work, no
+  lock held across calls. A full queue drops the block; the loss is counted and reported.
+* Each device has a capture thread that turns blocks into `AudioChunk`s for its parties (one per
+  channel of a stereo device, otherwise the channels mixed down), resampled to 16 kHz. Chunks carry
+  *session* time from the device's sample count, re-anchored to the wall clock after a gap (a pause,
+  a reconnect) or when the two drift more than `MAX_DRIFT_S` apart.
+* A device that fails or stops delivering audio for `stall_s` is reported `lost`, closed and
+  reopened with back-off (0.5 s doubling to `retry_max_s`) until it comes back; the other devices
+  carry on meanwhile.
+* While paused, callbacks return without copying anything: nothing is captured.
+* A call is the stretch between its start (the command starting, or speech after silence) and its
+  end (both parties silent for `end_silence_s`, `end_call()`, or the pipeline being stopped).
+  Silence is judged by a voice activity detector of its own, so music on hold is not speech.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from agent_assist.audio.devices import Device, PulseWatch, open_input
+from agent_assist.audio.resample import TARGET_RATE, StreamResampler
+from agent_assist.errors import AudioSourceError
+from agent_assist.events import (
+    AudioChunk,
+    AudioDropped,
+    DeviceStatus,
+    EndReason,
+    Listening,
+    PublicEvent,
+    Speaker,
+)
+from agent_assist.vad import WINDOW, VadStream
+
+log = logging.getLogger(__name__)
+
+MAX_DRIFT_S = 0.5
+_BLOCK_QUEUE = 400  # device blocks (PortAudio picks ~10-40 ms each): seconds of slack
+_SHARED_QUEUE = 1000
+_STARTUP_S = 3.0
+_WATCH_S = 0.25  # how often a PulseAudio stream's routing is checked
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    end_silence_s: float = 60.0  # both parties silent this long ends the call
+    max_calls: int | None = None  # stop after this many calls (None: until stopped)
+    capture_rate: int = TARGET_RATE  # asked of each device; its own rate when it refuses
+    latency_s: float = 0.1  # PortAudio's suggested input latency
+    stall_s: float = 2.0  # no audio from a running device this long: it is lost
+    retry_max_s: float = 10.0
+    preroll_s: float = 1.0  # audio kept from before the speech that starts a call
+    speech_threshold: float = 0.5  # voice activity probability that counts as speech
+
+
+@dataclass(frozen=True)
+class Input:
+    """A device and who is heard on it: one party (channels mixed) or one party per channel."""
+
+    device: Device
+    parties: tuple[Speaker, ...]
+
+    @property
+    def stereo(self) -> bool:
+        return len(self.parties) == 2
+
+
+@dataclass(frozen=True)
+class _Status:
+    t: float  # session time
+    device: str
+    parties: tuple[Speaker, ...]
+    state: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Pause:
+    t: float
+    paused: bool
+    by: str
+
+
+_Item = list[AudioChunk] | AudioDropped | _Status | _Pause
+
+
+class _Clock:
+    """Session time: seconds since the session began, from the monotonic clock."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+
+class DeviceCapture:
+    """One device's stream and capture thread (see the module docstring)."""
+
+    def __init__(self, source: Input, clock: _Clock, out: queue.Queue[_Item], options: LiveOptions) -> None:
+        self.input = source
+        self.clock = clock
+        self.out = out
+        self.options = options
+        self.paused = False
+        self._blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=_BLOCK_QUEUE)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{source.parties[0]}", daemon=True)
+        # written by the callback only / by the capture thread only
+        self._overflowed_frames = 0
+        self._overflow_seen = 0
+        self._lost_s = 0.0
+        self._rate = options.capture_rate
+        self._resampler: StreamResampler | None = None
+        self._t_next: float | None = None
+        self.lost = False
+        self.opened = threading.Event()  # set once the device first delivers (or fails for good)
+
+    @property
+    def label(self) -> str:
+        return self.input.device.display
+
+    # -- the PortAudio callback: copy and return ------------------------------------------------
+
+    def _callback(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
+        if self.paused:
+            return
+        if status and status.input_overflow:
+            self._overflowed_frames += frames  # PortAudio itself lost input before this block
+        try:
+            self._blocks.put_nowait(indata.copy())
+        except queue.Full:
+            self._overflowed_frames += frames
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float = 5.0) -> None:
+        self._thread.join(timeout)
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        if not paused:
+            self._t_next = None  # re-anchor to the wall clock after the gap
+
+    # -- the capture thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.5
+        first = True
+        while not self._stop.is_set():
+            try:
+                stream, rate, channels = open_input(self.input.device, self.options.capture_rate,
+                                                    2 if self.input.stereo else 1, self._callback,
+                                                    latency=self.options.latency_s)
+                stream.start()
+            except AudioSourceError as exc:
+                if not self.lost:
+                    self._status("lost", f"{exc}; retrying")
+                    self.lost = True
+                self.opened.set()
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.options.retry_max_s)
+                continue
+            if rate != self.options.capture_rate and rate != self._rate:
+                self._status("resampling", f"opened at its own rate, {rate} Hz; converting to 16 kHz")
+            self._rate = rate
+            if self.lost:
+                self._status("back", "capturing again")
+                self.lost = False
+            elif first:
+                log.info("%s: capturing at %d Hz x %d for %s", self.label, rate, channels,
+                         "+".join(self.input.parties))
+            first = False
+            delay = 0.5
+            self._resampler = StreamResampler(rate, len(self.input.parties)) if rate != TARGET_RATE else None
+            self._t_next = None
+            watch = self._watch()
+            try:
+                failure = self._pump(stream, channels, watch)
+            finally:
+                if watch is not None:
+                    watch.close()
+                try:
+                    stream.abort()
+                    stream.close()
+                except Exception:  # a vanished device may fail to close; it is gone either way
+                    log.debug("%s: close failed", self.label, exc_info=True)
+                self._drain()
+            if failure and not self._stop.is_set():
+                self._status("lost", f"{failure}; retrying")
+                self.lost = True
+        self.opened.set()
+
+    def _watch(self) -> PulseWatch | None:
+        if self.input.device.pulse is None:
+            return None
+        try:
+            return PulseWatch(self.input.device.pulse)
+        except Exception as exc:  # no pulsectl or no server connection: capture still works unwatched
+            log.info("%s: cannot watch the stream's routing (%s)", self.label, exc)
+            return None
+
+    def _pump(self, stream: Any, channels: int, watch: PulseWatch | None) -> str | None:
+        """Move blocks until the stream fails or stalls (returns why) or capture stops (None)."""
+        last = time.monotonic() + _STARTUP_S  # a stream may take a moment to deliver its first block
+        checked = time.monotonic()
+        while not self._stop.is_set():
+            if watch is not None and time.monotonic() - checked >= _WATCH_S:
+                checked = time.monotonic()
+                moved = watch.check()
+                if moved:
+                    return moved
+            try:
+                block = self._blocks.get(timeout=0.1)
+            except queue.Empty:
+                now = time.monotonic()
+                if self.paused:
+                    last = now
+                elif not stream.active:
+                    return "the device stopped"
+                elif now - last > self.options.stall_s:
+                    return f"no audio for {self.options.stall_s:g} s"
+                continue
+            last = time.monotonic()
+            self.opened.set()
+            if self.paused:
+                continue
+            self._deliver(block, channels)
+        return None
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._blocks.get_nowait()
+            except queue.Empty:
+                return
+
+    def _deliver(self, block: np.ndarray, channels: int) -> None:
+        if self.input.stereo:
+            planar = block[:, :2].T
+        else:
+            planar = block.mean(axis=1, keepdims=True).T if channels > 1 else block.T
+        frames_in = planar.shape[1]
+        audio = self._resampler.push(planar) if self._resampler is not None else planar
+        now = self.clock.now()
+        seconds = audio.shape[1] / TARGET_RATE
+        if self._t_next is None or abs(self._t_next + frames_in / self._rate - now) > MAX_DRIFT_S:
+            if self._t_next is not None:
+                log.debug("%s: clock re-anchored by %.2f s", self.label,
+                          now - (self._t_next + frames_in / self._rate))
+            self._t_next = now - frames_in / self._rate
+        t = self._t_next
+        self._t_next += seconds
+        overflowed = self._overflowed_frames - self._overflow_seen
+        if overflowed:
+            self._overflow_seen += overflowed
+            self._lost_s += overflowed / self._rate
+        if audio.shape[1] == 0:
+            return
+        chunks = [AudioChunk(t=t, speaker=speaker, samples=np.ascontiguousarray(audio[i], np.float32))
+                  for i, speaker in enumerate(self.input.parties)]
+        try:
+            if self._lost_s > 0:
+                self.out.put_nowait(AudioDropped(t=t, seconds=self._lost_s))
+                self._lost_s = 0.0
+            self.out.put_nowait(chunks)
+        except queue.Full:
+            self._lost_s += seconds
+
+    def _status(self, state: str, message: str) -> None:
+        level = logging.INFO if state == "back" else logging.WARNING
+        log.log(level, "%s (%s): %s", self.label, "+".join(self.input.parties), message)
+        with contextlib.suppress(queue.Full):  # it was logged either way
+            self.out.put_nowait(_Status(self.clock.now(), self.label, self.input.parties, state, message))
+
+
+class _Activity:
+    """Is anyone speaking? Silero per party, on the same audio the call gets."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self._vads: dict[Speaker, VadStream] = {}
+        self._pending: dict[Speaker, np.ndarray] = {}
+
+    def speech(self, chunk: AudioChunk) -> bool:
+        vad = self._vads.setdefault(chunk.speaker, VadStream())
+        samples = np.concatenate([self._pending.get(chunk.speaker, np.zeros(0, np.float32)), chunk.samples])
+        n = len(samples) // WINDOW
+        self._pending[chunk.speaker] = samples[n * WINDOW :]
+        if n == 0:
+            return False
+        return bool(np.any(vad(samples[: n * WINDOW].reshape(n, WINDOW)) >= self.threshold))
+
+
+class LiveSource:
+    """The devices of one `agent-assist run`, shared by the calls it hears."""
+
+    def __init__(self, inputs: list[Input], options: LiveOptions | None = None) -> None:
+        if not inputs:
+            raise AudioSourceError("no capture device chosen")
+        self.options = options or LiveOptions()
+        self.inputs = inputs
+        self.clock = _Clock()
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=_SHARED_QUEUE)
+        self.captures = [DeviceCapture(i, self.clock, self._queue, self.options) for i in inputs]
+        self.channels: dict[str, Speaker] = {}
+        for item in inputs:
+            if item.stereo:
+                self.channels[f"{item.device.display} (left)"] = item.parties[0]
+                self.channels[f"{item.device.display} (right)"] = item.parties[1]
+            else:
+                self.channels[item.device.display] = item.parties[0]
+        self.description = "live: " + "; ".join(
+            f"{'+'.join(i.parties)} = {i.device.display}" for i in inputs)
+        self._paused = False
+        self._end = threading.Event()
+        self._preroll: list[AudioChunk] = []
+
+    # -- control (any thread: keyboard, overlay, tests) --------------------------------------------
+
+    def start(self) -> None:
+        for capture in self.captures:
+            capture.start()
+        for capture in self.captures:
+            capture.opened.wait(timeout=5.0)
+
+    def close(self) -> None:
+        for capture in self.captures:
+            capture.stop()
+        for capture in self.captures:
+            capture.join()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self, by: str = "api") -> None:
+        self._set_paused(True, by)
+
+    def resume(self, by: str = "api") -> None:
+        self._set_paused(False, by)
+
+    def _set_paused(self, paused: bool, by: str) -> None:
+        if paused == self._paused:
+            return
+        self._paused = paused
+        for capture in self.captures:
+            capture.set_paused(paused)
+        log.info("listening %s (%s)", "paused" if paused else "resumed", by)
+        self._queue.put(_Pause(self.clock.now(), paused, by))  # blocks only if the queue is full
+
+    def end_call(self) -> None:
+        """End the current call now (the next one starts on speech)."""
+        self._end.set()
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def wait_for_speech(self, stop: threading.Event) -> bool:
+        """Between calls: listen (keeping `preroll_s` of audio) until someone speaks or `stop`."""
+        activity = _Activity(self.options.speech_threshold)
+        kept: deque[AudioChunk] = deque()
+        self._end.clear()
+        while not stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if not isinstance(item, list):
+                if isinstance(item, _Pause):
+                    kept.clear()
+                continue  # statuses were logged when they happened; drops outside a call matter not
+            for chunk in item:
+                kept.append(chunk)
+                while kept and kept[0].t < chunk.t - self.options.preroll_s:
+                    kept.popleft()
+                if not self._paused and activity.speech(chunk):
+                    self._preroll = list(kept)
+                    return True
+        return False
+
+    def call(self, call_id: str) -> LiveCall:
+        start = min((c.t for c in self._preroll), default=self.clock.now())
+        call = LiveCall(self, call_id, start, self._preroll)
+        self._preroll = []
+        self._end.clear()
+        return call
+
+
+class LiveCall:
+    """One call's view of a `LiveSource`: an `AudioSource` for `Pipeline.run`."""
+
+    live = True
+
+    def __init__(self, source: LiveSource, call_id: str, start: float, preroll: list[AudioChunk]) -> None:
+        self.source = source
+        self.call_id = call_id
+        self.start = start
+        self.channels = dict(source.channels)
+        self.description = source.description
+        self.duration = 0.0
+        self.end_reason = EndReason.END_OF_AUDIO
+        self._preroll = preroll
+
+    def blocks(self) -> Iterator[list[AudioChunk | AudioDropped | PublicEvent]]:
+        source, options = self.source, self.source.options
+        activity = _Activity(options.speech_threshold)
+        last_speech = time.monotonic()
+        pending: list[_Item] = [self._preroll] if self._preroll else []
+        while True:
+            if source._end.is_set():
+                self.end_reason = EndReason.ENDED
+                return
+            if source.paused:
+                last_speech = time.monotonic()  # a pause is not silence
+            elif time.monotonic() - last_speech >= options.end_silence_s:
+                self.end_reason = EndReason.SILENCE
+                return
+            try:
+                item = pending.pop(0) if pending else source._queue.get(timeout=0.1)
+            except queue.Empty:
+                self.duration = max(self.duration, source.clock.now() - self.start)
+                yield []  # lets the pipeline see a stop request
+                continue
+            out: list[AudioChunk | AudioDropped | PublicEvent] = []
+            if isinstance(item, list):
+                for chunk in item:
+                    t = chunk.t - self.start
+                    if t + chunk.duration <= 0:
+                        continue
+                    if activity.speech(chunk):
+                        last_speech = time.monotonic()
+                    out.append(replace(chunk, t=max(0.0, t)))
+                    self.duration = max(self.duration, t + chunk.duration)
+            elif isinstance(item, AudioDropped):
+                out.append(replace(item, t=max(0.0, item.t - self.start)))
+            elif isinstance(item, _Pause):
+                out.append(Listening(t=self._t(item.t), call_id=self.call_id, paused=item.paused, by=item.by))
+            else:
+                out.append(DeviceStatus(t=self._t(item.t), call_id=self.call_id, device=item.device,
+                                        parties=item.parties, state=item.state, message=item.message))
+            yield out
+
+    def _t(self, session_t: float) -> float:
+        return round(max(0.0, session_t - self.start), 3)
