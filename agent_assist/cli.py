@@ -141,6 +141,11 @@ def devices(as_json: bool) -> None:
 
     Give a device to `run` by its number, its full name, or a unique part of its name. On Linux the
     customer's audio is the *monitor* of the output the softphone plays to.
+
+    \b
+    Examples:
+      agent-assist devices
+      agent-assist devices --json | jq '.devices[] | select(.monitor) | .key'
     """
     from agent_assist.audio.devices import inventory
 

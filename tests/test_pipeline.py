@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from agent_assist.audio.files import FileSource
-from agent_assist.events import CallEnd, Event, Partial, SpeechSegment, Utterance
+from agent_assist.events import CallEnd, Dropped, Event, Partial, SpeechSegment, Utterance
 from agent_assist.pipeline import Pipeline
 from agent_assist.segmenter import Segmenter
 from tests.conftest import REPO, SPEECH, Collector
@@ -51,6 +51,10 @@ def test_a_slow_live_transcriber_skips_partials_counts_them_and_keeps_every_fina
     sink, end, slow = run(realtime=True, delay=1.5)
     assert end.partials_dropped > 0
     assert end.partials + end.partials_dropped >= fast_end.partials - 1
+    reports = [e for e in sink.events if isinstance(e, Dropped)]  # every skip reported, in few events
+    assert sum(r.count for r in reports) == end.partials_dropped == reports[-1].total
+    assert {r.what for r in reports} == {"partial"}
+    assert not [e for e in fast_sink.events if isinstance(e, Dropped)]
     assert [u.utterance_id for u in sink.utterances] == [u.utterance_id for u in fast_sink.utterances]
     assert any("worker" in name for name in slow.seen_threads)  # the model ran off the pipeline thread
     assert fast.seen_threads == {threading.current_thread().name}  # lock-step when not live
