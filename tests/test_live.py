@@ -403,3 +403,33 @@ def test_missing_portaudio_is_one_line_naming_the_package(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("agent-assist: error: PortAudio is missing: install the system "
                                    "package libportaudio2 (Debian/Ubuntu: sudo apt install libportaudio2)")
+
+
+@needs_pulse
+def test_keys_in_the_terminal_pause_resume_and_quit(server, tmp_path):
+    line = server.add_sink("keys_line")
+    master, slave = os.openpty()  # stdin is a terminal, as when an agent runs it
+    events = tmp_path / "events.jsonl"
+    env = {**server.env, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}
+    run = subprocess.Popen([*EXE, "run", "--mono-device", line, "--events", str(events), "-q"], env=env,
+                           stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    os.close(slave)
+    try:
+        assert run.stderr is not None
+        for line_out in run.stderr:
+            if line_out.startswith("listening:"):
+                assert "p pause/resume, e end call, q quit" in line_out
+                break
+        for key in ("p", "p", "q"):
+            time.sleep(1.0)
+            os.write(master, key.encode())
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        os.close(master)
+    assert run.returncode == 0, err
+    assert "[paused: nothing is captured; p resumes]" in err and "[listening]" in err
+    stream = [event_from_json(x) for x in events.read_text().splitlines()]
+    assert [(e.paused, e.by) for e in stream if isinstance(e, Listening)] == [(True, "keyboard"),
+                                                                              (False, "keyboard")]
+    assert isinstance(stream[-1], CallEnd) and stream[-1].reason == EndReason.INTERRUPTED

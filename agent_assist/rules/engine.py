@@ -15,6 +15,7 @@ the utterance being judged, so a phrase fires a rule once, when it is said.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from agent_assist.rules import conditions
 from agent_assist.rules.packs import Pack, Rule
 
 _WORD = re.compile(r"[a-z0-9']+")
+REPEAT_WINDOW = 40  # customer turns searched for a repeat
 
 
 @dataclass
@@ -36,7 +38,8 @@ class CallState:
     fired: dict[str, int] = field(default_factory=dict)
     last_customer: Utterance | None = None
     last_end: float = 0.0
-    customer_turns: list[set[str]] = field(default_factory=list)
+    # the customer's recent turns (as word sets), bounded so a long call costs no more per turn
+    customer_turns: deque[set[str]] = field(default_factory=lambda: deque(maxlen=REPEAT_WINDOW))
 
 
 class RulesEngine:
