@@ -25,7 +25,7 @@ test: $(STAMP) $(ENCODER)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent_assist tests data/samples
+	$(BIN)/ruff check agent_assist tests data/samples tools bench
 	$(BIN)/mypy agent_assist
 
 # Re-synthesise the demo call from its script (needs piper-tts, GPL, a development tool only).

@@ -2,7 +2,8 @@
 
 Plays the sample call into a null sink CALLS times, with a pause between calls long enough to end
 each one on silence, while one `LiveSession` captures the sink's monitor as a stereo device. Prints
-the resident memory (VmRSS) at the end of each call and writes bench/results/soak_live.json.
+the resident memory (VmRSS) at the end of each call, and the process's average CPU use as a fraction
+of one core over the whole run, and writes bench/results/soak_live.json.
 
     .venv/bin/python bench/soak_live.py --calls 3
 
@@ -77,6 +78,7 @@ def main() -> None:
                                                                                   max_calls=args.calls)),
                                   on_ready=ready.set)
             start_rss = rss_mb()
+            cpu0, wall0 = os.times(), time.monotonic()
             runner = threading.Thread(target=session.run)
             runner.start()
             ready.wait(30)
@@ -87,9 +89,12 @@ def main() -> None:
             if runner.is_alive():
                 session.stop()
                 runner.join(30)
+            cpu1, wall = os.times(), time.monotonic() - wall0
+            cpu = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / wall
         finally:
             server.close()
-    result = {"rss_after_models_mb": round(start_rss, 1), "calls": sink.ends,
+    result = {"rss_after_models_mb": round(start_rss, 1), "cpu_core_fraction": round(cpu, 3),
+              "calls": sink.ends,
               "rss_growth_first_to_last_mb": round(sink.ends[-1]["rss_mb"] - sink.ends[0]["rss_mb"], 1)
               if sink.ends else None}
     out = REPO / "bench" / "results" / "soak_live.json"
