@@ -81,8 +81,11 @@ def load(path: Path | None = None) -> Config:
         raise AgentAssistError(
             f"{path}: unknown setting live.{name} (known: agent_device, customer_device, end_silence_s)")
     devices = [live.get("agent_device"), live.get("customer_device")]
-    if not all(d is None or isinstance(d, str) for d in devices):
-        raise AgentAssistError(f"{path}: live.agent_device and live.customer_device must be text")
+    if not all(d is None or isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool))
+               for d in devices):
+        raise AgentAssistError(f"{path}: live.agent_device and live.customer_device must be a device "
+                               "name or number")
+    devices = [None if d is None else str(d) for d in devices]
     silence = live.get("end_silence_s", 60.0)
     if isinstance(silence, bool) or not isinstance(silence, int | float) or silence < 1:
         raise AgentAssistError(f"{path}: live.end_silence_s must be a number of seconds, at least 1")

@@ -50,3 +50,28 @@ def test_a_bad_configuration_is_one_line_naming_the_file(tmp_path, text, message
     assert message in str(err.value)
     result = agent_assist("rules", "lint", env={"AGENT_ASSIST_CONFIG": str(path)})
     assert result.returncode == 1 and message in result.stderr
+
+
+def test_live_devices_and_end_of_call_silence_come_from_the_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[live]\nagent_device = "Jabra"\ncustomer_device = "monitor"\nend_silence_s = 45\n',
+                    encoding="utf-8")
+    config = load(path)
+    assert (config.agent_device, config.customer_device, config.end_silence_s) == ("Jabra", "monitor", 45.0)
+    path.write_text("[live]\nagent_device = 3\n", encoding="utf-8")  # a PortAudio number
+    assert load(path).agent_device == "3"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[live]\nend_silence_s = 0\n", "live.end_silence_s must be a number of seconds, at least 1"),
+    ("[live]\nend_silence_s = true\n", "live.end_silence_s must be a number of seconds, at least 1"),
+    ("[live]\nagent_device = [3]\n", "live.agent_device and live.customer_device must be a device name"),
+    ("[live]\nend_silence = 30\n", "unknown setting live.end_silence (known: agent_device, customer_device"),
+    ("live = 3\n", "[live] must be a table"),
+])
+def test_bad_live_settings_name_the_file_and_the_setting(tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(AgentAssistError) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
