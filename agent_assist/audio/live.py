@@ -168,6 +168,18 @@ class DeviceCapture:
     # -- the capture thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._capture()
+            except Exception as exc:  # never let one party go silent without a word
+                log.exception("%s: capture failed", self.label)
+                self._status("lost", f"capture failed ({type(exc).__name__}: {exc}); retrying")
+                self.lost = True
+                self._stop.wait(1.0)
+        self.opened.set()
+
+    def _capture(self) -> None:
+        """Open, pump, and reopen with back-off until stopped."""
         delay = 0.5
         first = True
         while not self._stop.is_set():
@@ -175,7 +187,11 @@ class DeviceCapture:
                 stream, rate, channels = open_input(self.input.device, self.options.capture_rate,
                                                     2 if self.input.stereo else 1, self._callback,
                                                     latency=self.options.latency_s)
-                stream.start()
+                try:
+                    stream.start()
+                except Exception as exc:  # PortAudio could open it but not start it
+                    stream.close()
+                    raise AudioSourceError(f"cannot start {self.label}: {exc}") from None
             except AudioSourceError as exc:
                 if not self.lost:
                     self._status("lost", f"{exc}; retrying")
@@ -212,7 +228,6 @@ class DeviceCapture:
             if failure and not self._stop.is_set():
                 self._status("lost", f"{failure}; retrying")
                 self.lost = True
-        self.opened.set()
 
     def _watch(self) -> PulseWatch | None:
         if self.input.device.pulse is None:
