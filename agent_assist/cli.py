@@ -227,11 +227,10 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
     from agent_assist.live import DeviceChoice, LiveSession, SessionOptions, choose_inputs
 
     config = load_config()
-    choice = DeviceChoice(agent=agent_device or config.agent_device,
-                          customer=customer_device or config.customer_device,
+    one_device = stereo_device is not None or mono_device is not None  # the configured pair does not apply
+    choice = DeviceChoice(agent=agent_device or (None if one_device else config.agent_device),
+                          customer=customer_device or (None if one_device else config.customer_device),
                           stereo=stereo_device, customer_channel=customer_channel, mono=mono_device)
-    if stereo_device or mono_device:
-        choice = dataclasses.replace(choice, agent=agent_device, customer=customer_device)
     inputs, notes = choose_inputs(choice)
     for note in notes:
         click.echo(f"note: {note}", err=True)

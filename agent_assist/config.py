@@ -20,6 +20,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -52,6 +53,17 @@ def config_path() -> Path:
     return Path(env) if env else Path(platformdirs.user_config_dir("agent-assist")) / "config.toml"
 
 
+def _table(data: dict[str, Any], name: str, known: tuple[str, ...], path: Path) -> dict[str, Any]:
+    """The `[name]` table of the file (empty when absent), holding only `known` settings."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise AgentAssistError(f"{path}: [{name}] must be a table")
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise AgentAssistError(f"{path}: unknown setting {name}.{unknown[0]} (known: {', '.join(known)})")
+    return table
+
+
 def load(path: Path | None = None) -> Config:
     path = path or config_path()
     try:
@@ -60,26 +72,13 @@ def load(path: Path | None = None) -> Config:
         return Config()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
-    rules = data.get("rules", {})
-    if not isinstance(rules, dict):
-        raise AgentAssistError(f"{path}: [rules] must be a table")
-    unknown = set(rules) - {"region", "site_packs"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise AgentAssistError(f"{path}: unknown setting rules.{name} (known: region, site_packs)")
+    rules = _table(data, "rules", ("region", "site_packs"), path)
     region = rules.get("region", "AU")
     packs = rules.get("site_packs", [])
     paths_ok = isinstance(packs, list) and all(isinstance(p, str) for p in packs)
     if not isinstance(region, str) or not paths_ok:
         raise AgentAssistError(f"{path}: rules.region must be text and rules.site_packs a list of paths")
-    live = data.get("live", {})
-    if not isinstance(live, dict):
-        raise AgentAssistError(f"{path}: [live] must be a table")
-    unknown = set(live) - {"agent_device", "customer_device", "end_silence_s"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise AgentAssistError(
-            f"{path}: unknown setting live.{name} (known: agent_device, customer_device, end_silence_s)")
+    live = _table(data, "live", ("agent_device", "customer_device", "end_silence_s"), path)
     devices = [live.get("agent_device"), live.get("customer_device")]
     if not all(d is None or isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool))
                for d in devices):
