@@ -19,7 +19,7 @@ from agent_assist import __version__
 from agent_assist.audio.files import ChannelLayout
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError, AudioSourceError
-from agent_assist.pipeline import Sink
+from agent_assist.pipeline import AgentDesk, KeepOpen, Sink
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import ConsoleTranscript, JsonlEventLog
 from agent_assist.transcriber import TranscriberOptions
@@ -58,6 +58,26 @@ def _on_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _overlay(want: bool | None) -> Any:
+    """An `OverlayRun` when the overlay is wanted (True) or wanted where possible (None) and a
+    display can show it; otherwise None, with a one-line note saying why when it was wanted."""
+    if want is False:
+        return None
+    from agent_assist.ui.app import display_problem
+
+    problem = display_problem()
+    if problem:
+        click.echo(f"note: no overlay: {problem}; the transcript is shown here instead", err=True)
+        return None
+    from agent_assist.ui.app import OverlayRun
+
+    return OverlayRun()
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,9 +121,16 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 @click.option("--call-id", default=None, help="Id for this call (default: random).")
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A site rule pack to layer on the default pack (repeatable, in order).")
+@click.option("--ui", is_flag=True,
+              help="Show the agent's overlay over the call (falls back to the terminal, saying so, "
+                   "where there is no display).")
+@click.option("--linger", type=click.FloatRange(min=0.0), default=None, metavar="SECONDS",
+              help="With --ui: close the overlay this long after the call ends (default: when you "
+                   "close it).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def replay(call: Path, realtime: bool, events_path: str | None, model: str | None, layout: str,
-           customer_channel: str, call_id: str | None, site_packs: tuple[Path, ...], quiet: bool) -> None:
+           customer_channel: str, call_id: str | None, site_packs: tuple[Path, ...], ui: bool,
+           linger: float | None, quiet: bool) -> None:
     """Run a recorded call (WAV, FLAC, MP3, OGG; 8 kHz or more; mono or stereo) through the
     same pipeline as a live call, printing the transcript as it happens.
 
@@ -114,6 +141,7 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
       agent-assist replay call.flac
       agent-assist replay call.wav --realtime --events events.jsonl
       agent-assist replay call.mp3 --customer-channel right --events - -q | jq .type
+      agent-assist replay call.flac --ui --realtime
     """
     sinks: list[Sink] = []
     if events_path is not None:
@@ -127,9 +155,29 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         call_id=call_id, transcriber=TranscriberOptions(model=model),
         site_packs=load_config().rule_packs(site_packs),
     )
-    session = Replay(call, sinks, options)
-    with _ctrl_c_stops(session.stop):
-        end = session.run()
+    overlay = _overlay(True) if ui else None
+    if overlay is None:
+        session = Replay(call, sinks, options)
+        with _ctrl_c_stops(session.stop):
+            end = session.run()
+    else:
+        from agent_assist.ui.app import ReplayControls
+
+        # the agent may flag or rate after the call: the sinks stay open until the overlay goes
+        sinks.append(overlay.bridge)
+        desk = AgentDesk([KeepOpen(s) for s in sinks])
+        session = Replay(call, desk.sinks, options, desk=desk)
+        try:
+            def stop() -> None:
+                session.stop()
+                overlay.request_quit()
+
+            with _ctrl_c_stops(stop):
+                end = overlay.run(ReplayControls(desk), session.run, close_when_done=False,
+                                  linger_s=linger, say=_say)
+        finally:
+            for sink in sinks:
+                sink.close()
     if end.error:
         raise AgentAssistError(f"{end.error} (events up to {end.t:.1f} s were written)")
 
@@ -204,11 +252,13 @@ def devices(as_json: bool) -> None:
 @model_option
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A site rule pack to layer on the default pack (repeatable, in order).")
+@click.option("--ui/--no-ui", default=None,
+              help="Show the agent's overlay (default: when there is a display).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def run(agent_device: str | None, customer_device: str | None, stereo_device: str | None,
         customer_channel: str, mono_device: str | None, events_path: str | None, end_silence: float | None,
         max_calls: int | None, capture_rate: int, model: str | None, site_packs: tuple[Path, ...],
-        quiet: bool) -> None:
+        ui: bool | None, quiet: bool) -> None:
     """Listen to live calls: the agent's microphone and the customer's audio, as two speakers.
 
     The first call starts at once; a call ends when both parties have been silent for a while (or
@@ -243,6 +293,9 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
         live=LiveOptions(end_silence_s=end_silence or config.end_silence_s, max_calls=max_calls,
                          capture_rate=capture_rate),
         site_packs=config.rule_packs(site_packs), transcriber=TranscriberOptions(model=model))
+    overlay = _overlay(ui)
+    if overlay is not None:
+        sinks.append(overlay.bridge)  # last: the log (and later the flag store) have it first
     session = LiveSession(inputs, sinks, options)
 
     def toggle() -> None:
@@ -254,7 +307,10 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
         who = "; ".join(f"{'+'.join(i.parties)} = {i.device.display}" for i in inputs)
         keys = " (p pause/resume, e end call, q quit)" if keys_live else " (Ctrl-C to quit)"
         session.on_ready = lambda: click.echo(f"listening: {who}{keys}", err=True)
-        session.run()
+        if overlay is None:
+            session.run()
+        else:
+            overlay.run(session, session.run, close_when_done=True, say=_say)
 
 
 @cli.group()

@@ -227,7 +227,11 @@ class Prompt(PublicEvent):
 
 @dataclass(frozen=True)
 class Flag(PublicEvent):
-    """A moment for a supervisor to review after the shift."""
+    """A moment for a supervisor to review after the shift.
+
+    `raised_by` is "rules" (a rule fired on `utterance_id`) or "agent" (the agent pressed the
+    overlay's flag button; `note` is their optional one-line note and `utterance_id` may be empty).
+    """
 
     type: ClassVar[str] = "flag"
     call_id: str
@@ -235,6 +239,28 @@ class Flag(PublicEvent):
     severity: str
     reason: str
     utterance_id: str
+    raised_by: str = "rules"
+    note: str = ""
+
+
+#: What an agent can say about a prompt card.
+RATINGS = ("helpful", "not_helpful", "acknowledged")
+
+
+@dataclass(frozen=True)
+class Feedback(PublicEvent):
+    """The agent's word on a prompt: "helpful" / "not_helpful" (thumbs on the card), or
+    "acknowledged" (a crisis card dismissed). `rule` and `prompt_t` name the prompt."""
+
+    type: ClassVar[str] = "feedback"
+    call_id: str
+    rule: str
+    prompt_t: float
+    rating: str
+
+    def __post_init__(self) -> None:
+        if self.rating not in RATINGS:
+            raise ValueError(f"rating must be one of {', '.join(RATINGS)}, not {self.rating!r}")
 
 
 @dataclass(frozen=True)
@@ -294,7 +320,8 @@ class CallEnd(PublicEvent):
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
     cls.type: cls
-    for cls in (CallStart, Partial, Utterance, Prompt, Flag, Listening, DeviceStatus, Dropped, CallEnd)
+    for cls in (CallStart, Partial, Utterance, Prompt, Flag, Feedback, Listening, DeviceStatus, Dropped,
+                CallEnd)
 }
 
 Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent

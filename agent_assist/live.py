@@ -19,7 +19,7 @@ from agent_assist.audio.devices import Inventory, inventory, resolve
 from agent_assist.audio.live import Input, LiveOptions, LiveSource
 from agent_assist.errors import AgentAssistError, AudioSourceError
 from agent_assist.events import CallEnd, EndReason, PublicEvent, Speaker
-from agent_assist.pipeline import Pipeline, Sink
+from agent_assist.pipeline import AgentDesk, KeepOpen, Pipeline, Sink
 from agent_assist.replay import call_stages
 from agent_assist.rules.packs import load_for_run
 from agent_assist.scoring.scorer import Scorer
@@ -82,19 +82,6 @@ def choose_inputs(choice: DeviceChoice, inv: Inventory | None = None) -> tuple[l
     return inputs, notes
 
 
-class _KeepOpen:
-    """A sink shared by the session's calls: a call's end must not close it."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-
-    def emit(self, event: PublicEvent) -> None:
-        self.sink.emit(event)
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     live: LiveOptions = field(default_factory=LiveOptions)
@@ -120,6 +107,7 @@ class LiveSession:
         self.source = LiveSource(inputs, opts.live)
         self.on_ready = on_ready  # called once the devices are open
         self.ends: list[CallEnd] = []
+        self.desk = AgentDesk([KeepOpen(s) for s in self.sinks])
         self._stop = threading.Event()
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
@@ -144,6 +132,12 @@ class LiveSession:
     def end_call(self) -> None:
         self.source.end_call()
 
+    def submit(self, event: PublicEvent) -> None:
+        """The agent's flag or feedback (from the overlay), into the stream."""
+        self.desk.submit(event)
+
+    live = True
+
     def stop(self) -> None:
         """End the current call (what was heard is finished and written) and the session."""
         self._stop.set()
@@ -154,7 +148,7 @@ class LiveSession:
     # -- running ---------------------------------------------------------------------------------
 
     def run(self) -> list[CallEnd]:
-        shared = [_KeepOpen(s) for s in self.sinks]
+        shared = self.desk.sinks
         limit = self.options.live.max_calls
         self.source.start()
         try:
@@ -169,11 +163,13 @@ class LiveSession:
                                     max_blocks_in_flight=2000)
                 with self._lock:
                     self._pipeline = pipeline
+                    self.desk.attach(pipeline)
                     if self._stop.is_set():
                         pipeline.stop()
                 end = pipeline.run(self.source.call(call_id), call_id)
                 with self._lock:
                     self._pipeline = None
+                    self.desk.attach(None)
                 self.ends.append(end)
                 if end.reason == EndReason.SOURCE_ERROR:
                     raise AgentAssistError(end.error or "capture failed")

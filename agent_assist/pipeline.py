@@ -17,6 +17,9 @@ source thread ──► inbox ──► stage 0 ──► stage 1 ──► … 
   is. Without live pacing everything runs in lock-step, so a replay gives the same events every time.
 * Drops are reported as `dropped` events at most every `DROP_REPORT_S` of call time, and once more
   before `call_end`, with a log line each time: every drop is counted, none floods the log.
+* `inject()` lets another thread (the overlay) add a public event, such as the agent's flag or
+  feedback, to the stream: it goes through the stages in order with everything else, and one that
+  arrives as the call ends is still delivered, after `call_end`.
 * `CallStart` enters first and `CallEnd` last; `CallEnd` makes every stage flush, so when it reaches
   the sinks the call is completely processed.
 """
@@ -108,6 +111,50 @@ class _Result:
 _SOURCE_DONE = object()
 
 
+class KeepOpen:
+    """A sink shared by several calls (a live session's, or a call with the overlay still open
+    after it): a call's end must not close it. The owner closes `sink` itself."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def emit(self, event: PublicEvent) -> None:
+        self.sink.emit(event)
+
+    def close(self) -> None:
+        pass
+
+
+class AgentDesk:
+    """Where the agent's own events (a flag, feedback on a prompt) enter the stream, from any thread.
+
+    While a call runs they join its pipeline (`Pipeline.inject`); between calls, or after the last,
+    they go straight to the shared sinks, which must therefore be kept open (`KeepOpen`) and closed
+    by the owner after the desk.
+    """
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+        self._lock = threading.Lock()
+        self._pipeline: Pipeline | None = None
+
+    def attach(self, pipeline: Pipeline | None) -> None:
+        with self._lock:
+            self._pipeline = pipeline
+
+    def submit(self, event: PublicEvent) -> None:
+        with self._lock:
+            if self._pipeline is not None and self._pipeline.inject(event):
+                return
+            for sink in self.sinks:
+                sink.emit(event)
+
+
+@dataclass(frozen=True)
+class _Injected:
+    event: PublicEvent
+
+
 class Pipeline:
     """Runs one call from a source through `stages` into `sinks`.
 
@@ -132,6 +179,16 @@ class Pipeline:
         self._call_id = ""
         self._live = False
         self._reports = {"partial": _DropReport(), "audio": _DropReport()}
+        self._inject_lock = threading.Lock()
+        self._closed = False
+
+    def inject(self, event: PublicEvent) -> bool:
+        """Add `event` to the stream from any thread; False once the call's sinks are closed."""
+        with self._inject_lock:
+            if self._closed:
+                return False
+            self._inbox.put(_Injected(event))
+            return True
 
     # -- control -------------------------------------------------------------------------------
 
@@ -172,10 +229,22 @@ class Pipeline:
                     self._maybe_report("audio", item.t)
                 elif isinstance(item, CallEnd | PublicEvent):
                     self._advance(0, item)
+                elif isinstance(item, _Injected):
+                    self._advance(0, item.event)
         finally:
             self._stop.set()
             for worker in self._workers.values():
                 worker.shutdown(wait=True, cancel_futures=True)
+            with self._inject_lock:
+                self._closed = True
+            while True:  # the agent's words that arrived with the end are not lost
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Injected):
+                    for sink in self.sinks:
+                        sink.emit(item.event)
             for sink in self.sinks:
                 sink.close()
         assert self._end is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent_assist.audio.files import ChannelLayout, FileSource
 from agent_assist.events import CallEnd
-from agent_assist.pipeline import Pipeline, Sink, Stage
+from agent_assist.pipeline import AgentDesk, Pipeline, Sink, Stage
 from agent_assist.rules.engine import RulesEngine
 from agent_assist.rules.packs import Pack, load_for_run
 from agent_assist.scoring.scorer import Scorer, VoiceAnalyser
@@ -48,11 +48,15 @@ class Replay:
     """A recorded call ready to run: the file is checked first, then the models load.
 
     Checking the file before loading any model means a bad file fails fast with a clear message.
-    `transcriber` and `scorer` let a caller reuse already loaded models across calls.
+    `transcriber` and `scorer` let a caller reuse already loaded models across calls. With a `desk`
+    (the overlay's way in for the agent's flags and feedback) the call's pipeline is attached to it
+    while it runs; `sinks` should then be the desk's.
     """
 
     def __init__(self, path: Path, sinks: Sequence[Sink], options: ReplayOptions | None = None,
-                 transcriber: Transcriber | None = None, scorer: Scorer | None = None) -> None:
+                 transcriber: Transcriber | None = None, scorer: Scorer | None = None,
+                 desk: AgentDesk | None = None) -> None:
+        self.desk = desk
         self.options = options or ReplayOptions()
         self.source = FileSource(path, layout=self.options.layout,
                                  customer_channel=self.options.customer_channel)
@@ -68,7 +72,13 @@ class Replay:
         self.call_id = self.options.call_id or uuid.uuid4().hex[:12]
 
     def run(self) -> CallEnd:
-        return self.pipeline.run(self.source, self.call_id)
+        if self.desk is None:
+            return self.pipeline.run(self.source, self.call_id)
+        self.desk.attach(self.pipeline)
+        try:
+            return self.pipeline.run(self.source, self.call_id)
+        finally:
+            self.desk.attach(None)
 
     def stop(self) -> None:
         self.pipeline.stop()

@@ -13,6 +13,7 @@ from agent_assist.events import (
     CallStart,
     DeviceStatus,
     Dropped,
+    Feedback,
     Flag,
     Listening,
     Partial,
@@ -119,7 +120,14 @@ class ConsoleTranscript:
             self.stream.write(f"{'':>20}» {_clean(event.text)}  ({event.principle}){line}\n")
         elif isinstance(event, Flag):
             self._clear_partial()
-            self.stream.write(f"{'':>20}⚑ flag: {event.kind}, {event.severity}\n")
+            if event.raised_by == "agent":
+                note = f": {_clean(event.note)}" if event.note else ""
+                self.stream.write(f"{'':>20}⚑ flagged by the agent{note}\n")
+            else:
+                self.stream.write(f"{'':>20}⚑ flag: {event.kind}, {event.severity}\n")
+        elif isinstance(event, Feedback):
+            self._clear_partial()
+            self.stream.write(f"{'':>20}  agent: {event.rule} {event.rating.replace('_', ' ')}\n")
         elif isinstance(event, Listening):
             self._clear_partial()
             state = "paused: nothing is captured" if event.paused else "resumed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 from agent_assist.replay import ReplayOptions, replay
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
+
+# Qt widgets in tests draw offscreen unless a test starts its own X server (tests/test_overlay_x11.py)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
@@ -55,3 +59,15 @@ def sample_call(transcriber: Transcriber) -> Collector:
     sink = Collector()
     replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), transcriber=transcriber)
     return sink
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 30 s of the sample call (stereo WAV: left = customer, right = agent); its first
+    prompts come at 20.6 s."""
+    from tests.pulse import RATE, sample_audio, write_wav
+
+    audio = sample_audio()
+    end = 30 * RATE
+    return write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", audio["customer"][:end],
+                     audio["agent"][:end])

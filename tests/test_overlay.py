@@ -1,0 +1,469 @@
+"""The overlay with pytest-qt on Qt's offscreen platform: cards, crisis cards, feedback, flags,
+settings, shortcuts, the signal bridge, and the overlay over a real replayed call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from agent_assist.ui.app import OverlayRun, ReplayControls, display_problem
+from agent_assist.ui.bridge import EventBridge
+from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter
+from agent_assist.ui.overlay import FlagDialog, Overlay, OverlaySettings, SettingsDialog
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QLineEdit
+
+from agent_assist.events import (
+    CallStart,
+    EndReason,
+    Feedback,
+    Flag,
+    Partial,
+    Prompt,
+    Scores,
+    Speaker,
+    Utterance,
+    event_from_json,
+)
+from agent_assist.pipeline import AgentDesk, KeepOpen
+from agent_assist.replay import Replay, ReplayOptions
+from agent_assist.sinks import EventList, JsonlEventLog
+
+CALL = "c1"
+
+
+class Clock:
+    """The deck's wall clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class PauseRecorder(ReplayControls):
+    """Real replay controls (flags and feedback go through a real desk) plus a pause switch, as a
+    live session has."""
+
+    live = True
+
+    def __init__(self, desk: AgentDesk) -> None:
+        super().__init__(desk)
+        self.paused = False
+        self.by: list[str] = []
+
+    def toggle_pause(self, by: str = "api") -> bool:
+        self.paused = not self.paused
+        self.by.append(by)
+        return self.paused
+
+
+def prompt(rule: str, priority: int = 60, t: float = 10.0, sticky: bool = False, call: str = CALL,
+           text: str | None = None) -> Prompt:
+    return Prompt(t=t, call_id=call, rule=rule, principle="safety", text=text or f"Do the {rule} thing.",
+                  example="Take your time.", priority=priority, signals=("distress",),
+                  why={"utterance_id": "u3", "text": "He passed away.", "values": {"distress": 0.93}},
+                  support_line="Lifeline 13 11 14" if sticky else "", sticky=sticky)
+
+
+def start(call: str = CALL) -> CallStart:
+    return CallStart(t=0.0, call_id=call, source="test", channels={"left": Speaker.CUSTOMER},
+                     started_at="2026-11-23T00:00:00+00:00", model="tiny.en")
+
+
+def customer(t: float, distress: float, escalation: float, n: int) -> Utterance:
+    return Utterance(t=t, call_id=CALL, utterance_id=f"u{n}", speaker=Speaker.CUSTOMER, start=t - 2,
+                     end=t, text="words", scores=Scores(distress, escalation, 0.0, {}, None, False,
+                                                         {"distress": distress, "escalation": escalation}))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> OverlaySettings:
+    return OverlaySettings(QSettings(str(tmp_path / "overlay.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def ui(qtbot, settings):
+    """An overlay on a real desk whose events land in `log`; `clock` drives fading."""
+
+    class UI:
+        def __init__(self, controls_cls=ReplayControls) -> None:
+            self.log = EventList()
+            self.desk = AgentDesk([self.log])
+            self.controls = controls_cls(self.desk)
+            self.clock = Clock()
+            self.bridge = EventBridge()
+            self.overlay = Overlay(self.controls, self.bridge, settings, CardDeck(now=self.clock))
+            qtbot.addWidget(self.overlay)
+            self.overlay.show()
+            self.feed(start())
+
+        def feed(self, *events) -> None:
+            for event in events:
+                self.bridge.emit(event)
+            qtbot.waitUntil(lambda: not self.bridge._signalled)
+
+        def shown(self) -> list[str]:
+            return [c.prompt.rule for c in self.overlay.deck.shown]
+
+    return UI
+
+
+def test_cards_appear_capped_and_ordered(ui):
+    u = ui()
+    u.feed(prompt("a", 60, t=10))
+    view = u.overlay.views[(CALL, "a", 10)]
+    assert view.isVisible() and view.text.text() == "Do the a thing."
+    assert view.tag.text() == "safety"
+    u.feed(prompt("b", 70, t=12), prompt("c", 55, t=14))
+    assert u.shown() == ["b", "a"], "at most two; highest priority first; the lowest one goes"
+    u.feed(prompt("d", 70, t=20))
+    assert u.shown() == ["d", "b"], "same priority: newest first"
+    u.feed(prompt("b", 70, t=30))
+    assert u.shown() == ["b", "d"], "a rule's new prompt replaces its card"
+    assert len(u.overlay.views) == 2
+    assert sum(v.isVisible() for v in u.overlay.findChildren(type(view))) == 2
+
+
+def test_why_shows_the_customers_words_and_signals(ui):
+    u = ui()
+    u.feed(prompt("a"))
+    view = u.overlay.views[(CALL, "a", 10.0)]
+    assert not view.why.isVisible()
+    view.why_button.click()
+    assert view.why.isVisible()
+    assert "He passed away." in view.why.text() and "distress 0.93" in view.why.text()
+
+
+def test_cards_fade_and_go_but_crisis_cards_stay_until_acknowledged(ui):
+    u = ui()
+    u.feed(prompt("ordinary", 60), prompt("crisis", 98, sticky=True))
+    crisis = u.overlay.views[(CALL, "crisis", 10.0)]
+    assert u.shown() == ["crisis", "ordinary"]
+    assert crisis.objectName() == "crisisCard" and crisis.support.text() == "Lifeline 13 11 14"
+    u.clock.t += 25
+    u.overlay.tick()
+    assert FADED_OPACITY <= u.overlay.views[(CALL, "ordinary", 10.0)].effect.opacity() < 1.0
+    u.clock.t += 600
+    u.overlay.tick()
+    assert u.shown() == ["crisis"], "ordinary cards go; a crisis card stays"
+    assert crisis.effect.opacity() == 1.0
+    u.feed(start("c2"))
+    assert u.shown() == ["crisis"], "a new call does not clear an unacknowledged crisis card"
+    assert not [b for b in crisis.findChildren(QAbstractButton) if b.accessibleName() == "Dismiss prompt"]
+    crisis.ack.click()
+    assert u.shown() == []
+    assert u.log.events == [Feedback(t=10.0, call_id=CALL, rule="crisis", prompt_t=10.0,
+                                     rating="acknowledged")], "at the last call time seen in its call"
+
+
+def test_three_crisis_prompts_wait_their_turn(ui):
+    u = ui()
+    u.feed(*(prompt(f"crisis{i}", 98 - i, t=10 + i, sticky=True) for i in range(3)), prompt("ordinary"))
+    assert u.shown() == ["crisis0", "crisis1"]
+    assert u.overlay.waiting_label.isVisible()
+    u.overlay.views[(CALL, "crisis0", 10.0)].ack.click()
+    assert u.shown() == ["crisis1", "crisis2"]
+
+
+def test_dismissing_an_ordinary_card(ui):
+    u = ui()
+    u.feed(prompt("a"), prompt("b", 50))
+    dismiss = [b for b in u.overlay.views[(CALL, "a", 10.0)].findChildren(QAbstractButton)
+               if b.accessibleName() == "Dismiss prompt"]
+    dismiss[0].click()
+    assert u.shown() == ["b"]
+    assert u.log.events == [], "dismissing is not feedback"
+
+
+def test_thumbs_give_feedback_events_at_call_time(ui):
+    u = ui()
+    u.feed(prompt("a", t=10), customer(14.5, 0.2, 0.1, 4))
+    view = u.overlay.views[(CALL, "a", 10.0)]
+    view.helpful.click()
+    view.not_helpful.click()
+    assert u.log.events == [
+        Feedback(t=14.5, call_id=CALL, rule="a", prompt_t=10.0, rating="helpful"),
+        Feedback(t=14.5, call_id=CALL, rule="a", prompt_t=10.0, rating="not_helpful"),
+    ]
+    assert view.not_helpful.isChecked() and not view.helpful.isChecked()
+
+
+def test_flag_button_asks_for_a_note_and_flags_the_call(ui, qtbot):
+    u = ui()
+    u.feed(customer(42.0, 0.8, 0.9, 7))
+    assert u.overlay.flag_button.isEnabled()
+    u.overlay.flag_button.click()
+    dialog = u.overlay.flag_dialog
+    assert isinstance(dialog, FlagDialog) and dialog.isVisible()
+    qtbot.keyClicks(dialog.note, "  asked for a manager   twice ")
+    dialog.flag_button.click()
+    assert u.log.events == [Flag(t=42.0, call_id=CALL, kind="agent", severity="medium",
+                                 reason="raised by the agent", utterance_id="", raised_by="agent",
+                                 note="asked for a manager twice")]
+    assert "supervisor" in u.overlay.status.text()
+
+
+def test_flag_dialog_cancel_flags_nothing(ui):
+    u = ui()
+    u.overlay.flag_button.click()
+    u.overlay.flag_dialog.reject()
+    assert u.log.events == []
+
+
+def test_pause_button_and_listening_indicator(ui):
+    u = ui(PauseRecorder)
+    assert u.overlay.pause_button.isEnabled()
+    u.overlay.pause_button.click()
+    assert u.controls.paused and u.controls.by == ["overlay"]
+    assert u.overlay.pause_button.text() == "Resume" and u.overlay.state_label.text().startswith("Paused")
+    u.overlay.pause_button.click()
+    assert not u.controls.paused and u.overlay.state_label.text().startswith("Listening")
+
+
+def test_pause_is_disabled_over_a_recording(ui):
+    assert not ui().overlay.pause_button.isEnabled()
+
+
+def test_keyboard_shortcuts(ui, qtbot, settings):
+    u = ui(PauseRecorder)
+    u.feed(prompt("a", 60), prompt("b", 50))
+    qtbot.keyClick(u.overlay, Qt.Key.Key_H)
+    assert u.log.events[-1].rating == "helpful" and u.log.events[-1].rule == "a"
+    qtbot.keyClick(u.overlay, Qt.Key.Key_N)
+    assert u.log.events[-1].rating == "not_helpful"
+    qtbot.keyClick(u.overlay, Qt.Key.Key_W)
+    assert u.overlay.views[(CALL, "a", 10.0)].why.isVisible()
+    qtbot.keyClick(u.overlay, Qt.Key.Key_Escape)
+    assert u.shown() == ["b"]
+    qtbot.keyClick(u.overlay, Qt.Key.Key_P)
+    assert u.controls.paused
+    before = settings.get("text_pt")
+    qtbot.keyClick(u.overlay, Qt.Key.Key_Plus)
+    assert settings.get("text_pt") == before + 1
+    qtbot.keyClick(u.overlay, Qt.Key.Key_F)
+    assert u.overlay.flag_dialog is not None and u.overlay.flag_dialog.isVisible()
+
+
+def test_window_stays_on_top_and_never_takes_focus(ui):
+    u = ui()
+    flags = u.overlay.windowFlags()
+    for flag in (Qt.WindowType.WindowStaysOnTopHint, Qt.WindowType.WindowDoesNotAcceptFocus,
+                 Qt.WindowType.FramelessWindowHint, Qt.WindowType.Tool):
+        assert flags & flag, flag
+    assert u.overlay.testAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+    assert all(b.focusPolicy() != Qt.FocusPolicy.StrongFocus for b in u.overlay.findChildren(QAbstractButton))
+    u.overlay.set_setting("accept_focus", True)  # the agent opted in, for keyboard shortcuts
+    assert not u.overlay.windowFlags() & Qt.WindowType.WindowDoesNotAcceptFocus
+    assert u.overlay.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
+    assert u.overlay.isVisible()
+
+
+def test_settings_and_position_persist(ui, qtbot, settings):
+    u = ui()
+    u.overlay.settings_button.click()
+    dialog = u.overlay.settings_dialog
+    assert isinstance(dialog, SettingsDialog)
+    dialog.opacity.setValue(70)
+    dialog.text_pt.setValue(14)
+    dialog.high_contrast.setChecked(True)
+    assert abs(u.overlay.windowOpacity() - 0.7) < 0.01
+    assert "#000000" in u.overlay.styleSheet()
+    u.overlay.resize(420, u.overlay.height())
+    u.overlay.move(40, 30)
+    pos = u.overlay.pos()
+    u.overlay.close()
+
+    again = Overlay(ReplayControls(AgentDesk([])), EventBridge(),
+                    OverlaySettings(QSettings(settings.store.fileName(), QSettings.Format.IniFormat)))
+    qtbot.addWidget(again)
+    assert again.settings.get("opacity") == pytest.approx(0.7)
+    assert again.settings.get("text_pt") == 14 and again.settings.get("high_contrast") is True
+    assert again.width() == 420 and again.pos() == pos
+    assert again.state_label.font().pointSize() == 14
+
+
+def test_out_of_range_settings_are_clamped(settings, qtbot):
+    settings.set("opacity", 0.01)
+    settings.set("text_pt", 300)
+    assert settings.get("opacity") == 0.3 and settings.get("text_pt") == 24
+
+
+def test_everything_has_an_accessible_name(ui):
+    u = ui()
+    u.feed(prompt("a"), prompt("crisis", 98, sticky=True))
+    u.overlay.flag_button.click()
+    u.overlay.settings_button.click()
+    kinds = (QAbstractButton, QLineEdit, QAbstractSlider, QAbstractSpinBox)
+    for root in (u.overlay, u.overlay.flag_dialog, u.overlay.settings_dialog):
+        widgets = [w for kind in kinds for w in root.findChildren(kind)]
+        assert widgets
+        unnamed = [w for w in widgets if not w.accessibleName()
+                   and not isinstance(w.parent(), QAbstractSpinBox)]  # a spin box's own editor
+        assert not unnamed, [(type(w).__name__, getattr(w, "text", lambda: "")()) for w in unnamed]
+    assert u.overlay.views[(CALL, "crisis", 10.0)].accessibleName().startswith("Crisis prompt:")
+
+
+def test_hostile_transcript_text_is_shown_as_text(ui):
+    u = ui()
+    u.feed(prompt("a", text="<b>bold</b><img src=x onerror=alert(1)>"))
+    label = u.overlay.views[(CALL, "a", 10.0)].text
+    assert label.textFormat() == Qt.TextFormat.PlainText and label.text().startswith("<b>")
+
+
+def test_trend_indicator_over_the_last_minute(ui):
+    u = ui()
+    u.feed(*(customer(10.0 + 8 * i, 0.2 + 0.1 * i, 0.1, i) for i in range(6)))
+    readings = u.overlay.trend_view.readings
+    assert readings["distress"].direction == "rising" and readings["escalation"].direction == "steady"
+    assert "distress high, rising" in u.overlay.trend_view.accessibleDescription()
+    meter = TrendMeter()
+    for i, (t, d) in enumerate([(0, 0.9), (30, 0.9), (100, 0.2), (110, 0.2)]):
+        meter.add(customer(t, d, 0.0, i))
+    assert [p[0] for p in meter.reading("distress").points] == [100, 110], "a minute, no more"
+
+
+def test_bridge_coalesces_a_burst_and_never_waits_for_the_ui(ui, qtbot):
+    u = ui()
+    emitted = threading.Event()
+
+    def pipeline() -> None:  # another thread, as the pipeline is
+        for i in range(500):
+            u.bridge.emit(Partial(t=i / 100, call_id=CALL, utterance_id="u9", speaker=Speaker.CUSTOMER,
+                                  start=0.0, text=f"partial {i}"))
+        u.bridge.emit(prompt("a"))
+        emitted.set()
+
+    bursts = u.bridge.bursts
+    worker = threading.Thread(target=pipeline)
+    worker.start()
+    worker.join(10)
+    assert emitted.is_set(), "the pipeline's thread finished while the UI thread was not running"
+    drained: list = []
+    original = u.bridge.drain
+    u.bridge.drain = lambda: drained.extend(original()) or drained  # type: ignore[method-assign]
+    qtbot.waitUntil(lambda: u.shown() == ["a"])
+    assert u.bridge.bursts - bursts == 1, "one repaint for the whole burst"
+    assert [e.text for e in drained if isinstance(e, Partial)] == ["partial 499"]
+
+
+def test_a_broken_overlay_shows_a_status_line_and_keeps_taking_events(ui, monkeypatch):
+    u = ui()
+
+    def broken(event):
+        raise RuntimeError("card renderer broke")
+
+    monkeypatch.setattr(u.overlay, "take", broken)
+    u.feed(prompt("a"))
+    assert u.overlay.status.text() == "overlay error: card renderer broke"
+    monkeypatch.undo()
+    u.feed(prompt("b"))
+    assert u.shown() == ["b"]
+
+
+def test_bridge_never_raises_into_the_pipeline():
+    from PyQt6 import sip
+
+    bridge = EventBridge()
+    sip.delete(bridge)  # the overlay's Qt objects are gone; the pipeline still emits
+    bridge.emit(prompt("a"))
+    bridge.emit(prompt("b"))
+    assert bridge.disconnected
+
+
+def test_display_problem_names_what_is_missing():
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+    assert display_problem({}) == "no display (DISPLAY is not set)"
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0"}) is None
+    missing = display_problem({"DISPLAY": ":0"},
+                              find_library=lambda name: None if name == "xcb-cursor" else name)
+    assert missing == "Qt needs libxcb-cursor0 (apt-get install libxcb-cursor0)"
+
+
+# -- over a real replayed call -----------------------------------------------------------------
+
+
+def _poll(action, ms: int = 50) -> QTimer:
+    timer = QTimer()
+    timer.timeout.connect(action)
+    timer.start(ms)
+    return timer
+
+
+def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, transcriber, sample_clip,
+                                                                        tmp_path, settings):
+    """The first 30 s of the sample call with the overlay: cards come up as the prompts do, a thumbs
+    up during the call and a flag after it both reach the event log on disk."""
+    log_path = tmp_path / "events.jsonl"
+    sinks = [JsonlEventLog(str(log_path))]
+    run = OverlayRun(settings)
+    desk = AgentDesk([KeepOpen(s) for s in [*sinks, run.bridge]])
+    replay = Replay(sample_clip, desk.sinks, ReplayOptions(), transcriber=transcriber, desk=desk)
+    seen: dict[str, object] = {"max_cards": 0}
+
+    def agent() -> None:
+        overlay = run.overlay
+        if overlay is None:
+            return
+        seen["max_cards"] = max(int(seen["max_cards"]), len(overlay.views))  # type: ignore[arg-type]
+        if overlay.views and "rated" not in seen:
+            view = next(iter(overlay.views.values()))
+            seen["rated"] = view.card.prompt.rule
+            seen["visible"] = view.isVisible() and bool(view.text.text())
+            view.helpful.click()
+        if overlay.state == "ended" and "flagged" not in seen:
+            seen["flagged"] = True
+            overlay.flag(overlay.call_id, "hard call")
+
+    timer = _poll(agent)
+    end = run.run(ReplayControls(desk), replay.run, close_when_done=False, linger_s=1.0)
+    timer.stop()
+    for sink in sinks:
+        sink.close()
+    assert end.reason == EndReason.END_OF_AUDIO and end.utterances >= 5
+    events = [event_from_json(line) for line in log_path.read_text().splitlines()]
+    kinds = [e.type for e in events]
+    prompts = [e for e in events if isinstance(e, Prompt)]
+    assert prompts and seen["visible"] and 1 <= int(seen["max_cards"]) <= 2  # type: ignore[arg-type]
+    feedback = [e for e in events if isinstance(e, Feedback)]
+    assert [(f.rule, f.rating) for f in feedback] == [(seen["rated"], "helpful")]
+    assert feedback[0].prompt_t in [p.t for p in prompts if p.rule == seen["rated"]]
+    assert kinds.index("feedback") < kinds.index("call_end"), "given during the call, logged in it"
+    flags = [e for e in events if isinstance(e, Flag) and e.raised_by == "agent"]
+    assert [f.note for f in flags] == ["hard call"] and kinds.index("call_end") < events.index(flags[0])
+
+
+def test_closing_the_overlay_leaves_the_call_running(qtbot, transcriber, sample_clip, settings):
+    log = EventList()
+    run = OverlayRun(settings)
+    desk = AgentDesk([KeepOpen(log), run.bridge])
+    replay = Replay(sample_clip, desk.sinks, ReplayOptions(), transcriber=transcriber, desk=desk)
+    said: list[str] = []
+    closed_at: list[float] = []
+
+    def close_when_a_card_shows() -> None:
+        if run.overlay is not None and run.overlay.views and not closed_at:
+            closed_at.append(max(e.t for e in log.events))
+            run.overlay.close()
+
+    timer = _poll(close_when_a_card_shows)
+    end = run.run(ReplayControls(desk), replay.run, close_when_done=False, say=said.append)
+    timer.stop()
+    assert said == ["overlay closed: the call carries on here (Ctrl-C to stop)"]
+    assert closed_at and closed_at[0] < 29
+    assert end.reason == EndReason.END_OF_AUDIO and end.t == pytest.approx(30.0, abs=0.1)
+    assert log.events[-1] == end and [e for e in log.events if e.t > closed_at[0] + 1]
+
+
+def test_work_that_fails_closes_the_overlay_and_raises_here(qtbot, settings):
+    run = OverlayRun(settings)
+
+    def work() -> None:
+        time.sleep(0.2)
+        raise RuntimeError("model failed to load")
+
+    with pytest.raises(RuntimeError, match="model failed to load"):
+        run.run(ReplayControls(AgentDesk([])), work, close_when_done=False)
