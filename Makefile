@@ -19,14 +19,14 @@ $(ENCODER): $(STAMP) tools/build_encoder.py
 	$(BIN)/python tools/build_encoder.py
 
 demo: $(STAMP) $(ENCODER)
-	$(BIN)/agent-assist replay data/samples/sample_call.flac --events demo-events.jsonl
+	$(BIN)/agent-assist replay data/samples/sample_call.flac --ui --events demo-events.jsonl
 
 test: $(STAMP) $(ENCODER)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent_assist tests data/samples tools bench
-	$(BIN)/mypy agent_assist
+	$(BIN)/ruff check agent_assist ui tests data/samples tools bench
+	$(BIN)/mypy agent_assist ui
 
 # Re-synthesise the demo call from its script (needs piper-tts, GPL, a development tool only).
 sample-call: $(STAMP)

@@ -150,9 +150,10 @@ def test_run_hears_two_devices_as_two_speakers(server, audio, tmp_path):
     customer_wav = pa.write_wav(tmp_path / "customer.wav", clip(audio["customer"], 0, end))
     agent_wav = pa.write_wav(tmp_path / "agent.wav", clip(audio["agent"], 0, end))
     events = tmp_path / "events.jsonl"
-    env = {**server.env, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}
-    run = subprocess.Popen(
-        [*EXE, "run", "--agent-device", agent, "--customer-device", customer,
+    env = {**server.env, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml",
+           "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    run = subprocess.Popen(  # with the overlay up (offscreen), as an agent would run it
+        [*EXE, "run", "--agent-device", agent, "--customer-device", customer, "--ui",
          "--events", str(events), "--end-silence", "3", "--calls", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
@@ -171,6 +172,8 @@ def test_run_hears_two_devices_as_two_speakers(server, audio, tmp_path):
     finally:
         run.kill()
     assert run.returncode == 0, err
+    assert "no overlay" not in "".join(lines) + err
+    assert (tmp_path / "config" / "agent-assist" / "overlay.conf").exists(), "the overlay was shown"
     assert "Thanks for calling" in out  # the transcript in the terminal
     stream = [event_from_json(line) for line in events.read_text().splitlines()]
     start, last = stream[0], stream[-1]
@@ -411,15 +414,21 @@ def test_keys_in_the_terminal_pause_resume_and_quit(server, tmp_path):
     master, slave = os.openpty()  # stdin is a terminal, as when an agent runs it
     events = tmp_path / "events.jsonl"
     env = {**server.env, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):  # a terminal with no display
+        env.pop(name, None)
     run = subprocess.Popen([*EXE, "run", "--mono-device", line, "--events", str(events), "-q"], env=env,
                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     os.close(slave)
     try:
         assert run.stderr is not None
+        said = []
         for line_out in run.stderr:
+            said.append(line_out)
             if line_out.startswith("listening:"):
                 assert "p pause/resume, e end call, q quit" in line_out
                 break
+        assert "note: no overlay: no display (DISPLAY is not set); the transcript is shown here instead\n" \
+            in said
         for key in ("p", "p", "q"):
             time.sleep(1.0)
             os.write(master, key.encode())

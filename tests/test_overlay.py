@@ -3,19 +3,18 @@ settings, shortcuts, the signal bridge, and the overlay over a real replayed cal
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from agent_assist.ui.app import OverlayRun, ReplayControls, display_problem
-from agent_assist.ui.bridge import EventBridge
-from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter
-from agent_assist.ui.overlay import FlagDialog, Overlay, OverlaySettings, SettingsDialog
 from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QLineEdit
 
 from agent_assist.events import (
+    CallEnd,
     CallStart,
     EndReason,
     Feedback,
@@ -30,6 +29,11 @@ from agent_assist.events import (
 from agent_assist.pipeline import AgentDesk, KeepOpen
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import EventList, JsonlEventLog
+from agent_assist.ui.app import OverlayRun, ReplayControls, display_problem
+from agent_assist.ui.bridge import EventBridge
+from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter
+from agent_assist.ui.overlay import FlagDialog, Overlay, OverlaySettings, SettingsDialog
+from tests.test_cli import EXE
 
 CALL = "c1"
 
@@ -467,3 +471,60 @@ def test_work_that_fails_closes_the_overlay_and_raises_here(qtbot, settings):
 
     with pytest.raises(RuntimeError, match="model failed to load"):
         run.run(ReplayControls(AgentDesk([])), work, close_when_done=False)
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+def test_replay_ui_shows_the_overlay_over_the_call(sample_clip, tmp_path):
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([*EXE, "replay", str(sample_clip), "--ui", "--linger", "0",
+                           "--events", str(events)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "no overlay" not in done.stderr
+    assert "Offer condolences" in done.stdout  # the terminal transcript carries on beside it
+    stream = [event_from_json(line) for line in events.read_text().splitlines()]
+    assert any(isinstance(e, Prompt) for e in stream) and isinstance(stream[-1], CallEnd)
+    stored = (tmp_path / "config" / "agent-assist" / "overlay.conf").read_text()
+    assert "geometry" in stored, "the overlay remembers where it was"
+
+
+def test_replay_ui_without_a_display_says_so_and_uses_the_terminal(sample_clip, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([*EXE, "replay", str(sample_clip), "--ui"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == ("note: no overlay: no display (DISPLAY is not set); "
+                                           "the transcript is shown here instead")
+    assert "Offer condolences" in done.stdout
+
+
+def test_a_window_remembered_on_a_monitor_that_has_gone_comes_back_on_screen(qtbot, settings):
+    from PyQt6.QtGui import QGuiApplication
+
+    first = Overlay(ReplayControls(AgentDesk([])), EventBridge(), settings)
+    qtbot.addWidget(first)
+    first.move(20000, 15000)  # as if it had been on a second monitor, now unplugged
+    first.remember_geometry()
+    again = Overlay(ReplayControls(AgentDesk([])), EventBridge(), settings)
+    qtbot.addWidget(again)
+    centre = again.frameGeometry().center()
+    assert any(s.availableGeometry().contains(centre) for s in QGuiApplication.screens())
+
+
+def test_the_window_can_be_dragged_and_remembers_where(ui, qtbot, settings):
+    from PyQt6.QtCore import QPoint
+
+    u = ui()
+    u.overlay.move(100, 100)
+    before = u.overlay.pos()
+    grab = QPoint(150, 12)  # on the header, between the state and the buttons
+    qtbot.mousePress(u.overlay, Qt.MouseButton.LeftButton, pos=grab)
+    qtbot.mouseMove(u.overlay, grab + QPoint(-60, 40))
+    qtbot.mouseRelease(u.overlay, Qt.MouseButton.LeftButton, pos=grab + QPoint(-60, 40))
+    moved = u.overlay.pos()
+    assert moved != before
+    again = Overlay(ReplayControls(AgentDesk([])), EventBridge(), settings)
+    qtbot.addWidget(again)
+    assert again.pos() == moved

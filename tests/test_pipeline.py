@@ -69,10 +69,10 @@ def test_events_reach_the_sinks_in_call_order_per_party():
 
 
 def test_ruff_and_mypy_are_clean():
-    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "agent_assist", "tests", "data/samples",
-                           "tools", "bench"],
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "agent_assist", "ui", "tests",
+                           "data/samples", "tools", "bench"],
                           cwd=REPO, capture_output=True, text=True)
     assert ruff.returncode == 0, ruff.stdout
-    mypy = subprocess.run([sys.executable, "-m", "mypy", "agent_assist"], cwd=REPO,
+    mypy = subprocess.run([sys.executable, "-m", "mypy", "agent_assist", "ui"], cwd=REPO,
                           capture_output=True, text=True)
     assert mypy.returncode == 0, mypy.stdout

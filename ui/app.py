@@ -89,9 +89,10 @@ class OverlayRun(Generic[T]):
     """
 
     def __init__(self, settings: object | None = None) -> None:
-        from agent_assist.ui.bridge import EventBridge
         from PyQt6.QtCore import QObject, pyqtSignal
         from PyQt6.QtWidgets import QApplication
+
+        from agent_assist.ui.bridge import EventBridge
 
         class _Done(QObject):
             finished = pyqtSignal()
@@ -113,8 +114,9 @@ class OverlayRun(Generic[T]):
 
     def run(self, controls: object, work: Callable[[], T], *, close_when_done: bool,
             linger_s: float | None = None, say: Callable[[str], None] = print) -> T:
-        from agent_assist.ui.overlay import Overlay, OverlaySettings
         from PyQt6.QtCore import QTimer
+
+        from agent_assist.ui.overlay import Overlay, OverlaySettings
 
         settings = self.settings if isinstance(self.settings, OverlaySettings) else None
         overlay = Overlay(controls, self.bridge, settings)

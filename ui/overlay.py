@@ -16,8 +16,6 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from agent_assist.ui.bridge import EventBridge
-from agent_assist.ui.model import Card, CardDeck, TrendMeter, TrendReading
 from PyQt6.QtCore import QByteArray, QPoint, QRectF, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen
 from PyQt6.QtWidgets import (
@@ -51,6 +49,8 @@ from agent_assist.events import (
     PublicEvent,
     Utterance,
 )
+from agent_assist.ui.bridge import EventBridge
+from agent_assist.ui.model import Card, CardDeck, TrendMeter, TrendReading
 
 log = logging.getLogger(__name__)
 
