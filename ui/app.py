@@ -15,10 +15,13 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from agent_assist.events import PublicEvent
 from agent_assist.pipeline import AgentDesk
+
+if TYPE_CHECKING:
+    from agent_assist.ui.overlay import Controls, OverlaySettings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class OverlayRun(Generic[T]):
     * when `work` raises: the overlay goes and the exception is raised here, on the main thread.
     """
 
-    def __init__(self, settings: object | None = None) -> None:
+    def __init__(self, settings: OverlaySettings | None = None) -> None:
         from PyQt6.QtCore import QObject, pyqtSignal
         from PyQt6.QtWidgets import QApplication
 
@@ -112,14 +115,13 @@ class OverlayRun(Generic[T]):
         """The command is being stopped: close the overlay as soon as the work has finished."""
         self.quit_when_done = True
 
-    def run(self, controls: object, work: Callable[[], T], *, close_when_done: bool,
+    def run(self, controls: Controls, work: Callable[[], T], *, close_when_done: bool,
             linger_s: float | None = None, say: Callable[[str], None] = print) -> T:
         from PyQt6.QtCore import QTimer
 
-        from agent_assist.ui.overlay import Overlay, OverlaySettings
+        from agent_assist.ui.overlay import Overlay
 
-        settings = self.settings if isinstance(self.settings, OverlaySettings) else None
-        overlay = Overlay(controls, self.bridge, settings)
+        overlay = Overlay(controls, self.bridge, self.settings)
         self.overlay = overlay
         result: dict[str, object] = {}
         finished = threading.Event()
