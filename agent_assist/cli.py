@@ -19,7 +19,7 @@ from agent_assist import __version__
 from agent_assist.audio.files import ChannelLayout
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError, AudioSourceError
-from agent_assist.pipeline import AgentDesk, KeepOpen, Sink
+from agent_assist.pipeline import AgentDesk, Sink
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import ConsoleTranscript, JsonlEventLog
 from agent_assist.transcriber import TranscriberOptions
@@ -165,7 +165,7 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
 
         # the agent may flag or rate after the call: the sinks stay open until the overlay goes
         sinks.append(overlay.bridge)
-        desk = AgentDesk([KeepOpen(s) for s in sinks])
+        desk = AgentDesk(sinks)
         session = Replay(call, desk.sinks, options, desk=desk)
         try:
             def stop() -> None:

@@ -19,7 +19,7 @@ from agent_assist.audio.devices import Inventory, inventory, resolve
 from agent_assist.audio.live import Input, LiveOptions, LiveSource
 from agent_assist.errors import AgentAssistError, AudioSourceError
 from agent_assist.events import CallEnd, EndReason, PublicEvent, Speaker
-from agent_assist.pipeline import AgentDesk, KeepOpen, Pipeline, Sink
+from agent_assist.pipeline import AgentDesk, Pipeline, Sink
 from agent_assist.replay import call_stages
 from agent_assist.rules.packs import load_for_run
 from agent_assist.scoring.scorer import Scorer
@@ -95,6 +95,8 @@ class SessionOptions:
 class LiveSession:
     """Models, devices and the calls heard on them. `run()` blocks until stopped."""
 
+    live = True  # for the overlay: this call can be paused
+
     def __init__(self, inputs: list[Input], sinks: Sequence[Sink], options: SessionOptions | None = None,
                  transcriber: Transcriber | None = None, scorer: Scorer | None = None,
                  on_ready: Callable[[], None] | None = None) -> None:
@@ -107,10 +109,8 @@ class LiveSession:
         self.source = LiveSource(inputs, opts.live)
         self.on_ready = on_ready  # called once the devices are open
         self.ends: list[CallEnd] = []
-        self.desk = AgentDesk([KeepOpen(s) for s in self.sinks])
+        self.desk = AgentDesk(self.sinks)  # also knows the running call's pipeline
         self._stop = threading.Event()
-        self._pipeline: Pipeline | None = None
-        self._lock = threading.Lock()
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -136,14 +136,12 @@ class LiveSession:
         """The agent's flag or feedback (from the overlay), into the stream."""
         self.desk.submit(event)
 
-    live = True
-
     def stop(self) -> None:
         """End the current call (what was heard is finished and written) and the session."""
         self._stop.set()
-        with self._lock:
-            if self._pipeline is not None:
-                self._pipeline.stop()
+        pipeline = self.desk.pipeline
+        if pipeline is not None:
+            pipeline.stop()
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -161,15 +159,11 @@ class LiveSession:
                 stages = call_stages(self.options.segmenter, self.transcriber, self.scorer, self.pack)
                 pipeline = Pipeline(stages, shared, realtime=True, model_label=self.transcriber.label,
                                     max_blocks_in_flight=2000)
-                with self._lock:
-                    self._pipeline = pipeline
-                    self.desk.attach(pipeline)
-                    if self._stop.is_set():
-                        pipeline.stop()
+                self.desk.attach(pipeline)
+                if self._stop.is_set():  # stop() came before the attach: it could not see this call
+                    pipeline.stop()
                 end = pipeline.run(self.source.call(call_id), call_id)
-                with self._lock:
-                    self._pipeline = None
-                    self.desk.attach(None)
+                self.desk.attach(None)
                 self.ends.append(end)
                 if end.reason == EndReason.SOURCE_ERROR:
                     raise AgentAssistError(end.error or "capture failed")

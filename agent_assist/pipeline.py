@@ -126,21 +126,28 @@ class KeepOpen:
 
 
 class AgentDesk:
-    """Where the agent's own events (a flag, feedback on a prompt) enter the stream, from any thread.
+    """Where the agent's own events (a flag, feedback on a prompt) enter the stream, from any thread,
+    and which call's pipeline is running.
 
     While a call runs they join its pipeline (`Pipeline.inject`); between calls, or after the last,
-    they go straight to the shared sinks, which must therefore be kept open (`KeepOpen`) and closed
-    by the owner after the desk.
+    they go straight to the shared sinks. `sinks` are those sinks kept open (`KeepOpen`): give them
+    to each call's pipeline, and close the originals after the desk is done with.
     """
 
     def __init__(self, sinks: Sequence[Sink]) -> None:
-        self.sinks = list(sinks)
+        self.sinks: list[Sink] = [KeepOpen(s) for s in sinks]
         self._lock = threading.Lock()
         self._pipeline: Pipeline | None = None
 
     def attach(self, pipeline: Pipeline | None) -> None:
         with self._lock:
             self._pipeline = pipeline
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The running call's pipeline, if any."""
+        with self._lock:
+            return self._pipeline
 
     def submit(self, event: PublicEvent) -> None:
         with self._lock:

@@ -26,7 +26,7 @@ from agent_assist.events import (
     Utterance,
     event_from_json,
 )
-from agent_assist.pipeline import AgentDesk, KeepOpen
+from agent_assist.pipeline import AgentDesk
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import EventList, JsonlEventLog
 from agent_assist.ui.app import OverlayRun, ReplayControls, display_problem
@@ -404,7 +404,7 @@ def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, tr
     log_path = tmp_path / "events.jsonl"
     sinks = [JsonlEventLog(str(log_path))]
     run = OverlayRun(settings)
-    desk = AgentDesk([KeepOpen(s) for s in [*sinks, run.bridge]])
+    desk = AgentDesk([*sinks, run.bridge])
     replay = Replay(sample_clip, desk.sinks, ReplayOptions(), transcriber=transcriber, desk=desk)
     seen: dict[str, object] = {"max_cards": 0}
 
@@ -443,7 +443,7 @@ def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, tr
 def test_closing_the_overlay_leaves_the_call_running(qtbot, transcriber, sample_clip, settings):
     log = EventList()
     run = OverlayRun(settings)
-    desk = AgentDesk([KeepOpen(log), run.bridge])
+    desk = AgentDesk([log, run.bridge])
     replay = Replay(sample_clip, desk.sinks, ReplayOptions(), transcriber=transcriber, desk=desk)
     said: list[str] = []
     closed_at: list[float] = []

@@ -394,7 +394,6 @@ class Overlay(QWidget):
         self.deck = deck or CardDeck()
         self.trend = TrendMeter()
         self.call_id = ""
-        self.call_t = 0.0
         self.call_times: dict[str, float] = {}  # the last call time seen in each call (bounded)
         self.in_call = False
         self.state = "starting"  # starting, listening, paused, ended
@@ -547,7 +546,7 @@ class Overlay(QWidget):
 
     def take(self, event: PublicEvent) -> None:
         if isinstance(event, CallStart):
-            self.call_id, self.call_t, self.in_call = event.call_id, 0.0, True
+            self.call_id, self.in_call = event.call_id, True
             self.state = "paused" if self.state == "paused" else "listening"
             self.deck.new_call()
             self.trend.clear()
@@ -557,8 +556,6 @@ class Overlay(QWidget):
         self.call_times[call_id] = max(self.call_times.get(call_id, 0.0), event.t)
         while len(self.call_times) > 20:
             del self.call_times[next(iter(self.call_times))]
-        if call_id == self.call_id:
-            self.call_t = max(self.call_t, event.t)
         if isinstance(event, Utterance):
             self.trend.add(event)
         elif isinstance(event, Prompt):
@@ -676,6 +673,11 @@ class Overlay(QWidget):
         p = card.prompt
         self.controls.submit(Feedback(t=self._now(p.call_id), call_id=p.call_id, rule=p.rule,
                                       prompt_t=p.t, rating=rating))
+
+    @property
+    def call_t(self) -> float:
+        """The current call's clock: the last call time the overlay has seen in it."""
+        return self.call_times.get(self.call_id, 0.0)
 
     def _now(self, call_id: str) -> float:
         return round(self.call_times.get(call_id, 0.0), 3)
