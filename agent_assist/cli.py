@@ -88,6 +88,51 @@ def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--store", "store_url", metavar="PATH|URL", default=None,
+                     help="The flag store: a SQLite file or postgresql://… (default: the configuration's "
+                          "store.url, else flags.sqlite3 in the user's data directory)."),
+        click.option("--agent-id", default=None, help="Who is on the call (default: store.agent_id, else "
+                                                      "the login name)."),
+        click.option("--team", default=None, help="The agent's team, for the supervisor's filters."),
+        click.option("--transcript", type=click.Choice(["none", "excerpt", "full"]), default=None,
+                     help="How much redacted transcript the store keeps (default: excerpt, the turns "
+                          "around each flag)."),
+        click.option("--retain-days", type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="DAYS", help="Purge calls older than this from the store first."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _store_sink(url: str | None, agent_id: str | None, team: str | None, transcript: str | None,
+                retain_days: float | None) -> Any:
+    """The flag store sink, opened (and purged, with a retention) before the call starts."""
+    import getpass
+
+    from agent_assist.store import FlagStoreSink, StoreOptions, open_store
+
+    config = load_config()
+    store = open_store(url or config.store_url)
+    days = retain_days or config.retain_days
+    if days:
+        calls, flags = store.purge(days)
+        if calls:
+            click.echo(f"note: purged {calls} call(s) and {flags} flag(s) older than {days:g} days from "
+                       f"{store.where}", err=True)
+    options = StoreOptions(agent=agent_id or config.agent_id or getpass.getuser(), team=team or config.team,
+                           transcript=transcript or config.transcript)
+    return FlagStoreSink(store, options)
+
+
+def _close_store(sink: Any) -> None:
+    if sink is not None:
+        sink.close()
+        sink.store.close()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="agent-assist")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
@@ -127,10 +172,12 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 @click.option("--linger", type=click.FloatRange(min=0.0), default=None, metavar="SECONDS",
               help="With --ui: close the overlay this long after the call ends (default: when you "
                    "close it).")
+@store_options
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def replay(call: Path, realtime: bool, events_path: str | None, model: str | None, layout: str,
            customer_channel: str, call_id: str | None, site_packs: tuple[Path, ...], ui: bool,
-           linger: float | None, quiet: bool) -> None:
+           linger: float | None, store_url: str | None, agent_id: str | None, team: str | None,
+           transcript: str | None, retain_days: float | None, quiet: bool) -> None:
     """Run a recorded call (WAV, FLAC, MP3, OGG; 8 kHz or more; mono or stereo) through the
     same pipeline as a live call, printing the transcript as it happens.
 
@@ -142,8 +189,14 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
       agent-assist replay call.wav --realtime --events events.jsonl
       agent-assist replay call.mp3 --customer-channel right --events - -q | jq .type
       agent-assist replay call.flac --ui --realtime
+      agent-assist replay call.flac --store flags.sqlite3 --agent-id sam --team east
+
+    Flags go to the flag store only with --store (a recording is not a live call).
     """
     sinks: list[Sink] = []
+    store = _store_sink(store_url, agent_id, team, transcript, retain_days) if store_url else None
+    if store is not None:
+        sinks.append(store)  # first: a flag is committed before anything shows it
     if events_path is not None:
         sinks.append(JsonlEventLog(events_path))
     if not quiet:
@@ -158,8 +211,11 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
     overlay = _overlay(True) if ui else None
     if overlay is None:
         session = Replay(call, sinks, options)
-        with _ctrl_c_stops(session.stop):
-            end = session.run()
+        try:
+            with _ctrl_c_stops(session.stop):
+                end = session.run()
+        finally:
+            _close_store(store)
     else:
         from agent_assist.ui.app import ReplayControls
 
@@ -178,6 +234,7 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         finally:
             for sink in sinks:
                 sink.close()
+            _close_store(store)
     if end.error:
         raise AgentAssistError(f"{end.error} (events up to {end.t:.1f} s were written)")
 
@@ -254,14 +311,17 @@ def devices(as_json: bool) -> None:
               help="A site rule pack to layer on the default pack (repeatable, in order).")
 @click.option("--ui/--no-ui", default=None,
               help="Show the agent's overlay (default: when there is a display).")
+@store_options
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def run(agent_device: str | None, customer_device: str | None, stereo_device: str | None,
         customer_channel: str, mono_device: str | None, events_path: str | None, end_silence: float | None,
         max_calls: int | None, capture_rate: int, model: str | None, site_packs: tuple[Path, ...],
-        ui: bool | None, quiet: bool) -> None:
+        ui: bool | None, store_url: str | None, agent_id: str | None, team: str | None,
+        transcript: str | None, retain_days: float | None, quiet: bool) -> None:
     """Listen to live calls: the agent's microphone and the customer's audio, as two speakers.
 
-    The first call starts at once; a call ends when both parties have been silent for a while (or
+    Flags, scores, prompts and feedback go to the flag store (`--store none` for no store), which
+    supervisors read with `agent-assist review`. The first call starts at once; a call ends when both parties have been silent for a while (or
     on 'e'), and the next starts when someone speaks. In a terminal: p pauses or resumes listening
     (nothing is captured while paused), e ends the call, q or Ctrl-C quits.
 
@@ -285,6 +345,9 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
     for note in notes:
         click.echo(f"note: {note}", err=True)
     sinks: list[Sink] = []
+    store = None if store_url == "none" else _store_sink(store_url, agent_id, team, transcript, retain_days)
+    if store is not None:
+        sinks.append(store)  # first: a flag is committed before anything shows it
     if events_path is not None:
         sinks.append(JsonlEventLog(events_path))
     if not quiet:
@@ -307,10 +370,13 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
         who = "; ".join(f"{'+'.join(i.parties)} = {i.device.display}" for i in inputs)
         keys = " (p pause/resume, e end call, q quit)" if keys_live else " (Ctrl-C to quit)"
         session.on_ready = lambda: click.echo(f"listening: {who}{keys}", err=True)
-        if overlay is None:
-            session.run()
-        else:
-            overlay.run(session, session.run, close_when_done=True, say=_say)
+        try:
+            if overlay is None:
+                session.run()
+            else:
+                overlay.run(session, session.run, close_when_done=True, say=_say)
+        finally:
+            _close_store(store)
 
 
 @cli.group()
@@ -521,6 +587,293 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
         log_sink.close()
     for line in rr.summary(results):
         click.echo(line)
+
+
+# ------------------------------------------------------------------------------------------------
+# review: the supervisor's after-shift review of flags
+
+
+@cli.group()
+def review() -> None:
+    """The supervisor's review of flags after a shift: list, show, ack, note, export, report, purge.
+
+    Every command takes --store (a SQLite file or postgresql://…; default: the configuration's
+    store.url, else the agent's own store in the user's data directory).
+
+    \b
+    Examples:
+      agent-assist review list --shift today
+      agent-assist review show 12
+      agent-assist review ack 12
+      agent-assist review note 12 "Called Sam after the shift; taking a break tomorrow" --wellbeing
+      agent-assist review report --shift yesterday -o report.html
+      agent-assist review list --store postgresql://flags.example.internal/flags --team east --json
+    """
+
+
+def _review_store(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--store", "store_url", metavar="PATH|URL", default=None,
+                        help="The flag store (default: store.url, else the user's own SQLite store).")(func)
+
+
+def _filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--shift", default=None, metavar="SHIFT",
+                     help="today, yesterday, a day (2026-11-23) or a start and length (2026-11-23T22:00/8h), "
+                          "local time, by call start."),
+        click.option("--since", default=None, metavar="DATE[ TIME]", help="Calls that started from then."),
+        click.option("--until", default=None, metavar="DATE[ TIME]", help="Calls that started before then."),
+        click.option("--agent", "agents", multiple=True, help="Only this agent (repeatable)."),
+        click.option("--team", "teams", multiple=True, help="Only this team (repeatable)."),
+        click.option("--kind", "kinds", multiple=True, help="Only this kind: crisis, escalation, distress, "
+                                                            "agent (repeatable)."),
+        click.option("--severity", "severities", multiple=True,
+                     type=click.Choice(["low", "medium", "high", "critical"]), help="Only this severity "
+                                                                                     "(repeatable)."),
+        click.option("--min-severity", type=click.Choice(["low", "medium", "high", "critical"]), default=None,
+                     help="This severity and above."),
+        click.option("--reviewed/--unreviewed", default=None, help="Only reviewed, or only not reviewed."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return _review_store(func)
+
+
+def _filters(shift: str | None, since: str | None, until: str | None, agents: tuple[str, ...],
+             teams: tuple[str, ...], kinds: tuple[str, ...], severities: tuple[str, ...],
+             min_severity: str | None, reviewed: bool | None) -> tuple[Any, str]:
+    from agent_assist.review import _utc, parse_moment, shift_range
+    from agent_assist.store import SEVERITIES, Filters
+
+    label = "all flags"
+    lo = hi = None
+    if shift:
+        lo, hi, label = shift_range(shift)
+        label = f"shift {label}"
+    if since:
+        lo = _utc(parse_moment(since))
+        label = f"from {since}"
+    if until:
+        hi = _utc(parse_moment(until))
+        label += f" until {until}"
+    wanted = set(severities)
+    if min_severity:
+        wanted |= set(SEVERITIES[SEVERITIES.index(min_severity):])
+    return Filters(since=lo, until=hi, agents=agents, teams=teams, kinds=kinds,
+                   severities=tuple(s for s in SEVERITIES if s in wanted), reviewed=reviewed), label
+
+
+@contextlib.contextmanager
+def _opened(store_url: str | None) -> Iterator[Any]:
+    from agent_assist.store import open_store
+
+    store = open_store(store_url or load_config().store_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _reviewer(by: str | None) -> str:
+    import getpass
+
+    return by or getpass.getuser()
+
+
+@review.command(name="list")
+@_filter_options
+@click.option("--json", "as_json", is_flag=True, help="Print the flags as JSON (for scripts).")
+def review_list(store_url: str | None, as_json: bool, **filters: Any) -> None:
+    """Flags, most severe first, then those not yet reviewed, then the newest.
+
+    \b
+    Examples:
+      agent-assist review list --shift today --unreviewed
+      agent-assist review list --since 2026-11-01 --team east --min-severity high
+      agent-assist review list --json | jq '.[] | select(.kind == "crisis") | .id'
+    """
+    from agent_assist.review import list_lines
+
+    chosen, label = _filters(**filters)
+    with _opened(store_url) as store:
+        flags = store.flags(chosen)
+        if as_json:
+            click.echo(json.dumps([f.to_dict() for f in flags], indent=2, ensure_ascii=False))
+            return
+        for line in list_lines(flags):
+            click.echo(line)
+        click.echo(f"{len(flags)} flag(s), {sum(not f.reviewed for f in flags)} not reviewed ({label}; "
+                   f"{store.where})", err=True)
+
+
+@review.command(name="show")
+@click.argument("flag_id", metavar="FLAG", type=int)
+@_review_store
+def review_show(flag_id: int, store_url: str | None) -> None:
+    """One flag: the call's score timeline, the prompts shown and the agent's feedback, the redacted
+    excerpt, and the notes.
+
+    \b
+    Example:
+      agent-assist review show 12
+    """
+    from agent_assist.review import show_lines
+
+    with _opened(store_url) as store:
+        flag = store.flag(flag_id)
+        for line in show_lines(flag, store.call(flag.call_id)):
+            click.echo(line)
+
+
+@review.command(name="ack")
+@click.argument("flag_ids", metavar="FLAG...", type=int, nargs=-1, required=True)
+@click.option("--by", default=None, help="Who reviewed it (default: the login name).")
+@_review_store
+def review_ack(flag_ids: tuple[int, ...], by: str | None, store_url: str | None) -> None:
+    """Mark flags reviewed.
+
+    \b
+    Example:
+      agent-assist review ack 12 13
+    """
+    with _opened(store_url) as store:
+        for flag_id in flag_ids:
+            done = store.ack(flag_id, _reviewer(by))
+            click.echo(f"flag {flag_id}: " + ("reviewed" if done else "already reviewed"))
+
+
+@review.command(name="note")
+@click.argument("flag_id", metavar="FLAG", type=int)
+@click.argument("text")
+@click.option("--wellbeing", is_flag=True, help="A follow-up for the agent's own wellbeing after the call.")
+@click.option("--by", default=None, help="Who wrote it (default: the login name).")
+@_review_store
+def review_note(flag_id: int, text: str, wellbeing: bool, by: str | None, store_url: str | None) -> None:
+    """Add a note to a flag (redacted like everything else). --wellbeing marks a follow-up for the
+    agent's own wellbeing.
+
+    \b
+    Examples:
+      agent-assist review note 12 "Customer called back; hardship plan in place"
+      agent-assist review note 12 "Checked in with Sam; debrief booked" --wellbeing
+    """
+    if not text.strip():
+        raise click.UsageError("the note is empty")
+    with _opened(store_url) as store:
+        store.note(flag_id, " ".join(text.split()), _reviewer(by), wellbeing)
+        click.echo(f"flag {flag_id}: note added" + (" (agent wellbeing)" if wellbeing else ""))
+
+
+@review.command(name="export")
+@_filter_options
+@click.option("--csv", "as_csv", is_flag=True, required=True, help="Export as CSV (the one format).")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to this file (default: stdout).")
+def review_export(store_url: str | None, as_csv: bool, out: Path | None, **filters: Any) -> None:
+    """The flags as CSV, in the list's order. Cells that a spreadsheet would run as a formula are
+    quoted with a leading apostrophe.
+
+    \b
+    Example:
+      agent-assist review export --csv --shift yesterday -o flags.csv
+    """
+    from agent_assist.review import to_csv
+
+    chosen, _ = _filters(**filters)
+    with _opened(store_url) as store:
+        text = to_csv(store.flags(chosen))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        _write_private(out, text)
+        click.echo(f"wrote {out}", err=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    import os
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise AgentAssistError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@review.command(name="report")
+@_filter_options
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The HTML file to write.")
+def review_report(store_url: str | None, out: Path, **filters: Any) -> None:
+    """One self-contained HTML page for a shift: the flags ranked, and per call a timeline of distress
+    and escalation with the prompts and flags marked and the agent's feedback. Open it in a browser;
+    it loads nothing from anywhere.
+
+    \b
+    Example:
+      agent-assist review report --shift today -o report.html
+    """
+    from agent_assist.review import report_html
+    from agent_assist.store import now_utc
+
+    chosen, label = _filters(**filters)
+    with _opened(store_url) as store:
+        flags = store.flags(chosen)
+        calls = {f.call_id: store.call(f.call_id) for f in flags}
+        where = store.where
+    page = report_html(flags, calls, title="agent-assist: flags for review", subtitle=f"{label} · {where}",
+                       generated_at=now_utc())
+    _write_private(out, page)
+    click.echo(f"wrote {out}: {len(flags)} flag(s) in {len(calls)} call(s)", err=True)
+
+
+@review.command(name="purge")
+@click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True), required=True,
+              metavar="DAYS", help="Delete calls that started more than this many days ago.")
+@_review_store
+def review_purge(days: float, store_url: str | None) -> None:
+    """Delete old calls with their flags, notes, scores, prompts, feedback and transcript (the
+    retention a site agreed; `run --retain-days` does the same as a session starts).
+
+    \b
+    Example:
+      agent-assist review purge --older-than 90
+    """
+    with _opened(store_url) as store:
+        calls, flags = store.purge(days)
+        click.echo(f"purged {calls} call(s) and {flags} flag(s) older than {days:g} days from {store.where}")
+
+
+@review.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_review_store
+def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
+    """Load events a session could not write to the store (saved under the data directory's
+    unsaved/ folder, already redacted) or any event log, into the store.
+
+    \b
+    Example:
+      agent-assist review import ~/.local/share/agent-assist/unsaved/*.jsonl
+    """
+    from agent_assist.events import EventParseError, event_from_json
+    from agent_assist.store import FlagStoreSink, StoreOptions
+
+    with _opened(store_url) as store:
+        sink = FlagStoreSink(store, StoreOptions(agent="", team=""))
+        count = 0
+        for path in files:
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    sink.emit(event_from_json(line))
+                except EventParseError as exc:
+                    raise AgentAssistError(f"{path}:{number}: {exc} (lines before it were imported)") from None
+                count += 1
+        sink.close()
+        if sink.spilled:
+            raise AgentAssistError(f"the store could not be written; nothing lost: {sink.spilled}")
+    click.echo(f"imported {count} event(s) into {store.where}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,13 @@
     customer_device = "monitor"             # the monitor of the default output
     end_silence_s = 60                      # both parties silent this long ends a call
 
+    [store]                                 # the flag store supervisors review (`agent-assist review`)
+    url = "postgresql://agent-assist@flags.example.internal/flags"   # default: a SQLite file
+    agent_id = "sam.k"                      # default: the login name
+    team = "billing-east"
+    transcript = "excerpt"                  # none | excerpt (the turns around each flag) | full
+    retain_days = 90                        # older calls are purged when a session starts
+
 `AGENT_ASSIST_CONFIG` names another file. A missing file means the defaults; a broken one is a
 one-line error that names it.
 """
@@ -36,6 +43,11 @@ class Config:
     agent_device: str | None = None
     customer_device: str | None = None
     end_silence_s: float = 60.0
+    store_url: str | None = None
+    agent_id: str | None = None
+    team: str = ""
+    transcript: str = "excerpt"
+    retain_days: float | None = None
     path: Path | None = None
 
     def rule_packs(self, extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
@@ -88,7 +100,18 @@ def load(path: Path | None = None) -> Config:
     silence = live.get("end_silence_s", 60.0)
     if isinstance(silence, bool) or not isinstance(silence, int | float) or silence < 1:
         raise AgentAssistError(f"{path}: live.end_silence_s must be a number of seconds, at least 1")
+    store = _table(data, "store", ("url", "agent_id", "team", "transcript", "retain_days"), path)
+    for key in ("url", "agent_id", "team", "transcript"):
+        if key in store and not isinstance(store[key], str):
+            raise AgentAssistError(f"{path}: store.{key} must be text")
+    if store.get("transcript", "excerpt") not in ("none", "excerpt", "full"):
+        raise AgentAssistError(f"{path}: store.transcript must be none, excerpt or full")
+    retain = store.get("retain_days")
+    if retain is not None and (isinstance(retain, bool) or not isinstance(retain, int | float) or retain <= 0):
+        raise AgentAssistError(f"{path}: store.retain_days must be a number of days above 0")
     base = path.parent
     return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs),
                   agent_device=devices[0], customer_device=devices[1], end_silence_s=float(silence),
-                  path=path)
+                  store_url=store.get("url"), agent_id=store.get("agent_id"), team=store.get("team", ""),
+                  transcript=store.get("transcript", "excerpt"),
+                  retain_days=float(retain) if retain is not None else None, path=path)

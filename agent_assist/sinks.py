@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from agent_assist.errors import AgentAssistError
+from agent_assist.redact import CallRedactor, redact, redact_words
 from agent_assist.events import (
     CallEnd,
     CallStart,
@@ -57,10 +59,16 @@ def score_note(utterance: Utterance) -> str:
 
 
 class JsonlEventLog:
-    """Appends every event as one JSON object per line, flushed as it happens. `-` is stdout."""
+    """Appends every event as one JSON object per line, flushed as it happens. `-` is stdout.
 
-    def __init__(self, target: str) -> None:
+    Personal details in transcript text (and in an agent's note) are redacted first, with each
+    call's context (`agent_assist.redact`); `redact=False` is for in-process tools that never write
+    to disk."""
+
+    def __init__(self, target: str, redact: bool = True) -> None:
         self.target = target
+        self.redact = redact
+        self._redactors: dict[str, CallRedactor] = {}
         if target == "-":
             self._file: TextIO = sys.stdout
             self._owned = False
@@ -75,8 +83,31 @@ class JsonlEventLog:
             self._owned = True
 
     def emit(self, event: PublicEvent) -> None:
+        if self.redact:
+            event = self._redacted(event)
         self._file.write(event.to_json() + "\n")
         self._file.flush()
+
+    def _redacted(self, event: PublicEvent) -> PublicEvent:
+        if isinstance(event, CallStart):
+            self._redactors = {event.call_id: CallRedactor()}  # only the running call's context
+            return event
+        call_id = getattr(event, "call_id", "")
+        redactor = self._redactors.setdefault(call_id, CallRedactor())
+        if isinstance(event, Utterance):
+            result = redactor.redact(event.text, t=event.start)
+            if not result.spans:
+                return event
+            texts = redact_words([w.text for w in event.words], result)
+            words = tuple(dataclasses.replace(w, text=x) for w, x in zip(event.words, texts, strict=True))
+            return dataclasses.replace(event, text=result.text, words=words)
+        if isinstance(event, Partial):
+            return dataclasses.replace(event, text=redact(event.text, redactor.carried(event.start)).text)
+        if isinstance(event, Prompt) and isinstance(event.why.get("text"), str):
+            return dataclasses.replace(event, why={**event.why, "text": redact(event.why["text"]).text})
+        if isinstance(event, Flag) and event.note:
+            return dataclasses.replace(event, note=redact(event.note).text)
+        return event
 
     def close(self) -> None:
         if self._owned:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from agent_assist.transcriber import Transcriber
 
 # Qt widgets in tests draw offscreen unless a test starts its own X server (tests/test_overlay_x11.py)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# `run` writes to the flag store in the user's data directory: in tests, a throwaway one
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="agent-assist-tests-data-")
 
 DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
@@ -71,3 +74,25 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     end = 30 * RATE
     return write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", audio["customer"][:end],
                      audio["agent"][:end])
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server started for the tests (skips, saying why, where it cannot be)."""
+    from tests import pg
+
+    reason = pg.missing()
+    if reason:
+        pytest.skip(reason)
+    with pg.server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty flag store: a SQLite file, and a database on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "flags.sqlite3")
+    from tests import pg
+
+    return pg.fresh_database(request.getfixturevalue("pg_server"))

@@ -1,0 +1,107 @@
+"""Redaction on realistic transcript lines, written the ways speech-to-text writes numbers."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from agent_assist.redact import CallRedactor, luhn, medicare, redact, redact_words, tfn
+
+TODAY = date(2026, 11, 23)
+
+# (what the customer said, as speech-to-text wrote it) -> (what may be written to disk)
+CASES = [
+    # payment cards: Luhn-checked, typed, grouped, spoken, doubled, in pieces
+    ("My card number is 4111 1111 1111 1111.", "My card number is [card]."),
+    ("It's 4111-1111-1111-1111, expiry 12 27", "It's [card], expiry 12 27"),
+    ("yeah it's 5555555555554444", "yeah it's [card]"),
+    ("four one one one, one one one one, one one one one, one one one one",
+     "[card]"),
+    ("so it's four triple one, one one one one, one one one one, one one one one", "so it's [card]"),
+    ("37828224631 0005 is the amex", "[card] is the amex"),
+    ("Visa ending, 4539 1488 0343 6467 thanks", "Visa ending, [card] thanks"),
+    ("the security code is 123", "the security code is [card]"),
+    ("reference number 4111 1111 1111 1112", "reference number 4111 1111 1111 1112"),  # fails Luhn
+    ("I paid 1,250 dollars on the 3rd", "I paid 1,250 dollars on the 3rd"),
+    # phone numbers
+    ("you can call me on 0412 345 678", "you can call me on [phone]"),
+    ("my mobile's oh four one two, three four five, six seven eight", "my mobile's [phone]"),
+    ("It's +61 412 345 678.", "It's [phone]."),
+    ("the landline is (02) 9876 5432", "the landline is [phone]"),
+    ("zero two nine eight seven six five four three two", "[phone]"),
+    ("phone me at 9876 5432 after five", "phone me at [phone] after five"),
+    ("I've called 3 times this week", "I've called 3 times this week"),
+    # email
+    ("it's jane.citizen@example.com.au", "it's [email]"),
+    ("jane dot citizen at gmail dot com", "[email]"),
+    ("J underscore smith 84 at outlook dot com", "[email]"),
+    ("I'm at home at the moment", "I'm at home at the moment"),
+    # dates of birth
+    ("My date of birth is the 12th of March 1985", "My date of birth is [dob]"),
+    ("I was born on March 12, 1985", "I was born on [dob]"),
+    ("twelfth of march nineteen eighty five", "[dob]"),
+    ("DOB 12/03/1985", "DOB [dob]"),
+    ("it's 03/04/92", "it's [dob]"),
+    ("I called on the 3rd of November 2026", "I called on the 3rd of November 2026"),
+    ("my birthday's the 4th of July", "my birthday's [dob]"),
+    # Australian identifiers
+    ("my tax file number is 123 456 782", "my tax file number is [tfn]"),
+    ("TFN 87654321", "TFN [tfn]"),
+    ("Medicare number 2123 45670 1", "Medicare number [medicare]"),
+    ("it's 2123456701", "it's [medicare]"),
+    ("BSB 062-000 account 1234 5678", "BSB [bsb] account [account]"),
+    ("the BSB is zero six two zero zero zero", "the BSB is [bsb]"),
+    ("account number 12345678", "account number [account]"),
+    ("my account was charged 250 dollars", "my account was charged 250 dollars"),
+    # street addresses
+    ("I live at 12a Wattle Street, Fitzroy VIC 3065", "I live at [address]"),
+    ("Unit 4/27 Smith Rd, Parramatta NSW 2150 is the address", "[address] is the address"),
+    ("it's forty two Wallaby Way, Sydney", "it's [address]"),
+    ("I was on the road for 3 hours", "I was on the road for 3 hours"),
+    # several in one line, and hostile text untouched
+    ("card 4111111111111111 and mobile 0412345678", "card [card] and mobile [phone]"),
+    ("<script>alert(1)</script> 0412 345 678", "<script>alert(1)</script> [phone]"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("said", "written"), CASES, ids=[c[0][:40] or "empty" for c in CASES])
+def test_redaction_cases(said: str, written: str) -> None:
+    assert redact(said, today=TODAY).text == written
+
+
+def test_context_carries_from_the_agents_question_to_the_customers_answer() -> None:
+    call = CallRedactor(today=TODAY)
+    assert call.redact("Can I take your date of birth?", t=10.0).text == "Can I take your date of birth?"
+    assert call.redact("the 4th of July", t=13.0).text == "[dob]"
+    call.redact("Could you tell me the address the power is connected to?", t=15.0)
+    assert call.redact("42 -mile street, Ringwood.", t=17.0).text == "[address]."  # as whisper heard it
+    assert redact("42 -mile street, Ringwood.").text == "42 -mile street, Ringwood."  # not asked: kept
+    call.redact("And the card number?", t=20.0)
+    assert call.redact("4111 1111", t=24.0).text == "[card]"  # read in two turns
+    assert call.redact("1111 1111", t=27.0).text == "[card]"
+    assert call.redact("It was 3 or 4 weeks ago", t=70.0).text == "It was 3 or 4 weeks ago"
+    assert call.redact("12345678", t=75.0).text == "12345678"  # the card talk is long past
+
+
+def test_words_follow_the_text() -> None:
+    words = ["call", "me", "on", "0412", "345", "678,", "thanks"]
+    result = redact(" ".join(words), today=TODAY)
+    assert result.text == "call me on [phone], thanks"
+    assert redact_words(words, result) == ["call", "me", "on", "[phone]", "[phone]", "[phone]", "thanks"]
+
+
+def test_checksums() -> None:
+    assert luhn("4111111111111111") and not luhn("4111111111111112")
+    assert tfn("123456782") and not tfn("123456789")
+    assert medicare("2123456701") and not medicare("2123456711")
+
+
+def test_long_hostile_text_is_quick() -> None:
+    import time
+
+    text = ("1 " * 5000) + ("A " * 5000) + "x@" * 2000
+    started = time.perf_counter()
+    redact(text, today=TODAY)
+    assert time.perf_counter() - started < 5.0

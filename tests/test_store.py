@@ -1,0 +1,374 @@
+"""The flag store on a real SQLite file and a real PostgreSQL server: what is written, redaction,
+commit-before-show, migrations, crash safety, a locked store, retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent_assist.errors import AgentAssistError
+from agent_assist.events import (
+    CallEnd,
+    CallStart,
+    EndReason,
+    Feedback,
+    Flag,
+    Partial,
+    Prompt,
+    PublicEvent,
+    Scores,
+    Speaker,
+    Utterance,
+)
+from agent_assist.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Filters,
+    FlagStoreSink,
+    StoreError,
+    StoreOptions,
+    default_path,
+    open_store,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scores(distress: float, escalation: float = 0.1, crisis: float = 0.01) -> Scores:
+    return Scores(distress=distress, escalation=escalation, crisis=crisis, text={}, acoustic=None,
+                  baseline=False, trend={})
+
+
+def say(call_id: str, n: int, speaker: Speaker, start: float, text: str, s: Scores | None = None) -> Utterance:
+    return Utterance(t=start + 2, call_id=call_id, utterance_id=f"{speaker.value[0]}{n}", speaker=speaker,
+                     start=start, end=start + 2, text=text, scores=s)
+
+
+def a_call(call_id: str = "call-1", started_at: str | None = None) -> list[PublicEvent]:
+    """A hard call, as the pipeline would stream it: personal details, a crisis flag, a prompt with the
+    agent's feedback, and the agent's own flag after the call."""
+    c, a = Speaker.CUSTOMER, Speaker.AGENT
+    return [
+        CallStart(t=0.0, call_id=call_id, source="/home/sam/calls/2026-11-23 Jane Citizen.wav",
+                  channels={"left": c, "right": a}, started_at=started_at or datetime.now(UTC).isoformat(),
+                  model="tiny.en"),
+        say(call_id, 1, a, 1.0, "Can I take your card number to confirm?"),
+        Partial(t=4.0, call_id=call_id, utterance_id="c2", speaker=c, start=3.5, text="it's 4111"),
+        say(call_id, 2, c, 3.5, "It's 4111 1111 1111 1111 and my mobile is 0412 345 678", scores(0.2)),
+        say(call_id, 3, a, 7.0, "Thank you. And your date of birth?"),
+        say(call_id, 4, c, 9.0, "12 March 1985. Honestly I don't want to be here anymore", scores(0.9, crisis=0.97)),
+        Prompt(t=11.0, call_id=call_id, rule="crisis-safety", principle="safety", text="Stay with them.",
+               example="", priority=100, signals=("crisis",), why={"text": "12 March 1985 …"}, sticky=True),
+        Flag(t=11.0, call_id=call_id, kind="crisis", severity="critical", reason="crisis-safety: crisis 0.97",
+             utterance_id="c4"),
+        say(call_id, 5, a, 12.0, "I'm really glad you told me. Are you safe right now?"),
+        Feedback(t=13.0, call_id=call_id, rule="crisis-safety", prompt_t=11.0, rating="acknowledged"),
+        say(call_id, 6, c, 15.0, "I'm at 42 Wattle Street, Ringwood, on my own", scores(0.7)),
+        say(call_id, 7, a, 18.0, "Okay. I'm going to stay with you."),
+        CallEnd(t=20.0, call_id=call_id, reason=EndReason.END_OF_AUDIO, utterances=7),
+        Flag(t=20.0, call_id=call_id, kind="agent", severity="medium", reason="raised by the agent",
+             utterance_id="", raised_by="agent", note="call back on 0412 345 678 tomorrow"),
+    ]
+
+
+def write(url: str, events: list[PublicEvent], **options: str) -> None:
+    store = open_store(url)
+    sink = FlagStoreSink(store, StoreOptions(agent="sam", team="east", **options))
+    for event in events:
+        sink.emit(event)
+    sink.close()
+    store.close()
+
+
+def everything(url: str) -> str:
+    """Every value in every table, as text (to look for what must not be there)."""
+    store = open_store(url)
+    tables = ["calls", "flags", "notes", "scores", "prompts", "feedback", "turns"]
+    try:
+        return json.dumps([store.db.query(f"SELECT * FROM {t}") for t in tables], default=str)
+    finally:
+        store.close()
+
+
+def test_a_call_is_stored_with_its_timeline_redacted(store_url: str) -> None:
+    write(store_url, a_call())
+    store = open_store(store_url)
+    flags = store.flags()
+    assert [(f.kind, f.severity, f.raised_by) for f in flags] == [("crisis", "critical", "rules"),
+                                                                 ("agent", "medium", "agent")]
+    crisis, agent = flags
+    assert (crisis.call_id, crisis.agent, crisis.team, crisis.t, crisis.rule) == \
+        ("call-1", "sam", "east", 11.0, "crisis-safety")
+    assert crisis.reason == "crisis-safety: crisis 0.97"
+    # the excerpt: the turns up to the flagged one, and the two after it, redacted
+    texts = [t["text"] for t in crisis.excerpt]
+    assert texts == ["It's [card] and my mobile is [phone]", "Thank you. And your date of birth?",
+                     "[dob]. Honestly I don't want to be here anymore",
+                     "I'm really glad you told me. Are you safe right now?",
+                     "I'm at [address], on my own"]
+    assert agent.agent_note == "call back on [phone] tomorrow"
+    call = store.call("call-1")
+    assert call.source == "2026-11-23 Jane Citizen.wav"  # the file's name, not its folders
+    assert (call.length_s, call.end_reason, call.transcript_mode) == (20.0, "end_of_audio", "excerpt")
+    assert [s[:2] for s in call.scores] == [(5.5, 0.2), (11.0, 0.9), (17.0, 0.7)]
+    assert [(p["t"], p["rule"]) for p in call.prompts] == [(11.0, "crisis-safety")]
+    assert [(f["rule"], f["prompt_t"], f["rating"]) for f in call.feedback] == [("crisis-safety", 11.0,
+                                                                               "acknowledged")]
+    assert call.turns == ()  # excerpt mode keeps no full transcript
+    store.close()
+    written = everything(store_url)
+    for detail in ("4111", "0412", "345 678", "1985", "Wattle", "/home/sam"):
+        assert detail not in written
+
+
+@pytest.mark.parametrize("mode", ["none", "full"])
+def test_transcript_none_or_full(tmp_path: Path, mode: str) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call(), transcript=mode)
+    store = open_store(url)
+    crisis = store.flags()[0]
+    call = store.call("call-1")
+    if mode == "none":
+        assert crisis.excerpt == () and call.turns == ()
+        assert "want to be here" not in everything(url)
+        assert [s[:2] for s in call.scores] == [(5.5, 0.2), (11.0, 0.9), (17.0, 0.7)]  # numbers still kept
+    else:
+        assert [t["text"] for t in call.turns][:2] == ["Can I take your card number to confirm?",
+                                                       "It's [card] and my mobile is [phone]"]
+        assert len(call.turns) == 7
+    store.close()
+
+
+def test_a_flag_is_committed_before_the_next_sink_sees_it(store_url: str) -> None:
+    """The overlay comes after the store: when it gets a flag, another connection can read it."""
+    seen: list[int] = []
+
+    class Overlay:
+        def emit(self, event: PublicEvent) -> None:
+            if isinstance(event, Flag):
+                other = open_store(store_url)  # a second connection, as a supervisor's would be
+                seen.append(len(other.flags()))
+                other.close()
+
+        def close(self) -> None:
+            pass
+
+    store = open_store(store_url)
+    sinks = [FlagStoreSink(store), Overlay()]
+    for event in a_call():
+        for sink in sinks:
+            sink.emit(event)
+    store.close()
+    assert seen == [1, 2]
+
+
+def test_sqlite_file_in_the_data_directory_private_and_in_wal_mode(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    store = open_store(None)
+    path = default_path()
+    assert path == tmp_path / "data" / "agent-assist" / "flags.sqlite3"
+    sink = FlagStoreSink(store)
+    for event in a_call()[:8]:
+        sink.emit(event)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with sqlite3.connect(path) as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.close()
+
+
+def _old_store(url: str) -> None:
+    """A store as version 1 of the schema left it, with a flag in it."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        conn = psycopg.connect(url, autocommit=True)
+        for sql in MIGRATIONS[0]:
+            conn.execute(sql.replace("{id}", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"))
+        conn.execute("CREATE TABLE agent_assist_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO agent_assist_schema VALUES (1)")
+        run = conn.execute
+    else:
+        conn3 = sqlite3.connect(url, isolation_level=None)
+        for sql in MIGRATIONS[0]:
+            conn3.execute(sql.replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT"))
+        conn3.execute("PRAGMA user_version = 1")
+        run = conn3.execute  # type: ignore[assignment]
+    p = "%s" if url.startswith("postgresql") else "?"
+    run(f"INSERT INTO calls VALUES ({p}, 'sam', 'east', 'old.wav', '2026-11-20T09:00:00Z', 60.0, "
+        "'end_of_audio', 'excerpt')", ("old-call",))
+    run("INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, utterance_id, "
+        "raised_by, agent_note, excerpt) VALUES ('old-call', 30.0, '2026-11-20T09:00:30Z', 'escalation', "
+        f"'high', 3, {p}, 'c9', 'rules', '', '[]')", ("manager-request: escalation 0.91",))
+    (conn if url.startswith("postgresql") else conn3).close()
+
+
+def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None:
+    _old_store(store_url)
+    store = open_store(store_url)
+    assert store.version() == SCHEMA_VERSION == 2
+    [old] = store.flags()
+    assert (old.call_id, old.kind, old.severity, old.rule) == ("old-call", "escalation", "high",
+                                                               "manager-request")
+    sink = FlagStoreSink(store)  # and the new tables take a new call
+    for event in a_call():
+        sink.emit(event)
+    assert [f.kind for f in store.flags()] == ["crisis", "escalation", "agent"]
+    store.close()
+
+
+def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "flags.sqlite3"
+    open_store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 9")
+    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(2\)"):
+        open_store(path)
+
+
+def test_not_a_store_and_unknown_urls(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+        open_store(junk)
+    assert junk.read_bytes().startswith(b"this is not a database")  # left as it was
+    with pytest.raises(StoreError, match="unknown store 'mysql://x'"):
+        open_store("mysql://x")
+    with pytest.raises(StoreError, match="flag store postgresql://sam:\\*\\*\\*@127.0.0.1:1/flags"):
+        open_store("postgresql://sam:secret@127.0.0.1:1/flags", timeout_s=1)
+
+
+_WRITER = """
+import sys
+from agent_assist.events import CallStart, Flag, Speaker
+from agent_assist.store import FlagStoreSink, open_store
+sink = FlagStoreSink(open_store(sys.argv[1]))
+sink.emit(CallStart(t=0.0, call_id="c", source="x", channels={"mono": Speaker.UNKNOWN},
+                    started_at="2026-11-23T09:00:00Z", model="m"))
+n = 0
+while True:
+    n += 1
+    sink.emit(Flag(t=float(n), call_id="c", kind="distress", severity="low", reason=f"r: {n}",
+                   utterance_id=f"u{n}"))
+    print(n, flush=True)  # only after emit returned, that is after the commit
+"""
+
+
+def test_killing_the_process_mid_write_loses_no_committed_flag(store_url: str) -> None:
+    child = subprocess.Popen([sys.executable, "-c", _WRITER, store_url], stdout=subprocess.PIPE, text=True,
+                             cwd=REPO)
+    assert child.stdout is not None
+    reported = 0
+    for line in child.stdout:
+        reported = int(line)
+        if reported >= 40:
+            break
+    child.kill()  # SIGKILL, mid-write: it was writing flag 41 or later
+    child.wait()
+    store = open_store(store_url)
+    times = sorted(int(f.t) for f in store.flags())
+    assert times[:reported] == list(range(1, reported + 1))
+    assert times == list(range(1, len(times) + 1))  # nothing half-written
+    if not store_url.startswith("postgresql"):
+        assert store.db.query("PRAGMA integrity_check") == [("ok",)]
+    store.close()
+
+
+def test_a_locked_store_holds_the_call_back_and_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "flags.sqlite3"
+    store = open_store(path, timeout_s=0.2)
+    sink = FlagStoreSink(store, spill_dir=tmp_path / "unsaved")
+    events = a_call()
+    sink.emit(events[0])
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another program holds the write lock
+    started = time.monotonic()
+    for event in events[1:9]:
+        sink.emit(event)  # never raises into the pipeline
+    assert time.monotonic() - started < 5
+    assert "is locked" in caplog.text and "kept in memory and retried" in caplog.text
+    blocker.execute("ROLLBACK")
+    for event in events[9:]:
+        sink.emit(event)
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    assert store.flags()[0].excerpt[0]["text"] == "It's [card] and my mobile is [phone]"
+    store.close()
+
+
+def test_a_store_that_stays_locked_is_saved_aside_and_imported_later(tmp_path: Path) -> None:
+    path = tmp_path / "flags.sqlite3"
+    store = open_store(path, timeout_s=0.2)
+    sink = FlagStoreSink(store, spill_dir=tmp_path / "unsaved")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for event in a_call():
+        sink.emit(event)
+    sink.close()
+    store.close()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert sink.spilled is not None and stat.S_IMODE(sink.spilled.stat().st_mode) == 0o600
+    saved = sink.spilled.read_text()
+    assert "[card]" in saved and "4111" not in saved and "0412" not in saved
+    result = subprocess.run([sys.executable, "-m", "agent_assist.cli", "review", "import", str(sink.spilled),
+                             "--store", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    store = open_store(path)
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    store.close()
+
+
+def test_purge_removes_old_calls_and_everything_about_them(store_url: str) -> None:
+    old = (datetime.now(UTC) - timedelta(days=100)).isoformat()
+    write(store_url, a_call("old", started_at=old) + a_call("new"))
+    store = open_store(store_url)
+    store.note(store.flags()[0].id, "follow up", by="lee")
+    assert store.purge(90) == (1, 2)
+    assert {f.call_id for f in store.flags()} == {"new"}
+    with pytest.raises(StoreError, match="no call 'old'"):
+        store.call("old")
+    for table in ("scores", "prompts", "feedback", "turns"):
+        assert store.db.query(f"SELECT COUNT(*) FROM {table} WHERE call_id = 'old'")[0][0] == 0
+    assert store.purge(90) == (0, 0)
+    store.close()
+
+
+def test_review_actions_and_filters(store_url: str) -> None:
+    write(store_url, a_call("a") + a_call("b"))
+    store = open_store(store_url)
+    first = store.flags()[0]
+    assert store.ack(first.id, "lee") and not store.ack(first.id, "kim")
+    store.note(first.id, "Spoke to Sam about the call; 0412 345 678 called back", "lee", wellbeing=True)
+    record = store.flag(first.id)
+    assert (record.reviewed_by, record.notes[0]["wellbeing"]) == ("lee", True)
+    assert record.notes[0]["text"] == "Spoke to Sam about the call; [phone] called back"
+    assert len(store.flags(Filters(reviewed=False))) == 3
+    assert [f.kind for f in store.flags(Filters(kinds=("agent",)))] == ["agent", "agent"]
+    assert store.flags(Filters(teams=("west",))) == []
+    assert len(store.flags(Filters(severities=("critical",), agents=("sam",)))) == 2
+    with pytest.raises(AgentAssistError, match="no flag 999"):
+        store.ack(999, "lee")
+    store.close()
+
+
+def test_hostile_text_is_stored_as_text(tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    events = a_call()
+    hostile = "'); DROP TABLE flags; -- <script>alert(1)</script>"
+    events[5] = say("call-1", 4, Speaker.CUSTOMER, 9.0, hostile, scores(0.9, crisis=0.97))
+    write(url, events)
+    store = open_store(url)
+    assert store.flags()[0].excerpt[2]["text"] == hostile
+    store.close()
