@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 $(ENCODER): $(STAMP) tools/build_encoder.py
 	$(BIN)/python tools/build_encoder.py
 
+# The demo: the sample call with the overlay, its flags into a store of its own, and the supervisor's report.
 demo: $(STAMP) $(ENCODER)
-	$(BIN)/agent-assist replay data/samples/sample_call.flac --ui --events demo-events.jsonl
+	rm -f demo-events.jsonl demo-flags.sqlite3 demo-flags.sqlite3-wal demo-flags.sqlite3-shm
+	$(BIN)/agent-assist replay data/samples/sample_call.flac --ui --events demo-events.jsonl \
+		--store demo-flags.sqlite3 --agent-id demo-agent --team demo
+	$(BIN)/agent-assist review list --store demo-flags.sqlite3
+	$(BIN)/agent-assist review report --store demo-flags.sqlite3 -o demo-report.html
 
 test: $(STAMP) $(ENCODER)
 	$(BIN)/python -m pytest
@@ -34,4 +39,4 @@ sample-call: $(STAMP)
 	$(BIN)/python data/samples/make_sample_call.py
 
 clean:
-	rm -rf $(VENV) demo-events.jsonl .pytest_cache $(ENCODER) classifiers/tokenizer.json
+	rm -rf $(VENV) demo-events.jsonl demo-flags.sqlite3* demo-report.html .pytest_cache $(ENCODER) classifiers/tokenizer.json

@@ -321,7 +321,9 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
     """Listen to live calls: the agent's microphone and the customer's audio, as two speakers.
 
     Flags, scores, prompts and feedback go to the flag store (`--store none` for no store), which
-    supervisors read with `agent-assist review`. The first call starts at once; a call ends when both parties have been silent for a while (or
+    supervisors read with `agent-assist review`.
+
+    The first call starts at once; a call ends when both parties have been silent for a while (or
     on 'e'), and the next starts when someone speaks. In a terminal: p pauses or resumes listening
     (nothing is captured while paused), e ends the call, q or Ctrl-C quits.
 
@@ -845,7 +847,8 @@ def review_purge(days: float, store_url: str | None) -> None:
 
 
 @review.command(name="import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @_review_store
 def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
     """Load events a session could not write to the store (saved under the data directory's
@@ -868,7 +871,8 @@ def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
                 try:
                     sink.emit(event_from_json(line))
                 except EventParseError as exc:
-                    raise AgentAssistError(f"{path}:{number}: {exc} (lines before it were imported)") from None
+                    raise AgentAssistError(
+                        f"{path}:{number}: {exc} (lines before it were imported)") from None
                 count += 1
         sink.close()
         if sink.spilled:

@@ -107,7 +107,8 @@ def load(path: Path | None = None) -> Config:
     if store.get("transcript", "excerpt") not in ("none", "excerpt", "full"):
         raise AgentAssistError(f"{path}: store.transcript must be none, excerpt or full")
     retain = store.get("retain_days")
-    if retain is not None and (isinstance(retain, bool) or not isinstance(retain, int | float) or retain <= 0):
+    number = isinstance(retain, int | float) and not isinstance(retain, bool)
+    if retain is not None and (not number or retain <= 0):
         raise AgentAssistError(f"{path}: store.retain_days must be a number of days above 0")
     base = path.parent
     return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs),

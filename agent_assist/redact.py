@@ -34,28 +34,110 @@ from datetime import date
 
 KINDS = ("card", "phone", "email", "dob", "tfn", "medicare", "bsb", "account", "address")
 
-_UNITS = {"zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-          "six": 6, "seven": 7, "eight": 8, "nine": 9}
-_TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
-_TENS = {"twenty": 2, "thirty": 3, "forty": 4, "fourty": 4, "fifty": 5, "sixty": 6, "seventy": 7,
-         "eighty": 8, "ninety": 9}
+_UNITS = {
+    "zero": 0,
+    "oh": 0,
+    "o": 0,
+    "nought": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+}
+_TEENS = {
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+_TENS = {
+    "twenty": 2,
+    "thirty": 3,
+    "forty": 4,
+    "fourty": 4,
+    "fifty": 5,
+    "sixty": 6,
+    "seventy": 7,
+    "eighty": 8,
+    "ninety": 9,
+}
 _REPEAT = {"double": 2, "triple": 3}
-_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
-             "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
-             "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18,
-             "nineteenth": 19, "twentieth": 20, "thirtieth": 30}
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-     "november", "december"))} | {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8,
-                                  "sep": 9, "sept": 9, "oct": 10, "nov": 11, "dec": 12}
+_ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
+    "seventeenth": 17,
+    "eighteenth": 18,
+    "nineteenth": 19,
+    "twentieth": 20,
+    "thirtieth": 30,
+}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        )
+    )
+} | {
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "sept": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
+}
 
 # Words that say what a number nearby is. Each names a kind of context.
 _CONTEXT = {
     "card": re.compile(r"\b(card|visa|master ?card|amex|american express|credit|debit|long number)\b", re.I),
     "cvv": re.compile(r"\b(cvv|cvc|ccv|security code|three digits? on the back|digits on the back)\b", re.I),
-    "phone": re.compile(r"\b(phone|mobile|cell|landline|call me|call you back|reach me|contact number|"
-                        r"ring me|text me)\b", re.I),
+    "phone": re.compile(
+        r"\b(phone|mobile|cell|landline|call me|call you back|reach me|contact number|"
+        r"ring me|text me)\b",
+        re.I,
+    ),
     "tfn": re.compile(r"\b(tax file|tfn)\b", re.I),
     "medicare": re.compile(r"\bmedicare\b", re.I),
     "bsb": re.compile(r"\b(bsb|b s b|branch number)\b", re.I),
@@ -65,44 +147,64 @@ _CONTEXT = {
 }
 
 _TOKEN = re.compile(r"\d+|[A-Za-z]+|[^\sA-Za-z\d]")
-_GAP_OK = re.compile(r"^[\s,.\-–/()]*$")  # what may sit between the groups of one spoken number
+_GAP_OK = re.compile(r"^[\s,.\-\u2013/()]*$")  # what may sit between the groups of one spoken number
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 _TLD = r"(?:com|net|org|edu|gov|au|io|co|uk|nz|info|biz|me)"
 _SPOKEN_EMAIL = re.compile(
     r"\b[a-z0-9][\w.'-]*(?:\s+(?:dot|underscore|dash|hyphen)\s+[a-z0-9][\w'-]*|\s+\d+)*"
     rf"\s+at\s+[a-z0-9][\w-]*(?:\s*(?:\.|\bdot\b)\s*[a-z0-9][\w-]*)*\s*(?:\.|\bdot\b)\s*{_TLD}\b"
-    rf"(?:\s*(?:\.|\bdot\b)\s*{_TLD}\b)?", re.I)
+    rf"(?:\s*(?:\.|\bdot\b)\s*{_TLD}\b)?",
+    re.I,
+)
 
-_NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-](?:one|two|three|"
-                r"four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|"
-                r"eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)")
-_STREET_TYPE = (r"(?i:street|st|road|rd|avenue|ave|drive|dr|court|ct|place|pl|lane|ln|crescent|cres|"
-                r"parade|pde|boulevard|blvd|way|terrace|tce|highway|hwy|close|grove|circuit|cct|square|"
-                r"esplanade|rise|row|walk|mews|loop|track|promenade)")
+_NUMBER_WORD = (
+    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-](?:one|two|three|"
+    r"four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
+)
+_STREET_TYPE = (
+    r"(?i:street|st|road|rd|avenue|ave|drive|dr|court|ct|place|pl|lane|ln|crescent|cres|"
+    r"parade|pde|boulevard|blvd|way|terrace|tce|highway|hwy|close|grove|circuit|cct|square|"
+    r"esplanade|rise|row|walk|mews|loop|track|promenade)"
+)
 _STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT|New South Wales|Victoria|Queensland|Tasmania)"
 _ADDRESS = re.compile(
     r"\b(?:(?i:unit|apartment|apt|flat|suite|level|lot)\s+(?:\w+,?\s+)?)?"
     rf"(?:\d+[A-Za-z]?(?:\s*[/-]\s*\d+[A-Za-z]?)?|(?i:{_NUMBER_WORD}))\s+"
     rf"(?:[A-Z][\w'-]*\s+){{1,3}}{_STREET_TYPE}\b\.?"
-    rf"(?:,?\s+(?:[A-Z][a-zA-Z'-]+\s*){{1,3}}(?:,?\s*{_STATE})?(?:,?\s*\d{{4}})?)?")
+    rf"(?:,?\s+(?:[A-Z][a-zA-Z'-]+\s*){{1,3}}(?:,?\s*{_STATE})?(?:,?\s*\d{{4}})?)?"
+)
 
 # After the agent asks for the address, speech-to-text's lower-case or misheard names still count
 _ADDRESS_ASKED = re.compile(
     rf"\b(?:\d+[A-Za-z]?(?:\s*[/-]\s*\d+[A-Za-z]?)?|(?i:{_NUMBER_WORD}))\s+(?:[\w'-]+\s+){{1,3}}"
-    rf"{_STREET_TYPE}\b\.?(?:,?\s+(?:[A-Z][a-zA-Z'-]+\s*){{1,3}}(?:,?\s*{_STATE})?(?:,?\s*\d{{4}})?)?")
+    rf"{_STREET_TYPE}\b\.?(?:,?\s+(?:[A-Z][a-zA-Z'-]+\s*){{1,3}}(?:,?\s*{_STATE})?(?:,?\s*\d{{4}})?)?"
+)
 
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|" \
-         r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-_DAY = (r"(?:\d{1,2}(?:st|nd|rd|th)?|(?:twenty|thirty)[\s-](?:first|second|third|fourth|fifth|sixth|"
-        r"seventh|eighth|ninth)|" + "|".join(sorted(_ORDINALS, key=len, reverse=True)) + ")")
-_YEAR = (r"(?:\d{4}|'\d\d|(?:nineteen|twenty)[\s-](?:" + _NUMBER_WORD + r"|hundred)|"
-         r"two thousand(?:\s+and)?(?:[\s-]" + _NUMBER_WORD + r")?)")
-_DATE_DMY = re.compile(rf"\b(?:the\s+)?(?P<day>{_DAY})\s+(?:of\s+)?(?P<month>{_MONTH})\b\.?"
-                       rf"(?:,?\s+(?P<year>{_YEAR}))?", re.I)
-_DATE_MDY = re.compile(rf"\b(?P<month>{_MONTH})\.?\s+(?:the\s+)?(?P<day>{_DAY})\b(?:,?\s+(?P<year>{_YEAR}))?",
-                       re.I)
-_DATE_NUMERIC = re.compile(r"\b(?P<day>\d{1,2})\s*[/.-]\s*(?P<month>\d{1,2})\s*[/.-]\s*(?P<year>\d{4}|\d{2})\b")
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DAY = (
+    r"(?:\d{1,2}(?:st|nd|rd|th)?|(?:twenty|thirty)[\s-](?:first|second|third|fourth|fifth|sixth|"
+    r"seventh|eighth|ninth)|" + "|".join(sorted(_ORDINALS, key=len, reverse=True)) + ")"
+)
+_YEAR = (
+    r"(?:\d{4}|'\d\d|(?:nineteen|twenty)[\s-](?:" + _NUMBER_WORD + r"|hundred)|"
+    r"two thousand(?:\s+and)?(?:[\s-]" + _NUMBER_WORD + r")?)"
+)
+_DATE_DMY = re.compile(
+    rf"\b(?:the\s+)?(?P<day>{_DAY})\s+(?:of\s+)?(?P<month>{_MONTH})\b\.?"
+    rf"(?:,?\s+(?P<year>{_YEAR}))?",
+    re.I,
+)
+_DATE_MDY = re.compile(
+    rf"\b(?P<month>{_MONTH})\.?\s+(?:the\s+)?(?P<day>{_DAY})\b(?:,?\s+(?P<year>{_YEAR}))?", re.I
+)
+_DATE_NUMERIC = re.compile(
+    r"\b(?P<day>\d{1,2})\s*[/.-]\s*(?P<month>\d{1,2})\s*[/.-]\s*(?P<year>\d{4}|\d{2})\b"
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +246,7 @@ def redact(text: str, context: Iterable[str] = (), today: date | None = None) ->
     merged = _merge(spans)
     out, at = [], 0
     for s in merged:
-        out.append(text[at:s.start])
+        out.append(text[at : s.start])
         out.append(f"[{s.kind}]")
         at = s.end
     out.append(text[at:])
@@ -156,7 +258,7 @@ def _spoken_emails(text: str) -> list[Span]:
     spans = []
     for at in re.finditer(r"\bat\b", text, re.I):
         lo = max(0, at.start() - 80)
-        for m in _SPOKEN_EMAIL.finditer(text[lo:at.end() + 120]):
+        for m in _SPOKEN_EMAIL.finditer(text[lo : at.end() + 120]):
             if m.start() + lo < at.start() < m.end() + lo:
                 spans.append(Span(m.start() + lo, m.end() + lo, "email"))
     return spans
@@ -234,8 +336,13 @@ def _groups(text: str) -> list[list[_Group]]:
             group = _Group(start, end, str(_TEENS[low]))
         elif low in _TENS:
             nxt = _next_word(tokens, i)
-            if nxt is not None and tokens[nxt][2].lower() in _UNITS and tokens[nxt][2].lower() not in ("o", "oh") \
-                    and _GAP_OK.match(text[end:tokens[nxt][0]]) and "," not in text[end:tokens[nxt][0]]:
+            if (
+                nxt is not None
+                and tokens[nxt][2].lower() in _UNITS
+                and tokens[nxt][2].lower() not in ("o", "oh")
+                and _GAP_OK.match(text[end : tokens[nxt][0]])
+                and "," not in text[end : tokens[nxt][0]]
+            ):
                 group = _Group(start, tokens[nxt][1], f"{_TENS[low]}{_UNITS[tokens[nxt][2].lower()]}")
                 i = nxt
             else:
@@ -250,7 +357,7 @@ def _groups(text: str) -> list[list[_Group]]:
             if pending_repeat is not None:
                 group = _Group(pending_repeat[0], group.end, group.digits * pending_repeat[1])
                 pending_repeat = None
-            if run and not _GAP_OK.match(text[run[-1].end:group.start]):
+            if run and not _GAP_OK.match(text[run[-1].end : group.start]):
                 runs.append(run)
                 run = []
             run.append(group)
@@ -273,13 +380,18 @@ def _next_word(tokens: list[tuple[int, int, str]], i: int) -> int | None:
 
 def _is_numeric(tok: str, strict: bool = True) -> bool:
     low = tok.lower()
-    return tok.isdigit() or low in _TEENS or low in _TENS or low in _REPEAT or \
-        (low in _UNITS and (not strict or low not in ("o", "oh")))
+    return (
+        tok.isdigit()
+        or low in _TEENS
+        or low in _TENS
+        or low in _REPEAT
+        or (low in _UNITS and (not strict or low not in ("o", "oh")))
+    )
 
 
 def _numeric_near(tokens: list[tuple[int, int, str]], i: int, before: bool = True) -> bool:
     """Whether a number sits next to token i (so "oh" is a zero, "double" a repeat)."""
-    for j in ([i - 1, i + 1] if before else [i + 1]):
+    for j in [i - 1, i + 1] if before else [i + 1]:
         k = j
         while 0 <= k < len(tokens) and tokens[k][2] in ("-", ","):
             k += -1 if k < i else 1
@@ -291,7 +403,7 @@ def _numeric_near(tokens: list[tuple[int, int, str]], i: int, before: bool = Tru
 def _numbers(text: str, found: set[str]) -> list[Span]:
     spans: list[Span] = []
     for run in _groups(text):
-        near = text[max(0, run[0].start - 60):run[0].start] + " " + text[run[-1].end:run[-1].end + 20]
+        near = text[max(0, run[0].start - 60) : run[0].start] + " " + text[run[-1].end : run[-1].end + 20]
         spans += _classify_run(text, run, found | contexts(near))
     return spans
 
@@ -331,7 +443,7 @@ def _span(text: str, run: list[_Group], kind: str) -> Span:
 def _classify(text: str, run: list[_Group], found: set[str]) -> str | None:
     digits = "".join(g.digits for g in run)
     n = len(digits)
-    raw = text[run[0].start:run[-1].end]
+    raw = text[run[0].start : run[-1].end]
     plus = run[0].start > 0 and text[run[0].start - 1] == "+"
     if 13 <= n <= 19 and luhn(digits):
         return "card"
@@ -393,7 +505,9 @@ def _dates(text: str, birth_context: bool, today: date) -> list[Span]:
     for pattern in (_DATE_NUMERIC, _DATE_DMY, _DATE_MDY):
         for m in pattern.finditer(text):
             year = _year(m.group("year")) if m.group("year") else None
-            if pattern is _DATE_NUMERIC and not (1 <= int(m.group("day")) <= 31 and 1 <= int(m.group("month")) <= 31):
+            if pattern is _DATE_NUMERIC and not (
+                1 <= int(m.group("day")) <= 31 and 1 <= int(m.group("month")) <= 31
+            ):
                 continue
             old_enough = year is not None and 1900 <= year <= today.year - 14
             if birth_context or old_enough:
@@ -421,8 +535,8 @@ def _year(text: str) -> int | None:
         century = 19 if words[0] == "nineteen" else 20
         if words[1] == "hundred":
             return century * 100
-        value = _words_value(words[1:])
-        return century * 100 + value if value is not None else None
+        rest_value = _words_value(words[1:])
+        return century * 100 + rest_value if rest_value is not None else None
     return None
 
 

@@ -19,7 +19,9 @@ from agent_assist.sinks import format_clock
 from agent_assist.store import SEVERITIES, CallRecord, FlagRecord
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SHIFT = re.compile(r"^(?P<start>\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2})?)(?:/(?P<hours>\d+(?:\.\d+)?)h)?$")
+_SHIFT = re.compile(
+    r"^(?P<start>\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2})?)(?:/(?P<hours>\d+(?:\.\d+)?)h)?$", re.I
+)
 
 
 def _utc(moment: datetime) -> str:
@@ -31,7 +33,9 @@ def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise AgentAssistError(f"not a date or time: {text!r} (use YYYY-MM-DD or 'YYYY-MM-DD HH:MM')") from None
+        raise AgentAssistError(
+            f"not a date or time: {text!r} (use YYYY-MM-DD or 'YYYY-MM-DD HH:MM')"
+        ) from None
     return moment if moment.tzinfo else moment.astimezone()
 
 
@@ -45,8 +49,9 @@ def shift_range(spec: str, now: datetime | None = None) -> tuple[str, str, str]:
         return _day(day, spec)
     match = _SHIFT.match(spec)
     if not match:
-        raise AgentAssistError(f"unknown shift {spec!r}: use today, yesterday, YYYY-MM-DD or "
-                               "YYYY-MM-DDTHH:MM/8h")
+        raise AgentAssistError(
+            f"unknown shift {spec!r}: use today, yesterday, YYYY-MM-DD or YYYY-MM-DDTHH:MM/8h"
+        )
     start = parse_moment(match["start"].replace(" ", "T"))
     if match["hours"] is None and "t" not in match["start"].lower() and " " not in match["start"]:
         return _day(start.date(), start.date().isoformat())
@@ -79,12 +84,16 @@ def clean(text: str) -> str:
 def list_lines(flags: Sequence[FlagRecord]) -> list[str]:
     if not flags:
         return ["no flags match"]
-    lines = [f"{'id':>5}  {'severity':<8} {'kind':<10} {'call start':<16} {'at':>7}  {'agent':<10} "
-             f"{'team':<8} {'rev':<3}  reason"]
+    lines = [
+        f"{'id':>5}  {'severity':<8} {'kind':<10} {'call start':<16} {'at':>7}  {'agent':<10} "
+        f"{'team':<8} {'rev':<3}  reason"
+    ]
     for f in flags:
-        lines.append(f"{f.id:>5}  {f.severity:<8} {clean(f.kind)[:10]:<10} {local_time(f.call_started_at):<16} "
-                     f"{format_clock(f.t):>7}  {clean(f.agent)[:10]:<10} {clean(f.team)[:8]:<8} "
-                     f"{'yes' if f.reviewed else '-':<3}  {clean(_reason(f))[:60]}")
+        lines.append(
+            f"{f.id:>5}  {f.severity:<8} {clean(f.kind)[:10]:<10} {local_time(f.call_started_at):<16} "
+            f"{format_clock(f.t):>7}  {clean(f.agent)[:10]:<10} {clean(f.team)[:8]:<8} "
+            f"{'yes' if f.reviewed else '-':<3}  {clean(_reason(f))[:60]}"
+        )
     return lines
 
 
@@ -108,8 +117,11 @@ def sparkline(points: Iterable[tuple[float, float]], length: float, width: int =
 
 def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
     length = call.length_s or max([flag.t, *[s[0] for s in call.scores]], default=1.0)
-    state = f"reviewed by {clean(flag.reviewed_by or '?')} at {local_time(flag.reviewed_at)}" \
-        if flag.reviewed else "not reviewed"
+    state = (
+        f"reviewed by {clean(flag.reviewed_by or '?')} at {local_time(flag.reviewed_at)}"
+        if flag.reviewed
+        else "not reviewed"
+    )
     lines = [
         f"flag {flag.id}: {flag.severity.upper()} {clean(flag.kind)} ({state})",
         f"call {clean(call.call_id)} · agent {clean(call.agent) or '?'} · team {clean(call.team) or '-'} · "
@@ -129,13 +141,19 @@ def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
         lines += ["", "prompts shown (and the agent's word on them):"]
         for p in call.prompts:
             rating = rated.get((p["rule"], round(p["t"], 1)))
-            lines.append(f"  [{format_clock(p['t'])}] {clean(p['rule'])}: {clean(p['text'])}"
-                         + (f"  ({rating.replace('_', ' ')})" if rating else ""))
-    lines += ["", "excerpt (redacted):" if flag.excerpt else
-              f"excerpt: none kept (transcript: {call.transcript_mode})"]
+            lines.append(
+                f"  [{format_clock(p['t'])}] {clean(p['rule'])}: {clean(p['text'])}"
+                + (f"  ({rating.replace('_', ' ')})" if rating else "")
+            )
+    lines += [
+        "",
+        "excerpt (redacted):" if flag.excerpt else f"excerpt: none kept (transcript: {call.transcript_mode})",
+    ]
     for turn in flag.excerpt:
-        lines.append(f"  [{format_clock(float(turn.get('start', 0)))}] {clean(turn.get('speaker', '')):>8}: "
-                     f"{clean(turn.get('text', ''))}")
+        lines.append(
+            f"  [{format_clock(float(turn.get('start', 0)))}] {clean(turn.get('speaker', '')):>8}: "
+            f"{clean(turn.get('text', ''))}"
+        )
     if flag.notes:
         lines += ["", "notes:"]
         for n in flag.notes:
@@ -155,8 +173,24 @@ def _marks(times: Iterable[float], length: float, width: int = 60) -> str:
 # CSV
 
 
-CSV_COLUMNS = ("id", "severity", "kind", "call_id", "agent", "team", "call_started_at", "t", "reason",
-               "rule", "raised_by", "agent_note", "reviewed_at", "reviewed_by", "excerpt", "notes")
+CSV_COLUMNS = (
+    "id",
+    "severity",
+    "kind",
+    "call_id",
+    "agent",
+    "team",
+    "call_started_at",
+    "t",
+    "reason",
+    "rule",
+    "raised_by",
+    "agent_note",
+    "reviewed_at",
+    "reviewed_by",
+    "excerpt",
+    "notes",
+)
 
 
 def _cell(value: object) -> str:
@@ -172,9 +206,29 @@ def to_csv(flags: Sequence[FlagRecord]) -> str:
     for f in flags:
         excerpt = " | ".join(f"{t.get('speaker', '')}: {t.get('text', '')}" for t in f.excerpt)
         notes = " | ".join(f"{n['author']}: {n['text']}" for n in f.notes)
-        writer.writerow([_cell(v) for v in (
-            f.id, f.severity, f.kind, f.call_id, f.agent, f.team, f.call_started_at, f"{f.t:.1f}", f.reason,
-            f.rule, f.raised_by, f.agent_note, f.reviewed_at, f.reviewed_by, excerpt, notes)])
+        writer.writerow(
+            [
+                _cell(v)
+                for v in (
+                    f.id,
+                    f.severity,
+                    f.kind,
+                    f.call_id,
+                    f.agent,
+                    f.team,
+                    f.call_started_at,
+                    f"{f.t:.1f}",
+                    f.reason,
+                    f.rule,
+                    f.raised_by,
+                    f.agent_note,
+                    f.reviewed_at,
+                    f.reviewed_by,
+                    excerpt,
+                    notes,
+                )
+            ]
+        )
     return out.getvalue()
 
 
@@ -202,6 +256,7 @@ border-bottom:1px solid #d0d7de;vertical-align:top}th{background:#eef1f4;font-we
 margin-right:4px}
 svg{background:#fbfcfd;border:1px solid #d0d7de;max-width:100%}
 .wellbeing{color:#5b2c83;font-weight:600}
+.flags td:nth-child(6),.flags td:nth-child(7){white-space:nowrap}
 """
 
 
@@ -210,39 +265,49 @@ def _e(value: object) -> str:
 
 
 def _badge(severity: str) -> str:
-    return (f'<span class="sev" style="background:{SEVERITY_COLOURS.get(severity, "#56606b")}">'
-            f"{_e(severity)}</span>")
+    return (
+        f'<span class="sev" style="background:{SEVERITY_COLOURS.get(severity, "#56606b")}">'
+        f"{_e(severity)}</span>"
+    )
 
 
-def report_html(flags: Sequence[FlagRecord], calls: dict[str, CallRecord], title: str, subtitle: str,
-                generated_at: str) -> str:
+def report_html(
+    flags: Sequence[FlagRecord], calls: dict[str, CallRecord], title: str, subtitle: str, generated_at: str
+) -> str:
     counts = {s: sum(1 for f in flags if f.severity == s) for s in reversed(SEVERITIES)}
     open_count = sum(1 for f in flags if not f.reviewed)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">{_e(subtitle)} · generated {_e(generated_at)} · transcript text is redacted</p>',
-        '<p class="summary">' + "".join(f"<span>{_badge(s)} {n}</span>" for s, n in counts.items())
+        '<p class="summary">'
+        + "".join(f"<span>{_badge(s)} {n}</span>" for s, n in counts.items())
         + f"<span>{open_count} not reviewed</span></p>",
         '<h2 id="flags">Flags, most severe first</h2>',
     ]
     if not flags:
         parts.append("<p>No flags in this shift.</p>")
     else:
-        parts.append('<table class="flags"><thead><tr><th>#</th><th>Severity</th><th>Kind</th><th>Agent</th>'
-                     "<th>Team</th><th>Call start</th><th>At</th><th>Reason</th><th>Reviewed</th></tr></thead>"
-                     "<tbody>")
+        parts.append(
+            '<table class="flags"><thead><tr><th>#</th><th>Severity</th><th>Kind</th><th>Agent</th>'
+            "<th>Team</th><th>Call start</th><th>At</th><th>Reason</th><th>Reviewed</th></tr></thead>"
+            "<tbody>"
+        )
         for f in flags:
-            reviewed = f"{_e(f.reviewed_by or '')} {_e(local_time(f.reviewed_at))}" if f.reviewed else "not yet"
+            reviewed = (
+                f"{_e(f.reviewed_by or '')} {_e(local_time(f.reviewed_at))}" if f.reviewed else "not yet"
+            )
             parts.append(
                 f'<tr><td><a href="#call-{_e(f.call_id)}">{f.id}</a></td><td>{_badge(f.severity)}</td>'
                 f"<td>{_e(f.kind)}</td><td>{_e(f.agent)}</td><td>{_e(f.team)}</td>"
                 f"<td>{_e(local_time(f.call_started_at))}</td><td>{_e(format_clock(f.t))}</td>"
-                f"<td>{_e(_reason(f))}</td><td>{reviewed}</td></tr>")
+                f"<td>{_e(_reason(f))}</td><td>{reviewed}</td></tr>"
+            )
         parts.append("</tbody></table>")
     by_call: dict[str, list[FlagRecord]] = {}
     for f in flags:
@@ -256,39 +321,50 @@ def report_html(flags: Sequence[FlagRecord], calls: dict[str, CallRecord], title
 
 def _call_section(call: CallRecord, flags: list[FlagRecord]) -> str:
     length = call.length_s or max([f.t for f in flags] + [s[0] for s in call.scores] + [1.0])
-    out = [f'<h2 id="call-{_e(call.call_id)}">Call {_e(call.call_id)}</h2>',
-           f'<p class="meta">agent {_e(call.agent or "?")} · team {_e(call.team or "-")} · started '
-           f"{_e(local_time(call.started_at))} · {_e(format_clock(length))} long · {_e(call.source)}</p>",
-           '<p class="legend">'
-           f'<span><i class="key" style="background:{DISTRESS_COLOUR}"></i>distress</span>'
-           f'<span><i class="key" style="background:{ESCALATION_COLOUR}"></i>escalation</span>'
-           f'<span><i class="key" style="background:{PROMPT_COLOUR}"></i>prompt shown</span>'
-           '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
-           timeline_svg(call, flags, length)]
+    out = [
+        f'<h2 id="call-{_e(call.call_id)}">Call {_e(call.call_id)}</h2>',
+        f'<p class="meta">agent {_e(call.agent or "?")} · team {_e(call.team or "-")} · started '
+        f"{_e(local_time(call.started_at))} · {_e(format_clock(length))} long · {_e(call.source)}</p>",
+        '<p class="legend">'
+        f'<span><i class="key" style="background:{DISTRESS_COLOUR}"></i>distress</span>'
+        f'<span><i class="key" style="background:{ESCALATION_COLOUR}"></i>escalation</span>'
+        f'<span><i class="key" style="background:{PROMPT_COLOUR}"></i>prompt shown</span>'
+        '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
+        timeline_svg(call, flags, length),
+    ]
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}
     if call.prompts:
-        out.append("<h3>Prompts shown and the agent's feedback</h3><table><thead><tr><th>At</th><th>Rule</th>"
-                   "<th>Prompt</th><th>Agent said</th></tr></thead><tbody>")
+        out.append(
+            "<h3>Prompts shown and the agent's feedback</h3><table><thead><tr><th>At</th><th>Rule</th>"
+            "<th>Prompt</th><th>Agent said</th></tr></thead><tbody>"
+        )
         for p in call.prompts:
             rating = rated.get((p["rule"], round(p["t"], 1)), "")
-            out.append(f"<tr><td>{_e(format_clock(p['t']))}</td><td>{_e(p['rule'])}</td><td>{_e(p['text'])}</td>"
-                       f"<td>{_e(rating.replace('_', ' '))}</td></tr>")
+            out.append(
+                f"<tr><td>{_e(format_clock(p['t']))}</td><td>{_e(p['rule'])}</td><td>{_e(p['text'])}</td>"
+                f"<td>{_e(rating.replace('_', ' '))}</td></tr>"
+            )
         out.append("</tbody></table>")
     for f in flags:
         out.append(f"<h3>Flag {f.id}: {_badge(f.severity)} {_e(f.kind)} at {_e(format_clock(f.t))}</h3>")
         out.append(f"<p>{_e(_reason(f))}</p>")
         if f.excerpt:
-            turns = "\n".join(f'<span class="who">{_e(t.get("speaker", ""))}:</span> {_e(t.get("text", ""))}'
-                              for t in f.excerpt)
+            turns = "\n".join(
+                f'<span class="who">{_e(t.get("speaker", ""))}:</span> {_e(t.get("text", ""))}'
+                for t in f.excerpt
+            )
             out.append(f'<div class="excerpt">{turns}</div>')
         for n in f.notes:
             tag = ' <span class="wellbeing">agent wellbeing</span>' if n["wellbeing"] else ""
-            out.append(f"<p>Note by {_e(n['author'])} ({_e(local_time(n['created_at']))}){tag}: {_e(n['text'])}</p>")
+            out.append(
+                f"<p>Note by {_e(n['author'])} ({_e(local_time(n['created_at']))}){tag}: {_e(n['text'])}</p>"
+            )
     return "\n".join(out)
 
 
-def timeline_svg(call: CallRecord, flags: Sequence[FlagRecord], length: float, width: int = 1000,
-                 height: int = 200) -> str:
+def timeline_svg(
+    call: CallRecord, flags: Sequence[FlagRecord], length: float, width: int = 1000, height: int = 200
+) -> str:
     """Distress and escalation over the call (0 to 1), prompts as green ticks along the top, flags as
     vertical lines in their severity's colour."""
     left, right, top, bottom = 44, 12, 22, 26
@@ -300,32 +376,43 @@ def timeline_svg(call: CallRecord, flags: Sequence[FlagRecord], length: float, w
     def y(v: float) -> float:
         return top + plot_h * (1.0 - min(max(v, 0.0), 1.0))
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="score timeline of call {_e(call.call_id)}">']
+    out = [
+        f'<svg width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="score timeline of call {_e(call.call_id)}">'
+    ]
     for v in (0.0, 0.5, 1.0):
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#d0d7de"/>'
-                   f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" '
-                   f'fill="#56606b">{v:.1f}</text>')
-    ticks = max(1, int(length // 60) + 1)
-    step = 60 if ticks <= 12 else 60 * (ticks // 10 + 1)
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#d0d7de"/>'
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" '
+            f'fill="#56606b">{v:.1f}</text>'
+        )
+    step = next((s for s in (5, 10, 15, 30, 60, 120, 300, 600, 1200) if length / s <= 10), 3600)
     t = 0
     while t <= length:
-        out.append(f'<text x="{x(t):.1f}" y="{height - 8}" font-size="11" text-anchor="middle" '
-                   f'fill="#56606b">{_e(format_clock(t)[:5])}</text>')
+        out.append(
+            f'<text x="{x(t):.1f}" y="{height - 8}" font-size="11" text-anchor="middle" '
+            f'fill="#56606b">{_e(format_clock(t)[:-2])}</text>'
+        )
         t += step
     for f in flags:
         colour = SEVERITY_COLOURS.get(f.severity, "#56606b")
-        out.append(f'<line x1="{x(f.t):.1f}" x2="{x(f.t):.1f}" y1="{top}" y2="{top + plot_h}" stroke="{colour}" '
-                   f'stroke-width="3" stroke-dasharray="6 3"><title>flag {f.id}: {_e(f.kind)} '
-                   f"{_e(f.severity)}</title></line>")
+        out.append(
+            f'<line x1="{x(f.t):.1f}" x2="{x(f.t):.1f}" y1="{top}" y2="{top + plot_h}" stroke="{colour}" '
+            f'stroke-width="3" stroke-dasharray="6 3"><title>flag {f.id}: {_e(f.kind)} '
+            f"{_e(f.severity)}</title></line>"
+        )
     for p in call.prompts:
-        out.append(f'<path d="M{x(p["t"]) - 6:.1f},4 L{x(p["t"]) + 6:.1f},4 L{x(p["t"]):.1f},16 Z" '
-                   f'fill="{PROMPT_COLOUR}"><title>{_e(format_clock(p["t"]))} {_e(p["rule"])}</title></path>')
+        out.append(
+            f'<path d="M{x(p["t"]) - 6:.1f},4 L{x(p["t"]) + 6:.1f},4 L{x(p["t"]):.1f},16 Z" '
+            f'fill="{PROMPT_COLOUR}"><title>{_e(format_clock(p["t"]))} {_e(p["rule"])}</title></path>'
+        )
     for index, colour in ((1, DISTRESS_COLOUR), (2, ESCALATION_COLOUR)):
         points = " ".join(f"{x(s[0]):.1f},{y(s[index]):.1f}" for s in call.scores)
         if points:
-            out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="3" '
-                       'stroke-linejoin="round"/>')
+            out.append(
+                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="3" '
+                'stroke-linejoin="round"/>'
+            )
             for s in call.scores:
                 out.append(f'<circle cx="{x(s[0]):.1f}" cy="{y(s[index]):.1f}" r="3.5" fill="{colour}"/>')
     out.append("</svg>")

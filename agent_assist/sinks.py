@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TextIO
 
 from agent_assist.errors import AgentAssistError
-from agent_assist.redact import CallRedactor, redact, redact_words
 from agent_assist.events import (
     CallEnd,
     CallStart,
@@ -23,6 +22,7 @@ from agent_assist.events import (
     PublicEvent,
     Utterance,
 )
+from agent_assist.redact import CallRedactor, redact, redact_words
 
 # Control characters (terminal escape sequences among them) never reach a terminal from a transcript.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

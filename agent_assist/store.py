@@ -19,6 +19,7 @@ each flag, the default) or "full".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -175,8 +176,9 @@ class _SQLite(_Database):
             # created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             os.chmod(path, 0o600)
-            self.conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
-                                        check_same_thread=False)
+            self.conn = sqlite3.connect(
+                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
@@ -238,7 +240,7 @@ class _Postgres(_Database):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
-            return self.conn.execute(sql.replace("?", "%s"), tuple(params))  # type: ignore[arg-type]
+            return self.conn.execute(sql.replace("?", "%s"), tuple(params))
         except self._psycopg.Error as exc:
             raise _store_error(self.where, exc) from None
 
@@ -365,8 +367,12 @@ class Filters:
         if self.until:
             where.append("c.started_at < ?")
             params.append(self.until)
-        for column, values in (("c.agent", self.agents), ("c.team", self.teams), ("f.kind", self.kinds),
-                               ("f.severity", self.severities)):
+        for column, values in (
+            ("c.agent", self.agents),
+            ("c.team", self.teams),
+            ("f.kind", self.kinds),
+            ("f.severity", self.severities),
+        ):
             if values:
                 where.append(f"{column} IN ({', '.join('?' for _ in values)})")
                 params.extend(values)
@@ -375,8 +381,10 @@ class Filters:
         return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-_FLAG_COLUMNS = ("f.id, f.call_id, c.agent, c.team, c.started_at, f.t, f.created_at, f.kind, f.severity, "
-                 "f.reason, f.rule, f.raised_by, f.agent_note, f.excerpt, f.reviewed_at, f.reviewed_by")
+_FLAG_COLUMNS = (
+    "f.id, f.call_id, c.agent, c.team, c.started_at, f.t, f.created_at, f.kind, f.severity, "
+    "f.reason, f.rule, f.raised_by, f.agent_note, f.excerpt, f.reviewed_at, f.reviewed_by"
+)
 
 
 class Store:
@@ -395,8 +403,10 @@ class Store:
             db.migration_lock()
             version = db.version()
             if version > SCHEMA_VERSION:
-                raise StoreError(f"flag store {self.where} has schema version {version}, newer than this "
-                                 f"agent-assist understands ({SCHEMA_VERSION}); upgrade agent-assist")
+                raise StoreError(
+                    f"flag store {self.where} has schema version {version}, newer than this "
+                    f"agent-assist understands ({SCHEMA_VERSION}); upgrade agent-assist"
+                )
             for number in range(version, SCHEMA_VERSION):
                 for step in MIGRATIONS[number]:
                     if step.startswith("python:"):
@@ -422,54 +432,93 @@ class Store:
                 self.db.execute(
                     "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (call.call_id, agent, team, _source_name(call.source), _iso(call.started_at),
-                     transcript_mode))
+                    (
+                        call.call_id,
+                        agent,
+                        team,
+                        _source_name(call.source),
+                        _iso(call.started_at),
+                        transcript_mode,
+                    ),
+                )
 
     def end_call(self, end: CallEnd) -> None:
         with self.db.transaction():
-            self.db.execute("UPDATE calls SET length_s = ?, end_reason = ? WHERE call_id = ?",
-                            (end.t, str(end.reason), end.call_id))
+            self.db.execute(
+                "UPDATE calls SET length_s = ?, end_reason = ? WHERE call_id = ?",
+                (end.t, str(end.reason), end.call_id),
+            )
 
-    def add_utterance(self, call_id: str, u: Utterance, text: str | None,
-                      excerpts: dict[int, list[dict[str, Any]]]) -> None:
+    def add_utterance(
+        self, call_id: str, u: Utterance, text: str | None, excerpts: dict[int, list[dict[str, Any]]]
+    ) -> None:
         """Scores of a customer turn; its redacted text when the transcript is kept in full; and the
         excerpts of open flags it extends."""
         with self.db.transaction():
             if u.scores is not None:
                 s = u.scores
-                self.db.execute("INSERT INTO scores (call_id, t, utterance_id, distress, escalation, crisis) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (call_id, u.end, u.utterance_id, s.distress, s.escalation, s.crisis))
+                self.db.execute(
+                    "INSERT INTO scores (call_id, t, utterance_id, distress, escalation, crisis) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (call_id, u.end, u.utterance_id, s.distress, s.escalation, s.crisis),
+                )
             if text is not None:
-                self.db.execute("INSERT INTO turns (call_id, utterance_id, speaker, start_t, end_t, text) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (call_id, u.utterance_id, str(u.speaker), u.start, u.end, text))
+                self.db.execute(
+                    "INSERT INTO turns (call_id, utterance_id, speaker, start_t, end_t, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (call_id, u.utterance_id, str(u.speaker), u.start, u.end, text),
+                )
             for flag_id, excerpt in excerpts.items():
                 self.db.execute("UPDATE flags SET excerpt = ? WHERE id = ?", (json.dumps(excerpt), flag_id))
 
-    def add_flag(self, flag: Flag, note: str, excerpt: list[dict[str, Any]], created_at: str | None = None) -> int:
+    def add_flag(
+        self, flag: Flag, note: str, excerpt: list[dict[str, Any]], created_at: str | None = None
+    ) -> int:
         rule = flag.reason.split(":", 1)[0].strip() if flag.raised_by == "rules" else ""
         with self.db.transaction():
             rows = self.db.query(
                 "INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, rule, "
                 "utterance_id, raised_by, agent_note, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "RETURNING id",
-                (flag.call_id, flag.t, created_at or now_utc(), flag.kind, flag.severity,
-                 SEVERITY_RANK.get(flag.severity, 0), flag.reason, rule, flag.utterance_id, flag.raised_by,
-                 note, json.dumps(excerpt)))
+                (
+                    flag.call_id,
+                    flag.t,
+                    created_at or now_utc(),
+                    flag.kind,
+                    flag.severity,
+                    SEVERITY_RANK.get(flag.severity, 0),
+                    flag.reason,
+                    rule,
+                    flag.utterance_id,
+                    flag.raised_by,
+                    note,
+                    json.dumps(excerpt),
+                ),
+            )
         return int(rows[0][0])
 
     def add_prompt(self, prompt: Prompt) -> None:
         with self.db.transaction():
-            self.db.execute("INSERT INTO prompts (call_id, t, rule, principle, text, priority, sticky) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (prompt.call_id, prompt.t, prompt.rule, prompt.principle, prompt.text,
-                             prompt.priority, int(prompt.sticky)))
+            self.db.execute(
+                "INSERT INTO prompts (call_id, t, rule, principle, text, priority, sticky) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    prompt.call_id,
+                    prompt.t,
+                    prompt.rule,
+                    prompt.principle,
+                    prompt.text,
+                    prompt.priority,
+                    int(prompt.sticky),
+                ),
+            )
 
     def add_feedback(self, fb: Feedback) -> None:
         with self.db.transaction():
-            self.db.execute("INSERT INTO feedback (call_id, t, rule, prompt_t, rating) VALUES (?, ?, ?, ?, ?)",
-                            (fb.call_id, fb.t, fb.rule, fb.prompt_t, fb.rating))
+            self.db.execute(
+                "INSERT INTO feedback (call_id, t, rule, prompt_t, rating) VALUES (?, ?, ?, ?, ?)",
+                (fb.call_id, fb.t, fb.rule, fb.prompt_t, fb.rating),
+            )
 
     # -- the review
 
@@ -479,73 +528,104 @@ class Store:
         rows = self.db.query(
             f"SELECT {_FLAG_COLUMNS} FROM flags f JOIN calls c ON c.call_id = f.call_id{where} "
             "ORDER BY f.severity_rank DESC, (f.reviewed_at IS NULL) DESC, c.started_at DESC, f.t DESC",
-            params)
+            params,
+        )
         return [self._flag(row) for row in rows]
 
     def flag(self, flag_id: int) -> FlagRecord:
-        rows = self.db.query(f"SELECT {_FLAG_COLUMNS} FROM flags f JOIN calls c ON c.call_id = f.call_id "
-                             "WHERE f.id = ?", (flag_id,))
+        rows = self.db.query(
+            f"SELECT {_FLAG_COLUMNS} FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE f.id = ?",
+            (flag_id,),
+        )
         if not rows:
             raise StoreError(f"no flag {flag_id} in {self.where} (`agent-assist review list` shows them)")
-        notes = self.db.query("SELECT created_at, author, text, wellbeing FROM notes WHERE flag_id = ? "
-                              "ORDER BY id", (flag_id,))
-        return self._flag(rows[0], tuple({"created_at": c, "author": a, "text": t, "wellbeing": bool(w)}
-                                         for c, a, t, w in notes))
+        notes = self.db.query(
+            "SELECT created_at, author, text, wellbeing FROM notes WHERE flag_id = ? ORDER BY id", (flag_id,)
+        )
+        return self._flag(
+            rows[0],
+            tuple({"created_at": c, "author": a, "text": t, "wellbeing": bool(w)} for c, a, t, w in notes),
+        )
 
     @staticmethod
     def _flag(row: tuple[Any, ...], notes: tuple[dict[str, Any], ...] = ()) -> FlagRecord:
         values = list(row)
         values[13] = tuple(json.loads(values[13] or "[]"))
-        return FlagRecord(*values, notes=notes)
+        names = [f.name for f in dataclasses.fields(FlagRecord)][: len(values)]
+        return FlagRecord(**dict(zip(names, values, strict=True)), notes=notes)
 
     def call(self, call_id: str) -> CallRecord:
-        rows = self.db.query("SELECT call_id, agent, team, source, started_at, length_s, end_reason, "
-                             "transcript_mode FROM calls WHERE call_id = ?", (call_id,))
+        rows = self.db.query(
+            "SELECT call_id, agent, team, source, started_at, length_s, end_reason, "
+            "transcript_mode FROM calls WHERE call_id = ?",
+            (call_id,),
+        )
         if not rows:
             raise StoreError(f"no call {call_id!r} in {self.where}")
-        scores = self.db.query("SELECT t, distress, escalation, crisis FROM scores WHERE call_id = ? "
-                               "ORDER BY t", (call_id,))
-        prompts = self.db.query("SELECT t, rule, principle, text, priority, sticky FROM prompts "
-                                "WHERE call_id = ? ORDER BY t", (call_id,))
-        feedback = self.db.query("SELECT t, rule, prompt_t, rating FROM feedback WHERE call_id = ? "
-                                 "ORDER BY t", (call_id,))
-        turns = self.db.query("SELECT speaker, start_t, end_t, text FROM turns WHERE call_id = ? "
-                              "ORDER BY start_t", (call_id,))
+        scores = self.db.query(
+            "SELECT t, distress, escalation, crisis FROM scores WHERE call_id = ? ORDER BY t", (call_id,)
+        )
+        prompts = self.db.query(
+            "SELECT t, rule, principle, text, priority, sticky FROM prompts WHERE call_id = ? ORDER BY t",
+            (call_id,),
+        )
+        feedback = self.db.query(
+            "SELECT t, rule, prompt_t, rating FROM feedback WHERE call_id = ? ORDER BY t", (call_id,)
+        )
+        turns = self.db.query(
+            "SELECT speaker, start_t, end_t, text FROM turns WHERE call_id = ? ORDER BY start_t", (call_id,)
+        )
+        names = [f.name for f in dataclasses.fields(CallRecord)][: len(rows[0])]
         return CallRecord(
-            *rows[0],
+            **dict(zip(names, rows[0], strict=True)),
             scores=tuple((float(t), float(d), float(e), float(c)) for t, d, e, c in scores),
-            prompts=tuple({"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s)}
-                          for t, r, p, x, pr, s in prompts),
+            prompts=tuple(
+                {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s)}
+                for t, r, p, x, pr, s in prompts
+            ),
             feedback=tuple({"t": t, "rule": r, "prompt_t": pt, "rating": rt} for t, r, pt, rt in feedback),
-            turns=tuple({"speaker": s, "start": a, "end": b, "text": x} for s, a, b, x in turns))
+            turns=tuple({"speaker": s, "start": a, "end": b, "text": x} for s, a, b, x in turns),
+        )
 
     def ack(self, flag_id: int, by: str) -> bool:
         """Mark reviewed; False when it already was (the first review stands)."""
         self.flag(flag_id)
         with self.db.transaction():
-            rows = self.db.query("UPDATE flags SET reviewed_at = ?, reviewed_by = ? "
-                                 "WHERE id = ? AND reviewed_at IS NULL RETURNING id", (now_utc(), by, flag_id))
+            rows = self.db.query(
+                "UPDATE flags SET reviewed_at = ?, reviewed_by = ? "
+                "WHERE id = ? AND reviewed_at IS NULL RETURNING id",
+                (now_utc(), by, flag_id),
+            )
         return bool(rows)
 
     def note(self, flag_id: int, text: str, by: str, wellbeing: bool = False) -> None:
         self.flag(flag_id)
         with self.db.transaction():
-            self.db.execute("INSERT INTO notes (flag_id, created_at, author, text, wellbeing) "
-                            "VALUES (?, ?, ?, ?, ?)", (flag_id, now_utc(), by, redact(text).text, int(wellbeing)))
+            self.db.execute(
+                "INSERT INTO notes (flag_id, created_at, author, text, wellbeing) VALUES (?, ?, ?, ?, ?)",
+                (flag_id, now_utc(), by, redact(text).text, int(wellbeing)),
+            )
 
     def purge(self, older_than_days: float) -> tuple[int, int]:
         """Delete calls that started more than this many days ago, with everything about them.
         Returns (calls, flags) deleted."""
         cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self.db.transaction():
-            flags = self.db.query("SELECT COUNT(*) FROM flags f JOIN calls c ON c.call_id = f.call_id "
-                                  "WHERE c.started_at < ?", (cutoff,))[0][0]
+            flags = self.db.query(
+                "SELECT COUNT(*) FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE c.started_at < ?",
+                (cutoff,),
+            )[0][0]
             for table in ("notes",):
-                self.db.execute(f"DELETE FROM {table} WHERE flag_id IN (SELECT f.id FROM flags f JOIN calls c "
-                                "ON c.call_id = f.call_id WHERE c.started_at < ?)", (cutoff,))
+                self.db.execute(
+                    f"DELETE FROM {table} WHERE flag_id IN (SELECT f.id FROM flags f JOIN calls c "
+                    "ON c.call_id = f.call_id WHERE c.started_at < ?)",
+                    (cutoff,),
+                )
             for table in ("flags", "scores", "prompts", "feedback", "turns"):
-                self.db.execute(f"DELETE FROM {table} WHERE call_id IN "
-                                "(SELECT call_id FROM calls WHERE started_at < ?)", (cutoff,))
+                self.db.execute(
+                    f"DELETE FROM {table} WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
+                    (cutoff,),
+                )
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
         return len(calls), int(flags)
 
@@ -577,7 +657,9 @@ def open_store(target: str | Path | None = None, timeout_s: float = 5.0) -> Stor
             try:
                 import psycopg  # noqa: F401
             except ImportError:
-                raise StoreError("PostgreSQL needs the psycopg package (pip install 'psycopg[binary]')") from None
+                raise StoreError(
+                    "PostgreSQL needs the psycopg package (pip install 'psycopg[binary]')"
+                ) from None
             db = _Postgres(text, timeout_s)
         elif "://" in text and not text.startswith("sqlite://"):
             raise StoreError(f"unknown store {text!r}: give a file path or a postgresql:// URL")
@@ -602,8 +684,9 @@ class StoreOptions:
 
     def __post_init__(self) -> None:
         if self.transcript not in TRANSCRIPT_MODES:
-            raise AgentAssistError(f"transcript must be one of {', '.join(TRANSCRIPT_MODES)}, "
-                                   f"not {self.transcript!r}")
+            raise AgentAssistError(
+                f"transcript must be one of {', '.join(TRANSCRIPT_MODES)}, not {self.transcript!r}"
+            )
 
 
 @dataclass
@@ -623,8 +706,9 @@ class FlagStoreSink:
     redacted, to a JSONL file beside the default store (`agent-assist review import` loads it).
     """
 
-    def __init__(self, store: Store, options: StoreOptions | None = None,
-                 spill_dir: Path | None = None) -> None:
+    def __init__(
+        self, store: Store, options: StoreOptions | None = None, spill_dir: Path | None = None
+    ) -> None:
         self.store = store
         self.options = options or StoreOptions()
         self.spill_dir = spill_dir or default_path().parent / "unsaved"
@@ -658,7 +742,6 @@ class FlagStoreSink:
     def _redacted(self, event: PublicEvent) -> PublicEvent:
         """The event as it may be written: an utterance's text redacted (with the call's context),
         or dropped when no transcript is kept; an agent's note redacted."""
-        import dataclasses
 
         if isinstance(event, CallStart):
             self._state = _CallState(event.call_id)
@@ -668,10 +751,7 @@ class FlagStoreSink:
             if state is None:
                 return event
             result = state.redactor.redact(event.text, t=event.start)
-            if self.options.transcript == "none":
-                text = ""
-            else:
-                text = result.text
+            text = "" if self.options.transcript == "none" else result.text
             return dataclasses.replace(event, text=text, words=())
         if isinstance(event, Flag) and event.note:
             context = state.redactor if state is not None else CallRedactor()
@@ -691,8 +771,9 @@ class FlagStoreSink:
                 for flag_id, (excerpt, left) in state.open_excerpts.items():
                     if left > 0:
                         excerpts[flag_id] = [*excerpt, turn]
-            self.store.add_utterance(event.call_id, event, event.text if opts.transcript == "full" else None,
-                                     excerpts)
+            self.store.add_utterance(
+                event.call_id, event, event.text if opts.transcript == "full" else None, excerpts
+            )
             if state is not None:
                 for flag_id, excerpt in excerpts.items():
                     state.open_excerpts[flag_id] = (excerpt, state.open_excerpts[flag_id][1] - 1)
@@ -724,8 +805,13 @@ class FlagStoreSink:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for event in self._pending:
                 f.write(event.to_json() + "\n")
-        log.warning("flag store %s could not be written: %d event(s) saved to %s "
-                    "(load them with `agent-assist review import %s`)",
-                    self.store.where, len(self._pending), path, path)
+        log.warning(
+            "flag store %s could not be written: %d event(s) saved to %s "
+            "(load them with `agent-assist review import %s`)",
+            self.store.where,
+            len(self._pending),
+            path,
+            path,
+        )
         self.spilled = path
         self._pending.clear()

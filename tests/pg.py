@@ -58,13 +58,44 @@ def server() -> Iterator[str]:
         entry = pwd.getpwnam("postgres")
         for path in (root, data, sock):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    subprocess.run(_as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                                    "--no-sync", "-E", "UTF8"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     log = root / "server.log"
-    proc = subprocess.Popen(_as_server_user([str(bin_dir / "postgres"), "-D", str(data), "-k", str(sock),
-                                             "-h", "", "-p", "5432", "-c", "fsync=on"]),
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    proc = subprocess.Popen(
+        _as_server_user(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-k",
+                str(sock),
+                "-h",
+                "",
+                "-p",
+                "5432",
+                "-c",
+                "fsync=on",
+            ]
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
     url = f"postgresql:///postgres?host={sock}&port=5432&user=postgres"
     try:
         import psycopg

@@ -46,6 +46,9 @@ def test_site_packs_are_relative_to_the_config_file(tmp_path):
     ("[live]\nagent_device = [3]\n", "live.agent_device and live.customer_device must be a device name"),
     ("[live]\nend_silence = 30\n", "unknown setting live.end_silence (known: agent_device, customer_device"),
     ("live = 3\n", "[live] must be a table"),
+    ('[store]\ntranscript = "all"\n', "store.transcript must be none, excerpt or full"),
+    ("[store]\nretain_days = 0\n", "store.retain_days must be a number of days above 0"),
+    ("[store]\nurl = 5\n", "store.url must be text"),
 ])
 def test_a_bad_configuration_is_one_line_naming_the_file(tmp_path, text, message):
     path = tmp_path / "config.toml"
@@ -65,3 +68,24 @@ def test_live_devices_and_end_of_call_silence_come_from_the_file(tmp_path):
     assert (config.agent_device, config.customer_device, config.end_silence_s) == ("Jabra", "monitor", 45.0)
     path.write_text("[live]\nagent_device = 3\n", encoding="utf-8")  # a PortAudio number
     assert load(path).agent_device == "3"
+
+
+def test_the_store_comes_from_the_file_and_replay_writes_where_it_says(tmp_path, sample_clip):
+    from agent_assist.store import open_store
+
+    path = tmp_path / "config.toml"
+    store = tmp_path / "floor.sqlite3"
+    path.write_text(f'[store]\nurl = "{store}"\nagent_id = "sam.k"\nteam = "east"\n'
+                    'transcript = "full"\nretain_days = 30\n', encoding="utf-8")
+    config = load(path)
+    assert (config.store_url, config.agent_id, config.team, config.transcript, config.retain_days) == \
+        (str(store), "sam.k", "east", "full", 30.0)
+    done = agent_assist("replay", str(sample_clip), "-q", "--store", str(store), "--call-id", "clip",
+                        env={"AGENT_ASSIST_CONFIG": str(path)})
+    assert done.returncode == 0, done.stderr
+    opened = open_store(store)
+    call = opened.call("clip")
+    assert (call.agent, call.team, call.transcript_mode) == ("sam.k", "east", "full")
+    assert len(call.turns) > 5 and call.turns[0]["speaker"] == "agent"
+    assert [f.agent for f in opened.flags()] and {f.agent for f in opened.flags()} == {"sam.k"}
+    opened.close()

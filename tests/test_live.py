@@ -30,6 +30,7 @@ from agent_assist.events import (
     Dropped,
     EndReason,
     Event,
+    Flag,
     Listening,
     PublicEvent,
     Speaker,
@@ -151,7 +152,8 @@ def test_run_hears_two_devices_as_two_speakers(server, audio, tmp_path):
     agent_wav = pa.write_wav(tmp_path / "agent.wav", clip(audio["agent"], 0, end))
     events = tmp_path / "events.jsonl"
     env = {**server.env, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml",
-           "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+           "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "XDG_DATA_HOME": str(tmp_path / "data")}
     run = subprocess.Popen(  # with the overlay up (offscreen), as an agent would run it
         [*EXE, "run", "--agent-device", agent, "--customer-device", customer, "--ui",
          "--events", str(events), "--end-silence", "3", "--calls", "1"],
@@ -193,6 +195,18 @@ def test_run_hears_two_devices_as_two_speakers(server, audio, tmp_path):
     gap = first[Speaker.CUSTOMER] - first[Speaker.AGENT]
     script_gap = script[Speaker.CUSTOMER] - script[Speaker.AGENT]
     assert abs(gap - script_gap) < 0.4, (gap, script_gap)
+    # the flag store in the user's data directory has the call, its flags and its score timeline
+    import getpass
+
+    from agent_assist.store import open_store
+
+    store = open_store(tmp_path / "data" / "agent-assist" / "flags.sqlite3")
+    call = store.call(start.call_id)
+    assert (call.agent, call.end_reason) == (getpass.getuser(), "silence")
+    flagged = sorted(e.t for e in stream if isinstance(e, Flag))
+    assert flagged and sorted(f.t for f in store.flags()) == flagged
+    assert len(call.scores) == sum(1 for u in utterances if u.scores is not None) > 0
+    store.close()
 
 
 @needs_pulse

@@ -4,7 +4,6 @@ commit-before-show, migrations, crash safety, a locked store, retention."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import stat
 import subprocess
@@ -44,13 +43,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def scores(distress: float, escalation: float = 0.1, crisis: float = 0.01) -> Scores:
-    return Scores(distress=distress, escalation=escalation, crisis=crisis, text={}, acoustic=None,
-                  baseline=False, trend={})
+    return Scores(
+        distress=distress,
+        escalation=escalation,
+        crisis=crisis,
+        text={},
+        acoustic=None,
+        baseline=False,
+        trend={},
+    )
 
 
-def say(call_id: str, n: int, speaker: Speaker, start: float, text: str, s: Scores | None = None) -> Utterance:
-    return Utterance(t=start + 2, call_id=call_id, utterance_id=f"{speaker.value[0]}{n}", speaker=speaker,
-                     start=start, end=start + 2, text=text, scores=s)
+def say(
+    call_id: str, n: int, speaker: Speaker, start: float, text: str, s: Scores | None = None
+) -> Utterance:
+    return Utterance(
+        t=start + 2,
+        call_id=call_id,
+        utterance_id=f"{speaker.value[0]}{n}",
+        speaker=speaker,
+        start=start,
+        end=start + 2,
+        text=text,
+        scores=s,
+    )
 
 
 def a_call(call_id: str = "call-1", started_at: str | None = None) -> list[PublicEvent]:
@@ -58,25 +74,61 @@ def a_call(call_id: str = "call-1", started_at: str | None = None) -> list[Publi
     agent's feedback, and the agent's own flag after the call."""
     c, a = Speaker.CUSTOMER, Speaker.AGENT
     return [
-        CallStart(t=0.0, call_id=call_id, source="/home/sam/calls/2026-11-23 Jane Citizen.wav",
-                  channels={"left": c, "right": a}, started_at=started_at or datetime.now(UTC).isoformat(),
-                  model="tiny.en"),
+        CallStart(
+            t=0.0,
+            call_id=call_id,
+            source="/home/sam/calls/2026-11-23 Jane Citizen.wav",
+            channels={"left": c, "right": a},
+            started_at=started_at or datetime.now(UTC).isoformat(),
+            model="tiny.en",
+        ),
         say(call_id, 1, a, 1.0, "Can I take your card number to confirm?"),
         Partial(t=4.0, call_id=call_id, utterance_id="c2", speaker=c, start=3.5, text="it's 4111"),
         say(call_id, 2, c, 3.5, "It's 4111 1111 1111 1111 and my mobile is 0412 345 678", scores(0.2)),
         say(call_id, 3, a, 7.0, "Thank you. And your date of birth?"),
-        say(call_id, 4, c, 9.0, "12 March 1985. Honestly I don't want to be here anymore", scores(0.9, crisis=0.97)),
-        Prompt(t=11.0, call_id=call_id, rule="crisis-safety", principle="safety", text="Stay with them.",
-               example="", priority=100, signals=("crisis",), why={"text": "12 March 1985 …"}, sticky=True),
-        Flag(t=11.0, call_id=call_id, kind="crisis", severity="critical", reason="crisis-safety: crisis 0.97",
-             utterance_id="c4"),
+        say(
+            call_id,
+            4,
+            c,
+            9.0,
+            "12 March 1985. Honestly I don't want to be here anymore",
+            scores(0.9, crisis=0.97),
+        ),
+        Prompt(
+            t=11.0,
+            call_id=call_id,
+            rule="crisis-safety",
+            principle="safety",
+            text="Stay with them.",
+            example="",
+            priority=100,
+            signals=("crisis",),
+            why={"text": "12 March 1985 …"},
+            sticky=True,
+        ),
+        Flag(
+            t=11.0,
+            call_id=call_id,
+            kind="crisis",
+            severity="critical",
+            reason="crisis-safety: crisis 0.97",
+            utterance_id="c4",
+        ),
         say(call_id, 5, a, 12.0, "I'm really glad you told me. Are you safe right now?"),
         Feedback(t=13.0, call_id=call_id, rule="crisis-safety", prompt_t=11.0, rating="acknowledged"),
         say(call_id, 6, c, 15.0, "I'm at 42 Wattle Street, Ringwood, on my own", scores(0.7)),
         say(call_id, 7, a, 18.0, "Okay. I'm going to stay with you."),
         CallEnd(t=20.0, call_id=call_id, reason=EndReason.END_OF_AUDIO, utterances=7),
-        Flag(t=20.0, call_id=call_id, kind="agent", severity="medium", reason="raised by the agent",
-             utterance_id="", raised_by="agent", note="call back on 0412 345 678 tomorrow"),
+        Flag(
+            t=20.0,
+            call_id=call_id,
+            kind="agent",
+            severity="medium",
+            reason="raised by the agent",
+            utterance_id="",
+            raised_by="agent",
+            note="call back on 0412 345 678 tomorrow",
+        ),
     ]
 
 
@@ -103,26 +155,37 @@ def test_a_call_is_stored_with_its_timeline_redacted(store_url: str) -> None:
     write(store_url, a_call())
     store = open_store(store_url)
     flags = store.flags()
-    assert [(f.kind, f.severity, f.raised_by) for f in flags] == [("crisis", "critical", "rules"),
-                                                                 ("agent", "medium", "agent")]
+    assert [(f.kind, f.severity, f.raised_by) for f in flags] == [
+        ("crisis", "critical", "rules"),
+        ("agent", "medium", "agent"),
+    ]
     crisis, agent = flags
-    assert (crisis.call_id, crisis.agent, crisis.team, crisis.t, crisis.rule) == \
-        ("call-1", "sam", "east", 11.0, "crisis-safety")
+    assert (crisis.call_id, crisis.agent, crisis.team, crisis.t, crisis.rule) == (
+        "call-1",
+        "sam",
+        "east",
+        11.0,
+        "crisis-safety",
+    )
     assert crisis.reason == "crisis-safety: crisis 0.97"
     # the excerpt: the turns up to the flagged one, and the two after it, redacted
     texts = [t["text"] for t in crisis.excerpt]
-    assert texts == ["It's [card] and my mobile is [phone]", "Thank you. And your date of birth?",
-                     "[dob]. Honestly I don't want to be here anymore",
-                     "I'm really glad you told me. Are you safe right now?",
-                     "I'm at [address], on my own"]
+    assert texts == [
+        "It's [card] and my mobile is [phone]",
+        "Thank you. And your date of birth?",
+        "[dob]. Honestly I don't want to be here anymore",
+        "I'm really glad you told me. Are you safe right now?",
+        "I'm at [address], on my own",
+    ]
     assert agent.agent_note == "call back on [phone] tomorrow"
     call = store.call("call-1")
     assert call.source == "2026-11-23 Jane Citizen.wav"  # the file's name, not its folders
     assert (call.length_s, call.end_reason, call.transcript_mode) == (20.0, "end_of_audio", "excerpt")
     assert [s[:2] for s in call.scores] == [(5.5, 0.2), (11.0, 0.9), (17.0, 0.7)]
     assert [(p["t"], p["rule"]) for p in call.prompts] == [(11.0, "crisis-safety")]
-    assert [(f["rule"], f["prompt_t"], f["rating"]) for f in call.feedback] == [("crisis-safety", 11.0,
-                                                                               "acknowledged")]
+    assert [(f["rule"], f["prompt_t"], f["rating"]) for f in call.feedback] == [
+        ("crisis-safety", 11.0, "acknowledged")
+    ]
     assert call.turns == ()  # excerpt mode keeps no full transcript
     store.close()
     written = everything(store_url)
@@ -142,8 +205,10 @@ def test_transcript_none_or_full(tmp_path: Path, mode: str) -> None:
         assert "want to be here" not in everything(url)
         assert [s[:2] for s in call.scores] == [(5.5, 0.2), (11.0, 0.9), (17.0, 0.7)]  # numbers still kept
     else:
-        assert [t["text"] for t in call.turns][:2] == ["Can I take your card number to confirm?",
-                                                       "It's [card] and my mobile is [phone]"]
+        assert [t["text"] for t in call.turns][:2] == [
+            "Can I take your card number to confirm?",
+            "It's [card] and my mobile is [phone]",
+        ]
         assert len(call.turns) == 7
     store.close()
 
@@ -171,8 +236,9 @@ def test_a_flag_is_committed_before_the_next_sink_sees_it(store_url: str) -> Non
     assert seen == [1, 2]
 
 
-def test_sqlite_file_in_the_data_directory_private_and_in_wal_mode(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_file_in_the_data_directory_private_and_in_wal_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     store = open_store(None)
     path = default_path()
@@ -207,11 +273,17 @@ def _old_store(url: str) -> None:
         conn3.execute("PRAGMA user_version = 1")
         run = conn3.execute  # type: ignore[assignment]
     p = "%s" if url.startswith("postgresql") else "?"
-    run(f"INSERT INTO calls VALUES ({p}, 'sam', 'east', 'old.wav', '2026-11-20T09:00:00Z', 60.0, "
-        "'end_of_audio', 'excerpt')", ("old-call",))
-    run("INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, utterance_id, "
+    run(
+        f"INSERT INTO calls VALUES ({p}, 'sam', 'east', 'old.wav', '2026-11-20T09:00:00Z', 60.0, "
+        "'end_of_audio', 'excerpt')",
+        ("old-call",),
+    )
+    run(
+        "INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, utterance_id, "
         "raised_by, agent_note, excerpt) VALUES ('old-call', 30.0, '2026-11-20T09:00:30Z', 'escalation', "
-        f"'high', 3, {p}, 'c9', 'rules', '', '[]')", ("manager-request: escalation 0.91",))
+        f"'high', 3, {p}, 'c9', 'rules', '', '[]')",
+        ("manager-request: escalation 0.91",),
+    )
     (conn if url.startswith("postgresql") else conn3).close()
 
 
@@ -220,8 +292,12 @@ def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None
     store = open_store(store_url)
     assert store.version() == SCHEMA_VERSION == 2
     [old] = store.flags()
-    assert (old.call_id, old.kind, old.severity, old.rule) == ("old-call", "escalation", "high",
-                                                               "manager-request")
+    assert (old.call_id, old.kind, old.severity, old.rule) == (
+        "old-call",
+        "escalation",
+        "high",
+        "manager-request",
+    )
     sink = FlagStoreSink(store)  # and the new tables take a new call
     for event in a_call():
         sink.emit(event)
@@ -246,7 +322,7 @@ def test_not_a_store_and_unknown_urls(tmp_path: Path) -> None:
     assert junk.read_bytes().startswith(b"this is not a database")  # left as it was
     with pytest.raises(StoreError, match="unknown store 'mysql://x'"):
         open_store("mysql://x")
-    with pytest.raises(StoreError, match="flag store postgresql://sam:\\*\\*\\*@127.0.0.1:1/flags"):
+    with pytest.raises(StoreError, match=r"flag store postgresql://sam:\*\*\*@127\.0\.0\.1:1/flags"):
         open_store("postgresql://sam:secret@127.0.0.1:1/flags", timeout_s=1)
 
 
@@ -267,8 +343,9 @@ while True:
 
 
 def test_killing_the_process_mid_write_loses_no_committed_flag(store_url: str) -> None:
-    child = subprocess.Popen([sys.executable, "-c", _WRITER, store_url], stdout=subprocess.PIPE, text=True,
-                             cwd=REPO)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, store_url], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     assert child.stdout is not None
     reported = 0
     for line in child.stdout:
@@ -286,7 +363,9 @@ def test_killing_the_process_mid_write_loses_no_committed_flag(store_url: str) -
     store.close()
 
 
-def test_a_locked_store_holds_the_call_back_and_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_locked_store_holds_the_call_back_and_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "flags.sqlite3"
     store = open_store(path, timeout_s=0.2)
     sink = FlagStoreSink(store, spill_dir=tmp_path / "unsaved")
@@ -322,8 +401,21 @@ def test_a_store_that_stays_locked_is_saved_aside_and_imported_later(tmp_path: P
     assert sink.spilled is not None and stat.S_IMODE(sink.spilled.stat().st_mode) == 0o600
     saved = sink.spilled.read_text()
     assert "[card]" in saved and "4111" not in saved and "0412" not in saved
-    result = subprocess.run([sys.executable, "-m", "agent_assist.cli", "review", "import", str(sink.spilled),
-                             "--store", str(path)], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_assist.cli",
+            "review",
+            "import",
+            str(sink.spilled),
+            "--store",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr
     store = open_store(path)
     assert [f.kind for f in store.flags()] == ["crisis", "agent"]

@@ -1,0 +1,269 @@
+"""The supervisor's review from the command line, over a store a real call wrote: a replay killed
+mid-call, then list, show, ack, note, export and the HTML report in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from agent_assist.events import Speaker
+from agent_assist.review import DISTRESS_COLOUR, ESCALATION_COLOUR, shift_range
+from agent_assist.sinks import JsonlEventLog
+from agent_assist.store import open_store
+from tests.test_cli import EXE, agent_assist
+from tests.test_store import a_call, say, scores, write
+
+HOSTILE = "<script>document.title='owned'</script><img src=x onerror=alert(1)> it's all too much"
+
+
+def test_a_replay_killed_mid_call_keeps_its_flag_and_the_review_reads_it(
+    sample_clip: Path, tmp_path: Path
+) -> None:
+    """kill -9 while the call is still running, just after the first flag: the flag is there, the
+    store opens, and every review command works on it."""
+    store = tmp_path / "flags.sqlite3"
+    env = {**os.environ, "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}
+    child = subprocess.Popen(
+        [
+            *EXE,
+            "replay",
+            str(sample_clip),
+            "--realtime",
+            "-q",
+            "--store",
+            str(store),
+            "--agent-id",
+            "sam",
+            "--team",
+            "east",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    flags = 0
+    while flags == 0 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.2)
+        if store.exists():
+            with sqlite3.connect(store, timeout=5) as conn:
+                flags = (
+                    conn.execute("SELECT COUNT(*) FROM flags").fetchone()[0]
+                    if conn.execute("PRAGMA user_version").fetchone()[0]
+                    else 0
+                )
+    assert child.poll() is None, "the call ended before it could be killed"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert flags >= 1
+
+    listed = agent_assist("review", "list", "--store", str(store), "--json")
+    assert listed.returncode == 0, listed.stderr
+    [flag] = [f for f in json.loads(listed.stdout) if f["rule"] == "acknowledge-disclosure"]
+    assert (flag["kind"], flag["agent"], flag["team"], flag["reviewed_at"]) == (
+        "distress",
+        "sam",
+        "east",
+        None,
+    )
+    assert 20 < flag["t"] < 22 and flag["excerpt"][-1]["speaker"] == "customer"
+    assert "husband" in flag["excerpt"][-1]["text"]
+
+    shown = agent_assist("review", "show", str(flag["id"]), "--store", str(store))
+    assert shown.returncode == 0, shown.stderr
+    assert "the call did not end cleanly" in shown.stdout  # it was killed
+    assert "acknowledge-disclosure" in shown.stdout and "distress   |" in shown.stdout
+    assert "husband" in shown.stdout
+
+    assert (
+        "reviewed"
+        in agent_assist("review", "ack", str(flag["id"]), "--store", str(store), "--by", "lee").stdout
+    )
+    noted = agent_assist(
+        "review",
+        "note",
+        str(flag["id"]),
+        "Checked in with Sam after the call",
+        "--wellbeing",
+        "--store",
+        str(store),
+        "--by",
+        "lee",
+    )
+    assert noted.returncode == 0 and "agent wellbeing" in noted.stdout
+    shown = agent_assist("review", "show", str(flag["id"]), "--store", str(store)).stdout
+    assert "reviewed by lee" in shown and "lee [agent wellbeing]: Checked in with Sam after the call" in shown
+    open_ids = [
+        f["id"]
+        for f in json.loads(
+            agent_assist(
+                "review", "list", "--store", str(store), "--unreviewed", "--shift", "today", "--json"
+            ).stdout
+        )
+    ]
+    done_ids = [
+        f["id"]
+        for f in json.loads(
+            agent_assist("review", "list", "--store", str(store), "--reviewed", "--json").stdout
+        )
+    ]
+    assert flag["id"] not in open_ids and done_ids == [flag["id"]]
+
+
+def test_list_order_filters_and_shifts(tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call("a"))
+    listed = agent_assist("review", "list", "--store", url)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[1].split()[1:3] == ["critical", "crisis"] and lines[2].split()[1:3] == ["medium", "agent"]
+    assert "raised by the agent: call back on [phone] tomorrow" in lines[2]
+    assert "2 flag(s), 2 not reviewed" in listed.stderr
+    assert "no flags match" in agent_assist("review", "list", "--store", url, "--shift", "2020-01-01").stdout
+    assert agent_assist("review", "list", "--store", url, "--min-severity", "high").stdout.count("\n") == 2
+    assert (
+        "agent"
+        not in agent_assist("review", "list", "--store", url, "--kind", "crisis").stdout.split("\n")[1]
+    )
+    bad = agent_assist("review", "list", "--store", url, "--shift", "monday")
+    assert (
+        bad.returncode != 0 and "unknown shift 'monday'" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    )
+    since, until, _ = shift_range("2026-11-23T22:00/8h")
+    assert since < until
+
+
+def test_review_errors_are_one_line(tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call())
+    missing = agent_assist("review", "show", "99", "--store", url)
+    assert missing.returncode == 1 and missing.stderr.strip().startswith("agent-assist: error: no flag 99")
+    locker = sqlite3.connect(url, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    locked = agent_assist("review", "ack", "1", "--store", url)
+    locker.execute("ROLLBACK")
+    assert locked.returncode == 1 and len(locked.stderr.strip().splitlines()) == 1
+    assert "is locked (another program is writing to it" in locked.stderr
+    assert agent_assist("review", "ack", "1", "--store", url).returncode == 0  # nothing was lost
+
+
+def test_export_csv_quotes_formulas(tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    events = a_call()
+    events[-1] = type(events[-1])(**{**events[-1].__dict__, "note": '=HYPERLINK("http://x","click")'})
+    write(url, events)
+    out = tmp_path / "flags.csv"
+    done = agent_assist("review", "export", "--csv", "--store", url, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["kind"] for r in rows] == ["crisis", "agent"]
+    assert rows[1]["agent_note"].startswith("'=HYPERLINK")
+    assert "[card]" in rows[0]["excerpt"] and "4111" not in out.read_text()
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_purge_from_the_command_line(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call("old", started_at=(datetime.now(UTC) - timedelta(days=40)).isoformat()) + a_call("new"))
+    done = agent_assist("review", "purge", "--older-than", "30", "--store", url)
+    assert done.returncode == 0 and "purged 1 call(s) and 2 flag(s) older than 30 days" in done.stdout
+    store = open_store(url)
+    assert {f.call_id for f in store.flags()} == {"new"}
+    store.close()
+
+
+def test_the_event_log_is_redacted_on_the_real_sample_call(sample_call, tmp_path: Path) -> None:
+    """The demo's customer gives her street address; the event log on disk does not keep it."""
+    path = tmp_path / "events.jsonl"
+    log = JsonlEventLog(str(path))
+    for event in sample_call.events:
+        log.emit(event)
+    log.close()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    said = [x for x in lines if x["type"] == "utterance"]
+    assert len(said) == len(sample_call.utterances)
+    address = [x for x in said if "[address]" in x["text"]]
+    assert len(address) == 1 and address[0]["speaker"] == "customer"
+    assert "Ringwood" not in path.read_text()
+    assert any(w["text"] == "[address]" for w in address[0]["words"])
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_the_html_report_in_headless_chromium(tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    events = a_call("hostile-call")
+    events[5] = say(
+        "hostile-call", 4, Speaker.CUSTOMER, 9.0, HOSTILE, scores(0.9, escalation=0.6, crisis=0.97)
+    )
+    write(url, events + a_call("calm-call")[:4])
+    report = tmp_path / "report.html"
+    done = agent_assist("review", "report", "--shift", "today", "--store", url, "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "2 flag(s) in 1 call(s)" in done.stderr
+    page = report.read_text()
+    # self-contained: nothing to fetch, no script
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert not [m for m in __import__("re").findall(r'(?:src|href)="([^"]*)"', page) if not m.startswith("#")]
+
+    chromium = _chromium()
+    assert chromium is not None
+    common = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,1400",
+        "--hide-scrollbars",
+    ]
+    dom = subprocess.run(
+        [*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert "<title>agent-assist: flags for review</title>" in dom.stdout  # no script renamed it
+    assert (
+        "&lt;script&gt;document.title='owned'&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in dom.stdout
+    )
+    assert "<img" not in dom.stdout and "<script" not in dom.stdout
+    assert "<table" in dom.stdout and "<polyline" in dom.stdout
+
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [*common, f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert shot.exists(), done.stderr[-500:]
+    from PyQt6.QtGui import QImage
+
+    image = QImage(str(shot))
+    assert image.width() >= 1000
+
+    def pixels(colour: str) -> int:
+        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        count = 0
+        for y in range(0, image.height(), 2):
+            for x in range(0, image.width(), 2):
+                c = image.pixelColor(x, y)
+                if abs(c.red() - r) + abs(c.green() - g) + abs(c.blue() - b) < 40:
+                    count += 1
+        return count
+
+    assert pixels(DISTRESS_COLOUR) > 50  # the distress line of the timeline plot
+    assert pixels(ESCALATION_COLOUR) > 50
+    assert pixels("#eef1f4") > 500  # the ranked table's header row
