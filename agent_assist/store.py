@@ -145,7 +145,7 @@ class _Database:
         raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        return list(self.execute(sql, params).fetchall())
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -195,9 +195,6 @@ class _SQLite(_Database):
         except sqlite3.Error as exc:
             raise _store_error(self.where, exc) from None
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self.execute(sql, params).fetchall())
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock:
@@ -231,11 +228,19 @@ class _Postgres(_Database):
 
         self._psycopg = psycopg
         self.where = _hide_password(url)
+        self._url, self._timeout_s = url, timeout_s
+        self._connect()
         try:
-            self.conn = psycopg.connect(url, connect_timeout=max(1, int(timeout_s)), autocommit=True)
-            self.conn.execute(f"SET lock_timeout = {int(timeout_s * 1000)}")
             self.conn.execute("CREATE TABLE IF NOT EXISTS agent_assist_schema (version INTEGER NOT NULL)")
         except psycopg.Error as exc:
+            raise _store_error(self.where, exc) from None
+
+    def _connect(self) -> None:
+        try:
+            self.conn = self._psycopg.connect(self._url, connect_timeout=max(1, int(self._timeout_s)),
+                                              autocommit=True)
+            self.conn.execute(f"SET lock_timeout = {int(self._timeout_s * 1000)}")
+        except self._psycopg.Error as exc:
             raise _store_error(self.where, exc) from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -244,12 +249,11 @@ class _Postgres(_Database):
         except self._psycopg.Error as exc:
             raise _store_error(self.where, exc) from None
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self.execute(sql, params).fetchall())
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock:
+            if self.conn.closed or self.conn.broken:  # the server restarted, or the network dropped
+                self._connect()
             try:
                 with self.conn.transaction():
                     yield
@@ -441,6 +445,16 @@ class Store:
                         transcript_mode,
                     ),
                 )
+
+    def ensure_call(self, call_id: str, agent: str, team: str, transcript_mode: str) -> None:
+        """A row for a call whose start this store never saw (events imported without their
+        `call_start`), so its flags have somewhere to belong."""
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode) "
+                "VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (call_id) DO NOTHING",
+                (call_id, agent, team, now_utc(), transcript_mode),
+            )
 
     def end_call(self, end: CallEnd) -> None:
         with self.db.transaction():
@@ -712,7 +726,8 @@ class FlagStoreSink:
         self.store = store
         self.options = options or StoreOptions()
         self.spill_dir = spill_dir or default_path().parent / "unsaved"
-        self._state: _CallState | None = None
+        self._states: dict[str, _CallState] = {}  # the latest few calls, by id
+        self._known: set[str] = set()  # calls with a row in the store
         self._pending: list[PublicEvent] = []
         self._lock = threading.RLock()
         self._warned = False
@@ -744,26 +759,36 @@ class FlagStoreSink:
         or dropped when no transcript is kept; an agent's note redacted."""
 
         if isinstance(event, CallStart):
-            self._state = _CallState(event.call_id)
+            self._states[event.call_id] = _CallState(event.call_id)
             return event
-        state = self._state
+        state = self._state(event)
         if isinstance(event, Utterance):
-            if state is None:
-                return event
             result = state.redactor.redact(event.text, t=event.start)
             text = "" if self.options.transcript == "none" else result.text
             return dataclasses.replace(event, text=text, words=())
         if isinstance(event, Flag) and event.note:
-            context = state.redactor if state is not None else CallRedactor()
-            return dataclasses.replace(event, note=context.redact(event.note, t=event.t).text)
+            return dataclasses.replace(event, note=redact(event.note, state.redactor.carried(event.t)).text)
         return event
+
+    def _state(self, event: PublicEvent) -> _CallState:
+        call_id = getattr(event, "call_id", "")
+        if call_id not in self._states:
+            self._states[call_id] = _CallState(call_id)
+        while len(self._states) > 4:
+            del self._states[next(iter(self._states))]
+        return self._states[call_id]
 
     def _write(self, event: PublicEvent) -> None:
         opts = self.options
         if isinstance(event, CallStart):
             self.store.add_call(event, opts.agent, opts.team, opts.transcript)
+            self._known.add(event.call_id)
             return
-        state = self._state
+        state: _CallState | None = self._states.get(getattr(event, "call_id", ""))
+        call_id = getattr(event, "call_id", "")
+        if call_id not in self._known:
+            self.store.ensure_call(call_id, opts.agent, opts.team, opts.transcript)
+            self._known.add(call_id)
         if isinstance(event, Utterance):
             turn = {"speaker": str(event.speaker), "start": round(event.start, 2), "text": event.text}
             excerpts: dict[int, list[dict[str, Any]]] = {}

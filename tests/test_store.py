@@ -464,3 +464,37 @@ def test_hostile_text_is_stored_as_text(tmp_path: Path) -> None:
     store = open_store(url)
     assert store.flags()[0].excerpt[2]["text"] == hostile
     store.close()
+
+
+def test_postgresql_connection_lost_mid_call_is_reconnected_and_nothing_lost(pg_server: str) -> None:
+    """The floor's server drops this desktop's connection (a restart, a network blip) mid-call."""
+    import psycopg
+
+    from tests import pg
+
+    url = pg.fresh_database(pg_server)
+    store = open_store(url)
+    sink = FlagStoreSink(store)
+    events = a_call()
+    for event in events[:7]:
+        sink.emit(event)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    for event in events[7:]:
+        sink.emit(event)  # the first write finds the connection gone; the next reconnects
+    sink.close()
+    assert sink.spilled is None
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    assert len(store.call("call-1").scores) == 3
+    store.close()
+
+
+def test_events_without_their_call_start_still_find_a_call(tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call()[5:9])  # a fragment of an event log: an utterance, a prompt, a flag, an utterance
+    store = open_store(url)
+    [flag] = store.flags()
+    assert flag.call_id == "call-1" and flag.agent == "sam"
+    assert flag.excerpt[0]["text"] == "[dob]. Honestly I don't want to be here anymore"
+    store.close()
