@@ -80,12 +80,19 @@ def test_the_store_comes_from_the_file_and_replay_writes_where_it_says(tmp_path,
     config = load(path)
     assert (config.store_url, config.agent_id, config.team, config.transcript, config.retain_days) == \
         (str(store), "sam.k", "east", "full", 30.0)
+    from datetime import UTC, datetime, timedelta
+
+    from tests.test_store import a_call, write
+
+    write(str(store), a_call("old", started_at=(datetime.now(UTC) - timedelta(days=31)).isoformat()))
     done = agent_assist("replay", str(sample_clip), "-q", "--store", str(store), "--call-id", "clip",
                         env={"AGENT_ASSIST_CONFIG": str(path)})
     assert done.returncode == 0, done.stderr
+    assert "note: purged 1 call(s) and 2 flag(s) older than 30 days" in done.stderr  # retain_days
     opened = open_store(store)
     call = opened.call("clip")
     assert (call.agent, call.team, call.transcript_mode) == ("sam.k", "east", "full")
     assert len(call.turns) > 5 and call.turns[0]["speaker"] == "agent"
     assert [f.agent for f in opened.flags()] and {f.agent for f in opened.flags()} == {"sam.k"}
+    assert {f.call_id for f in opened.flags()} == {"clip"}
     opened.close()
