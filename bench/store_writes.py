@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent_assist.events import Flag, Utterance  # noqa: E402
-from agent_assist.redact import redact  # noqa: E402
-from agent_assist.store import FlagStoreSink, open_store  # noqa: E402
-from tests import pg  # noqa: E402
-from tests.test_store import a_call  # noqa: E402
+from agent_assist.events import Flag, Utterance
+from agent_assist.redact import redact
+from agent_assist.store import FlagStoreSink, open_store
+from tests import pg
+from tests.test_store import a_call
 
 
 def p95(values: list[float]) -> float:
