@@ -112,25 +112,39 @@ def _store_sink(url: str | None, agent_id: str | None, team: str | None, transcr
     """The flag store sink, opened (and purged, with a retention) before the call starts."""
     import getpass
 
-    from agent_assist.store import FlagStoreSink, StoreOptions, open_store
+    from agent_assist.store import FlagStoreSink, StoreError, StoreOptions, open_store
 
     config = load_config()
-    store = open_store(url or config.store_url)
+    target = url or config.store_url
     days = retain_days or config.retain_days
-    if days:
-        calls, flags = store.purge(days)
-        if calls:
-            click.echo(f"note: purged {calls} call(s) and {flags} flag(s) older than {days:g} days from "
-                       f"{store.where}", err=True)
+
+    def opened() -> Any:
+        store = open_store(target)
+        if days:
+            calls, flags = store.purge(days)
+            if calls:
+                click.echo(f"note: purged {calls} call(s) and {flags} flag(s) older than {days:g} days "
+                           f"from {store.where}", err=True)
+        return store
+
     options = StoreOptions(agent=agent_id or config.agent_id or getpass.getuser(), team=team or config.team,
                            transcript=transcript or config.transcript)
-    return FlagStoreSink(store, options)
+    sink = FlagStoreSink(opened, options, where=str(target or "(the default store)"))
+    try:
+        sink.open()
+    except StoreError as exc:
+        if not exc.transient:
+            raise  # a wrong URL or a store from a newer version: say so before the call
+        click.echo(f"warning: {exc}; the call goes on, and flags wait in memory until the store can "
+                   "be written (or are saved aside at the end)", err=True)
+    return sink
 
 
 def _close_store(sink: Any) -> None:
     if sink is not None:
         sink.close()
-        sink.store.close()
+        if sink.store is not None:
+            sink.store.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

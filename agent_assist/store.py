@@ -25,6 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +57,12 @@ EXCERPT_AFTER = 2  # turns after it, added as the call goes on
 
 
 class StoreError(AgentAssistError):
-    """The store cannot be opened or written (locked, unreachable, newer schema, bad URL)."""
+    """The store cannot be opened or written (locked, unreachable, newer schema, bad URL).
+    `transient`: it may work again later (a lock, a server that is down)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def default_path() -> Path:
@@ -289,17 +295,20 @@ def _hide_password(url: str) -> str:
 def _store_error(where: str, exc: Exception) -> StoreError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = text.lower()
+    transient = False
     if "locked" in low or "busy" in low or "lock timeout" in low:
         hint = "another program is writing to it; try again, or close the other program"
+        transient = True
     elif "permission" in low or "readonly" in low or "read-only" in low:
         hint = "check the file's owner and permissions"
     elif "connect" in low or "could not translate" in low or "connection" in low:
         hint = "is the server running and the URL right?"
+        transient = True
     elif "not a database" in low or "malformed" in low:
         hint = "the file is not an agent-assist store, or is damaged"
     else:
         hint = ""
-    return StoreError(f"flag store {where}: {text}" + (f" ({hint})" if hint else ""))
+    return StoreError(f"flag store {where}: {text}" + (f" ({hint})" if hint else ""), transient)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -721,9 +730,22 @@ class FlagStoreSink:
     """
 
     def __init__(
-        self, store: Store, options: StoreOptions | None = None, spill_dir: Path | None = None
+        self,
+        store: Store | Callable[[], Store],
+        options: StoreOptions | None = None,
+        spill_dir: Path | None = None,
+        where: str = "",
+        reopen_s: float = 30.0,
     ) -> None:
-        self.store = store
+        # given a way to open the store rather than an open one, a store that cannot be opened yet
+        # (the floor's server is down) is tried again every `reopen_s` seconds; the call goes on
+        self.store: Store | None = None
+        self._opener = None if isinstance(store, Store) else store
+        if isinstance(store, Store):
+            self.store = store
+        self.where = store.where if isinstance(store, Store) else where
+        self.reopen_s = reopen_s
+        self._tried_at = -1e9
         self.options = options or StoreOptions()
         self.spill_dir = spill_dir or default_path().parent / "unsaved"
         self._states: dict[str, _CallState] = {}  # the latest few calls, by id
@@ -751,7 +773,7 @@ class FlagStoreSink:
                 return
             self._pending.pop(0)
             if self._warned and not self._pending:
-                log.warning("flag store %s: written again, nothing lost", self.store.where)
+                log.warning("flag store %s: written again, nothing lost", self.where)
                 self._warned = False
 
     def _redacted(self, event: PublicEvent) -> PublicEvent:
@@ -778,16 +800,32 @@ class FlagStoreSink:
             del self._states[next(iter(self._states))]
         return self._states[call_id]
 
+    def open(self) -> Store:
+        """The store, opening it first when that has not worked yet (StoreError when it still does
+        not, at most one attempt every `reopen_s`)."""
+        if self.store is not None:
+            return self.store
+        assert self._opener is not None
+        now = time.monotonic()
+        if now - self._tried_at < self.reopen_s:
+            ago = now - self._tried_at
+            raise StoreError(f"flag store {self.where}: not open yet (tried {ago:.0f} s ago)", transient=True)
+        self._tried_at = now
+        self.store = self._opener()
+        self.where = self.store.where
+        return self.store
+
     def _write(self, event: PublicEvent) -> None:
         opts = self.options
+        store = self.open()
         if isinstance(event, CallStart):
-            self.store.add_call(event, opts.agent, opts.team, opts.transcript)
+            store.add_call(event, opts.agent, opts.team, opts.transcript)
             self._known.add(event.call_id)
             return
         state: _CallState | None = self._states.get(getattr(event, "call_id", ""))
         call_id = getattr(event, "call_id", "")
         if call_id not in self._known:
-            self.store.ensure_call(call_id, opts.agent, opts.team, opts.transcript)
+            store.ensure_call(call_id, opts.agent, opts.team, opts.transcript)
             self._known.add(call_id)
         if isinstance(event, Utterance):
             turn = {"speaker": str(event.speaker), "start": round(event.start, 2), "text": event.text}
@@ -796,7 +834,7 @@ class FlagStoreSink:
                 for flag_id, (excerpt, left) in state.open_excerpts.items():
                     if left > 0:
                         excerpts[flag_id] = [*excerpt, turn]
-            self.store.add_utterance(
+            store.add_utterance(
                 event.call_id, event, event.text if opts.transcript == "full" else None, excerpts
             )
             if state is not None:
@@ -807,18 +845,19 @@ class FlagStoreSink:
                     state.recent.append(turn)
         elif isinstance(event, Flag):
             excerpt = list(state.recent) if state is not None and state.call_id == event.call_id else []
-            flag_id = self.store.add_flag(event, event.note, excerpt)
+            flag_id = store.add_flag(event, event.note, excerpt)
             if state is not None and state.call_id == event.call_id and opts.transcript != "none":
                 state.open_excerpts[flag_id] = (excerpt, EXCERPT_AFTER)
         elif isinstance(event, Prompt):
-            self.store.add_prompt(event)
+            store.add_prompt(event)
         elif isinstance(event, Feedback):
-            self.store.add_feedback(event)
+            store.add_feedback(event)
         elif isinstance(event, CallEnd):
-            self.store.end_call(event)
+            store.end_call(event)
 
     def close(self) -> None:
         with self._lock:
+            self._tried_at = -1e9  # one last try at opening a store that was not there
             self._drain()
             if self._pending:
                 self._spill()
@@ -833,7 +872,7 @@ class FlagStoreSink:
         log.warning(
             "flag store %s could not be written: %d event(s) saved to %s "
             "(load them with `agent-assist review import %s`)",
-            self.store.where,
+            self.where,
             len(self._pending),
             path,
             path,

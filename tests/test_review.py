@@ -267,3 +267,22 @@ def test_the_html_report_in_headless_chromium(tmp_path: Path) -> None:
     assert pixels(DISTRESS_COLOUR) > 50  # the distress line of the timeline plot
     assert pixels(ESCALATION_COLOUR) > 50
     assert pixels("#eef1f4") > 500  # the ranked table's header row
+
+
+def test_with_the_floors_server_down_the_call_goes_on_and_its_flags_are_saved_aside(
+        sample_clip: Path, tmp_path: Path) -> None:
+    down = f"postgresql:///flags?host={tmp_path}&port=1&user=nobody"  # no server listens there
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    events = tmp_path / "events.jsonl"
+    done = agent_assist("replay", str(sample_clip), "-q", "--store", down, "--events", str(events), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "warning: flag store postgresql:///flags" in done.stderr and "the call goes on" in done.stderr
+    [saved] = (tmp_path / "data" / "agent-assist" / "unsaved").glob("unsaved-*.jsonl")
+    assert "review import" in done.stderr and str(saved) in done.stderr
+    store = tmp_path / "later.sqlite3"
+    loaded = agent_assist("review", "import", str(saved), "--store", str(store))
+    assert loaded.returncode == 0, loaded.stderr
+    listed = json.loads(agent_assist("review", "list", "--json", "--store", str(store)).stdout)
+    flagged = [json.loads(x) for x in events.read_text().splitlines() if '"type":"flag"' in x]
+    assert sorted(f["t"] for f in listed) == sorted(f["t"] for f in flagged) and len(flagged) >= 1
+    assert all(f["excerpt"] for f in listed)

@@ -498,3 +498,26 @@ def test_events_without_their_call_start_still_find_a_call(tmp_path: Path) -> No
     assert flag.call_id == "call-1" and flag.agent == "sam"
     assert flag.excerpt[0]["text"] == "[dob]. Honestly I don't want to be here anymore"
     store.close()
+
+
+def test_a_store_that_cannot_be_opened_yet_is_tried_again(tmp_path: Path) -> None:
+    """The floor's server is down when the shift starts and comes back during the call."""
+    path = tmp_path / "flags.sqlite3"
+    attempts: list[float] = []
+
+    def opener():
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise StoreError("flag store floor: connection refused", transient=True)
+        return open_store(path)
+
+    sink = FlagStoreSink(opener, where="floor", reopen_s=0.0)
+    with pytest.raises(StoreError):
+        sink.open()
+    for event in a_call():
+        sink.emit(event)
+    sink.close()
+    assert sink.spilled is None and len(attempts) == 2
+    store = open_store(path)
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    store.close()
