@@ -876,11 +876,17 @@ def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
     from agent_assist.store import FlagStoreSink, StoreOptions
 
     with _opened(store_url) as store:
-        sink = FlagStoreSink(store, StoreOptions(agent="", team=""))
         count = 0
         for path in files:
+            sink = FlagStoreSink(store, StoreOptions(agent="", team=""))
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if not line.strip():
+                    continue
+                if number == 1 and line.startswith('{"unsaved"'):  # who the events belong to
+                    header = json.loads(line)
+                    sink.options = StoreOptions(agent=str(header.get("agent", "")),
+                                                team=str(header.get("team", "")),
+                                                transcript=str(header.get("transcript", "excerpt")))
                     continue
                 try:
                     sink.emit(event_from_json(line))
@@ -888,9 +894,9 @@ def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
                     raise AgentAssistError(
                         f"{path}:{number}: {exc} (lines before it were imported)") from None
                 count += 1
-        sink.close()
-        if sink.spilled:
-            raise AgentAssistError(f"the store could not be written; nothing lost: {sink.spilled}")
+            sink.close()
+            if sink.spilled:
+                raise AgentAssistError(f"the store could not be written; nothing lost: {sink.spilled}")
     click.echo(f"imported {count} event(s) into {store.where}")
 
 

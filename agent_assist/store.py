@@ -867,6 +867,8 @@ class FlagStoreSink:
         path = self.spill_dir / f"unsaved-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            # first line: whose events these are, so an import files them under the right agent
+            f.write(json.dumps({"unsaved": 1, **dataclasses.asdict(self.options)}) + "\n")
             for event in self._pending:
                 f.write(event.to_json() + "\n")
         log.warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agent_assist.config import Config, load
@@ -70,29 +72,34 @@ def test_live_devices_and_end_of_call_silence_come_from_the_file(tmp_path):
     assert load(path).agent_device == "3"
 
 
-def test_the_store_comes_from_the_file_and_replay_writes_where_it_says(tmp_path, sample_clip):
+def test_the_store_comes_from_the_file_and_a_floor_server_that_is_down_loses_nothing(tmp_path, sample_clip):
+    """The configured store is the floor's PostgreSQL server, and it is down: the call goes on, its
+    events are saved aside under the configured agent and team, and `review import` loads them."""
     from agent_assist.store import open_store
 
     path = tmp_path / "config.toml"
-    store = tmp_path / "floor.sqlite3"
-    path.write_text(f'[store]\nurl = "{store}"\nagent_id = "sam.k"\nteam = "east"\n'
+    down = f"postgresql:///flags?host={tmp_path}&port=1&user=nobody"  # no server listens there
+    path.write_text(f'[store]\nurl = "{down}"\nagent_id = "sam.k"\nteam = "east"\n'
                     'transcript = "full"\nretain_days = 30\n', encoding="utf-8")
     config = load(path)
     assert (config.store_url, config.agent_id, config.team, config.transcript, config.retain_days) == \
-        (str(store), "sam.k", "east", "full", 30.0)
-    from datetime import UTC, datetime, timedelta
-
-    from tests.test_store import a_call, write
-
-    write(str(store), a_call("old", started_at=(datetime.now(UTC) - timedelta(days=31)).isoformat()))
-    done = agent_assist("replay", str(sample_clip), "-q", "--store", str(store), "--call-id", "clip",
-                        env={"AGENT_ASSIST_CONFIG": str(path)})
+        (down, "sam.k", "east", "full", 30.0)
+    events = tmp_path / "events.jsonl"
+    done = agent_assist("replay", str(sample_clip), "-q", "--store", down, "--call-id", "clip", "--events",
+                        str(events),
+                        env={"AGENT_ASSIST_CONFIG": str(path), "XDG_DATA_HOME": str(tmp_path / "data")})
     assert done.returncode == 0, done.stderr
-    assert "note: purged 1 call(s) and 2 flag(s) older than 30 days" in done.stderr  # retain_days
+    assert "warning: flag store postgresql:///flags" in done.stderr and "the call goes on" in done.stderr
+    [saved] = (tmp_path / "data" / "agent-assist" / "unsaved").glob("unsaved-*.jsonl")
+    assert "review import" in done.stderr and str(saved) in done.stderr
+    store = tmp_path / "later.sqlite3"
+    loaded = agent_assist("review", "import", str(saved), "--store", str(store))
+    assert loaded.returncode == 0, loaded.stderr
     opened = open_store(store)
     call = opened.call("clip")
     assert (call.agent, call.team, call.transcript_mode) == ("sam.k", "east", "full")
     assert len(call.turns) > 5 and call.turns[0]["speaker"] == "agent"
-    assert [f.agent for f in opened.flags()] and {f.agent for f in opened.flags()} == {"sam.k"}
-    assert {f.call_id for f in opened.flags()} == {"clip"}
+    flagged = sorted(json.loads(x)["t"] for x in events.read_text().splitlines() if '"type":"flag"' in x)
+    assert flagged and sorted(f.t for f in opened.flags()) == flagged
+    assert {f.agent for f in opened.flags()} == {"sam.k"} and all(f.excerpt for f in opened.flags())
     opened.close()
