@@ -658,8 +658,8 @@ def _filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _filters(shift: str | None, since: str | None, until: str | None, agents: tuple[str, ...],
              teams: tuple[str, ...], kinds: tuple[str, ...], severities: tuple[str, ...],
              min_severity: str | None, reviewed: bool | None) -> tuple[Any, str]:
-    from agent_assist.review import _utc, parse_moment, shift_range
-    from agent_assist.store import SEVERITIES, Filters
+    from agent_assist.review import parse_moment, shift_range
+    from agent_assist.store import SEVERITIES, Filters, utc_text
 
     label = "all flags"
     lo = hi = None
@@ -667,10 +667,10 @@ def _filters(shift: str | None, since: str | None, until: str | None, agents: tu
         lo, hi, label = shift_range(shift)
         label = f"shift {label}"
     if since:
-        lo = _utc(parse_moment(since))
+        lo = utc_text(parse_moment(since))
         label = f"from {since}"
     if until:
-        hi = _utc(parse_moment(until))
+        hi = utc_text(parse_moment(until))
         label += f" until {until}"
     wanted = set(severities)
     if min_severity:
@@ -806,12 +806,10 @@ def review_export(store_url: str | None, as_csv: bool, out: Path | None, **filte
 
 
 def _write_private(path: Path, text: str) -> None:
-    import os
+    from agent_assist.store import write_private
 
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_private(path, text)
     except OSError as exc:
         raise AgentAssistError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -830,7 +828,7 @@ def review_report(store_url: str | None, out: Path, **filters: Any) -> None:
       agent-assist review report --shift today -o report.html
     """
     from agent_assist.review import report_html
-    from agent_assist.store import now_utc
+    from agent_assist.store import utc_text
 
     chosen, label = _filters(**filters)
     with _opened(store_url) as store:
@@ -838,7 +836,7 @@ def review_report(store_url: str | None, out: Path, **filters: Any) -> None:
         calls = {f.call_id: store.call(f.call_id) for f in flags}
         where = store.where
     page = report_html(flags, calls, title="agent-assist: flags for review", subtitle=f"{label} · {where}",
-                       generated_at=now_utc())
+                       generated_at=utc_text())
     _write_private(out, page)
     click.echo(f"wrote {out}: {len(flags)} flag(s) in {len(calls)} call(s)", err=True)
 

@@ -27,10 +27,13 @@ can be paused while a card number is read out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+
+from agent_assist.events import Flag, Partial, Prompt, PublicEvent, Utterance
 
 KINDS = ("card", "phone", "email", "dob", "tfn", "medicare", "bsb", "account", "address")
 
@@ -282,6 +285,27 @@ class CallRedactor:
         """What the last turns (within `carry_s` of call time `t`) talked about."""
         recent = [(at, kinds) for at, kinds in self._recent if t - at <= self.carry_s][-2:]
         return set().union(*(kinds for _, kinds in recent)) if recent else set()
+
+    def event(self, event: PublicEvent) -> PublicEvent:
+        """The event as it may be written to disk: a final's text and words (a turn, in call order),
+        a partial's text, a prompt's `why.text` and an agent's note, each read with the call's
+        context. Other events pass as they are."""
+        if isinstance(event, Utterance):
+            result = self.redact(event.text, t=event.start)
+            if not result.spans:
+                return event
+            texts = redact_words([w.text for w in event.words], result)
+            words = tuple(dataclasses.replace(w, text=x) for w, x in zip(event.words, texts, strict=True))
+            return dataclasses.replace(event, text=result.text, words=words)
+        if isinstance(event, Partial):
+            said = redact(event.text, self.carried(event.start), self.today).text
+            return dataclasses.replace(event, text=said)
+        if isinstance(event, Prompt) and isinstance(event.why.get("text"), str):
+            why_text = redact(event.why["text"], self.carried(event.t), self.today).text
+            return dataclasses.replace(event, why={**event.why, "text": why_text})
+        if isinstance(event, Flag) and event.note:
+            return dataclasses.replace(event, note=redact(event.note, self.carried(event.t), self.today).text)
+        return event
 
     def redact(self, text: str, t: float = 0.0) -> Redacted:
         """Redact the next turn (in call order) and remember what it talks about."""

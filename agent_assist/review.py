@@ -12,20 +12,15 @@ import html
 import io
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from agent_assist.errors import AgentAssistError
-from agent_assist.sinks import format_clock
-from agent_assist.store import SEVERITIES, CallRecord, FlagRecord
+from agent_assist.sinks import clean, format_clock
+from agent_assist.store import SEVERITIES, CallRecord, FlagRecord, utc_text
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SHIFT = re.compile(
     r"^(?P<start>\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2})?)(?:/(?P<hours>\d+(?:\.\d+)?)h)?$", re.I
 )
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_moment(text: str) -> datetime:
@@ -56,13 +51,14 @@ def shift_range(spec: str, now: datetime | None = None) -> tuple[str, str, str]:
     if match["hours"] is None and "t" not in match["start"].lower() and " " not in match["start"]:
         return _day(start.date(), start.date().isoformat())
     end = start + timedelta(hours=float(match["hours"] or 8))
-    return _utc(start), _utc(end), f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
+    return utc_text(start), utc_text(end), f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
 
 
 def _day(day: date, label: str) -> tuple[str, str, str]:
     start = datetime(day.year, day.month, day.day).astimezone()
     end = datetime.combine(day + timedelta(days=1), datetime.min.time()).astimezone()
-    return _utc(start), _utc(end), f"{label} ({day.isoformat()})" if label != day.isoformat() else label
+    shown = f"{label} ({day.isoformat()})" if label != day.isoformat() else label
+    return utc_text(start), utc_text(end), shown
 
 
 def local_time(iso_utc: str | None) -> str:
@@ -70,11 +66,6 @@ def local_time(iso_utc: str | None) -> str:
         return ""
     moment = datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone()
     return f"{moment:%Y-%m-%d %H:%M}"
-
-
-def clean(text: str) -> str:
-    """Text from a call, safe to print in a terminal."""
-    return _CONTROL.sub("", str(text))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from agent_assist.events import (
     PublicEvent,
     Utterance,
 )
-from agent_assist.redact import CallRedactor, redact, redact_words
+from agent_assist.redact import CallRedactor
 
 # Control characters (terminal escape sequences among them) never reach a terminal from a transcript.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -92,22 +91,7 @@ class JsonlEventLog:
         if isinstance(event, CallStart):
             self._redactors = {event.call_id: CallRedactor()}  # only the running call's context
             return event
-        call_id = getattr(event, "call_id", "")
-        redactor = self._redactors.setdefault(call_id, CallRedactor())
-        if isinstance(event, Utterance):
-            result = redactor.redact(event.text, t=event.start)
-            if not result.spans:
-                return event
-            texts = redact_words([w.text for w in event.words], result)
-            words = tuple(dataclasses.replace(w, text=x) for w, x in zip(event.words, texts, strict=True))
-            return dataclasses.replace(event, text=result.text, words=words)
-        if isinstance(event, Partial):
-            return dataclasses.replace(event, text=redact(event.text, redactor.carried(event.start)).text)
-        if isinstance(event, Prompt) and isinstance(event.why.get("text"), str):
-            return dataclasses.replace(event, why={**event.why, "text": redact(event.why["text"]).text})
-        if isinstance(event, Flag) and event.note:
-            return dataclasses.replace(event, note=redact(event.note).text)
-        return event
+        return self._redactors.setdefault(getattr(event, "call_id", ""), CallRedactor()).event(event)
 
     def close(self) -> None:
         if self._owned:
@@ -138,21 +122,21 @@ class ConsoleTranscript:
     def emit(self, event: PublicEvent) -> None:
         if isinstance(event, Partial) and self.show_partials:
             self._clear_partial()
-            line = f"[{format_clock(event.start)}] {event.speaker:>8} … {_clean(event.text)}"
+            line = f"[{format_clock(event.start)}] {event.speaker:>8} … {clean(event.text)}"
             self.stream.write(line[:160])
             self._partial_shown = True
         elif isinstance(event, Utterance):
             self._clear_partial()
             self.stream.write(f"[{format_clock(event.start)}] {event.speaker:>8}: "
-                              f"{_clean(event.text)}{score_note(event)}\n")
+                              f"{clean(event.text)}{score_note(event)}\n")
         elif isinstance(event, Prompt):
             self._clear_partial()
-            line = f" · {_clean(event.support_line)}" if event.support_line else ""
-            self.stream.write(f"{'':>20}» {_clean(event.text)}  ({event.principle}){line}\n")
+            line = f" · {clean(event.support_line)}" if event.support_line else ""
+            self.stream.write(f"{'':>20}» {clean(event.text)}  ({event.principle}){line}\n")
         elif isinstance(event, Flag):
             self._clear_partial()
             if event.raised_by == "agent":
-                note = f": {_clean(event.note)}" if event.note else ""
+                note = f": {clean(event.note)}" if event.note else ""
                 self.stream.write(f"{'':>20}⚑ flagged by the agent{note}\n")
             else:
                 self.stream.write(f"{'':>20}⚑ flag: {event.kind}, {event.severity}\n")
@@ -165,7 +149,7 @@ class ConsoleTranscript:
             self.stream.write(f"[{format_clock(event.t)}] — listening {state} ({event.by}) —\n")
         elif isinstance(event, DeviceStatus):
             self._clear_partial()
-            device, message = _clean(event.device), _clean(event.message)
+            device, message = clean(event.device), clean(event.message)
             self.stream.write(f"[{format_clock(event.t)}] ⚠ {device}: {message}\n")
         elif isinstance(event, Dropped) and event.what == "audio":
             self._clear_partial()
@@ -173,7 +157,7 @@ class ConsoleTranscript:
                               "of audio dropped\n")
         elif isinstance(event, CallStart):
             channels = ", ".join(f"{ch} = {who}" for ch, who in event.channels.items())
-            self.stream.write(f"call {event.call_id} from {_clean(event.source)} ({channels})\n")
+            self.stream.write(f"call {event.call_id} from {clean(event.source)} ({channels})\n")
         elif isinstance(event, CallEnd):
             self._clear_partial()
             note = f"; {event.partials_dropped} partials skipped" if event.partials_dropped else ""
@@ -188,5 +172,6 @@ class ConsoleTranscript:
         self.stream.flush()
 
 
-def _clean(text: str) -> str:
-    return _CONTROL.sub("", text)
+def clean(text: str) -> str:
+    """Text from a call, safe to print in a terminal (no control characters or escape sequences)."""
+    return _CONTROL.sub("", str(text))

@@ -65,12 +65,21 @@ class StoreError(AgentAssistError):
         self.transient = transient
 
 
+def write_private(path: Path, text: str, append: bool = False) -> None:
+    """Write a file only its owner can read (0600 from the moment it exists)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def default_path() -> Path:
     return Path(platformdirs.user_data_dir("agent-assist")) / "flags.sqlite3"
 
 
-def now_utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_text(moment: datetime | None = None) -> str:
+    """A moment (default: now) as UTC `YYYY-MM-DDTHH:MM:SSZ`: text order is time order in both
+    databases."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -462,7 +471,7 @@ class Store:
             self.db.execute(
                 "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode) "
                 "VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (call_id) DO NOTHING",
-                (call_id, agent, team, now_utc(), transcript_mode),
+                (call_id, agent, team, utc_text(), transcript_mode),
             )
 
     def end_call(self, end: CallEnd) -> None:
@@ -506,7 +515,7 @@ class Store:
                 (
                     flag.call_id,
                     flag.t,
-                    created_at or now_utc(),
+                    created_at or utc_text(),
                     flag.kind,
                     flag.severity,
                     SEVERITY_RANK.get(flag.severity, 0),
@@ -617,7 +626,7 @@ class Store:
             rows = self.db.query(
                 "UPDATE flags SET reviewed_at = ?, reviewed_by = ? "
                 "WHERE id = ? AND reviewed_at IS NULL RETURNING id",
-                (now_utc(), by, flag_id),
+                (utc_text(), by, flag_id),
             )
         return bool(rows)
 
@@ -626,42 +635,29 @@ class Store:
         with self.db.transaction():
             self.db.execute(
                 "INSERT INTO notes (flag_id, created_at, author, text, wellbeing) VALUES (?, ?, ?, ?, ?)",
-                (flag_id, now_utc(), by, redact(text).text, int(wellbeing)),
+                (flag_id, utc_text(), by, redact(text).text, int(wellbeing)),
             )
 
     def purge(self, older_than_days: float) -> tuple[int, int]:
         """Delete calls that started more than this many days ago, with everything about them.
         Returns (calls, flags) deleted."""
-        cutoff = (datetime.now(UTC) - timedelta(days=older_than_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoff = utc_text(datetime.now(UTC) - timedelta(days=older_than_days))
         with self.db.transaction():
             flags = self.db.query(
                 "SELECT COUNT(*) FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE c.started_at < ?",
                 (cutoff,),
             )[0][0]
-            for table in ("notes",):
-                self.db.execute(
-                    f"DELETE FROM {table} WHERE flag_id IN (SELECT f.id FROM flags f JOIN calls c "
-                    "ON c.call_id = f.call_id WHERE c.started_at < ?)",
-                    (cutoff,),
-                )
-            for table in ("flags", "scores", "prompts", "feedback", "turns"):
-                self.db.execute(
-                    f"DELETE FROM {table} WHERE call_id IN (SELECT call_id FROM calls WHERE started_at < ?)",
-                    (cutoff,),
-                )
+            # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
         return len(calls), int(flags)
 
 
 def _iso(started_at: str) -> str:
-    """Call start as UTC `YYYY-MM-DDTHH:MM:SSZ`, so text order is time order in both databases."""
+    """A call's start (ISO 8601, local when it has no zone) as `utc_text`."""
     try:
-        moment = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+        return utc_text(datetime.fromisoformat(started_at.replace("Z", "+00:00")))
     except ValueError:
-        return now_utc()
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_text()
 
 
 def _source_name(source: str) -> str:
@@ -783,14 +779,11 @@ class FlagStoreSink:
         if isinstance(event, CallStart):
             self._states[event.call_id] = _CallState(event.call_id)
             return event
-        state = self._state(event)
-        if isinstance(event, Utterance):
-            result = state.redactor.redact(event.text, t=event.start)
-            text = "" if self.options.transcript == "none" else result.text
-            return dataclasses.replace(event, text=text, words=())
-        if isinstance(event, Flag) and event.note:
-            return dataclasses.replace(event, note=redact(event.note, state.redactor.carried(event.t)).text)
-        return event
+        redacted = self._state(event).redactor.event(event)
+        if isinstance(redacted, Utterance):  # the store keeps turns as text, not words
+            text = "" if self.options.transcript == "none" else redacted.text
+            return dataclasses.replace(redacted, text=text, words=())
+        return redacted
 
     def _state(self, event: PublicEvent) -> _CallState:
         call_id = getattr(event, "call_id", "")
@@ -822,8 +815,8 @@ class FlagStoreSink:
             store.add_call(event, opts.agent, opts.team, opts.transcript)
             self._known.add(event.call_id)
             return
-        state: _CallState | None = self._states.get(getattr(event, "call_id", ""))
         call_id = getattr(event, "call_id", "")
+        state = self._states.get(call_id)
         if call_id not in self._known:
             store.ensure_call(call_id, opts.agent, opts.team, opts.transcript)
             self._known.add(call_id)
@@ -844,9 +837,9 @@ class FlagStoreSink:
                 if opts.transcript != "none":
                     state.recent.append(turn)
         elif isinstance(event, Flag):
-            excerpt = list(state.recent) if state is not None and state.call_id == event.call_id else []
+            excerpt = list(state.recent) if state is not None else []
             flag_id = store.add_flag(event, event.note, excerpt)
-            if state is not None and state.call_id == event.call_id and opts.transcript != "none":
+            if state is not None and opts.transcript != "none":
                 state.open_excerpts[flag_id] = (excerpt, EXCERPT_AFTER)
         elif isinstance(event, Prompt):
             store.add_prompt(event)
@@ -865,12 +858,10 @@ class FlagStoreSink:
     def _spill(self) -> None:
         self.spill_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.spill_dir / f"unsaved-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # first line: whose events these are, so an import files them under the right agent
-            f.write(json.dumps({"unsaved": 1, **dataclasses.asdict(self.options)}) + "\n")
-            for event in self._pending:
-                f.write(event.to_json() + "\n")
+        # first line: whose events these are, so an import files them under the right agent
+        lines = [json.dumps({"unsaved": 1, **dataclasses.asdict(self.options)})]
+        text = "".join(f"{line}\n" for line in lines + [e.to_json() for e in self._pending])
+        write_private(path, text, append=True)
         log.warning(
             "flag store %s could not be written: %d event(s) saved to %s "
             "(load them with `agent-assist review import %s`)",
