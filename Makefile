@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 ENCODER := classifiers/encoder.onnx
 
-.PHONY: demo test lint sample-call clean
+.PHONY: demo test lint bench sample-call clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP) $(ENCODER)
 
 test: $(STAMP) $(ENCODER)
 	$(BIN)/python -m pytest
+
+# The benchmark (about 5 minutes, best on an idle machine): bench/results/latest.json and README's table.
+bench: $(STAMP) $(ENCODER)
+	$(BIN)/python bench/run.py --readme README.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent_assist ui tests data/samples tools bench

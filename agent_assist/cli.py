@@ -186,12 +186,15 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 @click.option("--linger", type=click.FloatRange(min=0.0), default=None, metavar="SECONDS",
               help="With --ui: close the overlay this long after the call ends (default: when you "
                    "close it).")
+@click.option("--partials/--no-partials", default=None,
+              help="Transcribe the customer's words while they speak (default: with --realtime or "
+                   "--ui only; finals are the same either way).")
 @store_options
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def replay(call: Path, realtime: bool, events_path: str | None, model: str | None, layout: str,
            customer_channel: str, call_id: str | None, site_packs: tuple[Path, ...], ui: bool,
-           linger: float | None, store_url: str | None, agent_id: str | None, team: str | None,
-           transcript: str | None, retain_days: float | None, quiet: bool) -> None:
+           linger: float | None, partials: bool | None, store_url: str | None, agent_id: str | None,
+           team: str | None, transcript: str | None, retain_days: float | None, quiet: bool) -> None:
     """Run a recorded call (WAV, FLAC, MP3, OGG; 8 kHz or more; mono or stereo) through the
     same pipeline as a live call, printing the transcript as it happens.
 
@@ -220,7 +223,7 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
     options = ReplayOptions(
         realtime=realtime, layout=ChannelLayout(layout), customer_channel=customer_channel,
         call_id=call_id, transcriber=TranscriberOptions(model=model),
-        site_packs=load_config().rule_packs(site_packs),
+        site_packs=load_config().rule_packs(site_packs), partials=partials,
     )
     overlay = _overlay(True) if ui else None
     if overlay is None:

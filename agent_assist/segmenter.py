@@ -2,9 +2,11 @@
 
 Per party, 512-sample windows get a Silero speech probability. Speech starts when a window reaches
 `threshold` (the segment's audio reaches back `preroll_s` so the first word is not clipped) and ends
-when no window has reached `neg_threshold` for `hangover_s`. While speech goes on, a partial request
-is emitted every `partial_interval_s`; a monologue longer than `max_utterance_s` is cut at its latest
-pause and carries on as a new segment, so no word is lost or heard twice.
+when no window has reached `neg_threshold` for `hangover_s`. While a party in `partial_speakers`
+speaks, a partial request is emitted every `partial_interval_s`, on a voiced window (in a pause the
+speech may be ending, and the final would soon follow a partial that only held it up); a monologue longer than
+`max_utterance_s` is cut at its latest pause and carries on as a new segment, so no word is lost or
+heard twice.
 
 This is a synchronous state machine: tests drive it with recorded audio or with scripted
 probabilities (see `SegmenterOptions` and the `vad_factory` argument).
@@ -43,7 +45,10 @@ class SegmenterOptions:
     hangover_s: float = 0.5
     preroll_s: float = 0.5
     tail_s: float = 0.4
-    partial_interval_s: float = 1.0
+    partial_interval_s: float | None = 1.0  # None: no partials (nobody is watching)
+    # Whose speech gets partials: the agent knows what they are saying, so their words wait for
+    # the final, which keeps the transcriber free for the customer's (and CPU down).
+    partial_speakers: frozenset[Speaker] = frozenset({Speaker.CUSTOMER, Speaker.UNKNOWN})
     max_utterance_s: float = 20.0
     min_part_s: float = 5.0
     min_pause_s: float = 0.1
@@ -73,6 +78,9 @@ class _Stream:
         self.last_voiced = 0  # window index one past the last voiced window
         self.voiced = 0
         self.last_partial = 0  # window index at the last partial request
+        interval = options.partial_interval_s
+        self.partial_every = (options.windows(interval) if interval is not None
+                              and speaker in options.partial_speakers else None)
         self.utterance_id = ""
 
     # -- feeding -------------------------------------------------------------------------------
@@ -135,8 +143,9 @@ class _Stream:
             yield from self._close(now * WINDOW / RATE)
         elif now - self.seg_first >= opt.windows(opt.max_utterance_s):
             yield from self._cut(now)
-        elif (self.voiced >= opt.windows(opt.min_speech_s)
-              and now - self.last_partial >= opt.windows(opt.partial_interval_s)):
+        elif (self.partial_every is not None and prob >= opt.neg_threshold  # not while it may end
+              and self.voiced >= opt.windows(opt.min_speech_s)
+              and now - self.last_partial >= self.partial_every):
             self.last_partial = now
             yield self._segment(now, final=False)
 

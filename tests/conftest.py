@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from agent_assist.replay import ReplayOptions, replay
-from agent_assist.segmenter import SegmenterOptions
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
 
@@ -24,12 +23,6 @@ DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
 REPO = Path(__file__).parent.parent
 SAMPLES = REPO / "data" / "samples"
-
-
-# For tests about finals, scores and prompts: an unpaced replay decodes partials at fixed call times,
-# in lock-step, and they change no final (checked on the sample call and the speech clips: the same
-# finals); they are 60-70% of a replay's time.
-NO_PARTIALS = SegmenterOptions(partial_interval_s=1e9)
 
 
 class Collector(EventList):
@@ -65,12 +58,10 @@ def run_replay(transcriber: Transcriber):
 
 @pytest.fixture(scope="session")
 def sample_call(transcriber: Transcriber) -> Collector:
-    """The demo's sample call, replayed once for every test that reads it. Without partials: an
-    unpaced replay decodes them at fixed call times and they do not change a final, a score or a
-    prompt (measured: the same 35 finals), and here they would cost 105 s of the 150."""
+    """The demo's sample call, replayed once (unpaced, so without partials) for every test that
+    reads it."""
     sink = Collector()
-    options = ReplayOptions(segmenter=NO_PARTIALS)
-    replay(SAMPLES / "sample_call.flac", [sink], options, transcriber=transcriber)
+    replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), transcriber=transcriber)
     return sink
 
 

@@ -49,7 +49,7 @@ def test_version():
 def test_replay_writes_the_event_log_and_prints_the_transcript(tmp_path):
     events = tmp_path / "events.jsonl"
     result = agent_assist("replay", str(SPEECH / "stereo_diarization.wav"), "--events", str(events),
-                          "--call-id", "test-call")
+                          "--call-id", "test-call", "--partials")
     assert result.returncode == 0, result.stderr
     assert "customer: He began a confused complaint" in result.stdout
     assert "agent: The horizon" in result.stdout
@@ -57,6 +57,8 @@ def test_replay_writes_the_event_log_and_prints_the_transcript(tmp_path):
     types = [e["type"] for e in lines]
     assert types[0] == "call_start" and types[-1] == "call_end"
     assert {"partial", "utterance"} <= set(types)
+    # partials are the customer's words as they speak; the agent's own wait for the final
+    assert {e["speaker"] for e in lines if e["type"] == "partial"} == {"customer"}
     assert all(e["call_id"] == "test-call" and isinstance(e["t"], float | int) for e in lines)
     assert lines[0]["t"] == 0 and lines[0]["channels"] == {"left": "customer", "right": "agent"}
     times = [e["t"] for e in lines]
@@ -73,6 +75,7 @@ def test_events_on_stdout_are_pure_jsonl():
     assert events[0]["type"] == "call_start" and events[-1]["type"] == "call_end"
     texts = [e["text"] for e in events if e["type"] == "utterance"]
     assert normalise(" ".join(texts)) == "he could wait no longer"
+    assert "partial" not in {e["type"] for e in events}  # unpaced, nobody watching: finals only
     assert "unknown: He could wait no longer" in result.stderr  # the transcript moved to stderr
 
 

@@ -278,14 +278,20 @@ class Slowed:
     def __init__(self, inner, delay: float) -> None:
         self.inner, self.delay = inner, delay
         self.label = inner.label
+        self.took: list[float] = []  # wall time of each request, delay included
 
     def warm_up(self) -> None:
         self.inner.warm_up()
 
     def process(self, event: Event) -> Iterator[Event]:
-        if isinstance(event, SpeechSegment):
-            time.sleep(self.delay)
-        yield from self.inner.process(event)
+        if not isinstance(event, SpeechSegment):
+            yield from self.inner.process(event)
+            return
+        start = time.monotonic()
+        time.sleep(self.delay)
+        out = list(self.inner.process(event))
+        self.took.append(time.monotonic() - start)
+        yield from out
 
 
 @needs_pulse
@@ -295,7 +301,8 @@ def test_a_slow_transcriber_skips_partials_keeps_every_final_and_latency_stays_b
     end = 36.3
     turns = [t for t in pa.sample_turns() if t.end <= end]
     wavs = {p: pa.write_wav(tmp_path / f"{p}.wav", clip(audio[p], 0, end)) for p in ("customer", "agent")}
-    run = Running(inputs_for(customer=customer, agent=agent), Slowed(transcriber, 0.8),
+    slowed = Slowed(transcriber, 0.8)
+    run = Running(inputs_for(customer=customer, agent=agent), slowed,
                   LiveOptions(end_silence_s=3, max_calls=1))
     players = [server.play("slow_customer", wavs["customer"]), server.play("slow_agent", wavs["agent"])]
     for player in players:
@@ -310,7 +317,11 @@ def test_a_slow_transcriber_skips_partials_keeps_every_final_and_latency_stays_b
     reports = [d for d in sink.of(Dropped) if d.what == "partial"]
     assert sum(d.count for d in reports) == end_event.partials_dropped == reports[-1].total
     assert all(b.t - a.t >= 5.0 for a, b in itertools.pairwise(reports[:-1]))  # the last: at the end
-    assert max(latencies) < 4.0  # each final waits for at most one request ahead of it
+    # A final waits for the request ahead of it (a partial, or the other party's final) and its own,
+    # after the VAD's 0.5 s hangover; bounded by this run's own request times, not a fixed figure.
+    slowest = max(slowed.took)
+    print(f"requests: {len(slowed.took)}, slowest {slowest:.2f} s")
+    assert max(latencies) < 0.5 + 2 * slowest + 0.5
     assert latencies[-1] < latencies[0] + 2.0  # and the wait does not grow over the call
     for party in ("agent", "customer"):
         assert party_wer(sink.utterances, turns, party) <= 0.15  # no final was lost

@@ -89,6 +89,17 @@ def test_partials_come_at_least_every_second_of_ongoing_speech():
     assert all(p.utterance_id == segments[-1].utterance_id for p in partials)
 
 
+def test_no_partial_is_asked_for_in_a_pause_where_speech_may_be_ending():
+    # a 0.4 s dip (shorter than the hang-over) where the second partial falls due, then the end
+    probs = [0.9] * seconds(1.6) + [0.1] * seconds(0.4) + [0.9] * seconds(1.0) + [0.0] * seconds(1)
+    segments = run(probs)
+    partials = [s for s in segments if not s.final]
+    assert len(partials) >= 2 and len([s for s in segments if s.final]) == 1
+    for p in partials:  # each was asked for at the end of a voiced window
+        assert probs[round(p.t / W) - 1] >= SegmenterOptions().neg_threshold, p.t
+    assert any(2.0 < p.t <= 2.1 for p in partials)  # the one that fell due in the dip: just after it
+
+
 def test_a_long_monologue_is_cut_at_its_latest_pause_without_losing_or_repeating_audio():
     # 8 s speech, 0.2 s pause, 9 s speech, 0.2 s pause, 9 s speech: 26.6 s with no 0.5 s pause
     probs = ([0.9] * seconds(8) + [0.1] * seconds(0.2) + [0.9] * seconds(9) + [0.1] * seconds(0.2)

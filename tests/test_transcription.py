@@ -8,7 +8,7 @@ import pytest
 
 from agent_assist.audio.files import ChannelLayout
 from agent_assist.events import CallEnd, CallStart, Partial, Speaker, Utterance
-from tests.conftest import DATA, NO_PARTIALS, SPEECH, normalise, references
+from tests.conftest import DATA, SPEECH, normalise, references
 
 MONO = [r for r in references() if r["channel"] == "mono"]
 
@@ -25,7 +25,7 @@ def streamed_and_offline(transcriber):
     rows = []
     for ref in MONO:
         sink = Collector()
-        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO, segmenter=NO_PARTIALS),
+        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO),
                transcriber=transcriber)
         streamed = " ".join(u.text for u in sink.utterances)
         segments, _ = transcriber.model.transcribe(
@@ -105,7 +105,7 @@ def test_a_long_monologue_is_transcribed_in_parts_without_losing_or_repeating_wo
     monologue = np.concatenate(pieces)
     assert len(monologue) / 16000 > 35
     path = write_audio(tmp_path / "monologue.flac", monologue[None, :], 16000, "flac", "flac")
-    out = run_replay(path, segmenter=NO_PARTIALS)
+    out = run_replay(path)
     # the first ~27 s (LibriSpeech clips 0.25 s apart) has no pause the hang-over would end:
     # it must have been cut into parts
     assert sum(u.start < 27 for u in out.utterances) >= 2

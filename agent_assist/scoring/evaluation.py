@@ -305,7 +305,7 @@ def voice(
     from agent_assist.pipeline import Pipeline
     from agent_assist.scoring.scorer import VoiceAnalyser
     from agent_assist.scoring.training import decode, voice_clips
-    from agent_assist.segmenter import Segmenter
+    from agent_assist.segmenter import Segmenter, SegmenterOptions
     from agent_assist.sinks import EventList
 
     rng = np.random.default_rng(seed)
@@ -335,7 +335,8 @@ def voice(
             at += len(x) + len(gap)
         stage = _BothWays(models)
         sink = EventList()
-        pipeline = Pipeline([Segmenter(), VoiceAnalyser(), transcriber, stage], [sink])
+        finals_only = Segmenter(SegmenterOptions(partial_interval_s=None))  # an unpaced replay's
+        pipeline = Pipeline([finals_only, VoiceAnalyser(), transcriber, stage], [sink])
         pipeline.run(ArraySource({Speaker.UNKNOWN: np.concatenate(audio)}, f"voice {speaker}"), speaker)
         for clip, start, end in spans[len(neutral) :]:
             mine = [u for u in sink.utterances

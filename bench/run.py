@@ -1,0 +1,451 @@
+"""The benchmark: prompt and utterance latency, CPU, memory, throughput and WER, side by side with
+faster-whisper's own offline `transcribe()` on the same audio and the same model.
+
+    make bench                      # the whole run, about 5 minutes; updates README.md's table
+    .venv/bin/python bench/run.py --quick --out /tmp/bench.json   # a 22 s smoke run (the tests)
+
+What it does, on real speech (the sample call, and the recordings with reference transcripts):
+
+1. Loads the models once (the bundled tiny.en, int8) and notes the memory.
+2. Plays each recording through the whole pipeline paced at real time, as a live call runs (the
+   transcriber on its own worker, partials on), noting when each event arrives:
+   - utterance latency: from the end of speech in the audio to the final's event (the end of a
+     turn in the sample call's script; elsewhere the end of the final's last word);
+   - prompt latency: from the end of the customer's words that fired a prompt to the prompt event
+     (prompts the agent's own words fire are listed apart);
+   - CPU: the process's CPU time over the sample call's wall time, as a fraction of one core;
+   - peak RSS at the end of it.
+3. Replays the sample call again without pacing (as `agent-assist replay` does): replay_speed_x, the
+   time in each stage, and the classifiers' time per scored utterance.
+4. Transcribes the same audio with `WhisperModel.transcribe()` (its defaults, language "en"):
+   offline_speed_x and wer_offline, beside wer_streaming from step 2's finals.
+
+Results go to bench/results/latest.json (with the machine, versions and commit) and, with
+--readme, into the table between the bench markers in README.md. Nothing here fails on a slow
+machine: the targets are reported as met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "samples" / "sample_call.flac"
+SAMPLE_TURNS = REPO / "data" / "samples" / "sample_call.turns.tsv"
+SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
+SPEECH = SHARED_SPEECH if SHARED_SPEECH.is_dir() else REPO / "tests" / "data" / "speech"
+RATE = 16000
+QUICK_CLIP = "1089-134691-0001.flac"  # 5 s, one speaker
+
+# The issue's targets: (metric, comparison, value)
+TARGETS: list[tuple[str, str, float]] = [
+    ("prompt_latency_p95_s", "<=", 1.5),
+    ("utterance_latency_p95_s", "<=", 1.2),
+    ("cpu_core_fraction", "<=", 0.35),
+    ("peak_rss_mb", "<=", 600),
+    ("replay_speed_x", ">=", 15),
+    ("wer_gap_points", "<=", 2.0),
+]
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class Recording:
+    name: str
+    parties: dict[Any, np.ndarray]  # Speaker -> 16 kHz audio
+    references: dict[Any, str] = field(default_factory=dict)  # Speaker -> what was said
+    # (speaker, start, end) of each turn where the audio's script knows them to the millisecond
+    turns: list[tuple[Any, float, float]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return max(len(a) for a in self.parties.values()) / RATE
+
+
+def normalise(text: str) -> str:
+    """Case and punctuation are not recognition errors (the same rule as the tests)."""
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+# -- the recordings ------------------------------------------------------------------------------
+
+
+def decode(path: Path, layout: Any) -> dict[Any, np.ndarray]:
+    """A file as 16 kHz audio per party, through the product's own file source."""
+    from agent_assist.audio.files import FileSource
+    from agent_assist.events import AudioChunk
+
+    parts: dict[Any, list[np.ndarray]] = defaultdict(list)
+    for block in FileSource(path, layout=layout).blocks():
+        for chunk in block:
+            if isinstance(chunk, AudioChunk):
+                parts[chunk.speaker].append(chunk.samples)
+    return {speaker: np.concatenate(blocks) for speaker, blocks in parts.items()}
+
+
+def recordings(quick: bool) -> tuple[Recording, list[Recording]]:
+    """The sample call (both parties) and the speech clips with references (each one speaker)."""
+    from agent_assist.audio.files import ChannelLayout
+    from agent_assist.events import Speaker
+
+    with SAMPLE_TURNS.open(encoding="utf-8") as f:
+        turns = list(csv.DictReader(f, delimiter="\t"))
+    call = Recording("sample call", decode(SAMPLE, ChannelLayout.STEREO))
+    limit = 22.0 if quick else float("inf")  # quick: up to the first prompt (20.3 s) and its final
+    if quick:
+        call.parties = {s: a[: int(limit * RATE)] for s, a in call.parties.items()}
+    call.turns = [(Speaker(t["speaker"]), float(t["start"]), float(t["end"])) for t in turns
+                  if float(t["end"]) <= limit]
+    for speaker in (Speaker.CUSTOMER, Speaker.AGENT):
+        call.references[speaker] = " ".join(t["text"] for t in turns
+                                            if t["speaker"] == speaker.value and float(t["end"]) <= limit)
+    with (SPEECH / "transcripts.tsv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    clips = []
+    for row in rows:
+        if row["channel"] != "mono" or (quick and row["file"] != QUICK_CLIP):
+            continue
+        parties = decode(SPEECH / row["file"], ChannelLayout.MONO)
+        clips.append(Recording(row["file"], parties, {Speaker.UNKNOWN: row["transcript"]}))
+    return call, clips
+
+
+# -- running the pipeline ------------------------------------------------------------------------
+
+
+class Arrivals:
+    """A sink that notes when each event arrives (monotonic clock) and keeps it."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.at: list[float] = []
+
+    def emit(self, event: Any) -> None:
+        self.at.append(time.monotonic())
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+class TimedStage:
+    """Wraps a stage and adds up the time spent in it."""
+
+    def __init__(self, stage: Any) -> None:
+        self.stage = stage
+        self.seconds = 0.0
+        self.calls = 0
+        self.droppable_input = getattr(stage, "droppable_input", False)
+
+    def process(self, event: Any) -> list[Any]:
+        start = time.perf_counter()
+        out = list(self.stage.process(event))
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return out
+
+
+def run_call(rec: Recording, transcriber: Any, scorer: Any, pack: Any, *, realtime: bool,
+             timed: bool = False) -> tuple[Arrivals, list[TimedStage], float, float]:
+    """One call through the product's stages; returns (sink, stages, wall s, CPU s)."""
+    from agent_assist.audio.arrays import ArraySource
+    from agent_assist.pipeline import Pipeline
+    from agent_assist.replay import call_stages
+    from agent_assist.segmenter import SegmenterOptions
+
+    segmenter = SegmenterOptions() if realtime else SegmenterOptions(partial_interval_s=None)
+    stages: list[Any] = call_stages(segmenter, transcriber, scorer, pack)
+    if timed:
+        stages = [TimedStage(s) for s in stages]
+    sink = Arrivals()
+    pipeline = Pipeline(stages, [sink], realtime=realtime, model_label=transcriber.label)
+    wall, cpu = time.perf_counter(), time.process_time()
+    pipeline.run(ArraySource(rec.parties, rec.name), "bench")
+    return sink, stages, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def speech_ends(rec: Recording, sink: Arrivals) -> dict[str, float]:
+    """When each final's speech ended in the audio, by utterance id.
+
+    Where the recording's script gives its turns (the sample call), the last final of each turn
+    ends when the turn does; finals in the middle of a turn (cut at a pause) have no such time and
+    are left out. Elsewhere, the end of the final's last word, which Whisper puts a little early
+    (0.17 s before the true end, median over the sample call's turns): that overstates latency.
+    """
+    from agent_assist.events import Utterance
+
+    utterances = [e for e in sink.events if isinstance(e, Utterance)]
+    if not rec.turns:
+        return {u.utterance_id: u.end for u in utterances}
+    ends = {}
+    for speaker, start, end in rec.turns:
+        mine = [u for u in utterances if u.speaker == speaker and start - 0.5 <= u.start <= end]
+        if mine:
+            ends[max(mine, key=lambda u: u.end).utterance_id] = end
+    return ends
+
+
+def latencies(rec: Recording, sink: Arrivals, parts: dict[str, list[float]] | None = None
+              ) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from the end of speech in the audio to (each final, each prompt fired by a customer's
+    final, each prompt fired by the agent's own final). `parts` gets each final's latency split in
+    two: "vad" (call time, until the VAD's hang-over closed the speech) and "decode" (wall time,
+    from then until the final's event: waiting for the transcriber and decoding)."""
+    from agent_assist.events import CallStart, Prompt, Speaker, Utterance
+
+    t0 = next(at for e, at in zip(sink.events, sink.at, strict=True) if isinstance(e, CallStart))
+    ends = speech_ends(rec, sink)
+    finals = {e.utterance_id: e for e in sink.events if isinstance(e, Utterance)}
+    utterances, customer, agent = [], [], []
+    for e, at in zip(sink.events, sink.at, strict=True):
+        if isinstance(e, Utterance) and e.utterance_id in ends:
+            utterances.append(at - (t0 + ends[e.utterance_id]))
+            if parts is not None:
+                parts.setdefault("vad", []).append(e.t - ends[e.utterance_id])
+                parts.setdefault("decode", []).append(at - (t0 + e.t))
+        elif isinstance(e, Prompt) and e.why.get("utterance_id") in ends:
+            about = finals[e.why["utterance_id"]]
+            if about.t == e.t:  # fired by that final (not at the call's end)
+                late = at - (t0 + ends[about.utterance_id])
+                (agent if about.speaker == Speaker.AGENT else customer).append(late)
+    return utterances, customer, agent
+
+
+def finals(sink: Arrivals) -> list[tuple[str, str]]:
+    from agent_assist.events import Utterance
+
+    return [(e.speaker.value, e.text) for e in sink.events if isinstance(e, Utterance)]
+
+
+def said(sink: Arrivals, speaker: Any) -> str:
+    from agent_assist.events import Utterance
+
+    return " ".join(e.text for e in sink.events if isinstance(e, Utterance) and e.speaker == speaker)
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import ctranslate2
+    import faster_whisper
+    import onnxruntime
+
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
+            "onnxruntime": onnxruntime.__version__, "commit": commit,
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def bench(quick: bool, say: Any = print) -> dict[str, Any]:
+    import jiwer
+
+    from agent_assist.rules.packs import load_for_run
+    from agent_assist.scoring.scorer import Scorer
+    from agent_assist.transcriber import Transcriber
+
+    call, clips = recordings(quick)
+    rss_before = rss_mb()
+    transcriber = Transcriber()
+    transcriber.warm_up()
+    scorer, pack = Scorer(), load_for_run(())
+    rss_models = rss_mb()
+    say(f"models loaded: RSS {rss_models:.0f} MB; the sample call ({call.seconds:.0f} s) at real time…")
+
+    # 2. paced at real time
+    live, _, wall, cpu = run_call(call, transcriber, scorer, pack, realtime=True)
+    cpu_fraction = cpu / wall
+    peak = peak_rss_mb()
+    parts: dict[str, list[float]] = {}
+    utt, prompts, agent_prompts = latencies(call, live, parts)
+    live_clips = []
+    for clip in clips:
+        say(f"  {clip.name} ({clip.seconds:.0f} s) at real time…")
+        sink, *_ = run_call(clip, transcriber, scorer, pack, realtime=True)
+        live_clips.append(sink)
+        utt += latencies(clip, sink, parts)[0]
+    peak = max(peak, peak_rss_mb())
+
+    # 3. without pacing
+    say("the sample call without pacing…")
+    fast, stages, fast_wall, _ = run_call(call, transcriber, scorer, pack, realtime=False, timed=True)
+    stage_s = {type(s.stage).__name__: round(s.seconds, 3) for s in stages}
+    scorer_stage = next(s for s in stages if type(s.stage).__name__ == "Scorer")
+    voice_stage = next(s for s in stages if type(s.stage).__name__ == "VoiceAnalyser")
+    from agent_assist.events import Utterance
+
+    scored = sum(1 for e in fast.events if isinstance(e, Utterance) and e.scores is not None)
+    classifier_ms = (scorer_stage.seconds + voice_stage.seconds) * 1000 / max(1, scored)
+
+    # 4. offline, the same audio and model
+    say("faster-whisper's offline transcribe() on the same audio…")
+    refs, streamed, offline = [], [], []
+    offline_s, audio_s = 0.0, call.seconds + sum(c.seconds for c in clips)
+    for rec, sink in [(call, live), *zip(clips, live_clips, strict=True)]:
+        for speaker, reference in rec.references.items():
+            start = time.perf_counter()
+            segments, _ = transcriber.model.transcribe(rec.parties[speaker], language="en")
+            text = " ".join(s.text for s in segments)
+            offline_s += time.perf_counter() - start
+            refs.append(normalise(reference))
+            streamed.append(normalise(said(sink, speaker)))
+            offline.append(normalise(text))
+    words = sum(len(r.split()) for r in refs)
+    wer_streaming = float(jiwer.wer(refs, streamed))
+    wer_offline = float(jiwer.wer(refs, offline))
+
+    result: dict[str, Any] = {
+        "prompt_latency_p50_s": round(percentile(prompts, 50), 3),
+        "prompt_latency_p95_s": round(percentile(prompts, 95), 3),
+        "utterance_latency_p50_s": round(percentile(utt, 50), 3),
+        "utterance_latency_p95_s": round(percentile(utt, 95), 3),
+        "cpu_core_fraction": round(cpu_fraction, 3),
+        "peak_rss_mb": round(peak, 1),
+        "replay_speed_x": round(call.seconds / fast_wall, 2),
+        "offline_speed_x": round(audio_s / offline_s, 2),
+        "wer_streaming": round(wer_streaming, 4),
+        "wer_offline": round(wer_offline, 4),
+        "wer_gap_points": round((wer_streaming - wer_offline) * 100, 2),
+        "classifier_ms_per_utterance": round(classifier_ms, 2),
+        "details": {
+            "quick": quick,
+            "prompts": len(prompts),
+            "utterances_timed": len(utt),
+            "utterance_latencies_s": [round(x, 3) for x in utt],
+            "prompt_latencies_s": [round(x, 3) for x in prompts],
+            "agent_prompt_latencies_s": [round(x, 3) for x in agent_prompts],
+            "utterance_latency_parts_p50_p95_s": {
+                k: [round(percentile(v, 50), 3), round(percentile(v, 95), 3)] for k, v in parts.items()},
+            "sample_call_s": round(call.seconds, 1),
+            "realtime_wall_s": round(wall, 1),
+            "realtime_cpu_s": round(cpu, 1),
+            "replay_wall_s": round(fast_wall, 2),
+            "replay_stage_s": stage_s,
+            "replay_finals_match_realtime": finals(fast) == finals(live),
+            "speech_s": round(audio_s, 1),
+            "offline_s": round(offline_s, 2),
+            "wer_words": words,
+            "rss_before_models_mb": round(rss_before, 1),
+            "rss_after_models_mb": round(rss_models, 1),
+            "scored_utterances": scored,
+            "recordings": [call.name, *(c.name for c in clips)],
+        },
+        "machine": machine(),
+    }
+    result["speed_vs_offline"] = round(result["replay_speed_x"] / result["offline_speed_x"], 2)
+    result["targets"] = {
+        name: {"target": f"{op} {value:g}", "met": bool(result[name] <= value if op == "<=" else
+                                                       result[name] >= value)}
+        for name, op, value in TARGETS
+    }
+    return result
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+ROWS = [
+    ("prompt latency p50 / p95", "prompt_latency_p50_s", "prompt_latency_p95_s", "s", "prompt_latency_p95_s"),
+    ("utterance latency p50 / p95", "utterance_latency_p50_s", "utterance_latency_p95_s", "s",
+     "utterance_latency_p95_s"),
+    ("CPU over a real-time two-party call", "cpu_core_fraction", None, "of one core", "cpu_core_fraction"),
+    ("peak RSS", "peak_rss_mb", None, "MB", "peak_rss_mb"),
+    ("replay without pacing", "replay_speed_x", None, "x real time", "replay_speed_x"),
+    ("faster-whisper offline `transcribe()`", "offline_speed_x", None, "x real time", None),
+    ("WER streaming / offline", "wer_streaming", "wer_offline", "", "wer_gap_points"),
+    ("classifiers per scored utterance", "classifier_ms_per_utterance", None, "ms", None),
+]
+
+
+def table(result: dict[str, Any]) -> str:
+    d, m = result["details"], result["machine"]
+    lines = [f"`make bench` on {m['cores']} cores ({m['cpu']}), tiny.en int8, commit {m['commit']}, "
+             f"{m['date'][:10]}: the sample call ({d['sample_call_s']:.0f} s, two parties) and "
+             f"{len(d['recordings']) - 1} recordings, {d['wer_words']} reference words. "
+             "From bench/results/latest.json.", "",
+             "| measure | result | target |", "|---|---|---|"]
+    for label, a, b, unit, target in ROWS:
+        if a.startswith("wer"):
+            gap = result["wer_gap_points"]
+            value = f"{result[a] * 100:.1f} % / {result[b] * 100:.1f} % ({gap:+.1f} points)"
+        else:
+            value = f"{result[a]:g}" + (f" / {result[b]:g}" if b else "") + (f" {unit}" if unit else "")
+        goal = ""
+        if target:
+            t = result["targets"][target]
+            goal = t["target"].replace("<=", "≤").replace(">=", "≥")
+            goal += " met" if t["met"] else " **not met**"
+        lines.append(f"| {label} | {value} | {goal} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, text: str) -> None:
+    readme = path.read_text(encoding="utf-8")
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path}: no {README_START} … {README_END} block to update")
+    path.write_text(readme[: start + len(README_START)] + "\n" + text + "\n" + readme[end:], encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: the first 22 s of the sample call and one 5 s recording")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="update the table between the bench markers in this file")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    result = bench(args.quick, say=lambda s: print(s, file=sys.stderr, flush=True))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    text = table(result)
+    print(text)
+    if args.readme is not None:
+        update_readme(args.readme, text)
+    missed = [name for name, t in result["targets"].items() if not t["met"]]
+    print(f"\nwritten {args.out}; targets not met: {', '.join(missed) or 'none'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
