@@ -4,7 +4,7 @@ Per party, 512-sample windows get a Silero speech probability. Speech starts whe
 `threshold` (the segment's audio reaches back `preroll_s` so the first word is not clipped) and ends
 when no window has reached `neg_threshold` for `hangover_s`. While a party in `partial_speakers`
 speaks, a partial request is emitted every `partial_interval_s`, on a voiced window (in a pause the
-speech may be ending, and the final would soon follow a partial that only held it up); a monologue longer than
+speech may be ending, and a partial then would only hold up the final). A monologue longer than
 `max_utterance_s` is cut at its latest pause and carries on as a new segment, so no word is lost or
 heard twice.
 

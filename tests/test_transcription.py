@@ -71,6 +71,34 @@ def test_swapping_the_customer_channel_swaps_the_speakers(run_replay):
     assert "horizon" in customer and "wizard" not in customer
 
 
+def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(transcriber):
+    """The encoder is most of a decode's cost: a partial's window is its audio plus 5 s."""
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.events import SpeechSegment
+
+    audio = decode_audio(str(SPEECH / "1089-134691-0000.flac"))  # 2 s: "he could wait no longer"
+    model, frames = transcriber.model, []
+
+    class Watched(type(model)):  # the real encoder, with the mel frames it encoded noted
+        def encode(self, features):
+            out = super().encode(features)
+            frames.append(out.shape[1] * 2)  # the encoder halves the frames
+            return out
+
+    segment = SpeechSegment(t=2.0, speaker=Speaker.CUSTOMER, utterance_id="u1", start=0.0, end=2.0,
+                            audio_start=0.0, audio=audio, final=False)
+    model.__class__ = Watched
+    try:
+        partial = transcriber.partial(segment)
+        final = transcriber.final(segment)
+    finally:
+        model.__class__ = Watched.__bases__[0]
+    seconds = len(audio) / 16000
+    assert frames[0] == pytest.approx((seconds + 5) * 100, abs=2) and frames[1] == 3000
+    assert normalise(partial.text) == normalise(final.text) == "he could wait no longer"
+
+
 def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
     out = run_replay(DATA / "nonspeech" / "nonspeech.flac")
     assert [e for e in out.events if isinstance(e, Utterance | Partial)] == []
