@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -469,11 +470,11 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
       agent-assist classifiers eval --voice-data ../shared/data/emotional-speech
     """
     from agent_assist.scoring import evaluation
-    from agent_assist.scoring.models import shipped
+    from agent_assist.scoring.models import Classifiers
 
     if calls is None and DEFAULT_CALLS.is_file():
         calls = DEFAULT_CALLS
-    models = shipped()
+    models = Classifiers(encoder_threads=os.cpu_count() or 1)  # a batch job: every core
     report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"))
     if voice_data is not None:
         from agent_assist.scoring.training import HELD_OUT_SPEAKERS

@@ -144,16 +144,43 @@ def recordings(quick: bool) -> tuple[Recording, list[Recording]]:
 # -- running the pipeline ------------------------------------------------------------------------
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each of this process's threads so far, by name: Python's names where the
+    thread is Python's, "native" for the thread pools inside CTranslate2 and onnxruntime."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = defaultdict(float)
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = names.get(int(task.name), "native")
+        out[re.sub(r"_\d+$", "", name)] += (int(fields[11]) + int(fields[12])) / ticks
+    return dict(out)
+
+
 class Arrivals:
-    """A sink that notes when each event arrives (monotonic clock) and keeps it."""
+    """A sink that notes when each event arrives (monotonic clock) and keeps it, and each thread's
+    CPU time when the call starts and ends (the transcriber's worker lives only as long as the call)."""
 
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.at: list[float] = []
+        self.cpu: list[dict[str, float]] = []
 
     def emit(self, event: Any) -> None:
         self.at.append(time.monotonic())
         self.events.append(event)
+        if type(event).__name__ in ("CallStart", "CallEnd"):
+            self.cpu.append(thread_cpu())
+
+    def cpu_by_thread(self) -> dict[str, float]:
+        first, last = self.cpu[0], self.cpu[-1]
+        return {name: round(v - first.get(name, 0.0), 2) for name, v in sorted(last.items())
+                if v - first.get(name, 0.0) >= 0.005}
 
     def close(self) -> None:
         pass
@@ -358,6 +385,7 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
             "sample_call_s": round(call.seconds, 1),
             "realtime_wall_s": round(wall, 1),
             "realtime_cpu_s": round(cpu, 1),
+            "realtime_cpu_s_by_thread": live.cpu_by_thread(),
             "replay_wall_s": round(fast_wall, 2),
             "replay_stage_s": stage_s,
             "replay_finals_match_realtime": finals(fast) == finals(live),

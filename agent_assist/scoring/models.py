@@ -138,9 +138,13 @@ class TextInputs:
 
 
 class Classifiers:
-    """The three ONNX models and their manifest, loaded once per process."""
+    """The three ONNX models and their manifest, loaded once per process.
 
-    def __init__(self, directory: Path = MODEL_DIR) -> None:
+    `encoder_threads`: 1 on a call (the agent's desktop has other work); a batch job such as the
+    evaluation may use every core, with the same embeddings to the bit (int8 matrix products).
+    """
+
+    def __init__(self, directory: Path = MODEL_DIR, encoder_threads: int = 1) -> None:
         self.directory = directory
         manifest = directory / "manifest.json"
         try:
@@ -149,7 +153,7 @@ class Classifiers:
             raise ModelError(f"{manifest}: missing; run `agent-assist classifiers train`") from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"{manifest}: unreadable ({exc})") from exc
-        self.encoder = Encoder(directory)
+        self.encoder = Encoder(directory, threads=encoder_threads)
         self.text = _session(directory / "text.onnx")
         self.voice = _session(directory / "acoustic.onnx")
         self.voice_prior = np.array([self.manifest["acoustic"]["prior"][s] for s in VOICE_HEADS])
