@@ -17,6 +17,7 @@ and passes it on, so the end of a call needs no second code path.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -74,6 +75,13 @@ class SpeechSegment:
     when the transcriber falls behind (finals never are). `start`/`end` bound the speech itself;
     `audio` starts at `audio_start` (a little before `start`, so the first word is not clipped).
     `t` is the call time at which the segmenter decided to emit it.
+
+    `early=True` (with `final=False`) carries a final's audio before the turn is known to have
+    ended: the pause has lasted `tail_s`, so the audio a final would hold is complete, but not yet
+    `hangover_s`. The transcriber decodes it at once and keeps the result; if the pause goes on to
+    end the turn, the final (the same audio) is ready without a second decode. Not dropped when the
+    transcriber is busy: the final behind it would wait either way. If speech goes on instead, the
+    segmenter sets `superseded`, and the transcriber skips the decode or cuts it short.
     """
 
     t: float
@@ -84,10 +92,12 @@ class SpeechSegment:
     audio_start: float
     audio: np.ndarray
     final: bool
+    early: bool = False
+    superseded: threading.Event | None = None
 
     @property
     def droppable(self) -> bool:
-        return not self.final
+        return not (self.final or self.early)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_assist.audio.files import ChannelLayout, FileSource
@@ -71,7 +71,7 @@ class Replay:
             scorer = scorer or Scorer()
         segmenter = opts.segmenter
         if not (opts.partials if opts.partials is not None else opts.realtime or desk is not None):
-            segmenter = replace(segmenter, partial_interval_s=None)
+            segmenter = segmenter.unwatched()
         stages = call_stages(segmenter, self.transcriber, scorer if opts.scoring else None, pack)
         self.pipeline = Pipeline(stages, sinks,
                                  realtime=self.options.realtime, model_label=self.transcriber.label)

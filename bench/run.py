@@ -9,8 +9,8 @@ What it does, on real speech (the sample call, and the recordings with reference
 1. Loads the models once (the bundled tiny.en, int8) and notes the memory.
 2. Plays each recording through the whole pipeline paced at real time, as a live call runs (the
    transcriber on its own worker, partials on), noting when each event arrives:
-   - utterance latency: from the end of speech in the audio to the final's event (the end of a
-     turn in the sample call's script; elsewhere the end of the final's last word);
+   - utterance latency: from the end of speech in the audio to the final's event (where the
+     sound of a turn in the sample call's script stops; elsewhere the end of the final's last word);
    - prompt latency: from the end of the customer's words that fired a prompt to the prompt event
      (prompts the agent's own words fire are listed apart);
    - CPU: the process's CPU time over the sample call's wall time, as a fraction of one core;
@@ -211,7 +211,7 @@ def run_call(rec: Recording, transcriber: Any, scorer: Any, pack: Any, *, realti
     from agent_assist.replay import call_stages
     from agent_assist.segmenter import SegmenterOptions
 
-    segmenter = SegmenterOptions() if realtime else SegmenterOptions(partial_interval_s=None)
+    segmenter = SegmenterOptions() if realtime else SegmenterOptions().unwatched()
     stages: list[Any] = call_stages(segmenter, transcriber, scorer, pack)
     if timed:
         stages = [TimedStage(s) for s in stages]
@@ -222,13 +222,28 @@ def run_call(rec: Recording, transcriber: Any, scorer: Any, pack: Any, *, realti
     return sink, stages, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def sound_end(audio: np.ndarray, start: float, end: float, floor_db: float = 40.0) -> float:
+    """Where the sound stops in audio[start:end]: the end of the last 10 ms within `floor_db` of the
+    span's loudest 10 ms. The sample call's turns end with the synthesiser's own silence (0.17 s,
+    median), so a turn's scripted end comes after its speech does."""
+    first, stop = int(start * RATE), min(len(audio), int(end * RATE))
+    frame = RATE // 100
+    n = (stop - first) // frame
+    if n <= 0:
+        return end
+    rms = np.sqrt(np.mean(audio[first : first + n * frame].reshape(n, frame) ** 2, axis=1))
+    loud = np.nonzero(rms > rms.max() * 10 ** (-floor_db / 20))[0]
+    return start + (int(loud[-1]) + 1) * frame / RATE
+
+
 def speech_ends(rec: Recording, sink: Arrivals) -> dict[str, float]:
     """When each final's speech ended in the audio, by utterance id.
 
     Where the recording's script gives its turns (the sample call), the last final of each turn
-    ends when the turn does; finals in the middle of a turn (cut at a pause) have no such time and
-    are left out. Elsewhere, the end of the final's last word, which Whisper puts a little early
-    (0.17 s before the true end, median over the sample call's turns): that overstates latency.
+    ends where the turn's sound does (`sound_end`); finals in the middle of a turn (cut at a pause)
+    have no such time and are left out. Elsewhere, the end of the final's last word: on the sample
+    call's turns Whisper puts it within a few hundredths of a second of the sound's end
+    (`word_end_minus_sound_end_s` in the results).
     """
     from agent_assist.events import Utterance
 
@@ -239,8 +254,22 @@ def speech_ends(rec: Recording, sink: Arrivals) -> dict[str, float]:
     for speaker, start, end in rec.turns:
         mine = [u for u in utterances if u.speaker == speaker and start - 0.5 <= u.start <= end]
         if mine:
-            ends[max(mine, key=lambda u: u.end).utterance_id] = end
+            ends[max(mine, key=lambda u: u.end).utterance_id] = sound_end(rec.parties[speaker],
+                                                                          start, end)
     return ends
+
+
+def end_checks(rec: Recording, sink: Arrivals) -> dict[str, float]:
+    """Medians over the turns: the scripted end minus the sound's end (the synthesiser's trailing
+    silence), and the last word's end minus the sound's end (how far word ends can be trusted)."""
+    from agent_assist.events import Utterance
+
+    finals = {e.utterance_id: e for e in sink.events if isinstance(e, Utterance)}
+    ends = speech_ends(rec, sink)
+    silence = [end - sound_end(rec.parties[speaker], start, end) for speaker, start, end in rec.turns]
+    words = [finals[uid].end - t for uid, t in ends.items()]
+    return {"turn_trailing_silence_s": round(float(np.median(silence)), 3),
+            "word_end_minus_sound_end_s": round(float(np.median(words)), 3)}
 
 
 def latencies(rec: Recording, sink: Arrivals, parts: dict[str, list[float]] | None = None
@@ -320,6 +349,7 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
 
     # 2. paced at real time
     live, _, wall, cpu = run_call(call, transcriber, scorer, pack, realtime=True)
+    early = dict(transcriber.early)
     cpu_fraction = cpu / wall
     peak = peak_rss_mb()
     parts: dict[str, list[float]] = {}
@@ -386,6 +416,8 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
             "realtime_wall_s": round(wall, 1),
             "realtime_cpu_s": round(cpu, 1),
             "realtime_cpu_s_by_thread": live.cpu_by_thread(),
+            "realtime_early_finals": early,
+            "speech_end_checks": end_checks(call, live),
             "replay_wall_s": round(fast_wall, 2),
             "replay_stage_s": stage_s,
             "replay_finals_match_realtime": finals(fast) == finals(live),

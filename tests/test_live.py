@@ -317,7 +317,8 @@ def test_a_slow_transcriber_skips_partials_keeps_every_final_and_latency_stays_b
     reports = [d for d in sink.of(Dropped) if d.what == "partial"]
     assert sum(d.count for d in reports) == end_event.partials_dropped == reports[-1].total
     assert all(b.t - a.t >= 5.0 for a, b in itertools.pairwise(reports[:-1]))  # the last: at the end
-    # A final waits for the request ahead of it (a partial, or the other party's final) and its own,
+    # A final waits for the request ahead of it (a partial, or the other party's final) and its own
+    # (its early decode, then the final that reuses it),
     # after the VAD's 0.5 s hangover; bounded by this run's own request times, not a fixed figure.
     slowest = max(slowed.took)
     print(f"requests: {len(slowed.took)}, slowest {slowest:.2f} s")

@@ -82,7 +82,7 @@ def test_blips_shorter_than_min_speech_are_ignored():
 def test_partials_come_at_least_every_second_of_ongoing_speech():
     probs = [0.9] * seconds(5.5) + [0.0] * seconds(1)
     segments = run(probs)
-    partials = [s for s in segments if not s.final]
+    partials = [s for s in segments if not (s.final or s.early)]
     assert len(partials) >= 5
     times = [0.0] + [s.t for s in partials]
     assert max(np.diff(times)) <= 1.0 + W
@@ -93,11 +93,76 @@ def test_no_partial_is_asked_for_in_a_pause_where_speech_may_be_ending():
     # a 0.4 s dip (shorter than the hang-over) where the second partial falls due, then the end
     probs = [0.9] * seconds(1.6) + [0.1] * seconds(0.4) + [0.9] * seconds(1.0) + [0.0] * seconds(1)
     segments = run(probs)
-    partials = [s for s in segments if not s.final]
+    partials = [s for s in segments if not (s.final or s.early)]
     assert len(partials) >= 2 and len([s for s in segments if s.final]) == 1
     for p in partials:  # each was asked for at the end of a voiced window
         assert probs[round(p.t / W) - 1] >= SegmenterOptions().neg_threshold, p.t
     assert any(2.0 < p.t <= 2.1 for p in partials)  # the one that fell due in the dip: just after it
+
+
+def test_a_finals_audio_goes_early_when_complete_and_the_final_follows_with_the_same_audio():
+    opt = SegmenterOptions()
+    probs = [0.0] * seconds(1) + [0.9] * seconds(2) + [0.0] * seconds(1.5)
+    segments = run(probs)
+    early = [s for s in segments if s.early]
+    finals = [s for s in segments if s.final]
+    assert len(early) == 1 and len(finals) == 1 and not early[0].final
+    e, f = early[0], finals[0]
+    # sent as soon as the pause has lasted tail_s, before the hang-over ends the turn
+    assert e.t == pytest.approx(3.0 + opt.tail_s, abs=TOL)
+    assert f.t == pytest.approx(3.0 + opt.hangover_s, abs=TOL) and e.t < f.t
+    assert e.utterance_id == f.utterance_id and e.audio_start == f.audio_start
+    assert (e.start, e.end) == (f.start, f.end) and np.array_equal(e.audio, f.audio)
+    assert not e.droppable  # the final behind it would wait either way
+
+
+def test_a_pause_that_does_not_end_the_turn_sends_an_early_segment_but_no_final():
+    # a 0.4 s pause: longer than the tail, shorter than the hang-over; then speech goes on
+    probs = [0.9] * seconds(2) + [0.1] * seconds(0.4) + [0.9] * seconds(1) + [0.0] * seconds(1)
+    segments = run(probs)
+    early = [s for s in segments if s.early]
+    finals = [s for s in segments if s.final]
+    assert len(finals) == 1 and len(early) == 2
+    assert early[0].utterance_id == early[1].utterance_id == finals[0].utterance_id
+    assert len(early[0].audio) < len(finals[0].audio)  # it did not hear the rest: not reused
+    assert np.array_equal(early[1].audio, finals[0].audio)
+
+
+def test_audio_that_ends_in_a_pause_after_the_early_segment_gives_the_final_its_audio():
+    # the last part-window (100 samples, zero padded) scores as voice, as a breath at a clip's
+    # very end can: it is not speech going on, and the final keeps the early segment's audio
+    probs = [0.9] * seconds(2) + [0.0] * seconds(0.35) + [0.9]
+    segmenter = Segmenter(vad_factory=lambda: ScriptedVad(probs))
+    audio = np.arange((len(probs) - 1) * WINDOW + 100, dtype=np.float32)
+    out = [e for e in segmenter.process(AudioChunk(t=0.0, speaker=Speaker.CUSTOMER, samples=audio))
+           if isinstance(e, SpeechSegment)]
+    end = CallEnd(t=len(audio) / 16000, call_id="c", reason=EndReason.END_OF_AUDIO)
+    out += [e for e in segmenter.process(end) if isinstance(e, SpeechSegment)]
+    early = [s for s in out if s.early]
+    finals = [s for s in out if s.final]
+    assert len(early) == 1 and len(finals) == 1
+    assert np.array_equal(early[0].audio, finals[0].audio) and not early[0].superseded.is_set()
+
+
+def test_speech_going_on_after_the_early_segment_marks_it_superseded():
+    probs = [0.9] * seconds(2) + [0.1] * seconds(0.4) + [0.9] * seconds(1) + [0.0] * seconds(1)
+    early = [s for s in run(probs) if s.early]
+    assert early[0].superseded.is_set()  # the transcriber skips it or cuts it short
+    assert not early[1].superseded.is_set()  # the final's own
+
+
+def test_nobody_watching_means_no_partials_and_no_early_finals_but_the_same_finals():
+    probs = ([0.0] * seconds(0.5) + [0.9] * seconds(3) + [0.1] * seconds(0.4) + [0.9] * seconds(2)
+             + [0.0] * seconds(1) + [0.9] * seconds(1.5) + [0.0] * seconds(1))
+    watched, unwatched = run(probs), run(probs, SegmenterOptions().unwatched())
+    assert any(s.early for s in watched) and any(not (s.final or s.early) for s in watched)
+    assert all(s.final for s in unwatched)
+    finals = [s for s in watched if s.final]
+    assert len(finals) == len(unwatched) == 2
+    for a, b in zip(finals, unwatched, strict=True):
+        assert (a.t, a.start, a.end, a.audio_start) == (b.t, b.start, b.end, b.audio_start)
+        assert np.array_equal(a.audio, b.audio)
+    assert not any(s.early for s in run(probs, SegmenterOptions(early_finals=False)))
 
 
 def test_a_long_monologue_is_cut_at_its_latest_pause_without_losing_or_repeating_audio():

@@ -99,6 +99,93 @@ def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(tra
     assert normalise(partial.text) == normalise(final.text) == "he could wait no longer"
 
 
+def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when_it_is_not(
+        transcriber):
+    """The final that follows an early segment with the same audio is not decoded again, and its
+    words are those a decode of the final alone gives; a final that heard more is decoded anew."""
+    from dataclasses import replace
+
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.events import SpeechSegment
+
+    first = decode_audio(str(SPEECH / "1089-134691-0000.flac"))  # "he could wait no longer"
+    more = np.concatenate([first, decode_audio(str(SPEECH / "1089-134686-0001.flac"))])
+    model, encodes = transcriber.model, []
+
+    class Watched(type(model)):  # the real encoder, with each call noted
+        def encode(self, features):
+            encodes.append(features.shape[-1])
+            return super().encode(features)
+
+    def segment(audio, **kind):
+        seconds = len(audio) / 16000
+        return SpeechSegment(t=seconds + 0.5, speaker=Speaker.CUSTOMER, utterance_id="u1", start=0.0,
+                             end=seconds - 0.25, audio_start=0.0, audio=audio, final=False, **kind)
+
+    def events(*segments):
+        return [out for seg in segments for out in transcriber.process(seg)]
+
+    alone = transcriber.final(replace(segment(first), final=True))
+    model.__class__ = Watched
+    try:
+        list(transcriber.process(CallStart(t=0.0, call_id="early", source="test", channels={},
+                                           started_at="2026-11-23T22:00:00+00:00", model="tiny.en")))
+        assert events(segment(first, early=True)) == [] and len(encodes) == 1
+        reused = events(replace(segment(first), final=True))
+        assert len(encodes) == 1  # not decoded again
+        # speech went on after the pause: the final hears more, and is decoded anew
+        events(segment(first, early=True))
+        longer = events(replace(segment(more), final=True))
+        assert len(encodes) == 3
+    finally:
+        model.__class__ = Watched.__bases__[0]
+    assert len(reused) == 1 and reused[0] == replace(alone, call_id="early")
+    assert normalise(longer[0].text).startswith("he could wait no longer")
+    assert len(longer[0].text.split()) > len(reused[0].text.split()) + 3
+
+
+def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encoder(transcriber):
+    """Speech that goes on after an early segment sets its `superseded`: a decode that has not
+    begun is skipped, one under way stops once encoded, and the final is decoded as usual."""
+    import threading
+
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.events import SpeechSegment
+
+    audio = decode_audio(str(SPEECH / "1089-134691-0000.flac"))
+    model, encodes, during = transcriber.model, [], threading.Event()
+
+    class Watched(type(model)):  # the real encoder; speech "goes on" while it runs
+        def encode(self, features):
+            encodes.append(features.shape[-1])
+            during.set()
+            return super().encode(features)
+
+    def early(superseded):
+        return SpeechSegment(t=2.3, speaker=Speaker.AGENT, utterance_id="u7", start=0.0, end=1.9,
+                             audio_start=0.0, audio=audio, final=False, early=True,
+                             superseded=superseded)
+
+    before = dict(transcriber.early)
+    model.__class__ = Watched
+    try:
+        gone = threading.Event()
+        gone.set()
+        assert list(transcriber.process(early(gone))) == [] and encodes == []  # skipped
+        assert list(transcriber.process(early(during))) == [] and len(encodes) == 1  # given up
+        final = transcriber.final(SpeechSegment(t=2.5, speaker=Speaker.AGENT, utterance_id="u7",
+                                                start=0.0, end=1.9, audio_start=0.0, audio=audio,
+                                                final=True))
+        assert len(encodes) == 2  # nothing was kept for it: decoded in full
+    finally:
+        model.__class__ = Watched.__bases__[0]
+    after = {k: transcriber.early[k] - before[k] for k in before}
+    assert after == {"decoded": 0, "reused": 0, "skipped": 1, "abandoned": 1}
+    assert normalise(final.text) == "he could wait no longer"
+
+
 def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
     out = run_replay(DATA / "nonspeech" / "nonspeech.flac", partials=True)  # as a live call asks
     assert [e for e in out.events if isinstance(e, Utterance | Partial)] == []

@@ -335,7 +335,7 @@ def voice(
             at += len(x) + len(gap)
         stage = _BothWays(models)
         sink = EventList()
-        finals_only = Segmenter(SegmenterOptions(partial_interval_s=None))  # an unpaced replay's
+        finals_only = Segmenter(SegmenterOptions().unwatched())  # an unpaced replay's
         pipeline = Pipeline([finals_only, VoiceAnalyser(), transcriber, stage], [sink])
         pipeline.run(ArraySource({Speaker.UNKNOWN: np.concatenate(audio)}, f"voice {speaker}"), speaker)
         for clip, start, end in spans[len(neutral) :]:
