@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agent_assist.audio.files import ChannelLayout, FileSource
@@ -70,8 +70,11 @@ class Replay:
         if opts.scoring:
             scorer = scorer or Scorer()
         segmenter = opts.segmenter
-        if not (opts.partials if opts.partials is not None else opts.realtime or desk is not None):
-            segmenter = segmenter.unwatched()
+        watched = opts.realtime or desk is not None  # someone waits for each event as it comes
+        if not (opts.partials if opts.partials is not None else watched):
+            segmenter = replace(segmenter, partial_interval_s=None)
+        if not watched:  # early finals would only add work: nothing waits for them
+            segmenter = replace(segmenter, early_finals=False)
         stages = call_stages(segmenter, self.transcriber, scorer if opts.scoring else None, pack)
         self.pipeline = Pipeline(stages, sinks,
                                  realtime=self.options.realtime, model_label=self.transcriber.label)

@@ -193,17 +193,34 @@ def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
     assert isinstance(end, CallEnd) and end.t > 40
 
 
-def test_realtime_and_fast_replay_give_the_same_finals(run_replay):
+def test_realtime_and_fast_replay_give_the_same_finals(run_replay, transcriber):
     path = SPEECH / "stereo_diarization.wav"
     fast = run_replay(path)
-    began = time.monotonic()
+    began, reused = time.monotonic(), transcriber.early["reused"]
     paced = run_replay(path, realtime=True)
     assert time.monotonic() - began >= 4.5  # it really was paced (the file is 5 s long)
+    assert transcriber.early["reused"] > reused  # paced finals came from early decodes
     assert [u.text for u in fast.utterances] == [u.text for u in paced.utterances]
     for a, b in zip(fast.utterances, paced.utterances, strict=True):
         assert a.speaker == b.speaker
         assert abs(a.t - b.t) <= 0.05 and abs(a.start - b.start) <= 0.05
         assert abs(a.end - b.end) <= 0.05
+
+
+def test_only_a_call_someone_watches_asks_for_early_finals_and_partials_follow_the_flag(
+        transcriber):
+    from agent_assist.replay import Replay, ReplayOptions
+
+    def segmenter(**options):
+        return Replay(SPEECH / "jfk.flac", [], ReplayOptions(**options),
+                      transcriber=transcriber).pipeline.stages[0].options
+
+    unpaced, paced = segmenter(), segmenter(realtime=True)
+    assert not unpaced.early_finals and unpaced.partial_interval_s is None
+    assert paced.early_finals and paced.partial_interval_s == 1.0
+    quiet = segmenter(realtime=True, partials=False)  # no partials, but finals as soon as ever
+    assert quiet.early_finals and quiet.partial_interval_s is None
+    assert segmenter(partials=True).partial_interval_s == 1.0 and not segmenter(partials=True).early_finals
 
 
 def test_a_long_monologue_is_transcribed_in_parts_without_losing_or_repeating_words(
