@@ -75,18 +75,16 @@ def _whisper_class() -> type:
     from faster_whisper import WhisperModel
 
     class Whisper(WhisperModel):
-        """faster-whisper's model whose encoder window may be cut short (see `encoder_window`) and
-        whose decode may be given up once encoded (see `abandon_if`)."""
+        """faster-whisper's model whose encoder window may be cut short and whose decode may be
+        given up once encoded (see `next_decode`)."""
 
         _local = threading.local()
 
-        def encoder_window(self, frames: int | None) -> None:
-            """Encode at most `frames` mel frames (10 ms each) on this thread; None: all 3000."""
+        def next_decode(self, frames: int | None, unwanted: threading.Event | None) -> None:
+            """For the next decode on this thread: encode at most `frames` mel frames (10 ms
+            each; None: all 3000), and raise `Abandoned` after encoding if `unwanted` is set by
+            then (the decoder and the word alignment, a third of the cost, are saved)."""
             self._local.frames = frames
-
-        def abandon_if(self, unwanted: threading.Event | None) -> None:
-            """On this thread, raise `Abandoned` after encoding if `unwanted` is set by then:
-            the decoder and the word alignment (a third of the cost) are saved."""
             self._local.unwanted = unwanted
 
         def encode(self, features: np.ndarray) -> Any:
@@ -188,26 +186,21 @@ class Transcriber:
         if unwanted is not None and unwanted.is_set():  # speech went on while it waited
             self.early["skipped"] += 1
             return
-        abandon_if = getattr(self.model, "abandon_if", None)
-        if abandon_if is not None:
-            abandon_if(unwanted)
         try:
-            decoded = self._decode(segment.audio, final=True)
+            decoded = self._decode(segment.audio, final=True, unwanted=unwanted)
         except Abandoned:
             self.early["abandoned"] += 1
             return
-        finally:
-            if abandon_if is not None:
-                abandon_if(None)
         self.early["decoded"] += 1
         self._early[segment.speaker] = (segment, decoded)
 
-    def _decode(self, audio: np.ndarray, *, final: bool) -> list[Any]:
+    def _decode(self, audio: np.ndarray, *, final: bool,
+                unwanted: threading.Event | None = None) -> list[Any]:
         opt = self.options
-        window = getattr(self.model, "encoder_window", None)
-        if window is not None:
+        next_decode = getattr(self.model, "next_decode", None)  # absent on a model given in
+        if next_decode is not None:
             pad = 0.0 if final else opt.partial_window_pad_s
-            window(round((len(audio) / 16000 + pad) * 100) if pad > 0 else None)
+            next_decode(round((len(audio) / 16000 + pad) * 100) if pad > 0 else None, unwanted)
         segments, _info = self.model.transcribe(
             audio,
             language=opt.language,

@@ -19,18 +19,13 @@ import threading
 import time
 from pathlib import Path
 
+from run import rss_mb  # bench/run.py, beside this script
+
 from agent_assist.audio.live import LiveOptions
 from agent_assist.events import CallEnd, PublicEvent
 from agent_assist.live import DeviceChoice, LiveSession, SessionOptions, choose_inputs
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class CallMemory:

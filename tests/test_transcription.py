@@ -1,5 +1,6 @@
 """Golden tests on real recordings through the streaming path, with the real bundled model."""
 
+import contextlib
 import time
 
 import jiwer
@@ -71,6 +72,28 @@ def test_swapping_the_customer_channel_swaps_the_speakers(run_replay):
     assert "horizon" in customer and "wizard" not in customer
 
 
+@contextlib.contextmanager
+def encoder_watched(model, before=None):
+    """The real encoder with each call noted: yields a list that gets, per call, the mel frames it
+    encoded (None while it runs, and for a call given up). `before()` runs as each call begins."""
+    calls = []
+
+    class Watched(type(model)):
+        def encode(self, features):
+            calls.append(None)
+            if before is not None:
+                before()
+            out = super().encode(features)
+            calls[-1] = out.shape[1] * 2  # the encoder halves the frames
+            return out
+
+    model.__class__ = Watched
+    try:
+        yield calls
+    finally:
+        model.__class__ = Watched.__bases__[0]
+
+
 def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(transcriber):
     """The encoder is most of a decode's cost: a partial's window is its audio plus 5 s."""
     from faster_whisper.audio import decode_audio
@@ -78,22 +101,11 @@ def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(tra
     from agent_assist.events import SpeechSegment
 
     audio = decode_audio(str(SPEECH / "1089-134691-0000.flac"))  # 2 s: "he could wait no longer"
-    model, frames = transcriber.model, []
-
-    class Watched(type(model)):  # the real encoder, with the mel frames it encoded noted
-        def encode(self, features):
-            out = super().encode(features)
-            frames.append(out.shape[1] * 2)  # the encoder halves the frames
-            return out
-
     segment = SpeechSegment(t=2.0, speaker=Speaker.CUSTOMER, utterance_id="u1", start=0.0, end=2.0,
                             audio_start=0.0, audio=audio, final=False)
-    model.__class__ = Watched
-    try:
+    with encoder_watched(transcriber.model) as frames:
         partial = transcriber.partial(segment)
         final = transcriber.final(segment)
-    finally:
-        model.__class__ = Watched.__bases__[0]
     seconds = len(audio) / 16000
     assert frames[0] == pytest.approx((seconds + 5) * 100, abs=2) and frames[1] == 3000
     assert normalise(partial.text) == normalise(final.text) == "he could wait no longer"
@@ -111,13 +123,6 @@ def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when
 
     first = decode_audio(str(SPEECH / "1089-134691-0000.flac"))  # "he could wait no longer"
     more = np.concatenate([first, decode_audio(str(SPEECH / "1089-134686-0001.flac"))])
-    model, encodes = transcriber.model, []
-
-    class Watched(type(model)):  # the real encoder, with each call noted
-        def encode(self, features):
-            encodes.append(features.shape[-1])
-            return super().encode(features)
-
     def segment(audio, **kind):
         seconds = len(audio) / 16000
         return SpeechSegment(t=seconds + 0.5, speaker=Speaker.CUSTOMER, utterance_id="u1", start=0.0,
@@ -127,8 +132,7 @@ def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when
         return [out for seg in segments for out in transcriber.process(seg)]
 
     alone = transcriber.final(replace(segment(first), final=True))
-    model.__class__ = Watched
-    try:
+    with encoder_watched(transcriber.model) as encodes:
         list(transcriber.process(CallStart(t=0.0, call_id="early", source="test", channels={},
                                            started_at="2026-11-23T22:00:00+00:00", model="tiny.en")))
         assert events(segment(first, early=True)) == [] and len(encodes) == 1
@@ -138,8 +142,6 @@ def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when
         events(segment(first, early=True))
         longer = events(replace(segment(more), final=True))
         assert len(encodes) == 3
-    finally:
-        model.__class__ = Watched.__bases__[0]
     assert len(reused) == 1 and reused[0] == replace(alone, call_id="early")
     assert normalise(longer[0].text).startswith("he could wait no longer")
     assert len(longer[0].text.split()) > len(reused[0].text.split()) + 3
@@ -155,13 +157,7 @@ def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encod
     from agent_assist.events import SpeechSegment
 
     audio = decode_audio(str(SPEECH / "1089-134691-0000.flac"))
-    model, encodes, during = transcriber.model, [], threading.Event()
-
-    class Watched(type(model)):  # the real encoder; speech "goes on" while it runs
-        def encode(self, features):
-            encodes.append(features.shape[-1])
-            during.set()
-            return super().encode(features)
+    during = threading.Event()  # speech "goes on" while the encoder runs
 
     def early(superseded):
         return SpeechSegment(t=2.3, speaker=Speaker.AGENT, utterance_id="u7", start=0.0, end=1.9,
@@ -169,8 +165,7 @@ def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encod
                              superseded=superseded)
 
     before = dict(transcriber.early)
-    model.__class__ = Watched
-    try:
+    with encoder_watched(transcriber.model, before=during.set) as encodes:
         gone = threading.Event()
         gone.set()
         assert list(transcriber.process(early(gone))) == [] and encodes == []  # skipped
@@ -179,8 +174,6 @@ def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encod
                                                 start=0.0, end=1.9, audio_start=0.0, audio=audio,
                                                 final=True))
         assert len(encodes) == 2  # nothing was kept for it: decoded in full
-    finally:
-        model.__class__ = Watched.__bases__[0]
     after = {k: transcriber.early[k] - before[k] for k in before}
     assert after == {"decoded": 0, "reused": 0, "skipped": 1, "abandoned": 1}
     assert normalise(final.text) == "he could wait no longer"
