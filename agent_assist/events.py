@@ -154,9 +154,16 @@ class Scores:
 
 @dataclass(frozen=True)
 class PublicEvent:
-    """Base for events that are written to the event log."""
+    """Base for events that are written to the event log.
+
+    `spoken` names the fields that carry words from the call or from a person (a transcript, what
+    a prompt quotes, an agent's note, a file name): everything in them, at any depth, is redacted
+    before the event is written anywhere (`agent_assist.redact.CallRedactor.event`). Every other
+    text field holds words the product or a rule author wrote.
+    """
 
     type: ClassVar[str] = ""
+    spoken: ClassVar[tuple[str, ...]] = ()
     t: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +185,7 @@ class CallStart(PublicEvent):
     """
 
     type: ClassVar[str] = "call_start"
+    spoken: ClassVar[tuple[str, ...]] = ("source",)
     call_id: str
     source: str
     channels: dict[str, Speaker]
@@ -192,6 +200,7 @@ class Partial(PublicEvent):
     """An utterance still in progress; a later `partial` or `utterance` with the same id replaces it."""
 
     type: ClassVar[str] = "partial"
+    spoken: ClassVar[tuple[str, ...]] = ("text",)
     call_id: str
     utterance_id: str
     speaker: Speaker
@@ -204,6 +213,7 @@ class Utterance(PublicEvent):
     """A final transcript of one stretch of speech by one party."""
 
     type: ClassVar[str] = "utterance"
+    spoken: ClassVar[tuple[str, ...]] = ("text", "words")
     call_id: str
     utterance_id: str
     speaker: Speaker
@@ -223,6 +233,7 @@ class Prompt(PublicEvent):
     """
 
     type: ClassVar[str] = "prompt"
+    spoken: ClassVar[tuple[str, ...]] = ("why",)
     call_id: str
     rule: str
     principle: str
@@ -244,6 +255,7 @@ class Flag(PublicEvent):
     """
 
     type: ClassVar[str] = "flag"
+    spoken: ClassVar[tuple[str, ...]] = ("note",)
     call_id: str
     kind: str
     severity: str

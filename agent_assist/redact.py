@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from agent_assist.events import Flag, Partial, Prompt, PublicEvent, Utterance
+from agent_assist.events import PublicEvent, Utterance
 
 KINDS = ("card", "phone", "email", "dob", "tfn", "medicare", "bsb", "account", "address")
 
@@ -287,9 +287,10 @@ class CallRedactor:
         return set().union(*(kinds for _, kinds in recent)) if recent else set()
 
     def event(self, event: PublicEvent) -> PublicEvent:
-        """The event as it may be written to disk: a final's text and words (a turn, in call order),
-        a partial's text, a prompt's `why.text` and an agent's note, each read with the call's
-        context. Other events pass as they are."""
+        """The event as it may be written anywhere: every field it declares `spoken`, at any depth
+        (a final's text and words, a partial's text, everything a prompt's `why` quotes, an agent's
+        note), read with the call's context. A final is a turn, in call order, and its words are
+        redacted where its text was; other events pass through what they quote."""
         if isinstance(event, Utterance):
             result = self.redact(event.text, t=event.start)
             if not result.spans:
@@ -297,15 +298,21 @@ class CallRedactor:
             texts = redact_words([w.text for w in event.words], result)
             words = tuple(dataclasses.replace(w, text=x) for w, x in zip(event.words, texts, strict=True))
             return dataclasses.replace(event, text=result.text, words=words)
-        if isinstance(event, Partial):
-            said = redact(event.text, self.carried(event.start), self.today).text
-            return dataclasses.replace(event, text=said)
-        if isinstance(event, Prompt) and isinstance(event.why.get("text"), str):
-            why_text = redact(event.why["text"], self.carried(event.t), self.today).text
-            return dataclasses.replace(event, why={**event.why, "text": why_text})
-        if isinstance(event, Flag) and event.note:
-            return dataclasses.replace(event, note=redact(event.note, self.carried(event.t), self.today).text)
-        return event
+        if not event.spoken:
+            return event
+        context = self.carried(getattr(event, "start", event.t))
+        changes = {name: self._quoted(getattr(event, name), context) for name in event.spoken}
+        return dataclasses.replace(event, **changes)
+
+    def _quoted(self, value: object, context: set[str]) -> object:
+        """`value` with every string in it redacted: text, or lists and tables of text."""
+        if isinstance(value, str):
+            return redact(value, context, self.today).text if value else value
+        if isinstance(value, dict):
+            return {key: self._quoted(item, context) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._quoted(item, context) for item in value)
+        return value
 
     def redact(self, text: str, t: float = 0.0) -> Redacted:
         """Redact the next turn (in call order) and remember what it talks about."""

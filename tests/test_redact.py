@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agent_assist.events import PUBLIC_EVENT_TYPES, CallStart, Prompt
 from agent_assist.redact import CallRedactor, luhn, medicare, redact, redact_words, tfn
 
 TODAY = date(2026, 11, 23)
@@ -104,3 +108,94 @@ def test_long_hostile_text_is_quick() -> None:
     started = time.perf_counter()
     redact(text, today=TODAY)
     assert time.perf_counter() - started < 5.0
+
+
+# -- every field that carries words is redacted before anything is written ---------------------
+
+CARD = "4111 1111 1111 1111"
+#: Text fields written by the product or a rule author, never by a person on the call: kept as they
+#: are. A new text field must be named here or in its event's `spoken`, so none is forgotten.
+AUTHORED = {
+    "type", "call_id", "utterance_id", "model", "started_at", "version", "rule", "principle", "text",
+    "example", "support_line", "kind", "severity", "reason", "raised_by", "rating", "by", "device",
+    "state", "message", "what", "error", "speaker", "reason", "channels", "parties", "signals",
+}
+
+
+def _instance(cls: type) -> Any:
+    """An event of type `cls` with a card number in every field it declares spoken."""
+    import dataclasses
+    import typing
+
+    from agent_assist import events
+
+    hints = typing.get_type_hints(cls, vars(events))
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if f.name in cls.spoken:
+            if f.name == "words":
+                values[f.name] = tuple(events.Word(w, 1.0 + i, 1.5 + i, 0.9) for i, w in enumerate(CARD.split()))
+            elif f.name == "why":
+                values[f.name] = {"utterance_id": "u1", "text": f"card {CARD}", "values": {"escalation": 0.9},
+                                  "said": {"customer": f"manager now, my card is {CARD}", "agent": CARD}}
+            else:
+                values[f.name] = f"my card is {CARD}"
+        elif f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            continue
+        elif hint is float:
+            values[f.name] = 1.0
+        elif hint is bool:
+            values[f.name] = False
+        elif f.name == "speaker":
+            values[f.name] = events.Speaker.CUSTOMER
+        elif f.name == "reason" and cls is events.CallEnd:
+            values[f.name] = events.EndReason.ENDED
+        elif f.name == "rating":
+            values[f.name] = "helpful"
+        elif hint is int:
+            values[f.name] = 1
+        else:
+            values[f.name] = {} if "dict" in str(hint) else () if "tuple" in str(hint) else "x"
+    if cls is events.Utterance:
+        values["text"] = CARD
+    return cls(**values)
+
+
+@pytest.mark.parametrize("cls", sorted(PUBLIC_EVENT_TYPES.values(), key=lambda c: c.type),
+                         ids=lambda c: c.type)
+def test_every_spoken_field_of_every_event_is_redacted(cls: type) -> None:
+    import dataclasses
+    import typing
+
+    from agent_assist import events
+
+    hints = typing.get_type_hints(cls, vars(events))
+    for f in dataclasses.fields(cls):
+        if f.name in cls.spoken or f.name in AUTHORED:
+            continue
+        assert "str" not in str(hints[f.name]) and "dict" not in str(hints[f.name]), (
+            f"{cls.type}.{f.name} holds text: name it in {cls.__name__}.spoken or in AUTHORED")
+    event = _instance(cls)
+    written = CallRedactor(today=TODAY).event(event).to_json()
+    digits = "".join(c for c in written if c.isdigit())
+    assert "4111" not in written and "41111111" not in digits, written
+    for name in cls.spoken:  # what was redacted still says what it was
+        if name != "source":
+            assert "[card]" in json.dumps(json.loads(written)[name]), written
+
+
+def test_a_prompt_that_quotes_a_card_number_is_written_without_it(tmp_path: Path) -> None:
+    """The defect first found: `why.said` carried the raw utterance into the event log."""
+    from agent_assist.sinks import JsonlEventLog
+
+    log = tmp_path / "events.jsonl"
+    sink = JsonlEventLog(str(log))
+    sink.emit(CallStart(t=0.0, call_id="c1", source="x.wav", channels={}, started_at="", model=""))
+    said = f"I want a manager and my card is {CARD}"
+    sink.emit(Prompt(t=3.0, call_id="c1", rule="manager-request", principle="choice", text="Respect it.",
+                     example="", priority=58, signals=(), why={"utterance_id": "u1", "text": said,
+                                                             "values": {}, "said": {"customer": said}}))
+    sink.close()
+    text = log.read_text(encoding="utf-8")
+    assert "4111" not in text and text.count("[card]") == 2
