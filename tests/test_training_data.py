@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 
+import pytest
+
+from agent_assist.errors import AgentAssistError
 from agent_assist.scoring import corpus
 from tests.conftest import REPO
 
@@ -20,25 +24,81 @@ def _rows(path):
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+MOMENTS = REPO / "tests" / "data" / "moments"
+
+
 def test_crisis_set_is_large_and_balanced_enough():
     rows = _rows(CRISIS_EVAL)
-    positives = sum(r["crisis"] == "1" for r in rows)
-    assert len(rows) >= 150
-    assert positives >= 75 and len(rows) - positives >= 60
-    assert {r["kind"] for r in rows if r["crisis"] == "1"} >= {"self-harm", "violence", "danger", "threat"}
+    positives = [r for r in rows if r["crisis"] == "1"]
+    assert len(rows) >= 300
+    assert len(positives) >= 120 and len(rows) - len(positives) >= 150
+    assert sum(r["indirect"] == "1" for r in positives) >= 120
+    assert {r["kind"] for r in positives} == set(corpus.CRISIS_KINDS)
+    assert all(r["kind"] == "" for r in rows if r["crisis"] == "0")
+
+
+def _near(texts: list[str], training: list[str]) -> list[tuple[str, str]]:
+    """Pairs that are the same sentence give or take a word or two (word-set Jaccard >= 0.8).
+
+    A pair that close shares at least 80% of the text's words, so it holds at least one of the
+    text's rarest len - ceil(0.8 len) + 1 words: only training rows with one of those are compared."""
+    import math
+
+    train_words = [_words(t) for t in training]
+    index: dict[str, list[int]] = {}
+    for i, words in enumerate(train_words):
+        for w in words:
+            index.setdefault(w, []).append(i)
+    near = []
+    for text in texts:
+        a = _words(text)
+        rarest = sorted(a, key=lambda w: len(index.get(w, ())))[: len(a) - math.ceil(0.8 * len(a)) + 1]
+        candidates = {i for w in rarest for i in index.get(w, ())}
+        near += [(text, training[i]) for i in candidates
+                 if len(a & train_words[i]) / len(a | train_words[i]) >= 0.8]
+    return near
 
 
 def test_no_evaluation_sentence_is_in_the_training_data():
-    """No crisis-set sentence appears in data/ or differs from a training sentence by a word or two."""
-    training = [r.text for r in corpus.contact_centre(REPO / "data")]
-    near = []
-    for row in _rows(CRISIS_EVAL):
-        a = _words(row["text"])
-        for text in training:
-            b = _words(text)
-            if len(a & b) / len(a | b) >= 0.8:
-                near.append((row["text"], text))
-    assert near == []
+    """No crisis-set sentence or held-back test turn appears in data/ or differs from a training
+    sentence (any corpus) by a word or two."""
+    rows = corpus.load(REPO / "data")
+    crisis_labelled = [r.text for r in rows if r.crisis is not None]  # "i want to die" is on Reddit too
+    assert _near([r["text"] for r in _rows(CRISIS_EVAL)], crisis_labelled) == []
+    turns = [row.text for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
+    assert _near(turns, [r.text for r in rows]) == []
+
+
+def test_the_held_back_test_portion_is_large_and_covers_every_category():
+    rows = [row for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
+    assert len(rows) >= 500
+    categories = {r.category for r in rows}
+    assert categories == set(corpus.CATEGORIES)
+    train_sectors = {r.text and json.loads(line)["sector"]
+                     for path in (REPO / "data" / "contact_centre" / "turns").glob("*.jsonl")
+                     for line, r in zip(path.read_text(encoding="utf-8").splitlines(), corpus.read_turns(path),
+                                        strict=True)}
+    test_sectors = {json.loads(line)["sector"] for path in MOMENTS.glob("*.jsonl")
+                    for line in path.read_text(encoding="utf-8").splitlines()}
+    assert not train_sectors & test_sectors  # written for other sectors, by other writers
+
+
+def test_in_domain_training_turns_meet_the_brief():
+    rows = list(corpus.contact_centre(REPO / "data"))
+    turns = [r for r in rows if r.source == "contact_centre_turns"]
+    assert len(turns) >= 2000
+    assert sum(r.category in corpus.INDIRECT and (r.distress or r.escalation or r.crisis) for r in turns) >= 400
+    assert sum(r.category == "hard-negative" for r in turns) >= 600
+    assert all(r.kind in corpus.CRISIS_KINDS for r in rows if r.crisis == 1 and r.source == "contact_centre_turns")
+
+
+def test_a_malformed_turn_is_named_by_file_and_line(tmp_path):
+    bad = tmp_path / "turns.jsonl"
+    good = {k: "" for k in corpus.TURN_KEYS} | {"text": "hi", "distress": 0, "escalation": 0, "crisis": 0,
+                                                 "category": "calm"}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps(good | {"crisis": 1}) + "\n", encoding="utf-8")
+    with pytest.raises(AgentAssistError, match=r"turns.jsonl:2: kind must be"):
+        list(corpus.read_turns(bad))
 
 
 def test_every_training_source_has_its_licence():
@@ -61,4 +121,5 @@ def test_labels_are_binary_and_texts_present():
         "bitext",
         "contact_centre",
         "contact_centre_crisis",
+        "contact_centre_turns",
     }
