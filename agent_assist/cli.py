@@ -22,7 +22,7 @@ from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError, AudioSourceError
 from agent_assist.pipeline import AgentDesk, Sink
 from agent_assist.replay import Replay, ReplayOptions
-from agent_assist.sinks import ConsoleTranscript, JsonlEventLog
+from agent_assist.sinks import ConsoleTranscript, JsonlEventLog, clean
 from agent_assist.transcriber import TranscriberOptions
 
 log = logging.getLogger("agent_assist")
@@ -187,14 +187,14 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 @click.option("--linger", type=click.FloatRange(min=0.0), default=None, metavar="SECONDS",
               help="With --ui: close the overlay this long after the call ends (default: when you "
                    "close it).")
-@click.option("--partials/--no-partials", default=None,
-              help="Transcribe the customer's words while they speak (default: with --realtime or "
-                   "--ui only; finals are the same either way).")
+@click.option("--partials/--no-partials", default=True, show_default=True,
+              help="Transcribe the customer's words while they speak, and let rules act on them, as "
+                   "a live call does (--no-partials: about twice as fast, the same finals).")
 @store_options
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 def replay(call: Path, realtime: bool, events_path: str | None, model: str | None, layout: str,
            customer_channel: str, call_id: str | None, site_packs: tuple[Path, ...], ui: bool,
-           linger: float | None, partials: bool | None, store_url: str | None, agent_id: str | None,
+           linger: float | None, partials: bool, store_url: str | None, agent_id: str | None,
            team: str | None, transcript: str | None, retain_days: float | None, quiet: bool) -> None:
     """Run a recorded call (WAV, FLAC, MP3, OGG; 8 kHz or more; mono or stereo) through the
     same pipeline as a live call, printing the transcript as it happens.
@@ -425,8 +425,10 @@ def _progress(label: str) -> Callable[[str], None]:
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               default=REPO / "classifiers", show_default="classifiers/", help="Where the models go.")
 def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
-    """Rebuild every model from data/ (seeded, so the same data gives the same models), export them
-    as ONNX into classifiers/ and print the metrics measured on held-out rows.
+    """Rebuild every model from data/ (seeded, so the same data gives the same models, to the byte),
+    export them as ONNX into classifiers/ and print the metrics measured on held-out rows.
+    Fine-tuning the text model needs PyTorch (pip install 'agent-assist[train]') and takes about
+    40 minutes on a 2-core machine.
 
     \b
     Example:
@@ -438,7 +440,9 @@ def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
         voice_data = DEFAULT_VOICE_DATA
     with click.progressbar(length=training.steps(voice=voice_data is not None), label="training",
                            file=sys.stderr, show_pos=True, item_show_func=lambda s: s) as bar:
-        manifest = training.train(data_dir, out_dir, voice_data, lambda name: bar.update(1, name))
+        # fine-tuning says how far it is as it goes, within one step of the bar
+        manifest = training.train(data_dir, out_dir, voice_data,
+                                  lambda name: bar.update(0 if name.startswith("fine-tuning") else 1, name))
     click.echo(json.dumps({"text": manifest["text"]["metrics"], "acoustic": manifest["acoustic"]["metrics"],
                            "operating_points": manifest["operating_points"]}, indent=2))
 
@@ -452,17 +456,22 @@ def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
               default=REPO / "tests" / "data" / "crisis_eval.tsv", show_default="tests/data/crisis_eval.tsv")
 @click.option("--calls", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Calm calls (JSONL) for false alarms (default: ../shared/data/calls when present).")
+@click.option("--moments", "moments_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=REPO / "tests" / "data" / "moments", show_default="tests/data/moments",
+              help="The held-back in-domain test turns (JSONL, as data/contact_centre/BRIEF.md has them).")
 @click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Also replay the held-out actors' clips from this emotional speech folder through "
                    "the pipeline (a few minutes).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write the full report as JSON here.")
-def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | None, voice_data: Path | None,
-             json_path: Path | None) -> None:
-    """Report ROC-AUC, average precision and F1 at the shipped operating point on the dev sets,
-    beside a TF-IDF + logistic regression baseline fitted on GoEmotions; precision and recall on
-    the crisis set; how often each signal fires on calm calls; and, with --voice-data, how well
-    voices the acoustic model never heard are scored through the whole pipeline.
+def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | None, moments_dir: Path,
+             voice_data: Path | None, json_path: Path | None) -> None:
+    """Report ROC-AUC, average precision and F1 at the shipped operating point on the dev sets
+    (each line alone and in its dialogue's context), beside a TF-IDF + logistic regression baseline
+    fitted on GoEmotions; precision and recall on the crisis set, its indirect part and the crisis
+    kind; the held-back in-domain test turns by signal and category; how often each signal fires
+    on calm calls; and, with --voice-data, how well voices the acoustic model never heard are
+    scored through the whole pipeline.
 
     \b
     Examples:
@@ -475,7 +484,8 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
     if calls is None and DEFAULT_CALLS.is_file():
         calls = DEFAULT_CALLS
     models = Classifiers(encoder_threads=os.cpu_count() or 1)  # a batch job: every core
-    report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"))
+    report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"),
+                                 moments_dir)
     if voice_data is not None:
         from agent_assist.scoring.training import HELD_OUT_SPEAKERS
         from agent_assist.transcriber import Transcriber
@@ -484,6 +494,8 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
         transcriber.warm_up()
         report["voice"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, transcriber,
                                            _progress("eval"))
+        report["voice_phone"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, transcriber,
+                                                 _progress("eval"), phone=True)
     for line in evaluation.format_report(report):
         click.echo(line)
     if json_path is not None:
@@ -495,26 +507,32 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
 @click.option("--text-column", metavar="NAME", default=None,
               help="For CSV/TSV files: the column holding the utterance (default: 'text', or the "
                    "only column).")
-def score(file: Path, text_column: str | None) -> None:
+@click.option("--agent-column", metavar="NAME", default=None,
+              help="The column with the agent's words just before each utterance (context).")
+@click.option("--customer-column", metavar="NAME", default=None,
+              help="The column with the customer's previous turn (context).")
+def score(file: Path, text_column: str | None, agent_column: str | None, customer_column: str | None) -> None:
     """Score texts without audio: FILE is a CSV or TSV file with a header (choose the column with
-    --text-column) or plain text with one utterance per line. Prints CSV with the columns
-    distress,escalation,crisis, one row per input row, in order.
+    --text-column, and the context columns if you have them) or plain text with one utterance per
+    line. Prints CSV with the columns distress,escalation,crisis,kind (the crisis's most likely
+    kind: self-harm, violence or danger), one row per input row, in order.
 
     \b
     Examples:
       agent-assist classifiers score utterances.txt
       agent-assist classifiers score labelled.csv --text-column utterance > scores.csv
+      agent-assist classifiers score turns.tsv --agent-column agent_said --customer-column before
     """
     from agent_assist.scoring.models import shipped
-    from agent_assist.scoring.textfile import read_texts
+    from agent_assist.scoring.textfile import read_turns
 
-    texts = read_texts(file, text_column)
+    turns = read_turns(file, text_column, agent_column, customer_column)
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["distress", "escalation", "crisis"])
+    out.writerow(["distress", "escalation", "crisis", "kind"])
     models = shipped()
-    for i in range(0, len(texts), 256):
-        for row in models.score_text(texts[i:i + 256]):
-            out.writerow([f"{v:.4f}" for v in row])
+    for turn in turns:
+        scored = models.score_turns([turn])
+        out.writerow([*(f"{v:.4f}" for v in scored.signals[0]), scored.kind(0)])
 
 
 @cli.group()
@@ -593,6 +611,7 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
         return
     layers = config.rule_packs(site_packs)
     pack = packs.load_for_run(layers)
+    transcripts = any(p.suffix.lower() not in rr.AUDIO_SUFFIXES for p in calls)
     log_sink = JsonlEventLog(events_path) if events_path else None
     results = []
     for result in rr.calls(calls, pack, layers, scorer):
@@ -607,6 +626,50 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
         log_sink.close()
     for line in rr.summary(results):
         click.echo(line)
+    if transcripts and any(r.on == "partial" for r in pack.enabled):
+        click.echo("note: transcripts have no partial transcripts: rules with on = \"partial\" were checked "
+                   "on each final turn only, so they fired later than they would on a live call")
+
+
+@rules.command(name="evaluate")
+@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A site pack to layer on the default pack (repeatable, in order).")
+@click.option("--events-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Event logs of the calls (<id>.jsonl, as `replay --events` writes them): re-run the rules "
+                   "on them instead of replaying the audio; a call replayed is saved here for next time.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the full report as JSON here.")
+def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events_dir: Path | None,
+                   json_path: Path | None) -> None:
+    """Measure a pack against labelled moments: for each kind of moment how many got a prompt from a
+    rule that answers it within 3 s of the words, per rule precision, recall and how soon, and the
+    prompts per calm call-hour. CALLS are labelled call files (JSON: turns and moments, as in
+    data/samples/calls/; default: all of those).
+
+    
+    Examples:
+      agent-assist rules evaluate
+      agent-assist rules evaluate --rules site/ours.toml --events-dir /tmp/labelled-events
+      agent-assist rules evaluate data/samples/calls/call-0*.json --json report.json
+    """
+    from agent_assist.rules import evaluate as ev
+    from agent_assist.rules import packs
+
+    paths = list(calls) or sorted((REPO / "data" / "samples" / "calls").glob("*.json"))
+    if not paths:
+        raise AgentAssistError("no labelled calls given (data/samples/calls/*.json, or name them)")
+    labelled = [ev.read_labels(p) for p in paths]  # every file checked before anything is replayed
+    layers = load_config().rule_packs(site_packs)
+    pack = packs.load_for_run(layers)
+    with click.progressbar(length=len(paths), label="evaluating", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda s: s) as bar:
+        report = ev.evaluate(labelled, pack, layers, events_dir, lambda name: bar.update(1, name))
+    summary = report.summary()
+    for line in ev.lines(summary):
+        click.echo(clean(line))
+    if json_path is not None:
+        json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------------------------

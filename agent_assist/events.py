@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 #: Version of the JSON event schema. Bump on any incompatible change; adding an optional field or
-#: a new event type is compatible.
-SCHEMA_VERSION = 1
+#: a new event type is compatible. 2: partials carry `scores`, rules may fire on them, and a prompt
+#: the final transcript no longer supports is withdrawn by a `retract` event.
+SCHEMA_VERSION = 2
 
 
 class Speaker(StrEnum):
@@ -139,8 +140,10 @@ class Scores:
     """How a customer utterance sounds and reads: calibrated probabilities in [0, 1].
 
     `distress` and `escalation` combine the words (`text`) and the voice (`acoustic`); `crisis` is
-    from the words alone. `trend` is the call so far: a smoothed level of each and how much it rose
-    over the last few customer turns.
+    from the words alone, read with the turn's context. `kind` is the crisis's most likely kind
+    (`self-harm`, `violence` or `danger`; meaningful when `crisis` is high) and `kinds` the
+    probability of each, given that it is a crisis. `trend` is the call so far: a smoothed level of
+    each and how much it rose over the last few customer turns.
     """
 
     distress: float
@@ -150,6 +153,8 @@ class Scores:
     acoustic: dict[str, float] | None
     baseline: bool
     trend: dict[str, float]
+    kind: str = ""
+    kinds: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,11 @@ class CallStart(PublicEvent):
 
 @dataclass(frozen=True)
 class Partial(PublicEvent):
-    """An utterance still in progress; a later `partial` or `utterance` with the same id replaces it."""
+    """An utterance still in progress; a later `partial` or `utterance` with the same id replaces it.
+
+    A customer's partial carries `scores` of the words heard so far in the turn (from the words
+    alone: the voice joins at the final), so rules that may act on partial evidence can answer a
+    disclosure in the middle of a long turn."""
 
     type: ClassVar[str] = "partial"
     spoken: ClassVar[tuple[str, ...]] = ("text",)
@@ -206,6 +215,7 @@ class Partial(PublicEvent):
     speaker: Speaker
     start: float
     text: str
+    scores: Scores | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +273,20 @@ class Flag(PublicEvent):
     utterance_id: str
     raised_by: str = "rules"
     note: str = ""
+
+
+@dataclass(frozen=True)
+class Retract(PublicEvent):
+    """A prompt fired on a partial transcript is withdrawn: the turn's final transcript no longer
+    supports it (the partial misheard). `rule` and `prompt_t` name the prompt, `utterance_id` the
+    turn. Crisis prompts are never retracted: the agent acknowledges them."""
+
+    type: ClassVar[str] = "retract"
+    call_id: str
+    rule: str
+    prompt_t: float
+    utterance_id: str
+    reason: str
 
 
 #: What an agent can say about a prompt card.
@@ -342,8 +366,8 @@ class CallEnd(PublicEvent):
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
     cls.type: cls
-    for cls in (CallStart, Partial, Utterance, Prompt, Flag, Feedback, Listening, DeviceStatus, Dropped,
-                CallEnd)
+    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, Listening, DeviceStatus,
+                Dropped, CallEnd)
 }
 
 Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from agent_assist.events import PublicEvent, Utterance
 
@@ -301,7 +302,7 @@ class CallRedactor:
         if not event.spoken:
             return event
         context = self.carried(getattr(event, "start", event.t))
-        changes = {name: self._quoted(getattr(event, name), context) for name in event.spoken}
+        changes: dict[str, Any] = {name: self._quoted(getattr(event, name), context) for name in event.spoken}
         return dataclasses.replace(event, **changes)
 
     def _quoted(self, value: object, context: set[str]) -> object:

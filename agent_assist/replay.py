@@ -26,9 +26,10 @@ class ReplayOptions:
     scoring: bool = True  # attach distress/escalation/crisis scores to customer utterances
     rules: bool = True  # run the prompt rules (needs scoring)
     site_packs: tuple[Path, ...] = ()  # rule packs layered on the default pack
-    # Partial transcripts are for someone watching: None gives them with `realtime` or an overlay
-    # (a `desk`) only. Without them an unpaced replay takes a third of the time, with the same finals.
-    partials: bool | None = None
+    # Partial transcripts, and the prompts that may fire on them: an unpaced replay decodes them in
+    # lock-step (every ~1 s of a customer's speech), so it shows the prompts a live call would.
+    # False skips them (a replay in half the time, with the same finals, for transcripts alone).
+    partials: bool = True
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
     transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
 
@@ -71,7 +72,7 @@ class Replay:
             scorer = scorer or Scorer()
         segmenter = opts.segmenter
         watched = opts.realtime or desk is not None  # someone waits for each event as it comes
-        if not (opts.partials if opts.partials is not None else watched):
+        if not opts.partials:
             segmenter = replace(segmenter, partial_interval_s=None)
         if not watched:  # early finals would only add work: nothing waits for them
             segmenter = replace(segmenter, early_finals=False)

@@ -132,9 +132,11 @@ def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
         lines += ["", "prompts shown (and the agent's word on them):"]
         for p in call.prompts:
             rating = rated.get((p["rule"], round(p["t"], 1)))
+            withdrawn = (f"  (withdrawn at {format_clock(p['retracted_t'])}: the final transcript did not "
+                         "support it)") if p.get("retracted_t") is not None else ""
             lines.append(
                 f"  [{format_clock(p['t'])}] {clean(p['rule'])}: {clean(p['text'])}"
-                + (f"  ({rating.replace('_', ' ')})" if rating else "")
+                + (f"  ({rating.replace('_', ' ')})" if rating else "") + withdrawn
             )
     lines += [
         "",
@@ -143,7 +145,7 @@ def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
     for turn in flag.excerpt:
         lines.append(
             f"  [{format_clock(float(turn.get('start', 0)))}] {clean(turn.get('speaker', '')):>8}: "
-            f"{clean(turn.get('text', ''))}"
+            f"{clean(turn.get('text', ''))}" + (" … (still speaking)" if turn.get("partial") else "")
         )
     if flag.notes:
         lines += ["", "notes:"]
@@ -331,6 +333,8 @@ def _call_section(call: CallRecord, flags: list[FlagRecord]) -> str:
         )
         for p in call.prompts:
             rating = rated.get((p["rule"], round(p["t"], 1)), "")
+            if p.get("retracted_t") is not None:
+                rating = f"withdrawn at {format_clock(p['retracted_t'])}" + (f"; {rating}" if rating else "")
             out.append(
                 f"<tr><td>{_e(format_clock(p['t']))}</td><td>{_e(p['rule'])}</td><td>{_e(p['text'])}</td>"
                 f"<td>{_e(rating.replace('_', ' '))}</td></tr>"
@@ -342,6 +346,7 @@ def _call_section(call: CallRecord, flags: list[FlagRecord]) -> str:
         if f.excerpt:
             turns = "\n".join(
                 f'<span class="who">{_e(t.get("speaker", ""))}:</span> {_e(t.get("text", ""))}'
+                + (" … <em>(still speaking)</em>" if t.get("partial") else "")
                 for t in f.excerpt
             )
             out.append(f'<div class="excerpt">{turns}</div>')

@@ -6,7 +6,8 @@ when no window has reached `neg_threshold` for `hangover_s`. While a party in `p
 speaks, a partial request is emitted every `partial_interval_s`, on a voiced window (in a pause the
 speech may be ending, and a partial then would only hold up the final). A monologue longer than
 `max_utterance_s` is cut at its latest pause and carries on as a new segment, so no word is lost or
-heard twice.
+heard twice; before that, once a segment holds `sentence_cut_s` of speech, a breath of
+`sentence_pause_s` between sentences ends it.
 
 A final's audio runs to `tail_s` after the last voiced window, so it is complete before the turn is
 known to have ended (`hangover_s`). With `early_finals`, that audio goes to the transcriber as soon
@@ -63,6 +64,11 @@ class SegmenterOptions:
     # Whose speech gets partials: the agent knows what they are saying, so their words wait for
     # the final, which keeps the transcriber free for the customer's (and CPU down).
     partial_speakers: frozenset[Speaker] = frozenset({Speaker.CUSTOMER, Speaker.UNKNOWN})
+    # In a long turn, a breath between sentences ends the final once the segment holds this much
+    # speech, so a distressed caller's monologue is scored sentence by sentence, not at its end (or
+    # at the 20 s cut), and each partial decodes a short window. None: only the hang-over ends one.
+    sentence_cut_s: float | None = 8.0
+    sentence_pause_s: float = 0.3  # over `tail_s`, so the final reuses the early decode
     max_utterance_s: float = 20.0
     min_part_s: float = 5.0
     min_pause_s: float = 0.1
@@ -169,6 +175,9 @@ class _Stream:
         now = index + 1
         if now - self.last_voiced >= opt.windows(opt.hangover_s):
             yield from self._close(now * WINDOW / RATE)
+        elif (opt.sentence_cut_s is not None and now - self.last_voiced >= opt.windows(opt.sentence_pause_s)
+              and self.last_voiced - self.speech_first >= opt.windows(opt.sentence_cut_s)):
+            yield from self._close(now * WINDOW / RATE)  # a breath after a sentence of a long turn
         elif now - self.seg_first >= opt.windows(opt.max_utterance_s):
             yield from self._cut(now)
         elif (now - self.last_voiced == self.early_at
@@ -227,8 +236,10 @@ class _Stream:
         else:
             log.debug("%s: %.2f s blip ignored", self.speaker, self.voiced * WINDOW / RATE)
         self.early_sent = None  # the final has the early segment's audio (or never had one)
-        # the trailing silence becomes the next segment's pre-roll
-        tail = list(zip(self.seg_windows, self.seg_probs, strict=True))[-(self.preroll.maxlen or 1) :]
+        # the trailing silence becomes the next segment's pre-roll: only the silence, so a short
+        # pause (a sentence cut) gives the next segment none of this one's last word
+        silent = max(1, min(self.preroll.maxlen or 1, now - self.last_voiced))
+        tail = list(zip(self.seg_windows, self.seg_probs, strict=True))[-silent:]
         self.preroll.clear()
         self.preroll.extend(tail)
         self.in_speech = False

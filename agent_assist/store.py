@@ -41,8 +41,10 @@ from agent_assist.events import (
     CallStart,
     Feedback,
     Flag,
+    Partial,
     Prompt,
     PublicEvent,
+    Retract,
     Utterance,
 )
 from agent_assist.redact import CallRedactor, redact
@@ -129,6 +131,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX turns_call ON turns (call_id, start_t)",
         "ALTER TABLE flags ADD COLUMN rule TEXT NOT NULL DEFAULT ''",
         "python:rule_from_reason",
+    ],
+    [  # 3: a prompt fired on a partial transcript and withdrawn when the final no longer supported it
+        "ALTER TABLE prompts ADD COLUMN retracted_t DOUBLE PRECISION",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -545,6 +550,14 @@ class Store:
                 ),
             )
 
+    def retract_prompt(self, retract: Retract) -> None:
+        """Mark a prompt withdrawn (it fired on a partial the final no longer supported)."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE prompts SET retracted_t = ? WHERE call_id = ? AND rule = ? AND ABS(t - ?) < 0.002",
+                (retract.t, retract.call_id, retract.rule, retract.prompt_t),
+            )
+
     def add_feedback(self, fb: Feedback) -> None:
         with self.db.transaction():
             self.db.execute(
@@ -598,7 +611,8 @@ class Store:
             "SELECT t, distress, escalation, crisis FROM scores WHERE call_id = ? ORDER BY t", (call_id,)
         )
         prompts = self.db.query(
-            "SELECT t, rule, principle, text, priority, sticky FROM prompts WHERE call_id = ? ORDER BY t",
+            "SELECT t, rule, principle, text, priority, sticky, retracted_t FROM prompts WHERE call_id = ? "
+            "ORDER BY t",
             (call_id,),
         )
         feedback = self.db.query(
@@ -612,8 +626,9 @@ class Store:
             **dict(zip(names, rows[0], strict=True)),
             scores=tuple((float(t), float(d), float(e), float(c)) for t, d, e, c in scores),
             prompts=tuple(
-                {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s)}
-                for t, r, p, x, pr, s in prompts
+                {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s),
+                 "retracted_t": rt}
+                for t, r, p, x, pr, s, rt in prompts
             ),
             feedback=tuple({"t": t, "rule": r, "prompt_t": pt, "rating": rt} for t, r, pt, rt in feedback),
             turns=tuple({"speaker": s, "start": a, "end": b, "text": x} for s, a, b, x in turns),
@@ -714,6 +729,8 @@ class _CallState:
     redactor: CallRedactor = field(default_factory=CallRedactor)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=EXCERPT_BEFORE))
     open_excerpts: dict[int, tuple[list[dict[str, Any]], int]] = field(default_factory=dict)
+    # the customer's words so far in a turn not yet final: a flag fired on them shows them
+    partial: dict[str, Any] | None = None
 
 
 class FlagStoreSink:
@@ -752,7 +769,8 @@ class FlagStoreSink:
         self.spilled: Path | None = None
 
     def emit(self, event: PublicEvent) -> None:
-        if not isinstance(event, CallStart | Utterance | Flag | Prompt | Feedback | CallEnd):
+        if not isinstance(event, CallStart | Partial | Utterance | Flag | Prompt | Retract | Feedback
+                          | CallEnd):
             return
         with self._lock:
             self._pending.append(self._redacted(event))
@@ -820,12 +838,23 @@ class FlagStoreSink:
         if call_id not in self._known:
             store.ensure_call(call_id, opts.agent, opts.team, opts.transcript)
             self._known.add(call_id)
+        if isinstance(event, Partial):  # not stored: only what a flag fired on it shows
+            if state is not None and event.scores is not None:
+                state.partial = {"speaker": str(event.speaker), "start": round(event.start, 2),
+                                 "text": event.text, "utterance_id": event.utterance_id, "partial": True}
+            return
         if isinstance(event, Utterance):
-            turn = {"speaker": str(event.speaker), "start": round(event.start, 2), "text": event.text}
+            turn = {"speaker": str(event.speaker), "start": round(event.start, 2), "text": event.text,
+                    "utterance_id": event.utterance_id}
             excerpts: dict[int, list[dict[str, Any]]] = {}
             if state is not None and opts.transcript != "none":
                 for flag_id, (excerpt, left) in state.open_excerpts.items():
-                    if left > 0:
+                    last = excerpt[-1] if excerpt else {}
+                    if last.get("partial") and last["utterance_id"] == event.utterance_id:
+                        # the final replaces what was heard so far, and is not one of the turns after
+                        excerpts[flag_id] = [*excerpt[:-1], turn]
+                        state.open_excerpts[flag_id] = (excerpt, left + 1)
+                    elif left > 0:
                         excerpts[flag_id] = [*excerpt, turn]
             store.add_utterance(
                 event.call_id, event, event.text if opts.transcript == "full" else None, excerpts
@@ -836,13 +865,21 @@ class FlagStoreSink:
                 state.open_excerpts = {k: v for k, v in state.open_excerpts.items() if v[1] > 0}
                 if opts.transcript != "none":
                     state.recent.append(turn)
+                if state.partial is not None and state.partial["utterance_id"] == event.utterance_id:
+                    state.partial = None
         elif isinstance(event, Flag):
             excerpt = list(state.recent) if state is not None else []
+            heard = state.partial if state is not None else None
+            if (heard is not None and heard["utterance_id"] == event.utterance_id
+                    and opts.transcript != "none"):
+                excerpt.append(heard)  # fired on a turn still being spoken: the words heard so far
             flag_id = store.add_flag(event, event.note, excerpt)
             if state is not None and opts.transcript != "none":
                 state.open_excerpts[flag_id] = (excerpt, EXCERPT_AFTER)
         elif isinstance(event, Prompt):
             store.add_prompt(event)
+        elif isinstance(event, Retract):
+            store.retract_prompt(event)
         elif isinstance(event, Feedback):
             store.add_feedback(event)
         elif isinstance(event, CallEnd):
@@ -860,7 +897,8 @@ class FlagStoreSink:
         path = self.spill_dir / f"unsaved-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.jsonl"
         # first line: whose events these are, so an import files them under the right agent
         lines = [json.dumps({"unsaved": 1, **dataclasses.asdict(self.options)})]
-        text = "".join(f"{line}\n" for line in lines + [e.to_json() for e in self._pending])
+        kept = [e.to_json() for e in self._pending if not isinstance(e, Partial)]
+        text = "".join(f"{line}\n" for line in lines + kept)
         write_private(path, text, append=True)
         log.warning(
             "flag store %s could not be written: %d event(s) saved to %s "

@@ -12,11 +12,16 @@ What it does, on real speech (the sample call, and the recordings with reference
    - utterance latency: from the end of speech in the audio to the final's event (where the
      sound of a turn in the sample call's script stops; elsewhere the end of the final's last word);
    - prompt latency: from the end of the customer's words that fired a prompt to the prompt event
-     (prompts the agent's own words fire are listed apart);
+     (for a prompt fired on a partial, the end of the audio that partial covers; prompts the
+     agent's own words fire are listed apart);
    - CPU: the process's CPU time over the sample call's wall time, as a fraction of one core;
    - peak RSS at the end of it.
 3. Replays the sample call again without pacing (as `agent-assist replay` does): replay_speed_x, the
    time in each stage, and the classifiers' time per scored utterance.
+5. Plays the long-turn calls (data/samples/calls/long-*: critical words early or in the middle of a
+   20-40 s turn) at real time: moment latency, from the end of the critical words in the audio to
+   the first prompt from a rule that answers that kind of moment (p95 counts a missed moment as
+   never answered), how many are answered within 3 s, and the prompts on the long calm call.
 4. Transcribes the same audio with `WhisperModel.transcribe()` (its defaults, language "en"):
    offline_speed_x and wer_offline, beside wer_streaming from step 2's finals.
 
@@ -52,6 +57,8 @@ SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
 SPEECH = SHARED_SPEECH if SHARED_SPEECH.is_dir() else REPO / "tests" / "data" / "speech"
 RATE = 16000
 QUICK_CLIP = "1089-134691-0001.flac"  # 5 s, one speaker
+CALLS = REPO / "data" / "samples" / "calls"  # the labelled calls; long-*: critical words in long turns
+QUICK_LONG = ("long-08", 26.0)  # quick: its first moment (12.6-22.8 s, in a 22 s turn), then 3 s
 
 # The issue's targets: (metric, comparison, value)
 TARGETS: list[tuple[str, str, float]] = [
@@ -61,6 +68,8 @@ TARGETS: list[tuple[str, str, float]] = [
     ("peak_rss_mb", "<=", 600),
     ("replay_speed_x", ">=", 15),
     ("wer_gap_points", "<=", 2.0),
+    ("moment_latency_p95_s", "<=", 2.0),
+    ("text_model_ms_per_turn", "<=", 10.0),
 ]
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -204,14 +213,21 @@ class TimedStage:
 
 
 def run_call(rec: Recording, transcriber: Any, scorer: Any, pack: Any, *, realtime: bool,
-             timed: bool = False) -> tuple[Arrivals, list[TimedStage], float, float]:
-    """One call through the product's stages; returns (sink, stages, wall s, CPU s)."""
+             timed: bool = False, finals_only: bool = False
+             ) -> tuple[Arrivals, list[TimedStage], float, float]:
+    """One call through the product's stages; returns (sink, stages, wall s, CPU s). `finals_only`
+    runs it as before partials were acted on: no sentence cuts in long turns (the scorer and the pack
+    it is given should not act on partials either)."""
+    from dataclasses import replace
+
     from agent_assist.audio.arrays import ArraySource
     from agent_assist.pipeline import Pipeline
     from agent_assist.replay import call_stages
     from agent_assist.segmenter import SegmenterOptions
 
     segmenter = SegmenterOptions() if realtime else SegmenterOptions().unwatched()
+    if finals_only:
+        segmenter = replace(segmenter, sentence_cut_s=None)
     stages: list[Any] = call_stages(segmenter, transcriber, scorer, pack)
     if timed:
         stages = [TimedStage(s) for s in stages]
@@ -290,12 +306,74 @@ def latencies(rec: Recording, sink: Arrivals, parts: dict[str, list[float]] | No
             if parts is not None:
                 parts.setdefault("vad", []).append(e.t - ends[e.utterance_id])
                 parts.setdefault("decode", []).append(at - (t0 + e.t))
+        elif isinstance(e, Prompt) and e.why.get("partial"):
+            # fired on a partial: the words that fired it end where the partial's audio does
+            customer.append(at - (t0 + e.t))
         elif isinstance(e, Prompt) and e.why.get("utterance_id") in ends:
             about = finals[e.why["utterance_id"]]
             if about.t == e.t:  # fired by that final (not at the call's end)
                 late = at - (t0 + ends[about.utterance_id])
                 (agent if about.speaker == Speaker.AGENT else customer).append(late)
     return utterances, customer, agent
+
+
+def long_turn_calls(quick: bool) -> list[tuple[Recording, list[dict[str, Any]]]]:
+    """The long-turn calls (and the calm one) with their labelled moments."""
+    from agent_assist.audio.files import ChannelLayout
+
+    out = []
+    for path in sorted(CALLS.glob("long-*.json")):
+        label = json.loads(path.read_text(encoding="utf-8"))
+        if quick and label["id"] != QUICK_LONG[0]:
+            continue
+        rec = Recording(label["id"], decode(CALLS / label["audio"], ChannelLayout.STEREO))
+        moments = label["moments"]
+        if quick:
+            rec.parties = {s: a[: int(QUICK_LONG[1] * RATE)] for s, a in rec.parties.items()}
+            moments = [m for m in moments if m["end"] + 3 <= QUICK_LONG[1]]
+        out.append((rec, moments))
+    return out
+
+
+def moment_latencies(sink: Arrivals, moments: list[dict[str, Any]], pack: Any) -> list[dict[str, Any]]:
+    """For each moment: the first prompt from a rule that answers its kind, fired after its words
+    began; how long after the end of the words it reached the sink (wall clock) and at what call
+    time. None where no such prompt came."""
+    from agent_assist.events import CallStart, Prompt
+
+    t0 = next(at for e, at in zip(sink.events, sink.at, strict=True) if isinstance(e, CallStart))
+    out = []
+    for m in moments:
+        rules = {r.id for r in pack.enabled if m["kind"] in r.answers}
+        first = next(((e, at) for e, at in zip(sink.events, sink.at, strict=True)
+                      if isinstance(e, Prompt) and e.rule in rules and e.t >= m["start"] - 0.5), None)
+        out.append({"kind": m["kind"], "end": m["end"],
+                    "rule": first[0].rule if first else None,
+                    "partial": bool(first[0].why.get("partial")) if first else None,
+                    "latency_s": round(first[1] - (t0 + m["end"]), 3) if first else None,
+                    "call_time_after_s": round(first[0].t - m["end"], 3) if first else None})
+    return out
+
+
+def text_model_ms(quick: bool) -> dict[str, float]:
+    """The text model alone, one turn at a time on one thread (as on a call), over the held-back
+    test turns read with their context: mean, p50 and p95 milliseconds per turn."""
+    from agent_assist.scoring import corpus
+    from agent_assist.scoring.models import shipped
+    from agent_assist.scoring.turns import Turn
+
+    rows = [r for p in sorted((REPO / "tests" / "data" / "moments").glob("*.jsonl"))
+            for r in corpus.read_turns(p)]
+    turns = [Turn(r.text, r.agent_prev, r.customer_prev) for r in rows][: 40 if quick else None]
+    model = shipped()
+    model.score_turns(turns[:5])
+    times = []
+    for turn in turns:
+        start = time.perf_counter()
+        model.score_turns([turn])
+        times.append((time.perf_counter() - start) * 1000)
+    return {"mean": round(float(np.mean(times)), 2), "p50": round(percentile(times, 50), 2),
+            "p95": round(percentile(times, 95), 2), "turns": len(times)}
 
 
 def finals(sink: Arrivals) -> list[tuple[str, str]]:
@@ -332,7 +410,50 @@ def machine() -> dict[str, Any]:
             "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def bench(quick: bool, say: Any = print) -> dict[str, Any]:
+def finals_only_pack(pack: Any) -> Any:
+    """The pack with every rule checked on finals alone (the product before partials were scored)."""
+    from dataclasses import replace
+
+    from agent_assist.rules.packs import Pack
+
+    return Pack({rid: replace(rule, on="final") for rid, rule in pack.rules.items()}, list(pack.files))
+
+
+def worst(values: list[float | None], q: float) -> float | None:
+    """The q-th percentile (nearest rank, from above) counting a missed moment as never answered:
+    None when the rank falls on a miss."""
+    ranked = sorted(values, key=lambda v: float("inf") if v is None else v)
+    if not ranked:
+        return None
+    return ranked[min(len(ranked) - 1, int(np.ceil(q / 100 * len(ranked))) - 1)]
+
+
+def moment_bench(transcriber: Any, scorer: Any, pack: Any, quick: bool, finals_only: bool,
+                 say: Any = print) -> dict[str, Any]:
+    """The long-turn calls at real time: moment latency, moments answered within 3 s, prompts on
+    the long calm call, and the CPU those calls took."""
+    moments: list[dict[str, Any]] = []
+    calm_prompts, long_wall, long_cpu = 0, 0.0, 0.0
+    for rec, marked in long_turn_calls(quick):
+        say(f"  {rec.name} ({rec.seconds:.0f} s, {len(marked)} moments) at real time…")
+        sink, _, w, c = run_call(rec, transcriber, scorer, pack, realtime=True, finals_only=finals_only)
+        long_wall, long_cpu = long_wall + w, long_cpu + c
+        if marked:
+            moments += [{"call": rec.name, **m} for m in moment_latencies(sink, marked, pack)]
+        else:
+            calm_prompts += sum(1 for e in sink.events if type(e).__name__ == "Prompt")
+    moment_s = [m["latency_s"] for m in moments]
+    return {
+        "moment_latency_p50_s": worst(moment_s, 50),
+        "moment_latency_p95_s": worst(moment_s, 95),
+        "moments_within_3s": f"{sum(1 for v in moment_s if v is not None and v <= 3.0)} of {len(moment_s)}",
+        "long_calm_prompts": calm_prompts,
+        "long_turn_cpu_core_fraction": round(long_cpu / long_wall, 3) if long_wall else None,
+        "moments": moments,
+    }
+
+
+def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str, Any]:
     import jiwer
 
     from agent_assist.rules.packs import load_for_run
@@ -343,12 +464,14 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
     rss_before = rss_mb()
     transcriber = Transcriber()
     transcriber.warm_up()
-    scorer, pack = Scorer(), load_for_run(())
+    scorer, pack = Scorer(score_partials=not finals_only), load_for_run(())
+    if finals_only:
+        pack = finals_only_pack(pack)
     rss_models = rss_mb()
     say(f"models loaded: RSS {rss_models:.0f} MB; the sample call ({call.seconds:.0f} s) at real time…")
 
     # 2. paced at real time
-    live, _, wall, cpu = run_call(call, transcriber, scorer, pack, realtime=True)
+    live, _, wall, cpu = run_call(call, transcriber, scorer, pack, realtime=True, finals_only=finals_only)
     early = dict(transcriber.early)
     cpu_fraction = cpu / wall
     peak = peak_rss_mb()
@@ -357,14 +480,15 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
     live_clips = []
     for clip in clips:
         say(f"  {clip.name} ({clip.seconds:.0f} s) at real time…")
-        sink, *_ = run_call(clip, transcriber, scorer, pack, realtime=True)
+        sink, *_ = run_call(clip, transcriber, scorer, pack, realtime=True, finals_only=finals_only)
         live_clips.append(sink)
         utt += latencies(clip, sink, parts)[0]
     peak = max(peak, peak_rss_mb())
 
     # 3. without pacing
     say("the sample call without pacing…")
-    fast, stages, fast_wall, _ = run_call(call, transcriber, scorer, pack, realtime=False, timed=True)
+    fast, stages, fast_wall, _ = run_call(call, transcriber, scorer, pack, realtime=False, timed=True,
+                                          finals_only=finals_only)
     stage_s = {type(s.stage).__name__: round(s.seconds, 3) for s in stages}
     scorer_stage = next(s for s in stages if type(s.stage).__name__ == "Scorer")
     voice_stage = next(s for s in stages if type(s.stage).__name__ == "VoiceAnalyser")
@@ -390,6 +514,10 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
     wer_streaming = float(jiwer.wer(refs, streamed))
     wer_offline = float(jiwer.wer(refs, offline))
 
+    # 5. critical words early in long turns, at real time
+    moment = moment_bench(transcriber, scorer, pack, quick, finals_only, say)
+    text_ms = text_model_ms(quick)
+
     result: dict[str, Any] = {
         "prompt_latency_p50_s": round(percentile(prompts, 50), 3),
         "prompt_latency_p95_s": round(percentile(prompts, 95), 3),
@@ -403,7 +531,12 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
         "wer_offline": round(wer_offline, 4),
         "wer_gap_points": round((wer_streaming - wer_offline) * 100, 2),
         "classifier_ms_per_utterance": round(classifier_ms, 2),
+        "text_model_ms_per_turn": text_ms["mean"],
+        **{k: v for k, v in moment.items() if k != "moments"},
         "details": {
+            "text_model_ms": text_ms,
+            "finals_only": finals_only,
+            "moments": moment["moments"],
             "quick": quick,
             "prompts": len(prompts),
             "utterances_timed": len(utt),
@@ -433,8 +566,8 @@ def bench(quick: bool, say: Any = print) -> dict[str, Any]:
     }
     result["speed_vs_offline"] = round(result["replay_speed_x"] / result["offline_speed_x"], 2)
     result["targets"] = {
-        name: {"target": f"{op} {value:g}", "met": bool(result[name] <= value if op == "<=" else
-                                                       result[name] >= value)}
+        name: {"target": f"{op} {value:g}", "met": result[name] is not None and bool(
+            result[name] <= value if op == "<=" else result[name] >= value)}
         for name, op, value in TARGETS
     }
     return result
@@ -452,6 +585,12 @@ ROWS = [
     ("faster-whisper offline `transcribe()`", "offline_speed_x", None, "x real time", None),
     ("WER streaming / offline", "wer_streaming", "wer_offline", "", "wer_gap_points"),
     ("classifiers per scored utterance", "classifier_ms_per_utterance", None, "ms", None),
+    ("text model per turn with its context, one core", "text_model_ms_per_turn", None, "ms",
+     "text_model_ms_per_turn"),
+    ("moment latency p50 / p95 (long turns)", "moment_latency_p50_s", "moment_latency_p95_s", "s",
+     "moment_latency_p95_s"),
+    ("moments answered within 3 s", "moments_within_3s", None, "", None),
+    ("prompts on the long calm call", "long_calm_prompts", None, "", None),
 ]
 
 
@@ -467,7 +606,10 @@ def table(result: dict[str, Any]) -> str:
             gap = result["wer_gap_points"]
             value = f"{result[a] * 100:.1f} % / {result[b] * 100:.1f} % ({gap:+.1f} points)"
         else:
-            value = f"{result[a]:g}" + (f" / {result[b]:g}" if b else "") + (f" {unit}" if unit else "")
+            def shown(v: Any) -> str:
+                return "missed" if v is None else v if isinstance(v, str) else f"{v:g}"
+
+            value = shown(result[a]) + (f" / {shown(result[b])}" if b else "") + (f" {unit}" if unit else "")
         goal = ""
         if target:
             t = result["targets"][target]
@@ -493,9 +635,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     parser.add_argument("--readme", type=Path, default=None,
                         help="update the table between the bench markers in this file")
+    parser.add_argument("--moments-only", action="store_true",
+                        help="only the long-turn calls' moment latency (and their CPU), as JSON to --out")
+    parser.add_argument("--finals-only", action="store_true",
+                        help="measure as before partials were acted on: no rule fires on a partial, no "
+                             "sentence cuts in long turns (the 'before' of the moment latency)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    result = bench(args.quick, say=lambda s: print(s, file=sys.stderr, flush=True))
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if args.moments_only:
+        from agent_assist.rules.packs import load_for_run
+        from agent_assist.scoring.scorer import Scorer
+        from agent_assist.transcriber import Transcriber
+
+        transcriber = Transcriber()
+        transcriber.warm_up()
+        pack = load_for_run(())
+        if args.finals_only:
+            pack = finals_only_pack(pack)
+        only = moment_bench(transcriber, Scorer(score_partials=not args.finals_only), pack, args.quick,
+                            args.finals_only, say)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"finals_only": args.finals_only, **only}, indent=2) + "\n",
+                            encoding="utf-8")
+        print(json.dumps({k: v for k, v in only.items() if k != "moments"}, indent=2))
+        return 0
+    result = bench(args.quick, say=say, finals_only=args.finals_only)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     text = table(result)

@@ -127,3 +127,59 @@ def test_scorer_keeps_crisis_to_the_words_and_scores_only_the_customer():
     assert scored.scores.acoustic is not None and not scored.scores.baseline
     [agent] = scorer.process(utterance("u2", Speaker.AGENT, "I hear you, you're not alone"))
     assert agent.scores is None
+
+
+def test_the_voice_reads_the_same_in_the_telephone_band():
+    """Features are taken in 300-3400 Hz: a voice through an 8 kHz μ-law phone line measures as it
+    does wideband (the band's spectral shape and the pitch from its harmonics)."""
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.audio.telephone import over_the_phone
+    from tests.conftest import SPEECH
+
+    wide = decode_audio(str(SPEECH / "jfk.flac"))
+    phone = over_the_phone(wide)
+    assert len(phone) == pytest.approx(len(wide), abs=160)
+    a, b = acoustic.features(wide), acoustic.features(phone)
+    for name in ("pitch_st", "pitch_sd_st", "voiced_fraction", "brightness_db", "centroid_log2",
+                 "band_500_750_db", "band_1500_2000_db", "cepstrum_1", "cepstrum_2"):
+        i = acoustic.FEATURES.index(name)
+        assert abs(a[i] - b[i]) <= max(0.6, 0.1 * abs(a[i])), (name, a[i], b[i])
+    models = shipped()
+    rel = np.zeros(len(acoustic.RELATIVE), np.float32)
+    pa, pb = (models.score_voice(f[None, :], rel[None, :], np.zeros(1, np.float32))[0] for f in (a, b))
+    assert np.abs(pa - pb).max() <= 0.1, (pa, pb)
+
+
+def test_a_mulaw_copy_of_a_call_scores_like_its_wideband_original(tmp_path, transcriber):
+    """The sample call's first 45 s, as recorded and as an 8 kHz μ-law WAV, through the pipeline."""
+    from agent_assist.audio.files import ChannelLayout, FileSource
+    from agent_assist.audio.telephone import write_mulaw
+    from agent_assist.events import AudioChunk
+    from agent_assist.replay import ReplayOptions, replay
+    from tests.conftest import SAMPLES, Collector
+    from tests.test_audio_files import write_audio
+
+    parts: dict[Speaker, list[np.ndarray]] = {Speaker.CUSTOMER: [], Speaker.AGENT: []}
+    for block in FileSource(SAMPLES / "sample_call.flac", layout=ChannelLayout.STEREO).blocks():
+        for chunk in block:
+            if isinstance(chunk, AudioChunk):
+                parts[chunk.speaker].append(chunk.samples)
+    stereo = np.stack([np.concatenate(parts[s])[: 45 * 16000] for s in (Speaker.CUSTOMER, Speaker.AGENT)])
+    wide, phone = tmp_path / "wide.flac", tmp_path / "phone.wav"
+    write_audio(wide, stereo, 16000, "flac", "flac")
+    write_mulaw(phone, stereo)
+    runs = []
+    for path in (wide, phone):
+        sink = Collector()
+        replay(path, [sink], ReplayOptions(partials=False, rules=False), transcriber=transcriber)
+        runs.append([u for u in sink.utterances if u.speaker == Speaker.CUSTOMER and u.scores])
+    a, b = runs
+    assert len(a) == len(b) >= 4
+    assert all(abs(x.start - y.start) < 0.4 for x, y in zip(a, b, strict=True))
+    for key in ("escalation", "distress"):
+        # the voice heads, turn by turn: close on average (one turn without a baseline, in a
+        # synthetic voice whose pitch sits between two octaves, differs by up to ~0.45)
+        gaps = [abs(x.scores.acoustic[key] - y.scores.acoustic[key]) for x, y in zip(a, b, strict=True)
+                if x.scores.acoustic and y.scores.acoustic]
+        assert len(gaps) == len(a) and float(np.mean(gaps)) <= 0.2, (key, gaps)

@@ -11,6 +11,7 @@ import pytest
 
 from agent_assist import __version__
 from agent_assist.cli import cli
+from agent_assist.scoring.scorer import MIN_PARTIAL_WORDS
 from tests.conftest import SAMPLES, SPEECH, normalise
 
 EXE = [sys.executable, "-m", "agent_assist.cli"]
@@ -75,7 +76,11 @@ def test_events_on_stdout_are_pure_jsonl():
     assert events[0]["type"] == "call_start" and events[-1]["type"] == "call_end"
     texts = [e["text"] for e in events if e["type"] == "utterance"]
     assert normalise(" ".join(texts)) == "he could wait no longer"
-    assert "partial" not in {e["type"] for e in events}  # unpaced, nobody watching: finals only
+    partials = [e for e in events if e["type"] == "partial"]  # in lock-step, as a live call has them
+    assert partials  # the one speaker of a mono line; too few words to score yet (MIN_PARTIAL_WORDS)
+    assert all((e["scores"] is None) == (len(e["text"].split()) < MIN_PARTIAL_WORDS) for e in partials)
+    none = agent_assist("replay", str(SPEECH / "1089-134691-0000.flac"), "--events", "-", "--no-partials")
+    assert "partial" not in {json.loads(line)["type"] for line in none.stdout.splitlines()}
     assert "unknown: He could wait no longer" in result.stderr  # the transcript moved to stderr
 
 

@@ -21,6 +21,7 @@ from agent_assist.events import (
     Flag,
     Partial,
     Prompt,
+    Retract,
     Scores,
     Speaker,
     Utterance,
@@ -162,6 +163,19 @@ def test_cards_fade_and_go_but_crisis_cards_stay_until_acknowledged(ui):
     assert u.shown() == []
     assert u.log.events == [Feedback(t=10.0, call_id=CALL, rule="crisis", prompt_t=10.0,
                                      rating="acknowledged")], "at the last call time seen in its call"
+
+
+def test_a_retracted_prompt_fades_out_but_a_crisis_card_stays(ui):
+    u = ui()
+    u.feed(prompt("manager-request", 58, t=4.0), prompt("crisis", 98, t=5.0, sticky=True))
+    u.feed(Retract(t=9.0, call_id=CALL, rule="manager-request", prompt_t=4.0, utterance_id="u3",
+                   reason="the final transcript no longer supports it"),
+           Retract(t=9.0, call_id=CALL, rule="crisis", prompt_t=5.0, utterance_id="u3", reason="x"))
+    withdrawn = u.overlay.views[(CALL, "manager-request", 4.0)]
+    assert withdrawn.effect.opacity() <= FADED_OPACITY
+    u.clock.t += 3.5
+    u.overlay.tick()
+    assert u.shown() == ["crisis"], "gone after its fade; the crisis card waits for the agent"
 
 
 def test_three_crisis_prompts_wait_their_turn(ui):

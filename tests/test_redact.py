@@ -118,7 +118,7 @@ CARD = "4111 1111 1111 1111"
 AUTHORED = {
     "type", "call_id", "utterance_id", "model", "started_at", "version", "rule", "principle", "text",
     "example", "support_line", "kind", "severity", "reason", "raised_by", "rating", "by", "device",
-    "state", "message", "what", "error", "speaker", "reason", "channels", "parties", "signals",
+    "state", "message", "what", "error", "speaker", "channels", "parties", "signals",
 }
 
 
@@ -135,7 +135,8 @@ def _instance(cls: type) -> Any:
         hint = hints[f.name]
         if f.name in cls.spoken:
             if f.name == "words":
-                values[f.name] = tuple(events.Word(w, 1.0 + i, 1.5 + i, 0.9) for i, w in enumerate(CARD.split()))
+                values[f.name] = tuple(events.Word(w, 1.0 + i, 1.5 + i, 0.9)
+                                       for i, w in enumerate(CARD.split()))
             elif f.name == "why":
                 values[f.name] = {"utterance_id": "u1", "text": f"card {CARD}", "values": {"escalation": 0.9},
                                   "said": {"customer": f"manager now, my card is {CARD}", "agent": CARD}}

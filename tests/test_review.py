@@ -77,8 +77,10 @@ def test_a_replay_killed_mid_call_keeps_its_flag_and_the_review_reads_it(
         "east",
         None,
     )
-    assert 20 < flag["t"] < 22 and flag["excerpt"][-1]["speaker"] == "customer"
-    assert "husband" in flag["excerpt"][-1]["text"]
+    # the disclosure's words end at 20.3 s: the flag comes from a partial while they are said, or
+    # from the final just after them; either way its turn is in the excerpt
+    assert 17 < flag["t"] < 22
+    assert any(t["speaker"] == "customer" and "husband" in t["text"] for t in flag["excerpt"])
 
     shown = agent_assist("review", "show", str(flag["id"]), "--store", str(store))
     assert shown.returncode == 0, shown.stderr

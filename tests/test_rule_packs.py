@@ -171,3 +171,47 @@ def test_lint_command_reports_and_exits(tmp_path):
     assert bad.returncode == 1
     assert bad.stdout == (f"{site}:2: error: override of rule 'acknowledge-disclosur', which no earlier pack "
                           "defines (did you mean 'acknowledge-disclosure'?)\n")
+
+
+def test_a_site_pack_may_reword_a_crisis_rule_but_never_weaken_it(tmp_path):
+    default = REPO / "prompts" / "default.toml"
+    site = write(tmp_path, "site.toml", '''\
+[[override]]
+id = "crisis-self-harm"
+support_line = "Samaritans 116 123 · emergency 999"
+example = "Thank you for telling me. Are you safe right now?"
+
+[[override]]
+id = "crisis-family-violence"
+when = "crisis_violence >= 0.9"
+
+[[override]]
+id = "crisis-danger"
+enabled = false
+
+[[override]]
+id = "crisis-threat"
+cooldown_s = 3600
+''')
+    pack, problems = load([default, site])
+    messages = [(p.line, p.message) for p in errors(problems)]
+    assert [line for line, _ in messages] == [8, 12, 16]
+    assert all("is a crisis rule: a site pack may not change" in m for _, m in messages)
+    assert pack.rules["crisis-self-harm"].support_line == "Samaritans 116 123 · emergency 999"
+    assert pack.rules["crisis-family-violence"].when == load([default])[0].rules["crisis-family-violence"].when
+    assert pack.rules["crisis-danger"].enabled and pack.rules["crisis-threat"].cooldown_s == 300
+
+
+def test_on_and_answers_are_checked(tmp_path):
+    site = write(tmp_path, "site.toml", BASE.replace('max_per_call = 3\n', 'max_per_call = 3\non = "midway"\n'
+                                                     'answers = ["sadness"]\n'))
+    messages = [p.message for p in errors(load([site])[1])]
+    assert any(m.startswith("on must be 'final' or 'partial'") for m in messages)
+    assert "answers must be a list of moment kinds" in messages
+    good = write(tmp_path, "good.toml", BASE.replace('max_per_call = 3\n',
+                                                     'max_per_call = 3\non = "partial"\n'
+                                                     'answers = ["distress", "grief"]\n'))
+    pack, problems = load([good])
+    assert not errors(problems)
+    rule = pack.rules["acknowledge-distress"]
+    assert rule.on == "partial" and rule.answers == ("distress", "grief")

@@ -6,21 +6,39 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
-from agent_assist.events import CallEnd, CallStart, EndReason, Flag, Prompt, Scores, Speaker, Utterance
+from agent_assist.events import (
+    CallEnd,
+    CallStart,
+    EndReason,
+    Flag,
+    Partial,
+    Prompt,
+    Retract,
+    Scores,
+    Speaker,
+    Utterance,
+)
 from agent_assist.rules.engine import RulesEngine
 from agent_assist.rules.packs import load_for_run
 
 HANG_OVER = 0.5  # the segmenter's: an utterance is final this long after its speech ends
 
 
+def scores(distress: float = 0.05, escalation: float = 0.05, crisis: float = 0.0, kind: str = "self-harm",
+           trend: dict[str, float] | None = None) -> Scores:
+    return Scores(distress=distress, escalation=escalation, crisis=crisis,
+                  text={"distress": distress, "escalation": escalation, "crisis": crisis}, acoustic=None,
+                  baseline=False, trend=trend or {"distress": distress, "escalation": escalation,
+                                                  "distress_rise": 0.0, "escalation_rise": 0.0},
+                  kind=kind)
+
+
 def customer(n: int, start: float, end: float, text: str, *, distress: float = 0.05, escalation: float = 0.05,
-             crisis: float = 0.0, trend: dict[str, float] | None = None) -> Utterance:
-    scores = Scores(distress=distress, escalation=escalation, crisis=crisis,
-                    text={"distress": distress, "escalation": escalation, "crisis": crisis}, acoustic=None,
-                    baseline=False, trend=trend or {"distress": distress, "escalation": escalation,
-                                                    "distress_rise": 0.0, "escalation_rise": 0.0})
+             crisis: float = 0.0, kind: str = "self-harm",
+             trend: dict[str, float] | None = None) -> Utterance:
+    scored = scores(distress, escalation, crisis, kind, trend)
     return Utterance(t=end + HANG_OVER, call_id="c", utterance_id=f"u{n}", speaker=Speaker.CUSTOMER,
-                     start=start, end=end, text=text, scores=scores)
+                     start=start, end=end, text=text, scores=scored)
 
 
 def agent(n: int, start: float, end: float, text: str) -> Utterance:
@@ -123,3 +141,85 @@ def test_sample_call_prompts_on_real_audio(sample_call):
     assert shown[-1].rule == "agent-check-in"
     per_minute = len(shown) / (events[-1].t / 60)
     assert per_minute < 5, per_minute
+
+
+# -- rules that act on the words heard so far -----------------------------------------------------
+
+def partial(n: int, t: float, start: float, text: str, **values: object) -> Partial:
+    return Partial(t=t, call_id="c", utterance_id=f"u{n}", speaker=Speaker.CUSTOMER, start=start, text=text,
+                   scores=scores(**values))  # type: ignore[arg-type]
+
+
+def test_a_crisis_early_in_a_long_turn_is_answered_from_a_partial_and_not_again_at_the_final():
+    words = "I've been putting my tablets aside, I don't think I'll be around much longer"
+    early = partial(2, 6.0, 1.0, words, distress=0.9, crisis=0.9)
+    final = customer(2, 1.0, 31.0, words + " anyway the meter reading is four two seven one",
+                     distress=0.9, crisis=0.9)
+    out = run([early, final])
+    fired = [p for p in prompts(out) if p.rule == "crisis-self-harm"]
+    assert [p.t for p in fired] == [6.0]  # 25 s before the turn ended
+    assert fired[0].why["partial"] is True and fired[0].sticky
+    assert not [e for e in out if isinstance(e, Retract)]
+    assert [f.kind for f in out if isinstance(f, Flag) and f.t == 6.0] == ["crisis"]
+
+
+def test_a_partial_that_misheard_is_retracted_by_the_final():
+    heard = partial(3, 4.0, 1.0, "I want to speak to your manager about this")
+    final = customer(3, 1.0, 9.0, "I want to speak to your man about the dog, he's lovely")
+    out = run([heard, final])
+    manager = [p for p in prompts(out) if p.rule == "manager-request"]
+    assert [p.t for p in manager] == [4.0]
+    retracts = [e for e in out if isinstance(e, Retract)]
+    assert [(r.rule, r.prompt_t, r.utterance_id) for r in retracts] == [("manager-request", 4.0, "u3")]
+    assert out.index(retracts[0]) > out.index(final)
+
+
+def test_a_crisis_prompt_is_never_retracted():
+    heard = partial(4, 4.0, 1.0, "he said he'll hurt me if I call again", crisis=0.9, kind="violence")
+    final = customer(4, 1.0, 8.0, "he said he'll hurt the dog if I call again", crisis=0.3, kind="violence")
+    out = run([heard, final])
+    assert [p.rule for p in prompts(out) if p.t == 4.0] == ["crisis-family-violence"]
+    assert not [e for e in out if isinstance(e, Retract)]
+
+
+def test_rules_that_need_the_whole_turn_wait_for_the_final():
+    heard = partial(5, 4.0, 1.0, "I already told someone all of this", escalation=0.3)
+    assert all(p.t != 4.0 for p in prompts(run([heard])))  # "already told" waits for the whole turn
+    final = customer(5, 1.0, 8.0, "I already told someone all of this last week", escalation=0.3)
+    out = run([heard, final])
+    assert "dont-make-them-repeat" in {p.rule for p in prompts(out) if p.t == final.t}
+
+
+def test_each_crisis_kind_gets_its_own_playbook_and_line():
+    def first(kind: str, escalation: float = 0.05) -> Prompt:
+        said = customer(6, 1.0, 5.0, "some words said here", crisis=0.9, kind=kind, escalation=escalation)
+        return next(p for p in prompts(run([said])) if p.t == said.t)
+
+    assert first("self-harm").rule == "crisis-self-harm" and "Lifeline" in first("self-harm").support_line
+    violence = first("violence")
+    assert violence.rule == "crisis-family-violence" and "1800RESPECT" in violence.support_line
+    assert first("danger").rule == "crisis-danger" and "000" in first("danger").support_line
+    assert first("violence", escalation=0.95).rule == "crisis-threat"
+    for kind in ("self-harm", "violence", "danger"):  # one crisis card, never two equal ones
+        said = customer(6, 1.0, 5.0, "some words said here", crisis=0.95, kind=kind)
+        assert len([p for p in prompts(run([said])) if p.t == said.t]) == 1
+
+
+def test_the_final_does_not_fire_again_what_a_partial_of_its_turn_fired(tmp_path):
+    pack = tmp_path / "site.toml"
+    pack.write_text('''[[rule]]
+id = "site-hardship"
+when = 'customer says "hardship"'
+on = "partial"
+prompt = "Offer the hardship programme."
+principle = "choice"
+source = "site"
+cooldown_s = 0
+max_per_call = 5
+''', encoding="utf-8")
+    heard = partial(7, 3.0, 1.0, "can I get on the hardship")
+    again = partial(7, 4.0, 1.0, "can I get on the hardship program")  # nor a later partial of it
+    final = customer(7, 1.0, 6.0, "can I get on the hardship program please")
+    later = customer(8, 10.0, 12.0, "is hardship the same as a payment plan")
+    out = run([heard, again, final, later], site_packs=(pack,))
+    assert [p.t for p in prompts(out) if p.rule == "site-hardship"] == [3.0, later.t]

@@ -23,6 +23,7 @@ def test_timeline_events_and_summary(tmp_path):
     assert "bereavement (safety)" in hard and "manager-request (choice)" in hard
     assert 'why: ' in hard and '"my husband passed away' in hard
     assert "2 calls" in out and "per call-hour" in out
+    assert "transcripts have no partial transcripts" in out  # rules on partials fire later
     parsed = [event_from_json(line) for line in events.read_text(encoding="utf-8").splitlines()]
     assert {e.call_id for e in parsed} == {"calm-1", "hard-1"}  # type: ignore[attr-defined]
     prompts = [e for e in parsed if e.type == "prompt"]

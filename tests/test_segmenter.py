@@ -229,3 +229,19 @@ def test_a_gap_in_the_audio_ends_the_speech_and_later_speech_still_counts():
     assert len(finals) == 2
     assert finals[0].end == pytest.approx(2.0, abs=TOL) and finals[0].t <= 2.0 + TOL
     assert finals[1].start == pytest.approx(12.0, abs=TOL) and finals[1].t > 13.9
+
+
+def test_a_long_turn_is_finalised_at_a_breath_once_it_holds_a_sentence_or_two():
+    """A breath (0.35 s) after 9 s of speech ends the final; the same breath after 4 s does not, and
+    the next part's pre-roll holds none of the last word."""
+    breath = [0.1] * seconds(0.35)
+    probs = ([0.9] * seconds(4) + breath + [0.9] * seconds(5) + breath + [0.9] * seconds(3)
+             + [0.0] * seconds(1))
+    finals = [s for s in run(probs) if s.final]
+    assert [round(s.start, 1) for s in finals] == [0.0, 9.7]
+    assert finals[0].end == pytest.approx(9.35, abs=TOL)
+    second = finals[1]
+    # samples hold their own index: the pre-roll starts where the first part's speech ended
+    assert second.audio[0] >= round(finals[0].end * 16000), "the pre-roll is the breath only"
+    unsplit = [s for s in run(probs, SegmenterOptions(sentence_cut_s=None)) if s.final]
+    assert [round(s.start, 1) for s in unsplit] == [0.0]

@@ -24,6 +24,7 @@ from agent_assist.events import (
     Partial,
     Prompt,
     PublicEvent,
+    Retract,
     Scores,
     Speaker,
     Utterance,
@@ -193,6 +194,58 @@ def test_a_call_is_stored_with_its_timeline_redacted(store_url: str) -> None:
         assert detail not in written
 
 
+def test_a_withdrawn_prompt_is_recorded_and_shown_as_withdrawn(tmp_path: Path) -> None:
+    from agent_assist.review import report_html, show_lines
+
+    url = str(tmp_path / "flags.sqlite3")
+    events = a_call()
+    manager = Prompt(t=6.0, call_id="call-1", rule="manager-request", principle="choice", text="Respect it.",
+                     example="", priority=58, signals=("customer_says",), why={"partial": True})
+    events[2:2] = [manager, Retract(t=9.5, call_id="call-1", rule="manager-request", prompt_t=6.0,
+                                    utterance_id="c4", reason="the final transcript no longer supports it")]
+    write(url, events)
+    store = open_store(url)
+    call = store.call("call-1")
+    [withdrawn] = [p for p in call.prompts if p["rule"] == "manager-request"]
+    assert withdrawn["retracted_t"] == 9.5
+    assert [p["retracted_t"] for p in call.prompts if p["rule"] != "manager-request"] == [None]
+    flag = store.flags()[0]
+    assert "withdrawn at 00:09.5" in "\n".join(show_lines(flag, call))
+    assert "withdrawn at 00:09.5" in report_html([flag], {"call-1": call}, "t", "s", "now")
+    store.close()
+
+
+def test_a_flag_fired_while_the_customer_speaks_shows_the_words_heard_then_the_final(
+        tmp_path: Path) -> None:
+    url = str(tmp_path / "flags.sqlite3")
+    c = Speaker.CUSTOMER
+    words = "I've been saving my tablets, my card is 4111 1111 1111 1111"
+    heard = Partial(t=6.0, call_id="call-2", utterance_id="c2", speaker=c, start=2.0, text=words,
+                    scores=scores(0.9, crisis=0.9))
+    flag = Flag(t=6.0, call_id="call-2", kind="crisis", severity="critical", reason="crisis-self-harm",
+                utterance_id="c2")
+    events = [CallStart(t=0.0, call_id="call-2", source="x.wav", channels={}, started_at="", model=""),
+              say("call-2", 1, c, 0.5, "hi there"), heard, flag]
+    write(url, events)
+    store = open_store(url)
+    [stored] = store.flags()
+    assert [t["text"] for t in stored.excerpt] == ["hi there",
+                                                   "I've been saving my tablets, my card is [card]"]
+    assert stored.excerpt[-1]["partial"] is True
+    store.close()
+    url2 = str(tmp_path / "flags2.sqlite3")
+    final = say("call-2", 2, c, 2.0, words + " and anyway the meter", scores(0.9, crisis=0.9))
+    write(url2, [*events, final, say("call-2", 3, Speaker.AGENT, 12.0, "Are you safe right now?")])
+    store = open_store(url2)
+    [stored] = store.flags()
+    assert [t["text"] for t in stored.excerpt] == [
+        "hi there", "I've been saving my tablets, my card is [card] and anyway the meter",
+        "Are you safe right now?"]  # the final took the partial's place; the agent's reply follows
+    assert not any(t.get("partial") for t in stored.excerpt)
+    store.close()
+    assert "4111" not in everything(url) + everything(url2)
+
+
 @pytest.mark.parametrize("mode", ["none", "full"])
 def test_transcript_none_or_full(tmp_path: Path, mode: str) -> None:
     url = str(tmp_path / "flags.sqlite3")
@@ -290,7 +343,7 @@ def _old_store(url: str) -> None:
 def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None:
     _old_store(store_url)
     store = open_store(store_url)
-    assert store.version() == SCHEMA_VERSION == 2
+    assert store.version() == SCHEMA_VERSION == 3
     [old] = store.flags()
     assert (old.call_id, old.kind, old.severity, old.rule) == (
         "old-call",
@@ -310,7 +363,7 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     open_store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(2\)"):
+    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(3\)"):
         open_store(path)
 
 

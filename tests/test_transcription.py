@@ -200,8 +200,7 @@ def test_realtime_and_fast_replay_give_the_same_finals(run_replay, transcriber):
         assert abs(a.end - b.end) <= 0.05
 
 
-def test_only_a_call_someone_watches_asks_for_early_finals_and_partials_follow_the_flag(
-        transcriber):
+def test_only_a_call_someone_watches_asks_for_early_finals_and_every_call_has_partials(transcriber):
     from agent_assist.replay import Replay, ReplayOptions
 
     def segmenter(**options):
@@ -209,11 +208,12 @@ def test_only_a_call_someone_watches_asks_for_early_finals_and_partials_follow_t
                       transcriber=transcriber).pipeline.stages[0].options
 
     unpaced, paced = segmenter(), segmenter(realtime=True)
-    assert not unpaced.early_finals and unpaced.partial_interval_s is None
+    # partials in lock-step, so an unpaced replay fires the prompts a live call would
+    assert not unpaced.early_finals and unpaced.partial_interval_s == 1.0
     assert paced.early_finals and paced.partial_interval_s == 1.0
     quiet = segmenter(realtime=True, partials=False)  # no partials, but finals as soon as ever
     assert quiet.early_finals and quiet.partial_interval_s is None
-    assert segmenter(partials=True).partial_interval_s == 1.0 and not segmenter(partials=True).early_finals
+    assert segmenter(partials=False).partial_interval_s is None and not segmenter(partials=False).early_finals
 
 
 def test_a_long_monologue_is_transcribed_in_parts_without_losing_or_repeating_words(

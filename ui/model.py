@@ -18,6 +18,7 @@ MAX_CARDS = 2  # an agent glances; more than two is a list, not a prompt
 FADE_AFTER_S = 20.0  # an ordinary card starts to fade this long after it appeared …
 GONE_AFTER_S = 35.0  # … and is gone after this (crisis cards stay until acknowledged)
 FADED_OPACITY = 0.4
+RETRACTED_GONE_S = 3.0  # a withdrawn card fades out over this long, so the agent sees it go
 TREND_WINDOW_S = 60.0  # call time the trend indicator covers
 TREND_CHANGE = 0.15  # a change over the window smaller than this is "steady"
 
@@ -31,6 +32,7 @@ class Card:
     shown_at: float
     seq: int
     rating: str | None = None  # the agent's feedback, once given
+    retracted_at: float | None = None  # withdrawn: the final transcript no longer supported it
 
     @property
     def sticky(self) -> bool:
@@ -80,6 +82,15 @@ class CardDeck:
         """Crisis cards not yet on screen for lack of room."""
         return max(0, len(self._cards) - self.max_cards)
 
+    def retract(self, call_id: str, rule: str, prompt_t: float) -> Card | None:
+        """A prompt withdrawn by the rules (its partial misheard): its card fades out and goes.
+        Crisis cards are never withdrawn; they wait for the agent."""
+        for card in self._cards:
+            if card.key == (call_id, rule, prompt_t) and not card.sticky and card.retracted_at is None:
+                card.retracted_at = self.now()
+                return card
+        return None
+
     def dismiss(self, card: Card) -> bool:
         """Take an ordinary card away. A crisis card needs `acknowledge`; returns False for one."""
         if card.sticky or card not in self._cards:
@@ -101,6 +112,9 @@ class CardDeck:
     def opacity(self, card: Card) -> float:
         if card.sticky:
             return 1.0
+        if card.retracted_at is not None:
+            gone = (self.now() - card.retracted_at) / RETRACTED_GONE_S
+            return max(0.0, FADED_OPACITY * (1.0 - gone))
         age = self.now() - card.shown_at
         if age <= self.fade_after_s:
             return 1.0
@@ -110,7 +124,9 @@ class CardDeck:
     def expire(self) -> list[Card]:
         """Remove ordinary cards past `gone_after_s`; returns them."""
         now = self.now()
-        gone = [c for c in self._cards if not c.sticky and now - c.shown_at >= self.gone_after_s]
+        gone = [c for c in self._cards if not c.sticky and (
+            now - c.shown_at >= self.gone_after_s
+            or (c.retracted_at is not None and now - c.retracted_at >= RETRACTED_GONE_S))]
         for card in gone:
             self._cards.remove(card)
         return gone

@@ -47,6 +47,7 @@ from agent_assist.events import (
     Listening,
     Prompt,
     PublicEvent,
+    Retract,
     Utterance,
 )
 from agent_assist.ui.bridge import EventBridge
@@ -560,6 +561,8 @@ class Overlay(QWidget):
             self.trend.add(event)
         elif isinstance(event, Prompt):
             self.deck.add(event)
+        elif isinstance(event, Retract):
+            self.deck.retract(event.call_id, event.rule, event.prompt_t)
         elif isinstance(event, Flag):
             who = "you" if event.raised_by == "agent" else f"{event.kind}, {event.severity}"
             self.status.setText(f"Flagged for supervisor review ({who})")

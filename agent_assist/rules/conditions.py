@@ -32,6 +32,12 @@ SIGNALS: dict[str, tuple[str, bool]] = {
     "distress": ("combined distress of the customer's latest utterance", True),
     "escalation": ("combined escalation of the customer's latest utterance", True),
     "crisis": ("crisis from the words of the customer's latest utterance", True),
+    "crisis_self_harm": ("crisis when its most likely kind is self-harm (suicidal thoughts, self-harm), "
+                         "else 0", True),
+    "crisis_violence": ("crisis when its most likely kind is violence (family violence, abuse, coercive "
+                        "control, threats), else 0", True),
+    "crisis_danger": ("crisis when its most likely kind is immediate danger (gas, fire, a medical "
+                      "emergency), else 0", True),
     "text_distress": ("distress from the words alone", True),
     "text_escalation": ("escalation from the words alone", True),
     "voice_distress": ("distress from the voice alone", True),
@@ -45,9 +51,10 @@ SIGNALS: dict[str, tuple[str, bool]] = {
     "overlap_s": ("seconds the agent spoke over the customer's latest utterance", False),
     "silence_s": ("seconds since anyone last spoke (a long silence or hold)", False),
     "customer_repeats": ("times the customer has said nearly the same thing this call", False),
+    "customer_words": ("words in the customer's latest turn (or the words so far, on a partial)", False),
     "call_s": ("seconds since the call started", False),
     "call_ended": ("1 once the call has ended (for after-call prompts), else 0", False),
-    "crisis_count": ("customer utterances so far with crisis >= 0.5", False),
+    "crisis_count": ("customer utterances of three words or more so far with crisis >= 0.5", False),
     "distress_peak": ("highest distress of the call so far", True),
     "escalation_peak": ("highest escalation of the call so far", True),
     "crisis_peak": ("highest crisis of the call so far", True),

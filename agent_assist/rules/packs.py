@@ -55,7 +55,19 @@ _FIELDS = {
     "flag",
     "enabled",
     "support_line",
+    "on",
+    "answers",
 }
+#: The moments a labelled call marks (data/samples/calls/*.json, `rules evaluate`), and so the
+#: moments a rule may say it `answers`: a prompt from the rule counts as the answer to such a moment.
+MOMENT_KINDS = ("crisis-self-harm", "crisis-violence", "crisis-danger", "distress", "grief", "escalation",
+                "escalation-request")
+#: When a rule is checked: on every final customer turn (and at the call's end), or also on the
+#: partial transcripts of a turn still being spoken, for the moments that cannot wait for its end.
+ON = ("final", "partial")
+#: What a site pack may not change in a crisis rule (one that raises a crisis flag): when it fires,
+#: whether it does, and how soon it may again. Its words and support line are the site's to set.
+CRISIS_LOCKED = ("when", "enabled", "on", "cooldown_s", "max_per_call", "flag")
 _REQUIRED = ("id", "when", "prompt", "principle", "source")
 
 
@@ -80,6 +92,8 @@ class Rule:
     flag: Flag | None = None
     enabled: bool = True
     support_line: str = ""
+    on: str = "final"  # "partial": may fire on the words heard so far in a turn (see `ON`)
+    answers: tuple[str, ...] = ()  # the moments (`MOMENT_KINDS`) this rule's prompt answers
     origin: str = ""  # file:line where it was last defined or changed
 
 
@@ -186,6 +200,15 @@ def _check_fields(
                 problems.append(
                     Problem(where, at(key), f"{key} must be a number from {lo} to {hi}, not {value!r}")
                 )
+    if "answers" in entry:
+        kinds = entry["answers"]
+        if not isinstance(kinds, list) or not all(isinstance(k, str) and k in MOMENT_KINDS for k in kinds):
+            problems.append(Problem(where, at("answers"), "answers must be a list of moment kinds",
+                                    f"kinds: {', '.join(MOMENT_KINDS)}"))
+    if "on" in entry and entry["on"] not in ON:
+        problems.append(Problem(where, at("on"), f"on must be {' or '.join(repr(o) for o in ON)}, "
+                                f"not {entry['on']!r}",
+                                "'partial' lets a rule fire on the words heard so far in a turn"))
     if "enabled" in entry and not isinstance(entry["enabled"], bool):
         problems.append(Problem(where, at("enabled"), "enabled must be true or false"))
     if "flag" in entry:
@@ -212,6 +235,7 @@ def _rule(entry: dict[str, Any], base: Rule | None, origin: str) -> Rule:
     if isinstance(values.get("flag"), dict):
         values["flag"] = Flag(values["flag"]["kind"], values["flag"]["severity"])
     values["condition"] = conditions.parse(values["when"])
+    values["answers"] = tuple(values.get("answers", ()))
     values["origin"] = origin
     values["cooldown_s"] = float(values.get("cooldown_s", 60.0))
     return Rule(**values)
@@ -285,10 +309,20 @@ def _load_file(path: Path, pack: Pack) -> list[Problem]:
                         f"did you mean {near[0]!r}?" if near else "check the id and the pack order",
                     )
                 )
+        base = pack.rules.get(rule_id) if entry_kind == "override" else None
+        if base is not None and base.flag is not None and base.flag.kind == "crisis":
+            weakened = sorted(k for k in entry if k in CRISIS_LOCKED
+                              and (k != "enabled" or entry[k] is False))
+            if weakened:
+                found.append(Problem(
+                    where, line_of.get(weakened[0], header),
+                    f"rule {rule_id!r} is a crisis rule: a site pack may not change its "
+                    f"{' or '.join(weakened)}",
+                    "crisis detection stays at the model's precision everywhere; change its prompt, "
+                    "example or support line, or add a rule of your own"))
         problems.extend(found)
         if any(p.severity == "error" for p in found):
             continue
-        base = pack.rules.get(rule_id) if entry_kind == "override" else None
         pack.rules[rule_id] = _rule(entry, base, f"{where}:{header}")
     return problems
 

@@ -1,13 +1,16 @@
 """The training data in `data/`, read into one labelled table. Pure Python: no scikit-learn here.
 
-Each row is a text with a 0/1 label for distress, escalation and crisis (or None where that source
-says nothing about it), a weight, and its source. Where each source comes from and how its labels
-map is in data/README.md.
+Each row is a customer's turn (with the call's context where the source has one: the customer's
+previous turn and the agent's words just before) with a 0/1 label for distress, escalation and crisis
+(or None where that source says nothing about it), the crisis kind when it is one, a weight, and its
+source. Where each source comes from and how its labels map is in data/README.md.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -43,6 +46,19 @@ COUNSEL_DISTRESS_TOPICS = {
 IN_DOMAIN_WEIGHT = 10.0  # our own contact-centre utterances count ten times a corpus row
 
 
+CRISIS_KINDS = ("self-harm", "violence", "danger")
+TURN_KEYS = ("sector", "agent_prev", "customer_prev", "text", "distress", "escalation", "crisis", "kind",
+             "category")
+CATEGORIES = (
+    "calm", "hard-negative", "explicit-distress", "indirect-distress", "grief", "passive-si",
+    "explicit-self-harm", "coercive-control", "explicit-violence", "danger", "explicit-anger",
+    "sarcastic-anger", "threat-to-leave", "escalation-request", "circumstantial-frustration",
+)
+#: The categories of the writers' brief (data/contact_centre/BRIEF.md) that are indirect disclosures.
+INDIRECT = ("indirect-distress", "grief", "passive-si", "coercive-control", "sarcastic-anger",
+            "circumstantial-frustration")
+
+
 @dataclass(frozen=True)
 class Row:
     text: str
@@ -51,6 +67,10 @@ class Row:
     crisis: int | None
     weight: float
     source: str
+    agent_prev: str = ""
+    customer_prev: str = ""
+    kind: str = ""  # the crisis kind when crisis is 1 and the source says which
+    category: str = ""
 
 
 def _open(path: Path) -> Iterator[str]:
@@ -124,13 +144,47 @@ def bitext(root: Path, keep: int = 2500, seed: int = 0) -> Iterator[Row]:
         yield Row(r["instruction"], 0, escalation, 0, 1.0, "bitext")
 
 
+def read_turns(path: Path) -> Iterator[Row]:
+    """Customer turns with their context, as the writers' brief has them (one JSON object a line).
+
+    A line that is not such a turn is an error naming the file and line: a training set with a
+    silently skipped row is not the one its card describes."""
+    for number, line in enumerate(_open(path), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            if not isinstance(r, dict) or set(r) != set(TURN_KEYS):
+                raise ValueError(f"keys must be {', '.join(TURN_KEYS)}")
+            labels = [r["distress"], r["escalation"], r["crisis"]]
+            if any(v not in (0, 1) for v in labels):
+                raise ValueError("labels must be 0 or 1")
+            if (r["kind"] in CRISIS_KINDS) != (r["crisis"] == 1) or r["kind"] not in ("", *CRISIS_KINDS):
+                raise ValueError(f"kind must be one of {', '.join(CRISIS_KINDS)} exactly when crisis is 1")
+            if r["category"] not in CATEGORIES:
+                raise ValueError(f"unknown category {r['category']!r}")
+            if not all(isinstance(r[k], str) for k in ("sector", "agent_prev", "customer_prev", "text")):
+                raise ValueError("sector, agent_prev, customer_prev and text must be strings")
+        except (ValueError, TypeError) as exc:
+            raise AgentAssistError(f"{path}:{number}: {exc}") from None
+        yield Row(r["text"], r["distress"], r["escalation"], r["crisis"], IN_DOMAIN_WEIGHT,
+                  "contact_centre_turns", agent_prev=r["agent_prev"], customer_prev=r["customer_prev"],
+                  kind=r["kind"], category=r["category"])
+
+
 def contact_centre(root: Path) -> Iterator[Row]:
-    """Our own in-domain utterances, with hard negatives, and the crisis training set."""
+    """Our own in-domain utterances, with hard negatives; the crisis training set; and the customer
+    turns with their context written to the brief in contact_centre/BRIEF.md."""
     path = root / "contact_centre" / "utterances.tsv"
     for r in csv.DictReader(_open(path), delimiter="\t"):
         yield Row(r["text"], int(r["distress"]), int(r["escalation"]), 0, IN_DOMAIN_WEIGHT, "contact_centre")
     for r in csv.DictReader(_open(root / "contact_centre" / "crisis.tsv"), delimiter="\t"):
-        yield Row(r["text"], None, None, int(r["crisis"]), IN_DOMAIN_WEIGHT, "contact_centre_crisis")
+        crisis = int(r["crisis"])
+        kind = (r.get("kind") or "").strip() if crisis else ""
+        yield Row(r["text"], None, None, crisis, IN_DOMAIN_WEIGHT, "contact_centre_crisis",
+                  kind=kind if kind in CRISIS_KINDS else "")
+    for path in sorted((root / "contact_centre" / "turns").glob("*.jsonl")):
+        yield from read_turns(path)
 
 
 # Reddit and Twitter rows that talk of suicide, killing or weapons are left out of the crisis
@@ -148,6 +202,6 @@ def load(root: Path) -> list[Row]:
     for source in (goemotions, davidson, counsel_chat, bitext, contact_centre):
         for row in source(root):
             if row.crisis == 0 and row.weight == 1.0 and _CRISIS_WORDS.search(row.text):
-                row = Row(row.text, row.distress, row.escalation, None, row.weight, row.source)
+                row = dataclasses.replace(row, crisis=None)
             rows.append(row)
     return rows

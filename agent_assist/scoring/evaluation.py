@@ -21,6 +21,7 @@ import numpy as np
 from agent_assist.errors import AgentAssistError
 from agent_assist.scoring import corpus
 from agent_assist.scoring.models import Classifiers
+from agent_assist.scoring.turns import Turn
 
 Progress = Callable[[str], None]
 _CURLY = str.maketrans({"\u2019": "'", "\u0092": "'", "\u2018": "'"})
@@ -31,6 +32,22 @@ class DevSet:
     name: str
     texts: list[str]
     labels: dict[str, np.ndarray]  # signal → 0/1
+    turns: list[Turn] | None = None  # each text with its dialogue's context, where the set has one
+
+
+def in_context(dialogues: Sequence[Sequence[tuple[str, str]]]) -> list[Turn]:
+    """Each (speaker, text) of each dialogue as a Turn with its context, as the text model reads a
+    call: the other party's words just before it, and the speaker's own previous line."""
+    turns = []
+    for dialogue in dialogues:
+        last: dict[str, str] = {}
+        previous = ("", "")
+        for speaker, text in dialogue:
+            other = previous[1] if previous[0] != speaker else ""
+            turns.append(Turn(text, agent_prev=other, customer_prev=last.get(speaker, "")))
+            last[speaker] = text
+            previous = (speaker, text)
+    return turns
 
 
 def _read(path: Path) -> Any:
@@ -39,31 +56,47 @@ def _read(path: Path) -> Any:
     return path.open(encoding="utf-8", newline="")
 
 
-def _emotion_csv(path: Path, name: str, distress: set[str], escalation: set[str]) -> DevSet:
-    """A CSV of utterances with an `Emotion` column, mapped to our two signals."""
+def _emotion_csv(path: Path, name: str, distress: set[str], escalation: set[str], dialogue: Sequence[str],
+                 order: str) -> DevSet:
+    """A CSV of utterances with an `Emotion` column, mapped to our two signals; `dialogue` names the
+    columns that identify a conversation and `order` the line's place in it."""
     with _read(path) as fh:
         rows = list(csv.DictReader(fh))
     emo = [r["Emotion"] for r in rows]
-    return DevSet(name, [r["Utterance"].translate(_CURLY) for r in rows],
+    texts = [r["Utterance"].translate(_CURLY) for r in rows]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(tuple(r[c] for c in dialogue), []).append(i)
+    turns: list[Turn | None] = [None] * len(rows)
+    for index in groups.values():
+        index.sort(key=lambda i: int(rows[i][order]))
+        for i, turn in zip(index, in_context([[(rows[i]["Speaker"], texts[i]) for i in index]]), strict=True):
+            turns[i] = turn
+    return DevSet(name, texts,
                   {"distress": np.array([e in distress for e in emo]),
-                   "escalation": np.array([e in escalation for e in emo])})
+                   "escalation": np.array([e in escalation for e in emo])},
+                  [t for t in turns if t is not None])
 
 
 def meld(directory: Path) -> DevSet:
-    return _emotion_csv(directory / "meld_dev.csv", "MELD dev", {"sadness", "fear"}, {"anger", "disgust"})
+    return _emotion_csv(directory / "meld_dev.csv", "MELD dev", {"sadness", "fear"}, {"anger", "disgust"},
+                        ("Dialogue_ID",), "Utterance_ID")
 
 
 def emorynlp(directory: Path) -> DevSet:
-    return _emotion_csv(directory / "emorynlp_dev.csv", "EmoryNLP dev", {"Scared", "Sad"}, {"Mad"})
+    return _emotion_csv(directory / "emorynlp_dev.csv", "EmoryNLP dev", {"Scared", "Sad"}, {"Mad"},
+                        ("Season", "Episode", "Scene_ID"), "Utterance_ID")
 
 
 def dailydialog(directory: Path) -> DevSet:
     texts, codes = [], []
+    dialogues: list[list[tuple[str, str]]] = []
     with _read(directory / "dailydialog_dev.txt") as fh:
         for line in fh:
             parts = line.rstrip("\n").split("\t")
             turns = [t.strip() for t in parts[0].split("__eou__") if t.strip()]
-            for turn, code in zip(turns, parts[3].split(), strict=False):
+            dialogues.append([])
+            for number, (turn, code) in enumerate(zip(turns, parts[3].split(), strict=False)):
                 for a, b in (
                     (" ,", ","),
                     (" .", "."),
@@ -75,6 +108,7 @@ def dailydialog(directory: Path) -> DevSet:
                     turn = turn.replace(a, b)
                 texts.append(turn)
                 codes.append(code)
+                dialogues[-1].append(("AB"[number % 2], turn))  # the two speakers take turns
     return DevSet(
         "DailyDialog dev",
         texts,
@@ -82,6 +116,7 @@ def dailydialog(directory: Path) -> DevSet:
             "distress": np.array([c in ("3", "5") for c in codes]),
             "escalation": np.array([c in ("1", "2") for c in codes]),
         },
+        in_context(dialogues),
     )
 
 
@@ -97,8 +132,19 @@ def crisis_set(path: Path) -> DevSet:
     with _read(path) as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     return DevSet(
-        "crisis set", [r["text"] for r in rows], {"crisis": np.array([r["crisis"] == "1" for r in rows])}
+        "crisis set", [r["text"] for r in rows],
+        {"crisis": np.array([r["crisis"] == "1" for r in rows]),
+         "indirect": np.array([r.get("indirect") == "1" for r in rows]),
+         "kind": np.array([r.get("kind", "") for r in rows])},
     )
+
+
+def test_portion(directory: Path) -> list[corpus.Row]:
+    """The in-domain turns written apart from the training data (tests/data/moments/*.jsonl)."""
+    files = sorted(directory.glob("*.jsonl"))
+    if not files:
+        raise AgentAssistError(f"{directory}: no test turns (*.jsonl) found")
+    return [row for f in files for row in corpus.read_turns(f)]
 
 
 def metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
@@ -152,18 +198,54 @@ class Baseline:
 
 
 def calm_calls(path: Path, models: Classifiers) -> dict[str, Any]:
-    """How often a score crosses its operating point on Harper Valley's calm bank calls."""
+    """How often a score crosses its operating point on Harper Valley's calm bank calls, each
+    customer turn read with its context as on a call."""
     calls = [json.loads(line) for line in _read(path)]
-    turns = [(c["call_id"], t["text"]) for c in calls for t in c["turns"] if t["speaker"] == "customer"]
-    p = models.score_text([t for _, t in turns])
+    ids, dialogues = [], []
+    for c in calls:
+        dialogue = [(t["speaker"], t["text"]) for t in c["turns"]]
+        dialogues.append(dialogue)
+        ids += [(c["call_id"], speaker == "customer") for speaker, _ in dialogue]
+    every = in_context(dialogues)
+    turns = [(cid, turn) for (cid, customer), turn in zip(ids, every, strict=True) if customer]
+    p = models.score_turns([t for _, t in turns]).signals
     out: dict[str, Any] = {"calls": len(calls), "customer_turns": len(turns)}
     for i, signal in enumerate(("distress", "escalation", "crisis")):
         hot = p[:, i] >= models.thresholds[signal]
         out[signal] = {
             "turns_over": int(hot.sum()),
             "calls_with_any": len({cid for (cid, _), h in zip(turns, hot, strict=True) if h}),
-            "examples": [t for (_, t), h in zip(turns, hot, strict=True) if h][:5],
+            "examples": [t.text for (_, t), h in zip(turns, hot, strict=True) if h][:5],
         }
+    return out
+
+
+def in_domain(rows: Sequence[corpus.Row], models: Classifiers) -> dict[str, Any]:
+    """The held-back in-domain turns: each signal's ROC-AUC and precision/recall at its operating
+    point, how each category fares, and whether a crisis is given its right kind."""
+    scores = models.score_turns([Turn(r.text, r.agent_prev, r.customer_prev) for r in rows])
+    out: dict[str, Any] = {"rows": len(rows), "signals": {}, "categories": {}}
+    for i, signal in enumerate(corpus.SIGNALS):
+        y = np.array([getattr(r, signal) for r in rows])
+        out["signals"][signal] = metrics(scores.signals[:, i], y, models.thresholds[signal])
+    indirect_crisis = np.array([r.crisis == 1 and r.category in corpus.INDIRECT for r in rows])
+    if indirect_crisis.any():
+        p, th = scores.signals[:, 2], models.thresholds["crisis"]
+        negatives = np.array([r.crisis == 0 for r in rows])
+        use = indirect_crisis | negatives
+        out["signals"]["crisis_indirect"] = metrics(p[use], indirect_crisis[use], th)
+    for category in corpus.CATEGORIES:
+        mine = [i for i, r in enumerate(rows) if r.category == category]
+        if not mine:
+            continue
+        over = {s: float(np.mean(scores.signals[mine, j] >= models.thresholds[s]))
+                for j, s in enumerate(corpus.SIGNALS)}
+        out["categories"][category] = {"rows": len(mine),
+                                       **{f"{s}_over": round(v, 3) for s, v in over.items()}}
+    crises = [i for i, r in enumerate(rows) if r.crisis == 1]
+    caught = [i for i in crises if scores.signals[i, 2] >= models.thresholds["crisis"]]
+    out["kind_accuracy"] = round(float(np.mean([scores.kind(i) == rows[i].kind for i in caught])), 3) \
+        if caught else None
     return out
 
 
@@ -177,6 +259,49 @@ def text_speed(models: Classifiers, texts: Sequence[str]) -> float:
     return (time.perf_counter() - start) * 1000 / len(sample)
 
 
+#: A held-back test turn counts as a moment of each kind when (for rules that answer that kind):
+MOMENT_OF_ROW = {
+    "crisis-self-harm": lambda r: r.crisis == 1 and r.kind == "self-harm",
+    "crisis-violence": lambda r: r.crisis == 1 and r.kind == "violence",
+    "crisis-danger": lambda r: r.crisis == 1 and r.kind == "danger",
+    "distress": lambda r: r.distress == 1,
+    "grief": lambda r: r.category == "grief",
+    "escalation": lambda r: r.escalation == 1,
+    "escalation-request": lambda r: r.category in ("escalation-request", "threat-to-leave"),
+}
+
+
+def rules_on_turns(rows: Sequence[corpus.Row], models: Classifiers, pack: Any) -> dict[str, Any]:
+    """Each rule of `pack` on each held-back test turn alone, as the engine would judge that turn
+    (its scores and words; call-level signals such as the trend, the agent's pace or the call's
+    length are unknown here, so rules that need them are left out): precision and recall against
+    the turns that are moments of the kinds the rule answers."""
+    from agent_assist.events import Scores
+    from agent_assist.rules import conditions
+    from agent_assist.rules.engine import RulesEngine
+
+    read = models.score_turns([Turn(r.text, r.agent_prev, r.customer_prev) for r in rows])
+    signals = []
+    for i in range(len(rows)):
+        p = read.signals[i]
+        s = Scores(float(p[0]), float(p[1]), float(p[2]), {"distress": float(p[0]), "escalation": float(p[1]),
+                   "crisis": float(p[2])}, None, False, {}, kind=read.kind(i))
+        signals.append(RulesEngine._values(s))
+    turn_signals = set(signals[0]) if signals else set()
+    out: dict[str, Any] = {}
+    for rule in pack.enabled:
+        used = conditions.names(rule.condition)
+        if not rule.answers or "agent_says" in used or not used - {"customer_says"} <= turn_signals:
+            continue
+        truth = np.array([any(MOMENT_OF_ROW[k](r) for k in rule.answers) for r in rows])
+        fired = np.array([conditions.evaluate(rule.condition, signals[i], {"customer": r.text})
+                          for i, r in enumerate(rows)])
+        out[rule.id] = {"answers": list(rule.answers), "fired": int(fired.sum()), "moments": int(truth.sum()),
+                        "precision": round(float(truth[fired].mean()), 3) if fired.any() else None,
+                        "recall": round(float(fired[truth].mean()), 3) if truth.any() else None}
+    return out
+
+
 def evaluate(
     models: Classifiers,
     data_dir: Path,
@@ -184,6 +309,7 @@ def evaluate(
     crisis_path: Path,
     calls_path: Path | None,
     progress: Progress,
+    moments_dir: Path | None = None,
 ) -> dict[str, Any]:
     datasets = [loader(dev_dir) for loader in (meld, emorynlp, dailydialog, dreaddit)]  # fail fast
     cs = crisis_set(crisis_path)
@@ -192,27 +318,39 @@ def evaluate(
     report: dict[str, Any] = {"operating_points": models.thresholds, "dev": {}}
     for ds in datasets:
         progress(ds.name)
-        p = models.score_text(ds.texts)
+        alone = models.score_text(ds.texts)
+        context = models.score_turns(ds.turns).signals if ds.turns is not None else None
         report["dev"][ds.name] = {}
         for signal, y in ds.labels.items():
             i = ("distress", "escalation").index(signal)
             report["dev"][ds.name][signal] = {
-                "model": metrics(p[:, i], y, models.thresholds[signal]),
+                "model": metrics(alone[:, i], y, models.thresholds[signal]),
                 "baseline": metrics(baseline.score(signal, ds.texts), y, 0.5),
             }
+            if context is not None:
+                report["dev"][ds.name][signal]["in_context"] = metrics(
+                    context[:, i], y, models.thresholds[signal])
     progress("crisis set")
-    p = models.score_text(cs.texts)[:, 2]
-    report["crisis"] = metrics(p, cs.labels["crisis"], models.thresholds["crisis"])
-    report["crisis"]["missed"] = [
-        t
-        for t, s, y in zip(cs.texts, p, cs.labels["crisis"], strict=True)
-        if y and s < models.thresholds["crisis"]
-    ]
-    report["crisis"]["false_alarms"] = [
-        t
-        for t, s, y in zip(cs.texts, p, cs.labels["crisis"], strict=True)
-        if not y and s >= models.thresholds["crisis"]
-    ]
+    kinds = models.score_turns([Turn(t) for t in cs.texts])
+    p, y, th = kinds.signals[:, 2], cs.labels["crisis"], models.thresholds["crisis"]
+    report["crisis"] = metrics(p, y, th)
+    indirect = cs.labels["indirect"]
+    if indirect.any():
+        use = indirect | ~y
+        report["crisis"]["indirect"] = metrics(p[use], y[use], th)
+    caught = [i for i in range(len(y)) if y[i] and p[i] >= th]
+    report["crisis"]["kind_accuracy"] = round(float(np.mean(
+        [kinds.kind(i) == cs.labels["kind"][i] for i in caught])), 3) if caught else None
+    report["crisis"]["missed"] = [t for t, s, yy in zip(cs.texts, p, y, strict=True) if yy and s < th]
+    report["crisis"]["false_alarms"] = [t for t, s, yy in zip(cs.texts, p, y, strict=True)
+                                        if not yy and s >= th]
+    if moments_dir is not None:
+        progress("in-domain test turns")
+        rows = test_portion(moments_dir)
+        report["in_domain"] = in_domain(rows, models)
+        from agent_assist.rules.packs import load_for_run
+
+        report["in_domain"]["rules"] = rules_on_turns(rows, models, load_for_run(()))
     if calls_path is not None:
         progress("calm calls")
         report["calm_calls"] = calm_calls(calls_path, models)
@@ -223,13 +361,15 @@ def evaluate(
 def format_report(report: dict[str, Any]) -> list[str]:
     """The report as a few aligned lines for the terminal."""
     lines = [
-        f"{'set':<18}{'signal':<12}{'ROC-AUC':>8}{'AP':>7}{'F1':>7}   baseline: {'AUC':>6}{'AP':>7}{'F1':>7}"
+        f"{'set':<18}{'signal':<12}{'ROC-AUC':>8}{'AP':>7}{'F1':>7}{'in context':>12}"
+        f"   baseline: {'AUC':>6}{'AP':>7}{'F1':>7}"
     ]
     for name, signals in report["dev"].items():
         for signal, m in signals.items():
             a, b = m["model"], m["baseline"]
+            ctx = f"{m['in_context']['roc_auc']:>12.3f}" if "in_context" in m else f"{'':>12}"
             lines.append(
-                f"{name:<18}{signal:<12}{a['roc_auc']:>8.3f}{a['average_precision']:>7.3f}{a['f1']:>7.3f}"
+                f"{name:<18}{signal:<12}{a['roc_auc']:>8.3f}{a['average_precision']:>7.3f}{a['f1']:>7.3f}{ctx}"
                 f"   {'':>9} {b['roc_auc']:>6.3f}{b['average_precision']:>7.3f}{b['f1']:>7.3f}"
             )
     c = report["crisis"]
@@ -237,6 +377,34 @@ def format_report(report: dict[str, Any]) -> list[str]:
         f"crisis set: precision {c['precision']:.3f}, recall {c['recall']:.3f}, ROC-AUC {c['roc_auc']:.3f} "
         f"({c['positives']} of {c['rows']} positive) at {report['operating_points']['crisis']}"
     )
+    if "indirect" in c:
+        i = c["indirect"]
+        lines.append(f"  indirect crises against every negative: precision {i['precision']:.3f}, "
+                     f"recall {i['recall']:.3f}, ROC-AUC {i['roc_auc']:.3f} "
+                     f"({i['positives']} of {i['rows']})")
+    if c.get("kind_accuracy") is not None:
+        lines.append(f"  kind (self-harm, violence, danger) right for {c['kind_accuracy']:.3f} "
+                     "of the crises caught")
+    if "in_domain" in report:
+        d = report["in_domain"]
+        lines.append(f"in-domain test turns ({d['rows']}, written apart from the training data):")
+        for signal, m in d["signals"].items():
+            lines.append(f"  {signal:<16} ROC-AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
+                         f"precision {m['precision']:.3f}, recall {m['recall']:.3f} "
+                         f"({m['positives']} of {m['rows']})")
+        if d.get("kind_accuracy") is not None:
+            lines.append(f"  kind right for {d['kind_accuracy']:.3f} of the crises caught")
+        for category, m in d["categories"].items():
+            over = ", ".join(f"{s} {m[f'{s}_over']:.2f}" for s in ("distress", "escalation", "crisis"))
+            lines.append(f"  {category:<28}{m['rows']:>4} rows; share over the operating point: {over}")
+        if d.get("rules"):
+            lines.append("  the default pack's rules on each test turn alone:")
+            for rule, m in d["rules"].items():
+                def num(x: Any) -> str:
+                    return "-" if x is None else f"{x:.2f}"
+
+                lines.append(f"    {rule:<26}fired {m['fired']:>4}, precision {num(m['precision'])}, "
+                             f"recall {num(m['recall'])} of {m['moments']} ({', '.join(m['answers'])})")
     if "calm_calls" in report:
         cc = report["calm_calls"]
         fired = ", ".join(
@@ -247,13 +415,16 @@ def format_report(report: dict[str, Any]) -> list[str]:
             f"calm calls: {cc['calls']} calls, {cc['customer_turns']} customer turns; "
             f"over the operating point: {fired}"
         )
-    if "voice" in report:
-        v = report["voice"]
+    for key in ("voice", "voice_phone"):
+        if key not in report:
+            continue
+        v = report[key]
+        line = "8 kHz μ-law copies" if key == "voice_phone" else "as recorded"
         for signal in ("escalation", "distress"):
             m = v[signal]
             lines.append(
-                f"voice, unseen actors ({m['positives']} vs {m['negatives']} neutral/calm clips), {signal}: "
-                f"ROC-AUC in a call {m['in_call']:.3f}, clip alone {m['alone']:.3f}, "
+                f"voice, unseen actors, {line} ({m['positives']} vs {m['negatives']} neutral/calm clips), "
+                f"{signal}: ROC-AUC in a call {m['in_call']:.3f}, clip alone {m['alone']:.3f}, "
                 f"words only {m['text_only']:.3f}"
             )
     lines.append(f"text model: {report['text_ms_per_utterance']:.2f} ms per utterance")
@@ -290,8 +461,10 @@ def voice(
     progress: Progress,
     clips_per_emotion: int | None = None,
     seed: int = 0,
+    phone: bool = False,
 ) -> dict[str, Any]:
-    """Held-out actors' clips replayed through the real pipeline, one call per actor.
+    """Held-out actors' clips replayed through the real pipeline, one call per actor (with `phone`,
+    each clip as an 8 kHz μ-law telephone recording of it).
 
     Each call opens with two of the actor's neutral clips (the baseline a real call would give)
     and then plays the rest in a shuffled order with 1.2 s of silence between them. Every clip's
@@ -330,6 +503,10 @@ def voice(
         at = len(gap)
         for clip in neutral + rest:
             x = decode(clip.path)
+            if phone:
+                from agent_assist.audio.telephone import over_the_phone
+
+                x = over_the_phone(x)
             spans.append((clip, at / 16000, (at + len(x)) / 16000))
             audio += [x, gap]
             at += len(x) + len(gap)
@@ -359,8 +536,8 @@ def voice(
                     "text_only": dict(best.scores.text),
                 }
             )
-    out: dict[str, Any] = {"speakers": list(speakers), "clips": len(results), "missing": missing,
-                           "results": results}
+    out: dict[str, Any] = {"speakers": list(speakers), "line": "phone" if phone else "wide",
+                           "clips": len(results), "missing": missing, "results": results}
     emotions = np.array([r["emotion"] for r in results])
     calm = np.isin(emotions, ["neutral", "calm"])
     for signal, positive in (("escalation", ["angry"]), ("distress", ["sad", "fearful", "fear"])):

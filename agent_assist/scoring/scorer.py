@@ -25,6 +25,7 @@ import numpy as np
 from agent_assist.events import (
     CallStart,
     Event,
+    Partial,
     Scores,
     Speaker,
     SpeechSegment,
@@ -33,10 +34,18 @@ from agent_assist.events import (
 )
 from agent_assist.scoring import acoustic
 from agent_assist.scoring.models import Classifiers, shipped
+from agent_assist.scoring.turns import CRISIS_KINDS, Turn
 
 log = logging.getLogger(__name__)
 
 RATE = 16000
+#: A partial is scored on the turn's last this many words (about 15 s of speech, one window of the
+#: text model), so each costs the same however long the turn has run.
+PARTIAL_WORDS = 40
+#: A partial of fewer words is not scored: a fragment ("I can't breathe", cut from "...properly when a
+#: bill comes") read out of its sentence gave false crisis cards on the labelled calls (5 prompts on
+#: 7 calm calls; 1 with this), and a turn that short is final within a second or two anyway.
+MIN_PARTIAL_WORDS = 8
 SCORED_SPEAKERS = (Speaker.CUSTOMER, Speaker.UNKNOWN)
 
 
@@ -87,14 +96,19 @@ class Scorer:
     """Stage: attaches `Scores` to every final customer (or unknown-party) utterance."""
 
     def __init__(
-        self, classifiers: Classifiers | None = None, *, use_voice: bool = True, use_baseline: bool = True
+        self, classifiers: Classifiers | None = None, *, use_voice: bool = True, use_baseline: bool = True,
+        score_partials: bool = True,
     ) -> None:
         self.models = classifiers or shipped()
         self.use_voice = use_voice
         self.use_baseline = use_baseline
+        self.score_partials = score_partials
         self._reset()
 
     def _reset(self) -> None:
+        self._partial: tuple[tuple[str, str], Scores] | None = None  # the latest partial's scores
+        self._agent_said = ""  # the agent's latest words, and the customer's: the next turn's context
+        self._customer_said = ""
         self._voice: dict[str, VoiceFeatures] = {}
         self._baselines: dict[Speaker, acoustic.SpeakerBaseline] = {}
         self._trends = {"distress": Trend(), "escalation": Trend()}
@@ -105,12 +119,49 @@ class Scorer:
             return
         if isinstance(event, CallStart):
             self._reset()
+        elif (isinstance(event, Partial) and event.speaker in SCORED_SPEAKERS and self.score_partials
+              and len(event.text.split()) >= MIN_PARTIAL_WORDS):
+            event = replace(event, scores=self.score_partial(event))
         elif isinstance(event, Utterance) and event.speaker in SCORED_SPEAKERS:
             event = replace(event, scores=self.score(event))
+            self._customer_said = event.text
+            self._partial = None
+        elif isinstance(event, Utterance) and event.speaker == Speaker.AGENT:
+            self._agent_said = event.text
         yield event
 
+    def context(self, text: str) -> Turn:
+        """`text` as the text model reads it: after the customer's previous turn and the agent's
+        latest words."""
+        return Turn(text, agent_prev=self._agent_said, customer_prev=self._customer_said)
+
+    def score_partial(self, partial: Partial) -> Scores:
+        """The words heard so far in a turn, from the words alone (the voice joins at the final):
+        only the last `PARTIAL_WORDS` of them, after the same context as the final's, since the
+        rules want what is new, and a long turn would otherwise cost more with every second. The
+        call's trend is left for the final; a partial that says nothing new reuses its scores."""
+        words = partial.text.split()[-PARTIAL_WORDS:]
+        key = (partial.utterance_id, " ".join(words))
+        if self._partial is not None and self._partial[0] == key:
+            return self._partial[1]
+        read = self.models.score_turns([self.context(" ".join(words))])
+        p = read.signals[0]
+        last = self._trends
+        scores = Scores(
+            distress=float(p[0]), escalation=float(p[1]), crisis=float(p[2]),
+            text={"distress": float(p[0]), "escalation": float(p[1]), "crisis": float(p[2])},
+            acoustic=None, baseline=False,
+            trend={"distress": last["distress"].level, "escalation": last["escalation"].level,
+                   "distress_rise": 0.0, "escalation_rise": 0.0},
+            kind=read.kind(0),
+            kinds={k: float(v) for k, v in zip(CRISIS_KINDS, read.kinds[0], strict=True)},
+        )
+        self._partial = (key, scores)
+        return scores
+
     def score(self, utt: Utterance) -> Scores:
-        text_p = self.models.score_text([utt.text])
+        read = self.models.score_turns([self.context(utt.text)])
+        text_p = read.signals
         voice = self._voice.pop(utt.utterance_id, None)
         voice_p = None
         baseline_used = False
@@ -144,6 +195,8 @@ class Scorer:
             },
             acoustic=None if voice_p is None else self.models.voice_parts(voice_p[0]),
             baseline=baseline_used,
+            kind=read.kind(0),
+            kinds={k: float(v) for k, v in zip(CRISIS_KINDS, read.kinds[0], strict=True)},
             trend={
                 "distress": d_level,
                 "escalation": e_level,

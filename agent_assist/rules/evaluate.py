@@ -1,0 +1,282 @@
+"""Measure a rule pack against labelled moments: did the right prompt come, and in time?
+
+A labelled call is a JSON file (data/samples/calls/*.json, written by data/samples/make_calls.py):
+
+    {"id": "call-07", "set": "labelled", "audio": "call-07.ogg", "duration": 80.2,
+     "turns": [{"speaker": "customer", "start": 5.9, "end": 10.4, "text": "..."}, ...],
+     "moments": [{"kind": "grief", "start": 16.5, "end": 20.3, "words": "...", "turn": 3}, ...]}
+
+`kind` is one of `packs.MOMENT_KINDS`; `start` and `end` bound the words that matter, in call time.
+A call with no moments is a calm call: every prompt on it is a false alarm. Each rule says which
+kinds of moment its prompt answers (`answers` in the pack).
+
+A moment is **answered** when a prompt from a rule that answers its kind fires no earlier than the
+start of the customer's turn holding its words (or half a second before the words, if the labels do
+not say the turn) and no later than `WITHIN_S` after they end (call time, so a replay measures what
+a live call would show). A prompt **hits** when it answers some moment of a kind its
+rule answers within `HIT_WINDOW_S` of its words (a late answer is still the right prompt), else it is
+a false alarm. Per rule that gives precision (hits over prompts) and recall (answered moments of its
+kinds over all of them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent_assist.errors import AgentAssistError
+from agent_assist.events import Prompt, PublicEvent
+from agent_assist.rules.packs import MOMENT_KINDS, Pack
+
+WITHIN_S = 3.0  # "the right prompt within 3 s of the words"
+EARLY_S = 0.5  # a prompt may come with the words themselves (a partial), not before them
+HIT_WINDOW_S = 15.0
+
+
+@dataclass(frozen=True)
+class Moment:
+    kind: str
+    start: float
+    end: float
+    words: str = ""
+    turn_start: float | None = None  # when the customer's turn holding these words began
+
+    @property
+    def earliest(self) -> float:
+        """The earliest a prompt may come and answer it: from the start of its turn (the words just
+        before may already have disclosed it), or half a second before its words."""
+        early = self.start - EARLY_S
+        return early if self.turn_start is None else min(early, self.turn_start)
+
+
+@dataclass(frozen=True)
+class LabelledCall:
+    id: str
+    path: Path
+    audio: Path | None
+    duration: float
+    moments: tuple[Moment, ...]
+
+    @property
+    def calm(self) -> bool:
+        return not self.moments
+
+
+def read_labels(path: Path) -> LabelledCall:
+    """A labelled call's JSON file, checked: one line saying what is wrong otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        moments = []
+        turns = data.get("turns", [])
+        for i, m in enumerate(data.get("moments", [])):
+            if m.get("kind") not in MOMENT_KINDS:
+                raise ValueError(f"moment {i + 1}: kind must be one of {', '.join(MOMENT_KINDS)}")
+            start, end = float(m["start"]), float(m["end"])
+            if not (np.isfinite(start) and np.isfinite(end) and 0 <= start <= end):
+                raise ValueError(f"moment {i + 1}: start and end must be times, start first")
+            turn = m.get("turn")
+            turn_start = (float(turns[turn]["start"]) if isinstance(turn, int) and 0 <= turn < len(turns)
+                          else None)
+            moments.append(Moment(m["kind"], start, end, str(m.get("words", "")), turn_start))
+        audio = path.parent / data["audio"] if data.get("audio") else None
+        return LabelledCall(str(data.get("id", path.stem)), path, audio, float(data.get("duration", 0.0)),
+                            tuple(moments))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentAssistError(f"{path}: cannot read ({exc})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AgentAssistError(f"{path}: not a labelled call ({exc})") from None
+
+
+@dataclass
+class CallOutcome:
+    call: LabelledCall
+    prompts: list[Prompt]
+    length_s: float
+    answered: list[tuple[Moment, Prompt | None]] = field(default_factory=list)
+    hits: list[tuple[Prompt, bool]] = field(default_factory=list)
+
+
+def judge(call: LabelledCall, events: Sequence[PublicEvent], pack: Pack) -> CallOutcome:
+    """Which of the call's moments were answered in time, and which prompts hit a moment."""
+    answers = {r.id: set(r.answers) for r in pack.rules.values()}
+    prompts = [e for e in events if isinstance(e, Prompt)]
+    length = max([call.duration, *(e.t for e in events)])
+    out = CallOutcome(call, prompts, length)
+    for m in call.moments:
+        first = next((p for p in prompts if m.kind in answers.get(p.rule, set())
+                      and m.earliest <= p.t <= m.end + WITHIN_S), None)
+        out.answered.append((m, first))
+    for p in prompts:
+        kinds = answers.get(p.rule, set())
+        hit = any(m.kind in kinds and m.earliest <= p.t <= m.end + HIT_WINDOW_S for m in call.moments)
+        out.hits.append((p, hit))
+    return out
+
+
+@dataclass
+class Report:
+    outcomes: list[CallOutcome]
+    pack: Pack
+
+    @property
+    def moments(self) -> list[tuple[Moment, Prompt | None]]:
+        return [a for o in self.outcomes for a in o.answered]
+
+    def summary(self) -> dict[str, Any]:
+        moments = self.moments
+        answered = [(m, p) for m, p in moments if p is not None]
+        calm = [o for o in self.outcomes if o.call.calm]
+        calm_hours = sum(o.length_s for o in calm) / 3600
+        calm_prompts = sum(len(o.prompts) for o in calm)
+        by_kind = {}
+        for kind in MOMENT_KINDS:
+            mine = [(m, p) for m, p in moments if m.kind == kind]
+            if mine:
+                by_kind[kind] = {"moments": len(mine), "answered": sum(p is not None for _, p in mine)}
+        rules = {}
+        for rule in self.pack.enabled:
+            fired = [(p, hit) for o in self.outcomes for p, hit in o.hits if p.rule == rule.id]
+            kinds = set(rule.answers)
+            theirs = [(m, p) for m, p in moments if m.kind in kinds]
+            mine = [(m, p) for m, p in theirs if p is not None and p.rule == rule.id]
+            delays = [p.t - m.end for m, p in mine if p is not None]
+            if not fired and not theirs:
+                continue
+            rules[rule.id] = {
+                "prompts": len(fired),
+                "hits": sum(hit for _, hit in fired),
+                "precision": round(sum(hit for _, hit in fired) / len(fired), 3) if fired and kinds else None,
+                "moments": len(theirs),
+                "answered_first": len(mine),
+                "recall": round(len(mine) / len(theirs), 3) if theirs else None,
+                "median_s_after_words": round(float(np.median(delays)), 2) if delays else None,
+                "on_calm_calls": sum(1 for o in calm for p in o.prompts if p.rule == rule.id),
+            }
+        delays = [p.t - m.end for m, p in answered if p is not None]
+        return {
+            "calls": len(self.outcomes),
+            "calm_calls": len(calm),
+            "moments": len(moments),
+            "answered_within_3s": len(answered),
+            "answered_share": round(len(answered) / len(moments), 3) if moments else None,
+            "median_s_after_words": round(float(np.median(delays)), 2) if delays else None,
+            "calm_prompts": calm_prompts,
+            "calm_prompts_per_hour": round(calm_prompts / calm_hours, 2) if calm_hours else None,
+            "by_kind": by_kind,
+            "rules": rules,
+            "missed": [{"call": o.call.id, "kind": m.kind, "at": m.start, "words": m.words,
+                        "prompts_near": [f"{p.rule}@{p.t:.1f}" for p in o.prompts
+                                         if m.earliest <= p.t <= m.end + HIT_WINDOW_S]}
+                       for o in self.outcomes for m, p in o.answered if p is None],
+            "false_alarms": [{"call": o.call.id, "rule": p.rule, "t": p.t}
+                             for o in self.outcomes for p, hit in o.hits
+                             if not hit and set(self._answers(p.rule))],
+        }
+
+    def _answers(self, rule: str) -> tuple[str, ...]:
+        r = self.pack.rules.get(rule)
+        return r.answers if r else ()
+
+
+def lines(summary: dict[str, Any]) -> list[str]:
+    """The report for a terminal."""
+    s = summary
+    out = [f"{s['calls']} calls ({s['calm_calls']} calm), {s['moments']} labelled moments: "
+           f"{s['answered_within_3s']} answered by the right prompt within {WITHIN_S:.0f} s "
+           f"({(s['answered_share'] or 0) * 100:.0f}%), median {s['median_s_after_words']} s after the words",
+           f"calm calls: {s['calm_prompts']} prompts, {s['calm_prompts_per_hour']} per call-hour", "",
+           "by kind of moment:"]
+    for kind, v in s["by_kind"].items():
+        out.append(f"  {kind:<22}{v['answered']:>3} of {v['moments']:<3}")
+    out += ["", f"  {'rule':<26}{'prompts':>8}{'precision':>10}{'recall':>8}{'median s':>9}{'on calm':>8}"]
+    for rule, v in s["rules"].items():
+        def num(x: Any) -> str:
+            return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+        out.append(f"  {rule:<26}{v['prompts']:>8}{num(v['precision']):>10}{num(v['recall']):>8}"
+                   f"{num(v['median_s_after_words']):>9}{v['on_calm_calls']:>8}")
+    if s["missed"]:
+        out += ["", "missed:"]
+        for m in s["missed"]:
+            near = ", ".join(m["prompts_near"]) or "nothing near"
+            out.append(f"  {m['call']} {m['kind']} at {m['at']:.1f} s ({near}): {m['words'][:70]}")
+    return out
+
+
+def kinds_count(calls: Sequence[LabelledCall]) -> Counter[str]:
+    return Counter(m.kind for c in calls for m in c.moments)
+
+
+def rerun(events: Sequence[PublicEvent], pack: Pack) -> list[PublicEvent]:
+    """A recorded call's events (an event log) through `pack` again: the prompts, flags and
+    retractions it recorded are dropped and the rules run anew on its scored turns and partials, as
+    they would have on the call. Nothing is transcribed or scored again."""
+    from agent_assist.events import Flag, Retract
+    from agent_assist.rules.engine import RulesEngine
+
+    engine = RulesEngine(pack)
+    out: list[PublicEvent] = []
+    for event in events:
+        if isinstance(event, Prompt | Retract) or (isinstance(event, Flag) and event.raised_by == "rules"):
+            continue
+        out.extend(e for e in engine.process(event) if isinstance(e, PublicEvent))
+    return out
+
+
+def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path | None,
+                transcriber: Any = None) -> list[PublicEvent]:
+    """The call's events: from its recorded event log (`events_dir/<id>.jsonl`, as `replay --events`
+    writes it) when there is one, else by replaying its audio through the whole pipeline (with
+    partials, as a live call runs); a replay's events are saved there for next time."""
+    from agent_assist.events import EventParseError, event_from_json
+    from agent_assist.replay import Replay, ReplayOptions
+    from agent_assist.sinks import EventList
+
+    log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
+    if log is not None and log.is_file():
+        events = []
+        for number, line in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(event_from_json(line))
+            except EventParseError as exc:
+                raise AgentAssistError(f"{log}:{number}: {exc}") from None
+        return events
+    if call.audio is None or not call.audio.is_file():
+        raise AgentAssistError(f"{call.path}: its audio ({call.audio}) is missing and no event log was given")
+    sink = EventList()
+    Replay(call.audio, [sink], ReplayOptions(call_id=call.id, site_packs=tuple(pack_files)),
+           transcriber=transcriber).run()
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(e.to_json() + "\n" for e in sink.events), encoding="utf-8")
+    return sink.events
+
+
+def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Path],
+             events_dir: Path | None = None, progress: Any = None) -> Report:
+    """Every labelled call (`read_labels`) through `pack` (replayed, or its recorded events re-run),
+    judged."""
+    transcriber = None
+    outcomes = []
+    for call in calls:
+        if progress is not None:
+            progress(call.id)
+        log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
+        if transcriber is None and not (log is not None and log.is_file()):
+            from agent_assist.transcriber import Transcriber
+
+            transcriber = Transcriber()
+            transcriber.warm_up()
+        events = call_events(call, pack_files, events_dir, transcriber)
+        outcomes.append(judge(call, rerun(events, pack), pack))
+    return Report(outcomes, pack)

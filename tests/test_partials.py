@@ -1,0 +1,120 @@
+"""Acting on the words as they are said, on real audio: a disclosure early in a long turn is answered
+from a partial transcript before the turn ends; a prompt the final no longer supports is withdrawn;
+a replay shows the prompts a live call shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent_assist.audio.files import ChannelLayout, FileSource
+from agent_assist.events import AudioChunk, Partial, Prompt, Retract, Speaker, Utterance
+from agent_assist.replay import ReplayOptions, replay
+from tests.conftest import SAMPLES, Collector
+from tests.test_audio_files import write_audio
+
+CALLS = SAMPLES / "calls"
+pytestmark = pytest.mark.slow
+
+
+def first_seconds(name: str, seconds: float, folder: Path) -> tuple[Path, dict]:
+    """A labelled call's first `seconds`, as a stereo FLAC, and its labels."""
+    label = json.loads((CALLS / f"{name}.json").read_text(encoding="utf-8"))
+    parts: dict[Speaker, list[np.ndarray]] = {Speaker.CUSTOMER: [], Speaker.AGENT: []}
+    for block in FileSource(CALLS / label["audio"], layout=ChannelLayout.STEREO).blocks():
+        for chunk in block:
+            if isinstance(chunk, AudioChunk):
+                parts[chunk.speaker].append(chunk.samples)
+    stereo = np.stack([np.concatenate(parts[s])[: int(seconds * 16000)] for s in (Speaker.CUSTOMER,
+                                                                                  Speaker.AGENT)])
+    return write_audio(folder / f"{name}.flac", stereo, 16000, "flac", "flac"), label
+
+
+@pytest.fixture(scope="module")
+def gas_call(tmp_path_factory, transcriber):
+    """long-03: a new tenant mentions a strong smell of gas 8 s into a 23 s turn, then carries on
+    about the lease; replayed unpaced, partials in lock-step, as a quality team replays it."""
+    path, label = first_seconds("long-03", 46.0, tmp_path_factory.mktemp("gas"))
+    sink = Collector()
+    replay(path, [sink], ReplayOptions(call_id="gas"), transcriber=transcriber)
+    return sink, label
+
+
+def test_a_danger_early_in_a_long_turn_is_answered_from_a_partial_before_the_turn_ends(gas_call):
+    sink, label = gas_call
+    [moment] = label["moments"]
+    turn = label["turns"][moment["turn"]]
+    danger = [e for e in sink.events if isinstance(e, Prompt) and e.rule == "crisis-danger"]
+    assert danger, [(e.rule, e.t) for e in sink.events if isinstance(e, Prompt)]
+    first = danger[0]
+    assert first.why["partial"] is True and first.sticky
+    assert first.t - moment["end"] <= 3.0, "within 3 s of the end of the words, in call time"
+    assert first.t < turn["end"] - 5, "well before the customer stops talking"
+    partial = next(e for e in sink.events if isinstance(e, Partial) and e.t == first.t)
+    assert partial.scores is not None and partial.scores.kind == "danger" and partial.scores.crisis >= 0.5
+    assert "gas" in partial.text.lower()
+    # the turn's finals came afterwards and did not fire it again
+    assert [e.rule for e in sink.events if isinstance(e, Prompt)].count("crisis-danger") == 1
+    assert not [e for e in sink.events if isinstance(e, Retract)]
+
+
+def test_partials_carry_scores_and_the_long_turn_is_finalised_sentence_by_sentence(gas_call):
+    sink, label = gas_call
+    turn = label["turns"][label["moments"][0]["turn"]]
+    finals = [e for e in sink.events if isinstance(e, Utterance) and e.speaker == Speaker.CUSTOMER
+              and turn["start"] - 0.6 <= e.start < turn["end"]]
+    assert len(finals) >= 2, "a 23 s turn is cut at breaths between sentences, not at 20 s"
+    assert all(f.end - f.start < 20 for f in finals)
+    partials = [e for e in sink.events if isinstance(e, Partial) and e.speaker == Speaker.CUSTOMER]
+    # scored from the words alone once a turn has eight words; a shorter fragment waits
+    assert partials and all((p.scores is not None) == (len(p.text.split()) >= 8) for p in partials)
+    assert all(p.scores.acoustic is None for p in partials if p.scores is not None)
+    assert not [e for e in sink.events if isinstance(e, Partial) and e.speaker == Speaker.AGENT]
+
+
+def test_a_prompt_the_final_no_longer_supports_is_retracted(tmp_path, transcriber):
+    """A site rule that holds on the words so far ("the stove", before "boxes") but not on the whole
+    final: the real partial fires it and the real final withdraws it."""
+    pack = tmp_path / "site.toml"
+    pack.write_text('''[[rule]]
+id = "stove-before-boxes"
+when = 'customer says "stove" and not customer says "boxes"'
+on = "partial"
+prompt = "Ask about the smell."
+principle = "safety"
+source = "test"
+cooldown_s = 0
+''', encoding="utf-8")
+    path, _ = first_seconds("long-03", 46.0, tmp_path)
+    sink = Collector()
+    replay(path, [sink], ReplayOptions(call_id="gas", site_packs=(pack,)), transcriber=transcriber)
+    fired = [e for e in sink.events if isinstance(e, Prompt) and e.rule == "stove-before-boxes"]
+    retracted = [e for e in sink.events if isinstance(e, Retract) and e.rule == "stove-before-boxes"]
+    assert fired and fired[0].why["partial"] is True
+    assert [(r.prompt_t, r.utterance_id) for r in retracted] == [(fired[0].t, fired[0].why["utterance_id"])]
+    final = next(e for e in sink.events if isinstance(e, Utterance)
+                 and e.utterance_id == retracted[0].utterance_id)
+    assert "boxes" in final.text.lower() and sink.events.index(retracted[0]) > sink.events.index(final)
+
+
+def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, transcriber, tmp_path):
+    """The same call paced at real time (the transcriber on its own worker, partials skipped when it
+    is busy): the same prompts, at nearly the same call times."""
+    fast, _ = gas_call
+    path, _ = first_seconds("long-03", 46.0, tmp_path)
+    live = Collector()
+    replay(path, [live], ReplayOptions(call_id="gas", realtime=True), transcriber=transcriber)
+
+    def fired(sink: Collector) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for e in sink.events:
+            if isinstance(e, Prompt):
+                out.setdefault(e.rule, e.t)
+        return out
+
+    a, b = fired(fast), fired(live)
+    assert set(a) == set(b), (a, b)
+    assert abs(a["crisis-danger"] - b["crisis-danger"]) <= 2.0  # a skipped partial moves it a little
