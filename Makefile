@@ -31,7 +31,7 @@ demo: $(STAMP)
 test: $(STAMP) $(BASE)
 	$(BIN)/python -m pytest
 
-# The benchmark (about 5 minutes, best on an idle machine): bench/results/latest.json and README's table.
+# The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --readme README.md
 

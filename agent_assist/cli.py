@@ -632,7 +632,7 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
 
 
 @rules.command(name="evaluate")
-@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A site pack to layer on the default pack (repeatable, in order).")
 @click.option("--events-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -645,7 +645,7 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
     """Measure a pack against labelled moments: for each kind of moment how many got a prompt from a
     rule that answers it within 3 s of the words, per rule precision, recall and how soon, and the
     prompts per calm call-hour. CALLS are labelled call files (JSON: turns and moments, as in
-    data/samples/calls/; default: all of those).
+    data/samples/calls/) or folders of them (default: data/samples/calls/).
 
     
     Examples:
@@ -656,9 +656,10 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
     from agent_assist.rules import evaluate as ev
     from agent_assist.rules import packs
 
-    paths = list(calls) or sorted((REPO / "data" / "samples" / "calls").glob("*.json"))
+    paths = [f for p in (calls or (REPO / "data" / "samples" / "calls",))
+             for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
     if not paths:
-        raise AgentAssistError("no labelled calls given (data/samples/calls/*.json, or name them)")
+        raise AgentAssistError(f"no labelled calls (*.json) in {', '.join(map(str, calls))}")
     labelled = [ev.read_labels(p) for p in paths]  # every file checked before anything is replayed
     layers = load_config().rule_packs(site_packs)
     pack = packs.load_for_run(layers)

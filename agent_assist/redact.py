@@ -175,14 +175,15 @@ _STREET_TYPE = (
 _STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT|New South Wales|Victoria|Queensland|Tasmania)"
 _ADDRESS = re.compile(
     r"\b(?:(?i:unit|apartment|apt|flat|suite|level|lot)\s+(?:\w+,?\s+)?)?"
-    rf"(?:\d+[A-Za-z]?(?:\s*[/-]\s*\d+[A-Za-z]?)?|(?i:{_NUMBER_WORD}))\s+"
+    # a partial transcript may put a full stop after the number ("Unit 5 31. Lark Street")
+    rf"(?:\d+[A-Za-z]?(?:\s*[/-]\s*\d+[A-Za-z]?)?|(?i:{_NUMBER_WORD}))[.,]?\s+"
     rf"(?:[A-Z][\w'-]*\s+){{1,3}}{_STREET_TYPE}\b\.?"
     rf"(?:,?\s+(?:[A-Z][a-zA-Z'-]+\s*){{1,3}}(?:,?\s*{_STATE})?(?:,?\s*\d{{4}})?)?"
 )
 
 # After the agent asks for the address, speech-to-text's lower-case or misheard names still count
 _ADDRESS_ASKED = re.compile(
-    rf"\b(?:\d+[A-Za-z]?(?:\s*[/-]\s*\d+[A-Za-z]?)?|(?i:{_NUMBER_WORD}))\s+(?:[\w'-]+\s+){{1,3}}"
+    rf"\b(?:\d+[A-Za-z]?(?:\s*[/-]\s*\d+[A-Za-z]?)?|(?i:{_NUMBER_WORD}))[.,]?\s+(?:[\w'-]+\s+){{1,3}}"
     rf"{_STREET_TYPE}\b\.?(?:,?\s+(?:[A-Z][a-zA-Z'-]+\s*){{1,3}}(?:,?\s*{_STATE})?(?:,?\s*\d{{4}})?)?"
 )
 

@@ -181,6 +181,27 @@ def test_context_changes_the_reading(models):
     assert calm.signals[0].max() < 0.3  # the routine question is not the disclosure
 
 
+def test_context_sharpens_the_words_but_cannot_replace_them(models):
+    """From a calm bank call: routine words after an odd agent line. The network alone reads a crisis
+    into them; the context may lift the words' own odds at most e^CONTEXT_LIFT."""
+    from agent_assist.scoring.models import CONTEXT_LIFT
+
+    turn = Turn("the amount is one hundred eleven dollars",
+                "i don't know if you just said it but if he said that i didn't get it "
+                "uh what is it the amount again",
+                "[unintelligible] on just a second")
+    assert models.text([turn]).signals[0, 2] > 0.5  # what the cap is for
+    alone = models.score_text([turn.text])[0]
+    read = models.score_turns([turn]).signals[0]
+    assert read[2] < 0.1
+    lift = np.log(read / (1 - read)) - np.log(alone / (1 - alone))
+    assert np.all(lift <= CONTEXT_LIFT + 1e-3)
+    words = "No. No, please, not the house. Can I pick it up from the branch instead?"
+    disclosure = models.score_turns([Turn(words, "Is it okay to post the new card to your home address?",
+                                          "My partner keeps an eye on all the mail.")])
+    assert disclosure.signals[0, 2] >= 0.5  # still a disclosure (about 0.84; the network alone 0.96)
+
+
 @needs_calls
 def test_calm_calls_rarely_raise_anything(models):
     """Harper Valley's scripted bank calls: any alert there is a false alarm."""

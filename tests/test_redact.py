@@ -61,6 +61,7 @@ CASES = [
     ("I live at 12a Wattle Street, Fitzroy VIC 3065", "I live at [address]"),
     ("Unit 4/27 Smith Rd, Parramatta NSW 2150 is the address", "[address] is the address"),
     ("it's forty two Wallaby Way, Sydney", "it's [address]"),
+    ("Unit 5 31. Lark Street.", "[address]"),  # a partial transcript's full stop after the number
     ("I was on the road for 3 hours", "I was on the road for 3 hours"),
     # several in one line, and hostile text untouched
     ("card 4111111111111111 and mobile 0412345678", "card [card] and mobile [phone]"),

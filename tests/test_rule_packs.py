@@ -198,7 +198,8 @@ cooldown_s = 3600
     assert [line for line, _ in messages] == [8, 12, 16]
     assert all("is a crisis rule: a site pack may not change" in m for _, m in messages)
     assert pack.rules["crisis-self-harm"].support_line == "Samaritans 116 123 · emergency 999"
-    assert pack.rules["crisis-family-violence"].when == load([default])[0].rules["crisis-family-violence"].when
+    shipped = load([default])[0].rules["crisis-family-violence"]
+    assert pack.rules["crisis-family-violence"].when == shipped.when
     assert pack.rules["crisis-danger"].enabled and pack.rules["crisis-threat"].cooldown_s == 300
 
 

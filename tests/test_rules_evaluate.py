@@ -79,7 +79,7 @@ def test_moments_answered_in_time_per_rule_precision_recall_and_calm_prompts(cal
 
 def test_the_command_prints_the_report_and_writes_json(calls, tmp_path):
     out = tmp_path / "report.json"
-    result = agent_assist("rules", "evaluate", *map(str, sorted(calls.glob("*.json"))), "--events-dir",
+    result = agent_assist("rules", "evaluate", str(calls), "--events-dir",  # a folder of labelled calls
                           str(calls / "events"), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "2 calls (1 calm), 3 labelled moments: 2 answered by the right prompt within 3 s" in result.stdout
@@ -99,8 +99,29 @@ def test_a_bad_label_file_is_one_line(tmp_path, label):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_folder_without_labelled_calls_is_one_line(tmp_path):
+    result = agent_assist("rules", "evaluate", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == f"agent-assist: error: no labelled calls (*.json) in {tmp_path}\n"
+
+
 def test_the_labelled_calls_are_well_formed():
     calls = [evaluate.read_labels(p) for p in sorted((SAMPLES / "calls").glob("*.json"))]
     assert len(calls) >= 20 + 8
     assert sum(len(c.moments) for c in calls) >= 60 and sum(c.calm for c in calls) >= 5
     assert all(c.audio is not None and c.audio.is_file() for c in calls)
+
+
+def test_a_replayed_call_is_judged_and_its_log_kept_redacted(tmp_path):
+    """Real audio: a calm call with a date of birth and addresses read out. The event log kept for
+    next time is redacted like any other, and the rules re-run on it give the same report."""
+    logs = tmp_path / "events"
+    label = str(SAMPLES / "calls" / "calm-05.json")
+    first = agent_assist("rules", "evaluate", label, "--events-dir", str(logs))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("1 calls (1 calm), 0 labelled moments")
+    log = (logs / "calm-05.jsonl").read_text(encoding="utf-8")
+    assert "Lark Street" not in log and "1990" not in log and "[address]" in log
+    assert any(json.loads(line)["type"] == "partial" for line in log.splitlines())  # as a live call has them
+    again = agent_assist("rules", "evaluate", label, "--events-dir", str(logs))
+    assert again.returncode == 0 and again.stdout == first.stdout

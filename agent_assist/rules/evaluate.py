@@ -235,8 +235,10 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
                 transcriber: Any = None) -> list[PublicEvent]:
     """The call's events: from its recorded event log (`events_dir/<id>.jsonl`, as `replay --events`
     writes it) when there is one, else by replaying its audio through the whole pipeline (with
-    partials, as a live call runs); a replay's events are saved there for next time."""
+    partials, as a live call runs); a replay's events are saved there for next time, redacted as
+    every event log is (and judged as saved, so a second run measures what the first did)."""
     from agent_assist.events import EventParseError, event_from_json
+    from agent_assist.redact import CallRedactor
     from agent_assist.replay import Replay, ReplayOptions
     from agent_assist.sinks import EventList
 
@@ -256,10 +258,12 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
     sink = EventList()
     Replay(call.audio, [sink], ReplayOptions(call_id=call.id, site_packs=tuple(pack_files)),
            transcriber=transcriber).run()
+    redactor = CallRedactor()
+    events = [redactor.event(e) for e in sink.events]
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("".join(e.to_json() + "\n" for e in sink.events), encoding="utf-8")
-    return sink.events
+        log.write_text("".join(e.to_json() + "\n" for e in events), encoding="utf-8")
+    return events
 
 
 def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Path],

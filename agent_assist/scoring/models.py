@@ -15,7 +15,8 @@
 
 Text and voice are fused as two independent pieces of evidence: the voice's log-likelihood ratio is
 added to the text's log-odds, softly limited (see `Classifiers.fuse`).
-Crisis comes from the words alone and is never lowered by anything else.
+Crisis comes from the words and their context only; the voice never lowers it. Context may raise
+a signal over what the words alone say by at most `CONTEXT_LIFT` (see `Classifiers.score_turns`).
 """
 
 from __future__ import annotations
