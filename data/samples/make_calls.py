@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent.parent))
 
-from make_sample_call import GAP_S, PACE, RATE, SEED, synthesise  # noqa: E402
+from make_sample_call import GAP_S, RATE, SEED, synthesise, turn_line  # noqa: E402
 
 CALLS = HERE / "calls"
 KINDS = ("crisis-self-harm", "crisis-violence", "crisis-danger", "distress", "grief", "escalation",
@@ -55,20 +55,13 @@ def parse(script: Path) -> tuple[dict[str, str], list[tuple[str, str, list[tuple
             continue
         if not line:
             continue
-        head, _, text = line.partition(":")
-        words = head.split()
-        if not text or not words or words[0] not in ("customer", "agent", "pause"):
-            raise SystemExit(f"{script}:{number}: expected 'speaker[ pace]: text'")
-        pace = words[1] if len(words) > 1 else "normal"
-        if pace not in PACE:
-            raise SystemExit(f"{script}:{number}: unknown pace {pace!r}")
+        speaker, pace, text = turn_line(script, number, line)
         parts: list[tuple[str, str]] = []
         at = 0
-        text = text.strip()
         for m in _MOMENT.finditer(text):
             if m.group(1) not in KINDS:
                 raise SystemExit(f"{script}:{number}: unknown moment kind {m.group(1)!r}")
-            if words[0] != "customer":
+            if speaker != "customer":
                 raise SystemExit(f"{script}:{number}: moments are marked in customer turns only")
             parts.append(("", text[at : m.start()].strip()))
             parts.append((m.group(1), m.group(2).strip()))
@@ -76,7 +69,7 @@ def parse(script: Path) -> tuple[dict[str, str], list[tuple[str, str, list[tuple
         parts.append(("", text[at:].strip()))
         if "[[" in text[at:] or "]]" in text[at:]:
             raise SystemExit(f"{script}:{number}: unbalanced [[ ]]")
-        turns.append((words[0], pace, [(k, w) for k, w in parts if w]))
+        turns.append((speaker, pace, [(k, w) for k, w in parts if w]))
     return header, turns
 
 

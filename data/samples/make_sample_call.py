@@ -30,20 +30,24 @@ GAP_S = 0.7  # silence between turns
 SEED = 20261123
 
 
+def turn_line(script: Path, number: int, line: str) -> tuple[str, str, str]:
+    """One script line, `speaker[ pace]: text`, as (speaker, pace, text)."""
+    head, _, text = line.partition(":")
+    words = head.split()
+    if not text or not words or words[0] not in ("customer", "agent", "pause"):
+        raise SystemExit(f"{script}:{number}: expected 'speaker[ pace]: text'")
+    pace = words[1] if len(words) > 1 else "normal"
+    if pace not in PACE:
+        raise SystemExit(f"{script}:{number}: unknown pace {pace!r}")
+    return words[0], pace, text.strip()
+
+
 def parse(script: Path) -> list[tuple[str, str, str]]:
     turns = []
     for number, raw in enumerate(script.read_text(encoding="utf-8").splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        head, _, text = line.partition(":")
-        words = head.split()
-        if not text or not words or words[0] not in ("customer", "agent", "pause"):
-            raise SystemExit(f"{script}:{number}: expected 'speaker[ pace]: text'")
-        pace = words[1] if len(words) > 1 else "normal"
-        if pace not in PACE:
-            raise SystemExit(f"{script}:{number}: unknown pace {pace!r}")
-        turns.append((words[0], pace, text.strip()))
+        if line and not line.startswith("#"):
+            turns.append(turn_line(script, number, line))
     return turns
 
 
