@@ -73,6 +73,7 @@ class RulesEngine:
 
     def __init__(self, pack: Pack, *, max_prompts: int = 2) -> None:
         self.rules: list[Rule] = pack.enabled
+        self.by_id: dict[str, Rule] = {r.id: r for r in self.rules}
         self.partial_rules: list[Rule] = [r for r in self.rules if r.on == "partial"]
         self.max_prompts = max_prompts
         self.state = CallState()
@@ -229,9 +230,8 @@ class RulesEngine:
     def _retract(self, final: Utterance, early: list[Prompt]) -> Iterator[Event]:
         """Withdraw the prompts fired on this turn's partials that its final no longer supports."""
         said = {final.speaker.value: final.text}
-        by_id = {r.id: r for r in self.rules}
         for prompt in early:
-            rule = by_id[prompt.rule]
+            rule = self.by_id[prompt.rule]
             if prompt.sticky or conditions.evaluate(rule.condition, self.state.signals, said):
                 continue
             yield Retract(t=final.t, call_id=self.state.call_id, rule=prompt.rule, prompt_t=prompt.t,

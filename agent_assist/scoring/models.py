@@ -84,6 +84,10 @@ class TextScores:
         """The most likely kind of crisis for `row` (meaningful when its crisis score is high)."""
         return CRISIS_KINDS[int(np.argmax(self.kinds[row]))]
 
+    def kinds_of(self, row: int) -> dict[str, float]:
+        """Each kind's probability for `row`, by name."""
+        return {k: float(v) for k, v in zip(CRISIS_KINDS, self.kinds[row], strict=True)}
+
 
 class TextModel:
     """`text.onnx` and its tokenizer: turns with their context → calibrated signals and kinds."""

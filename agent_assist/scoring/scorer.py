@@ -34,7 +34,7 @@ from agent_assist.events import (
 )
 from agent_assist.scoring import acoustic
 from agent_assist.scoring.models import Classifiers, shipped
-from agent_assist.scoring.turns import CRISIS_KINDS, Turn
+from agent_assist.scoring.turns import Turn
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,15 @@ class Trend:
         return self.level, rise
 
 
+@dataclass(frozen=True)
+class TextRead:
+    """The text model's view of one turn's words: signals (distress, escalation, crisis) and kind."""
+
+    signals: np.ndarray
+    kind: str
+    kinds: dict[str, float]
+
+
 class Scorer:
     """Stage: attaches `Scores` to every final customer (or unknown-party) utterance."""
 
@@ -106,7 +115,9 @@ class Scorer:
         self._reset()
 
     def _reset(self) -> None:
-        self._partial: tuple[tuple[str, str], Scores] | None = None  # the latest partial's scores
+        # the latest reading of a turn's words: a partial that says nothing new, or a final whose
+        # words are the last partial's, is not read again
+        self._read: tuple[tuple[str, str], TextRead] | None = None
         self._agent_said = ""  # the agent's latest words, and the customer's: the next turn's context
         self._customer_said = ""
         self._voice: dict[str, VoiceFeatures] = {}
@@ -125,7 +136,7 @@ class Scorer:
         elif isinstance(event, Utterance) and event.speaker in SCORED_SPEAKERS:
             event = replace(event, scores=self.score(event))
             self._customer_said = event.text
-            self._partial = None
+            self._read = None
         elif isinstance(event, Utterance) and event.speaker == Speaker.AGENT:
             self._agent_said = event.text
         yield event
@@ -135,33 +146,33 @@ class Scorer:
         latest words."""
         return Turn(text, agent_prev=self._agent_said, customer_prev=self._customer_said)
 
+    def read_words(self, utterance_id: str, words: list[str]) -> TextRead:
+        """The text model's reading of a turn's `words` in the call's context, once per wording."""
+        key = (utterance_id, " ".join(words))
+        if self._read is None or self._read[0] != key:
+            read = self.models.score_turns([self.context(key[1])])
+            self._read = (key, TextRead(read.signals[0], read.kind(0), read.kinds_of(0)))
+        return self._read[1]
+
     def score_partial(self, partial: Partial) -> Scores:
         """The words heard so far in a turn, from the words alone (the voice joins at the final):
         only the last `PARTIAL_WORDS` of them, after the same context as the final's, since the
         rules want what is new, and a long turn would otherwise cost more with every second. The
-        call's trend is left for the final; a partial that says nothing new reuses its scores."""
-        words = partial.text.split()[-PARTIAL_WORDS:]
-        key = (partial.utterance_id, " ".join(words))
-        if self._partial is not None and self._partial[0] == key:
-            return self._partial[1]
-        read = self.models.score_turns([self.context(" ".join(words))])
-        p = read.signals[0]
-        last = self._trends
-        scores = Scores(
+        call's trend is left for the final."""
+        read = self.read_words(partial.utterance_id, partial.text.split()[-PARTIAL_WORDS:])
+        p, last = read.signals, self._trends
+        return Scores(
             distress=float(p[0]), escalation=float(p[1]), crisis=float(p[2]),
             text={"distress": float(p[0]), "escalation": float(p[1]), "crisis": float(p[2])},
             acoustic=None, baseline=False,
             trend={"distress": last["distress"].level, "escalation": last["escalation"].level,
                    "distress_rise": 0.0, "escalation_rise": 0.0},
-            kind=read.kind(0),
-            kinds={k: float(v) for k, v in zip(CRISIS_KINDS, read.kinds[0], strict=True)},
+            kind=read.kind, kinds=read.kinds,
         )
-        self._partial = (key, scores)
-        return scores
 
     def score(self, utt: Utterance) -> Scores:
-        read = self.models.score_turns([self.context(utt.text)])
-        text_p = read.signals
+        read = self.read_words(utt.utterance_id, utt.text.split())
+        text_p = read.signals[None, :]
         voice = self._voice.pop(utt.utterance_id, None)
         voice_p = None
         baseline_used = False
@@ -195,8 +206,7 @@ class Scorer:
             },
             acoustic=None if voice_p is None else self.models.voice_parts(voice_p[0]),
             baseline=baseline_used,
-            kind=read.kind(0),
-            kinds={k: float(v) for k, v in zip(CRISIS_KINDS, read.kinds[0], strict=True)},
+            kind=read.kind, kinds=read.kinds,
             trend={
                 "distress": d_level,
                 "escalation": e_level,
