@@ -487,14 +487,12 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
     report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"),
                                  moments_dir)
     if voice_data is not None:
+        from agent_assist.call import CallOptions, Models
         from agent_assist.scoring.training import HELD_OUT_SPEAKERS
-        from agent_assist.transcriber import Transcriber
 
-        transcriber = Transcriber()
-        transcriber.warm_up()
-        report["voice"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, transcriber,
-                                           _progress("eval"))
-        report["voice_phone"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, transcriber,
+        speech = Models.load(CallOptions(scoring=False))
+        report["voice"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, speech, _progress("eval"))
+        report["voice_phone"] = evaluation.voice(models, voice_data, HELD_OUT_SPEAKERS, speech,
                                                  _progress("eval"), phone=True)
     for line in evaluation.format_report(report):
         click.echo(line)
@@ -596,8 +594,8 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
       agent-assist rules replay last-week/*.jsonl
       agent-assist rules replay calls.jsonl --compare prompts/default.toml site/new.toml
     """
+    from agent_assist.quality import calls as rr
     from agent_assist.rules import packs
-    from agent_assist.rules import replay as rr
     from agent_assist.scoring.scorer import Scorer
 
     scorer = Scorer(use_voice=False)
@@ -653,7 +651,7 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
       agent-assist rules evaluate --rules site/ours.toml --events-dir /tmp/labelled-events
       agent-assist rules evaluate data/samples/calls/call-0*.json --json report.json
     """
-    from agent_assist.rules import evaluate as ev
+    from agent_assist.quality import evaluate as ev
     from agent_assist.rules import packs
 
     paths = [f for p in (calls or (REPO / "data" / "samples" / "calls",))

@@ -13,18 +13,13 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agent_assist.audio.devices import Inventory, inventory, resolve
 from agent_assist.audio.live import Input, LiveOptions, LiveSource
+from agent_assist.call import CallOptions, Models, call_stages
 from agent_assist.errors import AgentAssistError, AudioSourceError
 from agent_assist.events import CallEnd, EndReason, PublicEvent, Speaker
 from agent_assist.pipeline import AgentDesk, Pipeline, Sink
-from agent_assist.replay import call_stages
-from agent_assist.rules.packs import load_for_run
-from agent_assist.scoring.scorer import Scorer
-from agent_assist.segmenter import SegmenterOptions
-from agent_assist.transcriber import Transcriber, TranscriberOptions
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +78,10 @@ def choose_inputs(choice: DeviceChoice, inv: Inventory | None = None) -> tuple[l
 
 
 @dataclass(frozen=True)
-class SessionOptions:
+class SessionOptions(CallOptions):
+    """Each call's options (`CallOptions`), and the devices'."""
+
     live: LiveOptions = field(default_factory=LiveOptions)
-    scoring: bool = True
-    rules: bool = True
-    site_packs: tuple[Path, ...] = ()
-    segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
-    transcriber: TranscriberOptions = field(default_factory=TranscriberOptions)
 
 
 class LiveSession:
@@ -98,13 +90,9 @@ class LiveSession:
     live = True  # for the overlay: this call can be paused
 
     def __init__(self, inputs: list[Input], sinks: Sequence[Sink], options: SessionOptions | None = None,
-                 transcriber: Transcriber | None = None, scorer: Scorer | None = None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 models: Models | None = None, on_ready: Callable[[], None] | None = None) -> None:
         self.options = opts = options or SessionOptions()
-        self.pack = load_for_run(opts.site_packs) if opts.scoring and opts.rules else None  # fail fast
-        self.transcriber = transcriber or Transcriber(opts.transcriber)
-        self.transcriber.warm_up()
-        self.scorer = (scorer or Scorer()) if opts.scoring else None
+        self.models = models.fit(opts) if models is not None else Models.load(opts)
         self.sinks = list(sinks)
         self.source = LiveSource(inputs, opts.live)
         self.on_ready = on_ready  # called once the devices are open
@@ -156,9 +144,8 @@ class LiveSession:
                 if self.ends and not self.source.wait_for_speech(self._stop):
                     break
                 call_id = uuid.uuid4().hex[:12]
-                stages = call_stages(self.options.segmenter, self.transcriber, self.scorer, self.pack)
-                pipeline = Pipeline(stages, shared, realtime=True, model_label=self.transcriber.label,
-                                    max_blocks_in_flight=2000)
+                pipeline = Pipeline(call_stages(self.models, self.options), shared, realtime=True,
+                                    model_label=self.models.label, max_blocks_in_flight=2000)
                 self.desk.attach(pipeline)
                 if self._stop.is_set():  # stop() came before the attach: it could not see this call
                     pipeline.stop()

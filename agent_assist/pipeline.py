@@ -57,6 +57,13 @@ log = logging.getLogger(__name__)
 
 
 class Stage(Protocol):
+    """A step of a call: events in, events out, knowing nothing of its neighbours.
+
+    `droppable_input`: the stage holds a heavy model, so a live call runs it on its own worker and
+    may skip a request it can spare (a partial) while it is busy."""
+
+    droppable_input: bool
+
     def process(self, event: Event) -> Iterable[Event]: ...
 
 
@@ -69,12 +76,14 @@ class Sink(Protocol):
 class AudioSource(Protocol):
     """Anything that yields blocks of call audio: a file, memory, or live devices.
 
-    Optional attributes: `live = True` (paced by devices: never paced or blocked here) and
-    `end_reason` (read once `blocks()` returns normally; default `end_of_audio`).
+    `live`: paced by its devices, so never paced or blocked here. `end_reason` is read once
+    `blocks()` returns normally.
     """
 
     channels: dict[str, Speaker]
     duration: float
+    live: bool
+    end_reason: EndReason
 
     @property
     def description(self) -> str: ...
@@ -207,10 +216,10 @@ class Pipeline:
 
     def run(self, source: AudioSource, call_id: str) -> CallEnd:
         self._call_id = call_id
-        self._live = bool(getattr(source, "live", False))
+        self._live = source.live
         if self.realtime or self._live:
             for index, stage in enumerate(self.stages):
-                if getattr(stage, "droppable_input", False):
+                if stage.droppable_input:
                     self._workers[index] = ThreadPoolExecutor(
                         max_workers=1, thread_name_prefix=f"{type(stage).__name__.lower()}-worker")
                     self._in_flight[index] = 0
@@ -288,7 +297,7 @@ class Pipeline:
                         self.stats.audio_dropped += 1  # only this thread writes these two
                         self.stats.audio_dropped_s += chunk.duration
             else:
-                reason = getattr(source, "end_reason", EndReason.END_OF_AUDIO)
+                reason = source.end_reason
         except AgentAssistError as exc:
             reason, error = EndReason.SOURCE_ERROR, str(exc)
         except Exception as exc:  # never leave the pipeline waiting for an end that won't come

@@ -294,6 +294,8 @@ VadFactory = Callable[[], SpeechProbability]
 class Segmenter:
     """Pipeline stage: `AudioChunk`s in, `SpeechSegment`s out; other events pass through."""
 
+    droppable_input = False
+
     def __init__(self, options: SegmenterOptions | None = None,
                  vad_factory: VadFactory = VadStream) -> None:
         self.options = options or SegmenterOptions()

@@ -203,7 +203,7 @@ class TimedStage:
         self.stage = stage
         self.seconds = 0.0
         self.calls = 0
-        self.droppable_input = getattr(stage, "droppable_input", False)
+        self.droppable_input: bool = stage.droppable_input
 
     def process(self, event: Any) -> list[Any]:
         start = time.perf_counter()
@@ -213,30 +213,49 @@ class TimedStage:
         return out
 
 
-def run_call(rec: Recording, transcriber: Any, scorer: Any, pack: Any, *, realtime: bool,
-             timed: bool = False, finals_only: bool = False
-             ) -> tuple[Arrivals, list[TimedStage], float, float]:
-    """One call through the product's stages; returns (sink, stages, wall s, CPU s). `finals_only`
-    runs it as before partials were acted on: no sentence cuts in long turns (the scorer and the pack
-    it is given should not act on partials either)."""
+def run_call(rec: Recording, models: Any, *, realtime: bool, timed: bool = False,
+             finals_only: bool = False) -> tuple[Arrivals, list[Any], float, float]:
+    """One call through the product's stages (`call.call_stages`, as every entry point builds them);
+    returns (sink, stages, wall s, CPU s). `finals_only` runs it as before partials were acted on: no
+    sentence cuts in long turns, no partial scored (the pack it is given should not act on partials
+    either). Unpaced, nobody watches the call: no partials and no early finals, as an unpaced replay."""
     from dataclasses import replace
 
     from agent_assist.audio.arrays import ArraySource
+    from agent_assist.call import CallOptions, call_stages
     from agent_assist.pipeline import Pipeline
-    from agent_assist.replay import call_stages
-    from agent_assist.segmenter import SegmenterOptions
+    from agent_assist.scoring.scorer import Scorer
 
-    segmenter = SegmenterOptions() if realtime else SegmenterOptions().unwatched()
+    options = CallOptions(partials=realtime)
     if finals_only:
-        segmenter = replace(segmenter, sentence_cut_s=None)
-    stages: list[Any] = call_stages(segmenter, transcriber, scorer, pack)
+        options = replace(options, segmenter=replace(options.segmenter, sentence_cut_s=None))
+    scorer = Scorer(models.classifiers, score_partials=False) if finals_only else None
+    stages: list[Any] = call_stages(models, options, watched=realtime, scorer=scorer)
     if timed:
         stages = [TimedStage(s) for s in stages]
     sink = Arrivals()
-    pipeline = Pipeline(stages, [sink], realtime=realtime, model_label=transcriber.label)
+    pipeline = Pipeline(stages, [sink], realtime=realtime, model_label=models.label)
     wall, cpu = time.perf_counter(), time.process_time()
     pipeline.run(ArraySource(rec.parties, rec.name), "bench")
     return sink, stages, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def transcriber_of(stages: list[Any]) -> Any:
+    """The call's transcriber among its stages (timed or not)."""
+    from agent_assist.transcriber import Transcriber
+
+    return next(getattr(s, "stage", s) for s in stages if isinstance(getattr(s, "stage", s), Transcriber))
+
+
+def load_models(finals_only: bool) -> Any:
+    """The product's models, as `call.Models.load` gives every entry point; `finals_only`: the pack
+    with every rule checked on finals alone."""
+    from dataclasses import replace
+
+    from agent_assist.call import Models
+
+    models = Models.load()
+    return replace(models, pack=finals_only_pack(models.pack)) if finals_only else models
 
 
 def sound_end(audio: np.ndarray, start: float, end: float, floor_db: float = 40.0) -> float:
@@ -319,9 +338,9 @@ def latencies(rec: Recording, sink: Arrivals, parts: dict[str, list[float]] | No
 
 
 def long_turn_calls(quick: bool) -> list[tuple[Recording, list[Any]]]:
-    """The long-turn calls (and the calm one) with their labelled moments (`rules.evaluate.Moment`)."""
+    """The long-turn calls (and the calm one) with their labelled moments (`quality.evaluate.Moment`)."""
     from agent_assist.audio.files import ChannelLayout
-    from agent_assist.rules.evaluate import read_labels
+    from agent_assist.quality.evaluate import read_labels
 
     out = []
     for path in sorted(CALLS.glob("long-*.json")):
@@ -431,7 +450,7 @@ def worst(values: list[float | None], q: float) -> float | None:
     return ranked[min(len(ranked) - 1, int(np.ceil(q / 100 * len(ranked))) - 1)]
 
 
-def moment_bench(transcriber: Any, scorer: Any, pack: Any, quick: bool, finals_only: bool,
+def moment_bench(models: Any, quick: bool, finals_only: bool,
                  say: Any = print) -> dict[str, Any]:
     """The long-turn calls at real time: moment latency, moments answered within 3 s, prompts on
     the long calm call, and the CPU those calls took."""
@@ -439,10 +458,10 @@ def moment_bench(transcriber: Any, scorer: Any, pack: Any, quick: bool, finals_o
     calm_prompts, long_wall, long_cpu = 0, 0.0, 0.0
     for rec, marked in long_turn_calls(quick):
         say(f"  {rec.name} ({rec.seconds:.0f} s, {len(marked)} moments) at real time…")
-        sink, _, w, c = run_call(rec, transcriber, scorer, pack, realtime=True, finals_only=finals_only)
+        sink, _, w, c = run_call(rec, models, realtime=True, finals_only=finals_only)
         long_wall, long_cpu = long_wall + w, long_cpu + c
         if marked:
-            moments += [{"call": rec.name, **m} for m in moment_latencies(sink, marked, pack)]
+            moments += [{"call": rec.name, **m} for m in moment_latencies(sink, marked, models.pack)]
         else:
             calm_prompts += sum(1 for e in sink.events if type(e).__name__ == "Prompt")
     return {
@@ -473,23 +492,15 @@ def moment_summary(moments: list[dict[str, Any]]) -> dict[str, Any]:
 def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str, Any]:
     import jiwer
 
-    from agent_assist.rules.packs import load_for_run
-    from agent_assist.scoring.scorer import Scorer
-    from agent_assist.transcriber import Transcriber
-
     call, clips = recordings(quick)
     rss_before = rss_mb()
-    transcriber = Transcriber()
-    transcriber.warm_up()
-    scorer, pack = Scorer(score_partials=not finals_only), load_for_run(())
-    if finals_only:
-        pack = finals_only_pack(pack)
+    models = load_models(finals_only)
     rss_models = rss_mb()
     say(f"models loaded: RSS {rss_models:.0f} MB; the sample call ({call.seconds:.0f} s) at real time…")
 
     # 2. paced at real time
-    live, _, wall, cpu = run_call(call, transcriber, scorer, pack, realtime=True, finals_only=finals_only)
-    early = dict(transcriber.early)
+    live, live_stages, wall, cpu = run_call(call, models, realtime=True, finals_only=finals_only)
+    early = dict(transcriber_of(live_stages).early)
     cpu_fraction = cpu / wall
     peak = peak_rss_mb()
     parts: dict[str, list[float]] = {}
@@ -497,14 +508,14 @@ def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str,
     live_clips = []
     for clip in clips:
         say(f"  {clip.name} ({clip.seconds:.0f} s) at real time…")
-        sink, *_ = run_call(clip, transcriber, scorer, pack, realtime=True, finals_only=finals_only)
+        sink, *_ = run_call(clip, models, realtime=True, finals_only=finals_only)
         live_clips.append(sink)
         utt += latencies(clip, sink, parts)[0]
     peak = max(peak, peak_rss_mb())
 
     # 3. without pacing
     say("the sample call without pacing…")
-    fast, stages, fast_wall, _ = run_call(call, transcriber, scorer, pack, realtime=False, timed=True,
+    fast, stages, fast_wall, _ = run_call(call, models, realtime=False, timed=True,
                                           finals_only=finals_only)
     stage_s = {type(s.stage).__name__: round(s.seconds, 3) for s in stages}
     scorer_stage = next(s for s in stages if type(s.stage).__name__ == "Scorer")
@@ -521,7 +532,7 @@ def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str,
     for rec, sink in [(call, live), *zip(clips, live_clips, strict=True)]:
         for speaker, reference in rec.references.items():
             start = time.perf_counter()
-            segments, _ = transcriber.model.transcribe(rec.parties[speaker], language="en")
+            segments, _ = models.whisper.transcribe(rec.parties[speaker], language="en")
             text = " ".join(s.text for s in segments)
             offline_s += time.perf_counter() - start
             refs.append(normalise(reference))
@@ -532,7 +543,7 @@ def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str,
     wer_offline = float(jiwer.wer(refs, offline))
 
     # 5. critical words early in long turns, at real time
-    moment = moment_bench(transcriber, scorer, pack, quick, finals_only, say)
+    moment = moment_bench(models, quick, finals_only, say)
     text_ms = text_model_ms(quick)
 
     result: dict[str, Any] = {
@@ -663,17 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if args.moments_only:
-        from agent_assist.rules.packs import load_for_run
-        from agent_assist.scoring.scorer import Scorer
-        from agent_assist.transcriber import Transcriber
-
-        transcriber = Transcriber()
-        transcriber.warm_up()
-        pack = load_for_run(())
-        if args.finals_only:
-            pack = finals_only_pack(pack)
-        only = moment_bench(transcriber, Scorer(score_partials=not args.finals_only), pack, args.quick,
-                            args.finals_only, say)
+        only = moment_bench(load_models(args.finals_only), args.quick, args.finals_only, say)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"finals_only": args.finals_only, **only}, indent=2) + "\n",
                             encoding="utf-8")

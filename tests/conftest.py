@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_assist.call import Models
 from agent_assist.replay import ReplayOptions, replay
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
@@ -40,28 +41,34 @@ def references() -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def transcriber() -> Transcriber:
-    model = Transcriber()
-    model.warm_up()
-    return model
+def call_models() -> Models:
+    """The product's models (the bundled speech model, the classifiers, the default pack), loaded
+    once and shared by every test's calls, as a server shares them between its calls."""
+    return Models.load()
 
 
 @pytest.fixture
-def run_replay(transcriber: Transcriber):
+def transcriber(call_models: Models) -> Transcriber:
+    """A transcriber stage of its own (a call's state) on the shared speech model."""
+    return Transcriber(model=call_models.whisper, label=call_models.label)
+
+
+@pytest.fixture
+def run_replay(call_models: Models):
     def run(path: Path, **options: object) -> Collector:
         sink = Collector()
-        replay(path, [sink], ReplayOptions(**options), transcriber=transcriber)  # type: ignore[arg-type]
+        replay(path, [sink], ReplayOptions(**options), call_models)  # type: ignore[arg-type]
         return sink
 
     return run
 
 
 @pytest.fixture(scope="session")
-def sample_call(transcriber: Transcriber) -> Collector:
+def sample_call(call_models: Models) -> Collector:
     """The demo's sample call, replayed once (unpaced, so without partials) for every test that
     reads it."""
     sink = Collector()
-    replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), transcriber=transcriber)
+    replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
     return sink
 
 

@@ -151,7 +151,7 @@ def test_the_voice_reads_the_same_in_the_telephone_band():
     assert np.abs(pa - pb).max() <= 0.1, (pa, pb)
 
 
-def test_a_mulaw_copy_of_a_call_scores_like_its_wideband_original(tmp_path, transcriber):
+def test_a_mulaw_copy_of_a_call_scores_like_its_wideband_original(tmp_path, call_models):
     """The sample call's first 45 s, as recorded and as an 8 kHz μ-law WAV, through the pipeline."""
     from agent_assist.audio.files import ChannelLayout, FileSource
     from agent_assist.audio.telephone import write_mulaw
@@ -172,7 +172,7 @@ def test_a_mulaw_copy_of_a_call_scores_like_its_wideband_original(tmp_path, tran
     runs = []
     for path in (wide, phone):
         sink = Collector()
-        replay(path, [sink], ReplayOptions(partials=False, rules=False), transcriber=transcriber)
+        replay(path, [sink], ReplayOptions(partials=False, rules=False), models=call_models)
         runs.append([u for u in sink.utterances if u.speaker == Speaker.CUSTOMER and u.scores])
     a, b = runs
     assert len(a) == len(b) >= 4

@@ -443,11 +443,11 @@ def test_sample_call_customer_turns_carry_scores(sample_call, models):
 
 
 @needs_voice
-def test_unseen_voices_through_the_pipeline(models, transcriber):
+def test_unseen_voices_through_the_pipeline(models, call_models):
     """Two actors the acoustic model never heard: angry against neutral and calm, in a call."""
     from agent_assist.scoring import evaluation
 
-    report = evaluation.voice(models, VOICE, ["ravdess-10", "ravdess-11"], transcriber, lambda _: None,
+    report = evaluation.voice(models, VOICE, ["ravdess-10", "ravdess-11"], call_models, lambda _: None,
                               clips_per_emotion=4)
     print(json.dumps(report))
     assert report["missing"] == 0

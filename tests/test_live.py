@@ -7,6 +7,7 @@ skip and say which package is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -29,12 +30,10 @@ from agent_assist.events import (
     DeviceStatus,
     Dropped,
     EndReason,
-    Event,
     Flag,
     Listening,
     PublicEvent,
     Speaker,
-    SpeechSegment,
     Utterance,
     event_from_json,
 )
@@ -103,10 +102,10 @@ class Timed(EventList):
 class Running:
     """A `LiveSession` on a background thread, ready once its devices are open."""
 
-    def __init__(self, inputs: list[Input], transcriber, live: LiveOptions) -> None:
+    def __init__(self, inputs: list[Input], models, live: LiveOptions) -> None:
         self.sink = Timed()
         self.ready = threading.Event()
-        self.session = LiveSession(inputs, [self.sink], SessionOptions(live=live), transcriber=transcriber,
+        self.session = LiveSession(inputs, [self.sink], SessionOptions(live=live), models=models,
                                    on_ready=self.ready.set)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -228,7 +227,7 @@ def test_devices_lists_monitors_and_names_them_for_run(server):
 
 
 @needs_pulse
-def test_a_stereo_device_splits_the_parties_and_a_refused_rate_is_resampled(server, audio, transcriber,
+def test_a_stereo_device_splits_the_parties_and_a_refused_rate_is_resampled(server, audio, call_models,
                                                                           tmp_path):
     line = server.add_sink("stereo_line")
     end = 20.8
@@ -236,7 +235,7 @@ def test_a_stereo_device_splits_the_parties_and_a_refused_rate_is_resampled(serv
     wav = pa.write_wav(tmp_path / "call.wav", clip(audio["customer"], 0, end), clip(audio["agent"], 0, end))
     inputs, _ = choose_inputs(DeviceChoice(stereo=line, customer_channel="left"))
     # 1 Hz is refused by every device: it must open at its own rate and be converted to 16 kHz
-    run = Running(inputs, transcriber, LiveOptions(end_silence_s=3, max_calls=1, capture_rate=1))
+    run = Running(inputs, call_models, LiveOptions(end_silence_s=3, max_calls=1, capture_rate=1))
     assert server.play("stereo_line", wav).wait(60) == 0
     sink = run.join()
     statuses = sink.of(DeviceStatus)
@@ -246,14 +245,14 @@ def test_a_stereo_device_splits_the_parties_and_a_refused_rate_is_resampled(serv
 
 
 @needs_pulse
-def test_nothing_played_while_paused_is_heard(server, audio, transcriber, tmp_path):
+def test_nothing_played_while_paused_is_heard(server, audio, call_models, tmp_path):
     line = server.add_sink("pause_line")
     said, private, after = (clip(audio["customer"], 5.7, 10.7), clip(audio["customer"], 16.3, 20.6),
                             clip(audio["customer"], 22.3, 26.5))
     # 0-5 s: said; 8-12.3 s: read out while paused; 15.3-19.5 s: after resuming
     wav = pa.write_wav(tmp_path / "customer.wav",
                        np.concatenate([said, silence(3), private, silence(3), after]))
-    run = Running(inputs_for(customer=line), transcriber, LiveOptions(end_silence_s=3, max_calls=1))
+    run = Running(inputs_for(customer=line), call_models, LiveOptions(end_silence_s=3, max_calls=1))
     player = server.play("pause_line", wav)
     run.sleep_until(6.5)
     run.session.pause()
@@ -271,38 +270,34 @@ def test_nothing_played_while_paused_is_heard(server, audio, transcriber, tmp_pa
 
 
 class Slowed:
-    """The real transcriber with `delay` seconds of extra work per request: a slow machine."""
-
-    droppable_input = True
+    """The real speech model with `delay` seconds of extra work per decode: a slow machine."""
 
     def __init__(self, inner, delay: float) -> None:
         self.inner, self.delay = inner, delay
-        self.label = inner.label
-        self.took: list[float] = []  # wall time of each request, delay included
+        self.took: list[float] = []  # wall time of each decode, delay included
 
-    def warm_up(self) -> None:
-        self.inner.warm_up()
+    def next_decode(self, frames, unwanted) -> None:
+        self.inner.next_decode(frames, unwanted)
 
-    def process(self, event: Event) -> Iterator[Event]:
-        if not isinstance(event, SpeechSegment):
-            yield from self.inner.process(event)
-            return
+    def transcribe(self, audio, **options):
         start = time.monotonic()
         time.sleep(self.delay)
-        out = list(self.inner.process(event))
+        segments, info = self.inner.transcribe(audio, **options)
+        segments = list(segments)
         self.took.append(time.monotonic() - start)
-        yield from out
+        return segments, info
 
 
 @needs_pulse
 def test_a_slow_transcriber_skips_partials_keeps_every_final_and_latency_stays_bounded(
-        server, audio, transcriber, tmp_path):
+        server, audio, call_models, tmp_path):
     customer, agent = server.add_sink("slow_customer"), server.add_sink("slow_agent")
     end = 36.3
     turns = [t for t in pa.sample_turns() if t.end <= end]
     wavs = {p: pa.write_wav(tmp_path / f"{p}.wav", clip(audio[p], 0, end)) for p in ("customer", "agent")}
-    slowed = Slowed(transcriber, 0.8)
-    run = Running(inputs_for(customer=customer, agent=agent), slowed,
+    slowed = Slowed(call_models.whisper, 0.8)
+    slow_models = dataclasses.replace(call_models, whisper=slowed)
+    run = Running(inputs_for(customer=customer, agent=agent), slow_models,
                   LiveOptions(end_silence_s=3, max_calls=1))
     players = [server.play("slow_customer", wavs["customer"]), server.play("slow_agent", wavs["agent"])]
     for player in players:
@@ -329,13 +324,13 @@ def test_a_slow_transcriber_skips_partials_keeps_every_final_and_latency_stays_b
 
 
 @needs_pulse
-def test_an_unplugged_device_is_reported_retried_and_the_other_party_goes_on(server, audio, transcriber,
+def test_an_unplugged_device_is_reported_retried_and_the_other_party_goes_on(server, audio, call_models,
                                                                             tmp_path):
     customer, agent = server.add_sink("unplug_customer"), server.add_sink("unplug_agent")
     agent_wav = pa.write_wav(tmp_path / "agent.wav", clip(audio["agent"], 0, 32.5))
     first = pa.write_wav(tmp_path / "first.wav", clip(audio["customer"], 0, 11.0))
     later = pa.write_wav(tmp_path / "later.wav", clip(audio["customer"], 22.3, 26.5))
-    run = Running(inputs_for(customer=customer, agent=agent), transcriber,
+    run = Running(inputs_for(customer=customer, agent=agent), call_models,
                   LiveOptions(end_silence_s=8, max_calls=1, stall_s=1.0, retry_max_s=1.0))
     agent_player = server.play("unplug_agent", agent_wav)
     server.play("unplug_customer", first).wait(30)
@@ -361,11 +356,11 @@ def test_an_unplugged_device_is_reported_retried_and_the_other_party_goes_on(ser
 
 @needs_pulse
 def test_a_call_ends_on_silence_and_the_next_starts_on_speech_without_losing_its_first_word(
-        server, audio, transcriber, tmp_path):
+        server, audio, call_models, tmp_path):
     line = server.add_sink("calls_line")
     first = pa.write_wav(tmp_path / "first.wav", clip(audio["customer"], 5.6, 10.7))
     second = pa.write_wav(tmp_path / "second.wav", clip(audio["customer"], 16.3, 20.6))
-    run = Running(inputs_for(customer=line), transcriber, LiveOptions(end_silence_s=2.5, max_calls=2))
+    run = Running(inputs_for(customer=line), call_models, LiveOptions(end_silence_s=2.5, max_calls=2))
     server.play("calls_line", first).wait(30)
     run.sleep_until(10.0)  # the first call has ended on silence by now
     server.play("calls_line", second).wait(30)

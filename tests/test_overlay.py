@@ -411,7 +411,7 @@ def _poll(action, ms: int = 50) -> QTimer:
     return timer
 
 
-def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, transcriber, sample_clip,
+def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, call_models, sample_clip,
                                                                         tmp_path, settings):
     """The first 30 s of the sample call with the overlay: cards come up as the prompts do, a thumbs
     up during the call and a flag after it both reach the event log on disk."""
@@ -419,7 +419,7 @@ def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, tr
     sinks = [JsonlEventLog(str(log_path))]
     run = OverlayRun(settings)
     desk = AgentDesk([*sinks, run.bridge])
-    replay = Replay(sample_clip, desk.sinks, ReplayOptions(), transcriber=transcriber, desk=desk)
+    replay = Replay(sample_clip, desk.sinks, ReplayOptions(), models=call_models, desk=desk)
     seen: dict[str, object] = {"max_cards": 0}
 
     def agent() -> None:
@@ -454,11 +454,11 @@ def test_overlay_over_a_replayed_call_records_feedback_and_a_late_flag(qtbot, tr
     assert [f.note for f in flags] == ["hard call"] and kinds.index("call_end") < events.index(flags[0])
 
 
-def test_closing_the_overlay_leaves_the_call_running(qtbot, transcriber, sample_clip, settings):
+def test_closing_the_overlay_leaves_the_call_running(qtbot, call_models, sample_clip, settings):
     log = EventList()
     run = OverlayRun(settings)
     desk = AgentDesk([log, run.bridge])
-    replay = Replay(sample_clip, desk.sinks, ReplayOptions(), transcriber=transcriber, desk=desk)
+    replay = Replay(sample_clip, desk.sinks, ReplayOptions(), models=call_models, desk=desk)
     said: list[str] = []
     closed_at: list[float] = []
 

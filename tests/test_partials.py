@@ -34,12 +34,12 @@ def first_seconds(name: str, seconds: float, folder: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def gas_call(tmp_path_factory, transcriber):
+def gas_call(tmp_path_factory, call_models):
     """long-03: a new tenant mentions a strong smell of gas 8 s into a 23 s turn, then carries on
     about the lease; replayed unpaced, partials in lock-step, as a quality team replays it."""
     path, label = first_seconds("long-03", 46.0, tmp_path_factory.mktemp("gas"))
     sink = Collector()
-    replay(path, [sink], ReplayOptions(call_id="gas"), transcriber=transcriber)
+    replay(path, [sink], ReplayOptions(call_id="gas"), models=call_models)
     return sink, label
 
 
@@ -75,7 +75,7 @@ def test_partials_carry_scores_and_the_long_turn_is_finalised_sentence_by_senten
     assert not [e for e in sink.events if isinstance(e, Partial) and e.speaker == Speaker.AGENT]
 
 
-def test_a_prompt_the_final_no_longer_supports_is_retracted(tmp_path, transcriber):
+def test_a_prompt_the_final_no_longer_supports_is_retracted(tmp_path, call_models):
     """A site rule that holds on the words so far ("the stove", before "boxes") but not on the whole
     final: the real partial fires it and the real final withdraws it."""
     pack = tmp_path / "site.toml"
@@ -90,7 +90,7 @@ cooldown_s = 0
 ''', encoding="utf-8")
     path, _ = first_seconds("long-03", 46.0, tmp_path)
     sink = Collector()
-    replay(path, [sink], ReplayOptions(call_id="gas", site_packs=(pack,)), transcriber=transcriber)
+    replay(path, [sink], ReplayOptions(call_id="gas", site_packs=(pack,)), models=call_models)
     fired = [e for e in sink.events if isinstance(e, Prompt) and e.rule == "stove-before-boxes"]
     retracted = [e for e in sink.events if isinstance(e, Retract) and e.rule == "stove-before-boxes"]
     assert fired and fired[0].why["partial"] is True
@@ -100,13 +100,13 @@ cooldown_s = 0
     assert "boxes" in final.text.lower() and sink.events.index(retracted[0]) > sink.events.index(final)
 
 
-def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, transcriber, tmp_path):
+def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, call_models, tmp_path):
     """The same call paced at real time (the transcriber on its own worker, partials skipped when it
     is busy): the same prompts, at nearly the same call times."""
     fast, _ = gas_call
     path, _ = first_seconds("long-03", 46.0, tmp_path)
     live = Collector()
-    replay(path, [live], ReplayOptions(call_id="gas", realtime=True), transcriber=transcriber)
+    replay(path, [live], ReplayOptions(call_id="gas", realtime=True), models=call_models)
 
     def fired(sink: Collector) -> dict[str, float]:
         out: dict[str, float] = {}

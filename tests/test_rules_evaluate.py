@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent_assist.events import CallEnd, CallStart, EndReason, Partial, Scores, Speaker, Utterance
-from agent_assist.rules import evaluate
+from agent_assist.quality import evaluate
 from agent_assist.rules.packs import load_for_run
 from tests.conftest import SAMPLES
 from tests.test_cli import agent_assist

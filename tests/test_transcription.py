@@ -15,7 +15,7 @@ MONO = [r for r in references() if r["channel"] == "mono"]
 
 
 @pytest.fixture(scope="module")
-def streamed_and_offline(transcriber):
+def streamed_and_offline(call_models):
     """Each mono reference file through our streaming pipeline and through faster-whisper's own
     offline transcribe() with the same model, beam and temperature."""
     from faster_whisper.audio import decode_audio
@@ -26,10 +26,9 @@ def streamed_and_offline(transcriber):
     rows = []
     for ref in MONO:
         sink = Collector()
-        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO),
-               transcriber=transcriber)
+        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO), call_models)
         streamed = " ".join(u.text for u in sink.utterances)
-        segments, _ = transcriber.model.transcribe(
+        segments, _ = call_models.whisper.transcribe(
             decode_audio(str(SPEECH / ref["file"])), language="en", beam_size=5, temperature=0.0,
             condition_on_previous_text=False)
         offline = " ".join(s.text for s in segments)
@@ -186,13 +185,20 @@ def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
     assert isinstance(end, CallEnd) and end.t > 40
 
 
-def test_realtime_and_fast_replay_give_the_same_finals(run_replay, transcriber):
+def test_realtime_and_fast_replay_give_the_same_finals(run_replay, call_models):
+    from agent_assist.replay import Replay, ReplayOptions
+    from agent_assist.transcriber import Transcriber
+    from tests.conftest import Collector
+
     path = SPEECH / "stereo_diarization.wav"
     fast = run_replay(path)
-    began, reused = time.monotonic(), transcriber.early["reused"]
-    paced = run_replay(path, realtime=True)
+    paced = Collector()
+    began = time.monotonic()
+    run = Replay(path, [paced], ReplayOptions(realtime=True), call_models)
+    run.run()
     assert time.monotonic() - began >= 4.5  # it really was paced (the file is 5 s long)
-    assert transcriber.early["reused"] > reused  # paced finals came from early decodes
+    transcriber = next(s for s in run.pipeline.stages if isinstance(s, Transcriber))
+    assert transcriber.early["reused"] > 0  # paced finals came from early decodes
     assert [u.text for u in fast.utterances] == [u.text for u in paced.utterances]
     for a, b in zip(fast.utterances, paced.utterances, strict=True):
         assert a.speaker == b.speaker
@@ -200,12 +206,12 @@ def test_realtime_and_fast_replay_give_the_same_finals(run_replay, transcriber):
         assert abs(a.end - b.end) <= 0.05
 
 
-def test_only_a_call_someone_watches_asks_for_early_finals_and_every_call_has_partials(transcriber):
+def test_only_a_call_someone_watches_asks_for_early_finals_and_every_call_has_partials(call_models):
     from agent_assist.replay import Replay, ReplayOptions
 
     def segmenter(**options):
-        return Replay(SPEECH / "jfk.flac", [], ReplayOptions(**options),
-                      transcriber=transcriber).pipeline.stages[0].options
+        call = Replay(SPEECH / "jfk.flac", [], ReplayOptions(**options), call_models)
+        return call.pipeline.stages[0].options
 
     unpaced, paced = segmenter(), segmenter(realtime=True)
     # partials in lock-step, so an unpaced replay fires the prompts a live call would

@@ -6,13 +6,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from agent_assist.events import AudioChunk, Speaker
+from agent_assist.events import AudioChunk, EndReason, Speaker
 
 RATE = 16000
 
 
 class ArraySource:
     """16 kHz float32 audio per party, yielded in blocks like a file or a device."""
+
+    live = False
+    end_reason = EndReason.END_OF_AUDIO
 
     def __init__(
         self, parties: dict[Speaker, np.ndarray], description: str = "memory", block_s: float = 0.1

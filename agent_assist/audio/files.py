@@ -19,7 +19,7 @@ import numpy as np
 
 from agent_assist.audio.resample import TARGET_RATE, StreamResampler
 from agent_assist.errors import AudioSourceError
-from agent_assist.events import AudioChunk, Speaker
+from agent_assist.events import AudioChunk, EndReason, Speaker
 
 MIN_RATE = 8000
 #: How much of a stereo file is inspected to decide whether it is really dual mono.
@@ -124,6 +124,9 @@ class FileSource:
     `blocks()` is a generator; decoding errors part-way through raise `AudioSourceError` after every
     block decoded so far has been yielded, so nothing already heard is lost.
     """
+
+    live = False
+    end_reason = EndReason.END_OF_AUDIO
 
     def __init__(
         self,

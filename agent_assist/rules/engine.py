@@ -71,6 +71,8 @@ class RulesEngine:
     Rules that fire at the end of the call come just before `call_end`, which stays the last event.
     """
 
+    droppable_input = False
+
     def __init__(self, pack: Pack, *, max_prompts: int = 2) -> None:
         self.rules: list[Rule] = pack.enabled
         self.by_id: dict[str, Rule] = {r.id: r for r in self.rules}

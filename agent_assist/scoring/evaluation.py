@@ -437,6 +437,8 @@ def format_report(report: dict[str, Any]) -> list[str]:
 class _BothWays:
     """Stage for the voice evaluation: scores each utterance with and without a speaker baseline."""
 
+    droppable_input = False
+
     def __init__(self, models: Classifiers) -> None:
         from agent_assist.scoring.scorer import Scorer
 
@@ -457,7 +459,7 @@ def voice(
     models: Classifiers,
     voice_dir: Path,
     speakers: Sequence[str],
-    transcriber: Any,
+    speech: Any,
     progress: Progress,
     clips_per_emotion: int | None = None,
     seed: int = 0,
@@ -474,11 +476,10 @@ def voice(
     from sklearn.metrics import roc_auc_score
 
     from agent_assist.audio.arrays import ArraySource
+    from agent_assist.call import CallOptions, call_stages
     from agent_assist.events import Speaker
     from agent_assist.pipeline import Pipeline
-    from agent_assist.scoring.scorer import VoiceAnalyser
     from agent_assist.scoring.training import decode, voice_clips
-    from agent_assist.segmenter import Segmenter, SegmenterOptions
     from agent_assist.sinks import EventList
 
     rng = np.random.default_rng(seed)
@@ -512,8 +513,9 @@ def voice(
             at += len(x) + len(gap)
         stage = _BothWays(models)
         sink = EventList()
-        finals_only = Segmenter(SegmenterOptions().unwatched())  # an unpaced replay's
-        pipeline = Pipeline([finals_only, VoiceAnalyser(), transcriber, stage], [sink])
+        # an unpaced replay's stages (finals only), with this evaluation's scorer
+        stages = call_stages(speech, CallOptions(rules=False, partials=False), watched=False, scorer=stage)
+        pipeline = Pipeline(stages, [sink])
         pipeline.run(ArraySource({Speaker.UNKNOWN: np.concatenate(audio)}, f"voice {speaker}"), speaker)
         for clip, start, end in spans[len(neutral) :]:
             mine = [u for u in sink.utterances

@@ -52,6 +52,8 @@ SCORED_SPEAKERS = (Speaker.CUSTOMER, Speaker.UNKNOWN)
 class VoiceAnalyser:
     """Stage: final `SpeechSegment` → `VoiceFeatures` (then the segment itself)."""
 
+    droppable_input = False
+
     def process(self, event: Event) -> Iterator[Event]:
         if isinstance(event, SpeechSegment) and event.final and event.speaker in SCORED_SPEAKERS:
             lo = max(0, int((event.start - event.audio_start) * RATE))
@@ -103,6 +105,8 @@ class TextRead:
 
 class Scorer:
     """Stage: attaches `Scores` to every final customer (or unknown-party) utterance."""
+
+    droppable_input = False
 
     def __init__(
         self, classifiers: Classifiers | None = None, *, use_voice: bool = True, use_baseline: bool = True,

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from agent_assist.call import Models
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import Prompt, PublicEvent
+from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.rules.packs import MOMENT_KINDS, Pack
 
 WITHIN_S = 3.0  # "the right prompt within 3 s of the words"
@@ -232,14 +234,13 @@ def rerun(events: Sequence[PublicEvent], pack: Pack) -> list[PublicEvent]:
 
 
 def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path | None,
-                transcriber: Any = None) -> list[PublicEvent]:
+                models: Models | None = None) -> list[PublicEvent]:
     """The call's events: from its recorded event log (`events_dir/<id>.jsonl`, as `replay --events`
     writes it) when there is one, else by replaying its audio through the whole pipeline (with
     partials, as a live call runs); a replay's events are saved there for next time, redacted as
     every event log is (and judged as saved, so a second run measures what the first did)."""
     from agent_assist.events import EventParseError, event_from_json
     from agent_assist.redact import CallRedactor
-    from agent_assist.replay import Replay, ReplayOptions
     from agent_assist.sinks import EventList
 
     log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
@@ -256,8 +257,7 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
     if call.audio is None or not call.audio.is_file():
         raise AgentAssistError(f"{call.path}: its audio ({call.audio}) is missing and no event log was given")
     sink = EventList()
-    Replay(call.audio, [sink], ReplayOptions(call_id=call.id, site_packs=tuple(pack_files)),
-           transcriber=transcriber).run()
+    Replay(call.audio, [sink], ReplayOptions(call_id=call.id, site_packs=tuple(pack_files)), models).run()
     redactor = CallRedactor()
     events = [redactor.event(e) for e in sink.events]
     if log is not None:
@@ -270,17 +270,14 @@ def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Pat
              events_dir: Path | None = None, progress: Any = None) -> Report:
     """Every labelled call (`read_labels`) through `pack` (replayed, or its recorded events re-run),
     judged."""
-    transcriber = None
+    models: Models | None = None
     outcomes = []
     for call in calls:
         if progress is not None:
             progress(call.id)
         log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
-        if transcriber is None and not (log is not None and log.is_file()):
-            from agent_assist.transcriber import Transcriber
-
-            transcriber = Transcriber()
-            transcriber.warm_up()
-        events = call_events(call, pack_files, events_dir, transcriber)
+        if models is None and not (log is not None and log.is_file()):
+            models = Models.load(ReplayOptions(site_packs=tuple(pack_files)))
+        events = call_events(call, pack_files, events_dir, models)
         outcomes.append(judge(call, rerun(events, pack), pack))
     return Report(outcomes, pack)

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_assist.call import Models
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import CallEnd, CallStart, EndReason, Event, Prompt, PublicEvent, Speaker, Utterance
+from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.rules.engine import RulesEngine
 from agent_assist.rules.packs import Pack
 from agent_assist.scoring.scorer import Scorer
@@ -94,20 +96,24 @@ def run_transcript(events: Sequence[Event], pack: Pack, scorer: Scorer) -> CallR
     return CallResult(call_id=start.call_id if start else "", duration=out[-1].t if out else 0.0, events=out)
 
 
-def run_audio(path: Path, pack_files: Sequence[Path]) -> CallResult:
-    from agent_assist.replay import Replay, ReplayOptions
-
+def run_audio(path: Path, pack_files: Sequence[Path], models: Models | None = None) -> CallResult:
+    """An audio file through the whole pipeline (on `models`, when already loaded)."""
     sink = EventList()
-    end = Replay(path, [sink], ReplayOptions(site_packs=tuple(pack_files), call_id=path.stem)).run()
+    end = Replay(path, [sink], ReplayOptions(site_packs=tuple(pack_files), call_id=path.stem), models).run()
     return CallResult(call_id=end.call_id, duration=end.t, events=sink.events)
 
 
 def calls(
     paths: Sequence[Path], pack: Pack, pack_files: Sequence[Path], scorer: Scorer
 ) -> Iterator[CallResult]:
+    """Each call in `paths` (audio files, transcript files), through `pack`: the speech model loads
+    with the first audio file and serves the rest."""
+    models: Models | None = None
     for path in paths:
         if path.suffix.lower() in AUDIO_SUFFIXES:
-            yield run_audio(path, pack_files)
+            if models is None:
+                models = Models.load(ReplayOptions(site_packs=tuple(pack_files)))
+            yield run_audio(path, pack_files, models)
         else:
             for _, events in transcript_calls(path):
                 yield run_transcript(events, pack, scorer)
