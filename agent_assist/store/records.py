@@ -190,7 +190,6 @@ class Store:
     def add_flag(
         self, flag: Flag, note: str, excerpt: list[dict[str, Any]], created_at: str | None = None
     ) -> int:
-        rule = flag.reason.split(":", 1)[0].strip() if flag.raised_by == "rules" else ""
         with self.db.transaction():
             rows = self.db.query(
                 "INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, rule, "
@@ -204,7 +203,7 @@ class Store:
                     flag.severity,
                     SEVERITY_RANK.get(flag.severity, 0),
                     flag.reason,
-                    rule,
+                    flag.rule,
                     flag.utterance_id,
                     flag.raised_by,
                     note,
