@@ -260,8 +260,9 @@ class Prompt(PublicEvent):
 class Flag(PublicEvent):
     """A moment for a supervisor to review after the shift.
 
-    `raised_by` is "rules" (a rule fired on `utterance_id`) or "agent" (the agent pressed the
-    overlay's flag button; `note` is their optional one-line note and `utterance_id` may be empty).
+    `raised_by` is "rules" (rule `rule` fired on `utterance_id`) or "agent" (the agent pressed the
+    overlay's flag button; `note` is their optional one-line note, `utterance_id` may be empty and
+    `rule` is).
     """
 
     type: ClassVar[str] = "flag"
@@ -273,6 +274,7 @@ class Flag(PublicEvent):
     utterance_id: str
     raised_by: str = "rules"
     note: str = ""
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -420,6 +422,9 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
             kwargs["signals"] = tuple(kwargs["signals"])
         if kwargs.get("scores") is not None:
             kwargs["scores"] = Scores(**kwargs["scores"])
+        if cls is Flag and "rule" not in kwargs and kwargs.get("raised_by", "rules") == "rules":
+            # written before flags carried their rule: it was the start of `reason` ("rule-id: …")
+            kwargs["rule"] = str(kwargs.get("reason", "")).split(":", 1)[0].strip()
         return cls(**kwargs)
     except (TypeError, ValueError, AttributeError) as exc:
         raise EventParseError(f"bad {kind} event: {exc}") from exc

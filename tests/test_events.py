@@ -61,7 +61,7 @@ EXAMPLES = [
     Retract(t=12.4, call_id="c1", rule="manager-request", prompt_t=9.1, utterance_id="u3",
             reason="the final transcript no longer supports it"),
     Flag(t=18.2, call_id="c1", kind="distress", severity="low",
-         reason="acknowledge-disclosure: distress 0.98", utterance_id="u4"),
+         reason="acknowledge-disclosure: distress 0.98", utterance_id="u4", rule="acknowledge-disclosure"),
     Flag(t=95.0, call_id="c1", kind="agent", severity="medium", reason="raised by the agent",
          utterance_id="", raised_by="agent", note="asked for a manager twice"),
     Feedback(t=21.0, call_id="c1", rule="acknowledge-disclosure", prompt_t=18.2, rating="helpful"),
@@ -84,6 +84,15 @@ def test_each_event_round_trips_through_json(event):
 
 def test_every_public_event_type_has_an_example():
     assert {e.type for e in EXAMPLES} == set(PUBLIC_EVENT_TYPES)
+
+
+def test_a_flag_written_before_flags_named_their_rule_reads_it_from_the_reason():
+    rules = event_from_json('{"type":"flag","t":18.2,"call_id":"c1","kind":"distress","severity":"low",'
+                            '"reason":"acknowledge-disclosure: distress 0.98","utterance_id":"u4"}')
+    agent = event_from_json('{"type":"flag","t":95.0,"call_id":"c1","kind":"agent","severity":"medium",'
+                            '"reason":"raised by the agent","utterance_id":"","raised_by":"agent"}')
+    assert isinstance(rules, Flag) and rules.rule == "acknowledge-disclosure"
+    assert isinstance(agent, Flag) and agent.rule == ""
 
 
 def test_hostile_text_stays_data():

@@ -80,6 +80,8 @@ def test_escalation_gets_de_escalation_and_a_flag():
     assert rules[:2] == ["deescalate-validate", "manager-request"]
     flags = [e for e in out if isinstance(e, Flag)]
     assert flags and flags[0].kind == "escalation" and flags[0].utterance_id == "u3"
+    # the flag names the rule that raised it: the prompt just before it
+    assert flags[0].rule == out[out.index(flags[0]) - 1].rule and flags[0].rule in rules
 
 
 def test_crisis_pre_empts_everything_and_sticks():

@@ -114,6 +114,7 @@ def a_call(call_id: str = "call-1", started_at: str | None = None) -> list[Publi
             severity="critical",
             reason="crisis-safety: crisis 0.97",
             utterance_id="c4",
+            rule="crisis-safety",
         ),
         say(call_id, 5, a, 12.0, "I'm really glad you told me. Are you safe right now?"),
         Feedback(t=13.0, call_id=call_id, rule="crisis-safety", prompt_t=11.0, rating="acknowledged"),
@@ -223,7 +224,7 @@ def test_a_flag_fired_while_the_customer_speaks_shows_the_words_heard_then_the_f
     heard = Partial(t=6.0, call_id="call-2", utterance_id="c2", speaker=c, start=2.0, text=words,
                     scores=scores(0.9, crisis=0.9))
     flag = Flag(t=6.0, call_id="call-2", kind="crisis", severity="critical", reason="crisis-self-harm",
-                utterance_id="c2")
+                utterance_id="c2", rule="crisis-self-harm")
     events = [CallStart(t=0.0, call_id="call-2", source="x.wav", channels={}, started_at="", model=""),
               say("call-2", 1, c, 0.5, "hi there"), heard, flag]
     write(url, events)
@@ -540,6 +541,20 @@ def test_postgresql_connection_lost_mid_call_is_reconnected_and_nothing_lost(pg_
     assert sink.spilled is None
     assert [f.kind for f in store.flags()] == ["crisis", "agent"]
     assert len(store.call("call-1").scores) == 3
+    store.close()
+
+
+def test_a_flag_is_stored_with_the_rule_it_names(tmp_path: Path) -> None:
+    """The rule column comes from the flag's `rule`, not from the words of its `reason`."""
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, [
+        Flag(t=3.0, call_id="c", kind="distress", severity="low", reason="distress 0.91 after a long hold",
+             utterance_id="u1", rule="acknowledge-disclosure"),
+        Flag(t=4.0, call_id="c", kind="agent", severity="medium", reason="raised by the agent: check this",
+             utterance_id="", raised_by="agent"),
+    ])
+    store = open_store(url)
+    assert sorted((f.t, f.rule) for f in store.flags()) == [(3.0, "acknowledge-disclosure"), (4.0, "")]
     store.close()
 
 

@@ -227,6 +227,7 @@ class RulesEngine:
                     severity=rule.flag.severity,
                     reason=f"{rule.id}: {values}" if values else rule.id,
                     utterance_id=utterance_id,
+                    rule=rule.id,
                 )
 
     def _retract(self, final: Utterance, early: list[Prompt]) -> Iterator[Event]:

@@ -1,0 +1,369 @@
+"""The flag store's records: what is written per call (calls, flags, scores, prompts, feedback,
+turns) and what the supervisor's review reads back.
+
+Text reaches the store only through `agent_assist.redact`, and only as parameters of SQL, never
+inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent_assist.events import CallEnd, CallStart, Feedback, Flag, Prompt, Retract, Utterance
+from agent_assist.redact import redact
+from agent_assist.store.connection import StoreError, _Database, connect
+from agent_assist.store.schema import migrate
+
+SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITY_RANK = {name: i + 1 for i, name in enumerate(SEVERITIES)}
+
+
+def utc_text(moment: datetime | None = None) -> str:
+    """A moment (default: now) as UTC `YYYY-MM-DDTHH:MM:SSZ`: text order is time order in both
+    databases."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+
+@dataclass(frozen=True)
+class FlagRecord:
+    id: int
+    call_id: str
+    agent: str
+    team: str
+    call_started_at: str
+    t: float
+    created_at: str
+    kind: str
+    severity: str
+    reason: str
+    rule: str
+    raised_by: str
+    agent_note: str
+    excerpt: tuple[dict[str, Any], ...]
+    reviewed_at: str | None
+    reviewed_by: str | None
+    notes: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def reviewed(self) -> bool:
+        return self.reviewed_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["excerpt"] = list(self.excerpt)
+        out["notes"] = list(self.notes)
+        return out
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    call_id: str
+    agent: str
+    team: str
+    source: str
+    started_at: str
+    length_s: float | None
+    end_reason: str | None
+    transcript_mode: str
+    scores: tuple[tuple[float, float, float, float], ...] = ()  # t, distress, escalation, crisis
+    prompts: tuple[dict[str, Any], ...] = ()
+    feedback: tuple[dict[str, Any], ...] = ()
+    turns: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: str | None = None  # ISO UTC, by call start
+    until: str | None = None
+    agents: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    reviewed: bool | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        where, params = [], []
+        if self.since:
+            where.append("c.started_at >= ?")
+            params.append(self.since)
+        if self.until:
+            where.append("c.started_at < ?")
+            params.append(self.until)
+        for column, values in (
+            ("c.agent", self.agents),
+            ("c.team", self.teams),
+            ("f.kind", self.kinds),
+            ("f.severity", self.severities),
+        ):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params.extend(values)
+        if self.reviewed is not None:
+            where.append("f.reviewed_at IS NOT NULL" if self.reviewed else "f.reviewed_at IS NULL")
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+_FLAG_COLUMNS = (
+    "f.id, f.call_id, c.agent, c.team, c.started_at, f.t, f.created_at, f.kind, f.severity, "
+    "f.reason, f.rule, f.raised_by, f.agent_note, f.excerpt, f.reviewed_at, f.reviewed_by"
+)
+
+
+class Store:
+    """One open store. Every method is one transaction; safe to call from several threads."""
+
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+        self.where = db.where
+        migrate(db)
+
+    def version(self) -> int:
+        return self.db.version()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing (the sink uses these)
+
+    def add_call(self, call: CallStart, agent: str, team: str, transcript_mode: str) -> None:
+        with self.db.transaction():
+            exists = self.db.query("SELECT 1 FROM calls WHERE call_id = ?", (call.call_id,))
+            if not exists:
+                self.db.execute(
+                    "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        call.call_id,
+                        agent,
+                        team,
+                        _source_name(call.source),
+                        _iso(call.started_at),
+                        transcript_mode,
+                    ),
+                )
+
+    def ensure_call(self, call_id: str, agent: str, team: str, transcript_mode: str) -> None:
+        """A row for a call whose start this store never saw (events imported without their
+        `call_start`), so its flags have somewhere to belong."""
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode) "
+                "VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (call_id) DO NOTHING",
+                (call_id, agent, team, utc_text(), transcript_mode),
+            )
+
+    def end_call(self, end: CallEnd) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE calls SET length_s = ?, end_reason = ? WHERE call_id = ?",
+                (end.t, str(end.reason), end.call_id),
+            )
+
+    def add_utterance(
+        self, call_id: str, u: Utterance, text: str | None, excerpts: dict[int, list[dict[str, Any]]]
+    ) -> None:
+        """Scores of a customer turn; its redacted text when the transcript is kept in full; and the
+        excerpts of open flags it extends."""
+        with self.db.transaction():
+            if u.scores is not None:
+                s = u.scores
+                self.db.execute(
+                    "INSERT INTO scores (call_id, t, utterance_id, distress, escalation, crisis) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (call_id, u.end, u.utterance_id, s.distress, s.escalation, s.crisis),
+                )
+            if text is not None:
+                self.db.execute(
+                    "INSERT INTO turns (call_id, utterance_id, speaker, start_t, end_t, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (call_id, u.utterance_id, str(u.speaker), u.start, u.end, text),
+                )
+            for flag_id, excerpt in excerpts.items():
+                self.db.execute("UPDATE flags SET excerpt = ? WHERE id = ?", (json.dumps(excerpt), flag_id))
+
+    def add_flag(
+        self, flag: Flag, note: str, excerpt: list[dict[str, Any]], created_at: str | None = None
+    ) -> int:
+        with self.db.transaction():
+            rows = self.db.query(
+                "INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, rule, "
+                "utterance_id, raised_by, agent_note, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
+                (
+                    flag.call_id,
+                    flag.t,
+                    created_at or utc_text(),
+                    flag.kind,
+                    flag.severity,
+                    SEVERITY_RANK.get(flag.severity, 0),
+                    flag.reason,
+                    flag.rule,
+                    flag.utterance_id,
+                    flag.raised_by,
+                    note,
+                    json.dumps(excerpt),
+                ),
+            )
+        return int(rows[0][0])
+
+    def add_prompt(self, prompt: Prompt) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO prompts (call_id, t, rule, principle, text, priority, sticky) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    prompt.call_id,
+                    prompt.t,
+                    prompt.rule,
+                    prompt.principle,
+                    prompt.text,
+                    prompt.priority,
+                    int(prompt.sticky),
+                ),
+            )
+
+    def retract_prompt(self, retract: Retract) -> None:
+        """Mark a prompt withdrawn (it fired on a partial the final no longer supported)."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE prompts SET retracted_t = ? WHERE call_id = ? AND rule = ? AND ABS(t - ?) < 0.002",
+                (retract.t, retract.call_id, retract.rule, retract.prompt_t),
+            )
+
+    def add_feedback(self, fb: Feedback) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO feedback (call_id, t, rule, prompt_t, rating) VALUES (?, ?, ?, ?, ?)",
+                (fb.call_id, fb.t, fb.rule, fb.prompt_t, fb.rating),
+            )
+
+    # -- the review
+
+    def flags(self, filters: Filters | None = None) -> list[FlagRecord]:
+        """Most severe first; then unreviewed first; then the newest."""
+        where, params = (filters or Filters()).sql()
+        rows = self.db.query(
+            f"SELECT {_FLAG_COLUMNS} FROM flags f JOIN calls c ON c.call_id = f.call_id{where} "
+            "ORDER BY f.severity_rank DESC, (f.reviewed_at IS NULL) DESC, c.started_at DESC, f.t DESC",
+            params,
+        )
+        return [self._flag(row) for row in rows]
+
+    def flag(self, flag_id: int) -> FlagRecord:
+        rows = self.db.query(
+            f"SELECT {_FLAG_COLUMNS} FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE f.id = ?",
+            (flag_id,),
+        )
+        if not rows:
+            raise StoreError(f"no flag {flag_id} in {self.where} (`agent-assist review list` shows them)")
+        notes = self.db.query(
+            "SELECT created_at, author, text, wellbeing FROM notes WHERE flag_id = ? ORDER BY id", (flag_id,)
+        )
+        return self._flag(
+            rows[0],
+            tuple({"created_at": c, "author": a, "text": t, "wellbeing": bool(w)} for c, a, t, w in notes),
+        )
+
+    @staticmethod
+    def _flag(row: tuple[Any, ...], notes: tuple[dict[str, Any], ...] = ()) -> FlagRecord:
+        values = list(row)
+        values[13] = tuple(json.loads(values[13] or "[]"))
+        names = [f.name for f in dataclasses.fields(FlagRecord)][: len(values)]
+        return FlagRecord(**dict(zip(names, values, strict=True)), notes=notes)
+
+    def call(self, call_id: str) -> CallRecord:
+        rows = self.db.query(
+            "SELECT call_id, agent, team, source, started_at, length_s, end_reason, "
+            "transcript_mode FROM calls WHERE call_id = ?",
+            (call_id,),
+        )
+        if not rows:
+            raise StoreError(f"no call {call_id!r} in {self.where}")
+        scores = self.db.query(
+            "SELECT t, distress, escalation, crisis FROM scores WHERE call_id = ? ORDER BY t", (call_id,)
+        )
+        prompts = self.db.query(
+            "SELECT t, rule, principle, text, priority, sticky, retracted_t FROM prompts WHERE call_id = ? "
+            "ORDER BY t",
+            (call_id,),
+        )
+        feedback = self.db.query(
+            "SELECT t, rule, prompt_t, rating FROM feedback WHERE call_id = ? ORDER BY t", (call_id,)
+        )
+        turns = self.db.query(
+            "SELECT speaker, start_t, end_t, text FROM turns WHERE call_id = ? ORDER BY start_t", (call_id,)
+        )
+        names = [f.name for f in dataclasses.fields(CallRecord)][: len(rows[0])]
+        return CallRecord(
+            **dict(zip(names, rows[0], strict=True)),
+            scores=tuple((float(t), float(d), float(e), float(c)) for t, d, e, c in scores),
+            prompts=tuple(
+                {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s),
+                 "retracted_t": rt}
+                for t, r, p, x, pr, s, rt in prompts
+            ),
+            feedback=tuple({"t": t, "rule": r, "prompt_t": pt, "rating": rt} for t, r, pt, rt in feedback),
+            turns=tuple({"speaker": s, "start": a, "end": b, "text": x} for s, a, b, x in turns),
+        )
+
+    def ack(self, flag_id: int, by: str) -> bool:
+        """Mark reviewed; False when it already was (the first review stands)."""
+        self.flag(flag_id)
+        with self.db.transaction():
+            rows = self.db.query(
+                "UPDATE flags SET reviewed_at = ?, reviewed_by = ? "
+                "WHERE id = ? AND reviewed_at IS NULL RETURNING id",
+                (utc_text(), by, flag_id),
+            )
+        return bool(rows)
+
+    def note(self, flag_id: int, text: str, by: str, wellbeing: bool = False) -> None:
+        self.flag(flag_id)
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO notes (flag_id, created_at, author, text, wellbeing) VALUES (?, ?, ?, ?, ?)",
+                (flag_id, utc_text(), by, redact(text).text, int(wellbeing)),
+            )
+
+    def purge(self, older_than_days: float) -> tuple[int, int]:
+        """Delete calls that started more than this many days ago, with everything about them.
+        Returns (calls, flags) deleted."""
+        cutoff = utc_text(datetime.now(UTC) - timedelta(days=older_than_days))
+        with self.db.transaction():
+            flags = self.db.query(
+                "SELECT COUNT(*) FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE c.started_at < ?",
+                (cutoff,),
+            )[0][0]
+            # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
+            calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
+        return len(calls), int(flags)
+
+
+def _iso(started_at: str) -> str:
+    """A call's start (ISO 8601, local when it has no zone) as `utc_text`."""
+    try:
+        return utc_text(datetime.fromisoformat(started_at.replace("Z", "+00:00")))
+    except ValueError:
+        return utc_text()
+
+
+def _source_name(source: str) -> str:
+    """Only a recording's file name is kept (its folders may name a person); device names as given."""
+    return Path(source).name if "/" in source or "\\" in source else source
+
+
+def open_store(target: str | Path | None = None, timeout_s: float = 5.0) -> Store:
+    """`target`: a PostgreSQL URL, a SQLite file path (or `sqlite:///path`), or None for the default
+    file in the user's data directory."""
+    db = connect(target, timeout_s)
+    try:
+        return Store(db)
+    except BaseException:
+        db.close()
+        raise
