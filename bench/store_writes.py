@@ -1,6 +1,8 @@
-"""How long the flag store holds up the pipeline: each flag and scored turn is committed before
-`emit` returns. A SQLite file (WAL, synchronous=FULL) and a PostgreSQL server on a local socket
-(started here from Debian's postgresql, as the tests do); and redaction per utterance.
+"""How long the flag store would hold up the pipeline if it wrote there (each flag and scored turn
+is committed before the store's `emit` returns), and what the pipeline pays now that the recorder
+writes on its own thread: a SQLite file (WAL, synchronous=FULL), the same file locked by another
+program, and a PostgreSQL server on a local socket (started here from Debian's postgresql, as the
+tests do); and redaction per utterance.
 
     .venv/bin/python bench/store_writes.py
 """
@@ -15,7 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import sqlite3
+
 from agent_assist.events import Flag, Utterance
+from agent_assist.recorder import Recorder
 from agent_assist.redact import redact
 from agent_assist.store import FlagStoreSink, open_store
 from tests import pg
@@ -46,8 +51,37 @@ def bench(url: str, rounds: int = 200) -> str:
             f"utterance p50 {statistics.median(turns):.2f} ms, p95 {p95(turns):.2f} ms")
 
 
+def bench_recorder(path: Path, rounds: int = 200, locked: bool = False) -> str:
+    """The pipeline's side of the recorder: how long `emit` takes (the writing is on its thread)."""
+    store = open_store(path, timeout_s=5.0)
+    recorder = Recorder([FlagStoreSink(store, redact=False, spill_dir=path.parent / "unsaved")])
+    locker = None
+    if locked:
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+    events = a_call()
+    recorder.emit(events[0])
+    took = []
+    for _ in range(rounds):
+        for event in events[1:-2]:
+            started = time.perf_counter()
+            recorder.emit(event)
+            took.append((time.perf_counter() - started) * 1000)
+    if locker is not None:
+        locker.execute("ROLLBACK")
+        locker.close()
+    began = time.perf_counter()
+    recorder.close()
+    store.close()
+    return (f"emit p50 {statistics.median(took) * 1000:.0f} µs, p95 {p95(took) * 1000:.0f} µs, "
+            f"max {max(took):.2f} ms; the writer finished {time.perf_counter() - began:.1f} s later")
+
+
 def main() -> None:
     print("sqlite:", bench(str(Path(tempfile.mkdtemp()) / "bench.sqlite3")))
+    print("sqlite through the recorder:", bench_recorder(Path(tempfile.mkdtemp()) / "bench.sqlite3"))
+    print("sqlite locked by another program, through the recorder:",
+          bench_recorder(Path(tempfile.mkdtemp()) / "bench.sqlite3", locked=True))
     reason = pg.missing()
     if reason:
         print(f"postgresql: skipped ({reason})")

@@ -48,7 +48,7 @@ def call(call_id: str = "c1") -> list[PublicEvent]:
 def recorder_for(tmp_path: Path, timeout_s: float) -> tuple[Recorder, FlagStoreSink, Path]:
     store = open_store(tmp_path / "flags.sqlite3", timeout_s=timeout_s)
     sink = FlagStoreSink(store, StoreOptions(agent="sam", team="east", transcript="full"),
-                         spill_dir=tmp_path / "unsaved")
+                         spill_dir=tmp_path / "unsaved", redact=False)  # the recorder redacts
     log = tmp_path / "events.jsonl"
     return Recorder([JsonlEventLog(str(log), redact=False), sink]), sink, log
 

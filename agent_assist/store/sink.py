@@ -75,7 +75,9 @@ class _CallState:
 
 class FlagStoreSink:
     """Writes a call's flags, scores, prompts and feedback as they happen, each committed before
-    `emit` returns, so sinks after this one (the overlay) see only what is already safe.
+    `emit` returns. On a call it is one of the recorder's writers (`agent_assist.recorder`), on the
+    recorder's thread, given events the recorder has redacted (`redact=False`); the overlay sees a
+    flag only once this has returned.
 
     A store that cannot be written (locked, the server gone) never stops the call: events wait in
     memory, in order, and are retried with the next one; any still waiting at `close` are saved,
@@ -89,6 +91,7 @@ class FlagStoreSink:
         spill_dir: Path | None = None,
         where: str = "",
         reopen_s: float = 30.0,
+        redact: bool = True,
     ) -> None:
         # given a way to open the store rather than an open one, a store that cannot be opened yet
         # (the floor's server is down) is tried again every `reopen_s` seconds; the call goes on
@@ -98,6 +101,7 @@ class FlagStoreSink:
             self.store = store
         self.where = store.where if isinstance(store, Store) else where
         self.reopen_s = reopen_s
+        self.redact = redact  # False: events come redacted already (from the recorder)
         self._tried_at = -1e9
         self.options = options or StoreOptions()
         self.spill_dir = spill_dir or default_path().parent / "unsaved"
@@ -137,7 +141,8 @@ class FlagStoreSink:
         if isinstance(event, CallStart):
             self._states[event.call_id] = _CallState(event.call_id)
             return event
-        redacted = self._state(event).redactor.event(event)
+        state = self._state(event)
+        redacted = state.redactor.event(event) if self.redact else event
         if isinstance(redacted, Utterance):  # the store keeps turns as text, not words
             text = "" if self.options.transcript == "none" else redacted.text
             return dataclasses.replace(redacted, text=text, words=())
