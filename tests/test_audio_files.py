@@ -1,5 +1,6 @@
 """Decoding recorded calls: formats, rates, channel layouts, and every kind of bad file."""
 
+import itertools
 import wave
 from pathlib import Path
 
@@ -156,3 +157,80 @@ def test_truncated_file_yields_what_it_has_then_fails(tmp_path, suffix):
             heard.append(block[0].samples)
     assert "truncated" in str(info.value)
     assert 1.0 < sum(len(h) for h in heard) / 16000 < 3.0  # the first half was delivered
+
+
+def pcm_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> Path:
+    """(channels, n) float audio as a 16-bit PCM WAV, written with the standard library."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(audio.shape[0])
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((np.clip(audio.T, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_a_complete_streaming_wav_whose_sizes_were_never_filled_in_is_read_in_full(tmp_path):
+    """ffmpeg writing to a pipe leaves the RIFF and data sizes at 0xFFFFFFFF: the header promises
+    nothing, so the file is not 'truncated' against it."""
+    path = pcm_wav(tmp_path / "piped.wav", np.stack([tone(16000, 3.0), tone(16000, 3.0, 220.0)]))
+    data = bytearray(path.read_bytes())
+    data[4:8] = (0xFFFFFFFF).to_bytes(4, "little")
+    at = data.index(b"data")
+    data[at + 4:at + 8] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    source = FileSource(path)
+    audio = decode_all(source)
+    assert abs(len(audio[Speaker.CUSTOMER]) / 16000 - 3.0) < 0.02
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage"])
+def test_damage_in_the_first_30_s_of_a_stereo_file_still_gives_what_came_before_it(tmp_path, damage):
+    """The dual-mono check reads the first 30 s before the call starts; damage there used to refuse
+    the whole call with nothing written."""
+    rng = np.random.default_rng(0)
+    audio = np.stack([tone(16000, 8.0), 0.2 * rng.standard_normal(8 * 16000).astype(np.float32)])
+    whole = write_audio(tmp_path / "whole.flac", audio, 16000, "flac", "flac")
+    data = bytearray(whole.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2:] = rng.integers(0, 256, len(data) - len(data) // 2, dtype=np.uint8).tobytes()
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(bytes(data))
+    source = FileSource(broken)  # not refused up front
+    assert source.stereo
+    heard = []
+    try:
+        for block in source.blocks():
+            heard.append(block[0].samples)
+    except AudioSourceError as exc:
+        assert str(broken) in str(exc)
+    assert sum(len(h) for h in heard) / 16000 > 2.0  # what came before the damage was delivered
+
+
+def test_samples_that_are_not_numbers_become_silence_and_are_counted(tmp_path, caplog):
+    audio = np.stack([tone(16000, 2.0)])
+    audio[0, 16000:16160] = np.nan  # 10 ms
+    audio[0, 20000:20080] = np.inf
+    path = write_audio(tmp_path / "nan.wav", audio, 16000, "pcm_f32le", "wav")
+    source = FileSource(path)
+    out = decode_all(source)[Speaker.UNKNOWN]
+    assert np.isfinite(out).all() and abs(len(out) / 16000 - 2.0) < 0.01
+    assert source.damaged_s == pytest.approx(0.015, abs=0.002)
+    assert "not numbers" in caplog.text
+
+
+def test_ten_ms_of_nan_in_a_pause_loses_no_speech(tmp_path, run_replay):
+    """NaN in the pause before a turn (inside its pre-roll) used to reach Whisper with the turn's
+    audio, and the turn was lost, with exit 0."""
+    speech = decode_all(FileSource(SPEECH / "jfk.flac"))[Speaker.UNKNOWN]
+    clean = write_audio(tmp_path / "clean.wav", speech[None, :], 16000, "pcm_f32le", "wav")
+    before = run_replay(clean).utterances
+    gaps = [(a.end, b.start) for a, b in itertools.pairwise(before) if b.start - a.end > 0.3]
+    assert gaps, [u.text for u in before]
+    audio = decode_all(FileSource(clean))[Speaker.UNKNOWN]
+    before_turn = int((gaps[0][1] - 0.15) * 16000)
+    audio[before_turn:before_turn + 160] = np.nan
+    damaged = write_audio(tmp_path / "nan.wav", audio[None, :], 16000, "pcm_f32le", "wav")
+    after = run_replay(damaged).utterances
+    assert [u.text for u in after] == [u.text for u in before]

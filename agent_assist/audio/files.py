@@ -8,6 +8,7 @@ the caller insists on stereo.
 
 from __future__ import annotations
 
+import logging
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import numpy as np
 from agent_assist.audio.resample import TARGET_RATE, StreamResampler
 from agent_assist.errors import AudioSourceError
 from agent_assist.events import AudioChunk, EndReason, Speaker
+
+log = logging.getLogger(__name__)
 
 MIN_RATE = 8000
 #: How much of a stereo file is inspected to decide whether it is really dual mono.
@@ -95,10 +98,22 @@ def probe_file(path: Path) -> FileInfo:
     return FileInfo(path=path, codec=codec, rate=rate, channels=channels, duration=duration)
 
 
+#: The sizes a WAV written to a pipe carries (ffmpeg, sox): its length was not known when the
+#: header was written, so the header promises nothing.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
 def _wav_declared_duration(path: Path) -> float | None:
     try:
+        with path.open("rb") as f:
+            head = f.read(12)
+        if len(head) == 12 and int.from_bytes(head[4:8], "little") in _UNKNOWN_SIZES:
+            return None  # a streaming WAV: the RIFF size was never filled in
         with wave.open(str(path), "rb") as wav:
-            return wav.getnframes() / wav.getframerate()
+            frames = wav.getnframes()
+            if frames * wav.getsampwidth() * wav.getnchannels() >= 0xFFFFFFFF - 64:
+                return None  # the data size was never filled in
+            return frames / wav.getframerate()
     except (wave.Error, EOFError, OSError, ZeroDivisionError):
         return None  # not plain PCM WAV (e.g. extensible or compressed): trust FFmpeg
 
@@ -152,6 +167,7 @@ class FileSource:
             self.channels = {"mono": Speaker.UNKNOWN}
             self._speakers = (Speaker.UNKNOWN,)
         self.duration = 0.0  # call time decoded so far
+        self.damaged_s = 0.0  # call time whose samples were NaN or infinite, played as silence
 
     @property
     def description(self) -> str:
@@ -193,8 +209,19 @@ class FileSource:
                 )
 
     def _is_dual_mono(self) -> bool:
-        blocks = list(self._decode(limit_s=_DUAL_MONO_SCAN_S))
+        """Whether the first 30 s of a stereo file carry the same signal twice. Damage in them is
+        not this check's to report: it decides on what comes before it, and the call itself is
+        transcribed up to the damage, then stops with the reason."""
+        blocks = []
+        try:
+            for block in self._decode(limit_s=_DUAL_MONO_SCAN_S):
+                blocks.append(block)
+        except AudioSourceError:
+            pass
         audio = np.concatenate(blocks, axis=1) if blocks else np.zeros((2, 0), np.float32)
+        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+        if audio.shape[1] < TARGET_RATE // 10:
+            return False
         left, right = audio[0].astype(np.float64), audio[1].astype(np.float64)
         if np.sqrt(np.mean(left**2) + 1e-20) < 1e-4 or np.sqrt(np.mean(right**2) + 1e-20) < 1e-4:
             return False  # one side silent: a real two-party recording whose other party is quiet
@@ -216,6 +243,10 @@ class FileSource:
         failure: AudioSourceError | None = None
         try:
             for block in self._decode():
+                finite = np.isfinite(block)
+                if not finite.all():  # NaN or infinity: no sound anyone made; silence in its place
+                    self.damaged_s += float((~finite).any(axis=0).sum()) / TARGET_RATE
+                    block = np.where(finite, block, np.float32(0.0))
                 if not self.stereo and block.shape[0] == 2:
                     block = block.mean(axis=0, keepdims=True)
                 pending = np.concatenate([pending, block], axis=1)
@@ -231,5 +262,8 @@ class FileSource:
             yield cut(pending)
             emitted += pending.shape[1]
             self.duration = emitted / TARGET_RATE
+        if self.damaged_s:
+            log.warning("%s: %.2f s of samples that are not numbers (NaN or infinity) were heard as "
+                        "silence", self.path, self.damaged_s)
         if failure is not None:
             raise failure
