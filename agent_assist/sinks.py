@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -57,6 +59,21 @@ def score_note(utterance: Utterance) -> str:
     return f"  [{', '.join(high)}]" if high else ""
 
 
+def open_private(path: Path) -> TextIO:
+    """`path` opened for appending, readable by its owner alone: an event log holds redacted
+    transcripts, which are still about a person. A new file is created 0600 and an existing one is
+    tightened to that (a pipe or a terminal is written as it is)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode) and mode & 0o077:
+            os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class JsonlEventLog:
     """Appends every event as one JSON object per line, flushed as it happens. `-` is stdout.
 
@@ -75,7 +92,7 @@ class JsonlEventLog:
             path = Path(target).expanduser()
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = path.open("a", encoding="utf-8")
+                self._file = open_private(path)
             except OSError as exc:
                 raise AgentAssistError(
                     f"cannot write events to {target}: {exc.strerror or exc}") from None

@@ -201,3 +201,23 @@ def test_a_prompt_that_quotes_a_card_number_is_written_without_it(tmp_path: Path
     sink.close()
     text = log.read_text(encoding="utf-8")
     assert "4111" not in text and text.count("[card]") == 2
+
+
+def test_an_event_log_is_readable_by_its_owner_alone(tmp_path):
+    """It holds redacted transcripts, which are still about a person: 0600 like the store, under
+    the usual umask, and an existing looser file is tightened."""
+    import os
+    import stat
+
+    from agent_assist.sinks import JsonlEventLog
+
+    old = os.umask(0o022)
+    try:
+        fresh, loose = tmp_path / "fresh.jsonl", tmp_path / "loose.jsonl"
+        loose.write_text("", encoding="utf-8")
+        loose.chmod(0o666)
+        for path in (fresh, loose):
+            JsonlEventLog(str(path)).close()
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        os.umask(old)
