@@ -6,7 +6,7 @@ Two kinds live here:
   what the JSONL event log, the overlay and later tools read. Each carries `type` and `t`
   (call-time seconds, counted from audio samples, never the wall clock). Their JSON form is a
   stable, versioned schema documented in `docs/events.md`; `to_json` / `event_from_json`
-  round-trip them exactly.
+  round-trip them exactly (floats at full precision; tests/test_events.py holds it).
 * **Internal events** (`AudioChunk`, `SpeechSegment`, …) carry audio between stages inside one
   process and are never written out.
 
@@ -402,13 +402,13 @@ Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent
 
 
 def _to_jsonable(value: Any) -> Any:
+    """Floats are written as they are (Python's shortest exact form), never rounded: a log re-run
+    through the rules (`rules evaluate`) must meet a threshold exactly as the call did. Times are
+    counted in audio samples and nearly all are whole milliseconds, so they still read as such."""
     if isinstance(value, StrEnum):
         return value.value
-    if isinstance(value, float):
-        return round(value, 3)
     if isinstance(value, Word):
-        return {"text": value.text, "start": round(value.start, 3), "end": round(value.end, 3),
-                "p": round(value.p, 3)}
+        return {"text": value.text, "start": value.start, "end": value.end, "p": value.p}
     if isinstance(value, Scores):
         return {f.name: _to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, tuple | list):
