@@ -91,7 +91,7 @@ def test_each_event_round_trips_through_json(event):
 
 def awkward(value: Any) -> Any:
     """`value` with every float in it, at any depth, made one no short decimal writes exactly
-    (18.2 -> 6.066666667666667, 0.981 -> 0.32700000100000003)."""
+    (18.2 -> 6.0666666676666665, 0.981 -> 0.32700000100000004)."""
     if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
