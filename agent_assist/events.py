@@ -6,7 +6,7 @@ Two kinds live here:
   what the JSONL event log, the overlay and later tools read. Each carries `type` and `t`
   (call-time seconds, counted from audio samples, never the wall clock). Their JSON form is a
   stable, versioned schema documented in `docs/events.md`; `to_json` / `event_from_json`
-  round-trip them exactly.
+  round-trip them exactly (floats at full precision; tests/test_events.py holds it).
 * **Internal events** (`AudioChunk`, `SpeechSegment`, …) carry audio between stages inside one
   process and are never written out.
 
@@ -46,6 +46,44 @@ class EndReason(StrEnum):
     ENDED = "ended"  # live: the agent ended the call (keyboard or overlay)
     INTERRUPTED = "interrupted"  # Ctrl-C or the program was asked to stop
     SOURCE_ERROR = "source_error"
+
+
+class FlagKind(StrEnum):
+    """What a flag is about: the moment a rule saw, or the agent's own flag."""
+
+    ESCALATION = "escalation"
+    CRISIS = "crisis"
+    DISTRESS = "distress"
+    AGENT = "agent"  # the agent pressed the overlay's flag button
+
+
+class Severity(StrEnum):
+    """How soon a supervisor should look at a flag, least urgent first (the review sorts by it)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """1 (low) to 4 (critical)."""
+        return list(Severity).index(self) + 1
+
+
+class DeviceState(StrEnum):
+    """What happened to a capture device."""
+
+    LOST = "lost"  # unplugged or failing; capture retries with back-off
+    BACK = "back"  # capturing again
+    RESAMPLING = "resampling"  # opened at its own rate, converted to 16 kHz
+
+
+class DropKind(StrEnum):
+    """What was skipped to keep up with a live call."""
+
+    PARTIAL = "partial"  # a transcript update skipped while the recogniser was busy
+    AUDIO = "audio"  # input the machine could not take in time
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +197,7 @@ class Scores:
 
 @dataclass(frozen=True)
 class PublicEvent:
-    """Base for events that are written to the event log.
+    """Base for events that are written to the event log; every one belongs to a call (`call_id`).
 
     `spoken` names the fields that carry words from the call or from a person (a transcript, what
     a prompt quotes, an agent's note, a file name): everything in them, at any depth, is redacted
@@ -170,6 +208,7 @@ class PublicEvent:
     type: ClassVar[str] = ""
     spoken: ClassVar[tuple[str, ...]] = ()
     t: float
+    call_id: str
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
@@ -191,7 +230,6 @@ class CallStart(PublicEvent):
 
     type: ClassVar[str] = "call_start"
     spoken: ClassVar[tuple[str, ...]] = ("source",)
-    call_id: str
     source: str
     channels: dict[str, Speaker]
     started_at: str
@@ -210,7 +248,6 @@ class Partial(PublicEvent):
 
     type: ClassVar[str] = "partial"
     spoken: ClassVar[tuple[str, ...]] = ("text",)
-    call_id: str
     utterance_id: str
     speaker: Speaker
     start: float
@@ -224,7 +261,6 @@ class Utterance(PublicEvent):
 
     type: ClassVar[str] = "utterance"
     spoken: ClassVar[tuple[str, ...]] = ("text", "words")
-    call_id: str
     utterance_id: str
     speaker: Speaker
     start: float
@@ -244,7 +280,6 @@ class Prompt(PublicEvent):
 
     type: ClassVar[str] = "prompt"
     spoken: ClassVar[tuple[str, ...]] = ("why",)
-    call_id: str
     rule: str
     principle: str
     text: str
@@ -267,9 +302,8 @@ class Flag(PublicEvent):
 
     type: ClassVar[str] = "flag"
     spoken: ClassVar[tuple[str, ...]] = ("note",)
-    call_id: str
-    kind: str
-    severity: str
+    kind: FlagKind
+    severity: Severity
     reason: str
     utterance_id: str
     raised_by: str = "rules"
@@ -284,7 +318,6 @@ class Retract(PublicEvent):
     turn. Crisis prompts are never retracted: the agent acknowledges them."""
 
     type: ClassVar[str] = "retract"
-    call_id: str
     rule: str
     prompt_t: float
     utterance_id: str
@@ -301,7 +334,6 @@ class Feedback(PublicEvent):
     "acknowledged" (a crisis card dismissed). `rule` and `prompt_t` name the prompt."""
 
     type: ClassVar[str] = "feedback"
-    call_id: str
     rule: str
     prompt_t: float
     rating: str
@@ -317,21 +349,18 @@ class Listening(PublicEvent):
     speech that was under way when the pause began ends there."""
 
     type: ClassVar[str] = "listening"
-    call_id: str
     paused: bool
     by: str  # "keyboard", "overlay" or "api"
 
 
 @dataclass(frozen=True)
 class DeviceStatus(PublicEvent):
-    """Something happened to a capture device: `state` is "lost" (unplugged or failing; retrying),
-    "back" (capturing again) or "resampling" (opened at its own rate, converted to 16 kHz)."""
+    """Something happened to a capture device (`state`, see DeviceState)."""
 
     type: ClassVar[str] = "device"
-    call_id: str
     device: str
     parties: tuple[Speaker, ...]
-    state: str
+    state: DeviceState
     message: str
 
 
@@ -339,14 +368,12 @@ class DeviceStatus(PublicEvent):
 class Dropped(PublicEvent):
     """Work skipped to keep up with the call, reported at most every few seconds.
 
-    `what` is "partial" (a transcript update skipped while the recogniser was busy; finals never
-    are) or "audio" (input the machine could not take in time; `seconds` says how much). `count`
-    is since the previous report, `total` for the call so far.
+    `what` is a partial transcript (finals never are skipped) or audio (`seconds` says how much).
+    `count` is since the previous report, `total` for the call so far.
     """
 
     type: ClassVar[str] = "dropped"
-    call_id: str
-    what: str
+    what: DropKind
     count: int
     total: int
     seconds: float = 0.0
@@ -357,7 +384,6 @@ class CallEnd(PublicEvent):
     """The call is over; `t` is its length. Counts say what was produced and what was dropped."""
 
     type: ClassVar[str] = "call_end"
-    call_id: str
     reason: EndReason
     error: str | None = None
     utterances: int = 0
@@ -376,13 +402,13 @@ Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent
 
 
 def _to_jsonable(value: Any) -> Any:
+    """Floats are written as they are (Python's shortest exact form), never rounded: a log re-run
+    through the rules (`rules evaluate`) must meet a threshold exactly as the call did. Times are
+    counted in audio samples and nearly all are whole milliseconds, so they still read as such."""
     if isinstance(value, StrEnum):
         return value.value
-    if isinstance(value, float):
-        return round(value, 3)
     if isinstance(value, Word):
-        return {"text": value.text, "start": round(value.start, 3), "end": round(value.end, 3),
-                "p": round(value.p, 3)}
+        return {"text": value.text, "start": value.start, "end": value.end, "p": value.p}
     if isinstance(value, Scores):
         return {f.name: _to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, tuple | list):
@@ -412,6 +438,14 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
             kwargs["speaker"] = Speaker(kwargs["speaker"])
         if cls is CallEnd and "reason" in kwargs:
             kwargs["reason"] = EndReason(kwargs["reason"])
+        if cls is Flag and "kind" in kwargs:
+            kwargs["kind"] = FlagKind(kwargs["kind"])
+        if cls is Flag and "severity" in kwargs:
+            kwargs["severity"] = Severity(kwargs["severity"])
+        if cls is DeviceStatus and "state" in kwargs:
+            kwargs["state"] = DeviceState(kwargs["state"])
+        if cls is Dropped and "what" in kwargs:
+            kwargs["what"] = DropKind(kwargs["what"])
         if "channels" in kwargs:
             kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
         if "words" in kwargs:

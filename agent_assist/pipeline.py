@@ -43,6 +43,7 @@ from agent_assist.events import (
     AudioDropped,
     CallEnd,
     CallStart,
+    DropKind,
     Dropped,
     EndReason,
     Event,
@@ -369,5 +370,5 @@ class Pipeline:
         else:
             log.warning("the machine is behind: dropped %.1f s of audio (%d block(s); %d this call)",
                         new_s, count, total)
-        self._emit(Dropped(t=t, call_id=self._call_id, what=what, count=count, total=total,
+        self._emit(Dropped(t=t, call_id=self._call_id, what=DropKind(what), count=count, total=total,
                            seconds=round(new_s, 3)))

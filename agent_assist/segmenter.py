@@ -34,6 +34,7 @@ from agent_assist.events import (
     AudioChunk,
     CallEnd,
     CallStart,
+    DeviceState,
     DeviceStatus,
     Event,
     Listening,
@@ -325,7 +326,7 @@ class Segmenter:
             # the end of the call, or a pause in listening: what was being said ends here
             finals = [s for stream in self._streams.values() for s in stream.finish(event.t)]
             yield from sorted(finals, key=lambda s: (s.end, s.speaker))
-        elif isinstance(event, DeviceStatus) and event.state == "lost":
+        elif isinstance(event, DeviceStatus) and event.state == DeviceState.LOST:
             for speaker in event.parties:
                 if speaker in self._streams:
                     yield from self._streams[speaker].finish(event.t)

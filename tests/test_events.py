@@ -1,6 +1,8 @@
 import json
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
+from enum import StrEnum
+from typing import Any
 
 import pytest
 
@@ -9,17 +11,22 @@ from agent_assist.events import (
     SCHEMA_VERSION,
     CallEnd,
     CallStart,
+    DeviceState,
     DeviceStatus,
+    DropKind,
     Dropped,
     EndReason,
     EventParseError,
     Feedback,
     Flag,
+    FlagKind,
     Listening,
     Partial,
     Prompt,
+    PublicEvent,
     Retract,
     Scores,
+    Severity,
     Speaker,
     Utterance,
     Word,
@@ -60,15 +67,15 @@ EXAMPLES = [
            support_line="", sticky=False),
     Retract(t=12.4, call_id="c1", rule="manager-request", prompt_t=9.1, utterance_id="u3",
             reason="the final transcript no longer supports it"),
-    Flag(t=18.2, call_id="c1", kind="distress", severity="low",
+    Flag(t=18.2, call_id="c1", kind=FlagKind.DISTRESS, severity=Severity.LOW,
          reason="acknowledge-disclosure: distress 0.98", utterance_id="u4", rule="acknowledge-disclosure"),
-    Flag(t=95.0, call_id="c1", kind="agent", severity="medium", reason="raised by the agent",
+    Flag(t=95.0, call_id="c1", kind=FlagKind.AGENT, severity=Severity.MEDIUM, reason="raised by the agent",
          utterance_id="", raised_by="agent", note="asked for a manager twice"),
     Feedback(t=21.0, call_id="c1", rule="acknowledge-disclosure", prompt_t=18.2, rating="helpful"),
     Listening(t=30.5, call_id="c1", paused=True, by="keyboard"),
     DeviceStatus(t=41.0, call_id="c1", device="Jabra Evolve2 65", parties=(Speaker.AGENT,),
-                 state="lost", message="no audio for 2 s; retrying"),
-    Dropped(t=60.0, call_id="c1", what="audio", count=3, total=5, seconds=0.096),
+                 state=DeviceState.LOST, message="no audio for 2 s; retrying"),
+    Dropped(t=60.0, call_id="c1", what=DropKind.AUDIO, count=3, total=5, seconds=0.096),
     CallEnd(t=159.5, call_id="c1", reason=EndReason.SOURCE_ERROR, error="file is truncated",
             utterances=3, partials=7, partials_dropped=1, audio_dropped_s=0.5),
 ]
@@ -82,8 +89,52 @@ def test_each_event_round_trips_through_json(event):
     assert event_from_json(line) == event
 
 
+def awkward(value: Any) -> Any:
+    """`value` with every float in it, at any depth, made one no short decimal writes exactly
+    (18.2 -> 6.0666666676666665, 0.981 -> 0.32700000100000004)."""
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value / 3 + 1e-9
+    if isinstance(value, Word | Scores | PublicEvent):
+        return replace(value, **{f.name: awkward(getattr(value, f.name)) for f in fields(value)})
+    if isinstance(value, tuple):
+        return tuple(awkward(v) for v in value)
+    if isinstance(value, dict):
+        return {k: awkward(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: e.type)
+def test_each_event_round_trips_exactly_with_awkward_floats(event):
+    """No float is rounded on the way out: the event read back is the event written."""
+    odd = awkward(event)
+    assert odd != event  # every example has a float (its `t` at least)
+    assert event_from_json(odd.to_json()) == odd
+
+
 def test_every_public_event_type_has_an_example():
     assert {e.type for e in EXAMPLES} == set(PUBLIC_EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: e.type)
+def test_closed_sets_are_read_back_as_their_enums_and_written_as_plain_strings(event):
+    back = event_from_json(event.to_json())
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, StrEnum):
+            assert type(getattr(back, f.name)) is type(value)
+            assert json.loads(event.to_json())[f.name] == value.value
+
+
+def test_every_event_belongs_to_a_call():
+    assert [f.name for f in fields(PublicEvent)] == ["t", "call_id"]
+    for cls in PUBLIC_EVENT_TYPES.values():
+        assert [f.name for f in fields(cls)][:2] == ["t", "call_id"]
+
+
+def test_severities_rank_least_urgent_first():
+    assert [s.rank for s in (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)] == [1, 2, 3, 4]
 
 
 def test_a_flag_written_before_flags_named_their_rule_reads_it_from_the_reason():
@@ -107,7 +158,11 @@ def test_hostile_text_stays_data():
 @pytest.mark.parametrize("line", ["not json", "[1, 2]", '{"type": "nope", "t": 1}',
                                   '{"type": "partial", "t": 1}',
                                   '{"type": "partial", "t": 1, "call_id": "c", "utterance_id": "u",'
-                                  ' "speaker": "martian", "start": 0, "text": ""}'])
+                                  ' "speaker": "martian", "start": 0, "text": ""}',
+                                  '{"type": "flag", "t": 1, "call_id": "c", "kind": "martian",'
+                                  ' "severity": "low", "reason": "", "utterance_id": ""}',
+                                  '{"type": "dropped", "t": 1, "call_id": "c", "what": "video", "count": 1,'
+                                  ' "total": 1}'])
 def test_bad_lines_raise_a_parse_error(line):
     with pytest.raises(EventParseError):
         event_from_json(line)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from agent_assist.rules.conditions import And, Compare, ConditionError, Not, Or, Says, evaluate, names, parse
+from agent_assist.rules.conditions import (
+    SIGNALS,
+    And,
+    Compare,
+    ConditionError,
+    Not,
+    Or,
+    Says,
+    Signal,
+    evaluate,
+    names,
+    parse,
+)
 
 
 def test_precedence_not_binds_tighter_than_and_than_or():
@@ -73,3 +85,14 @@ def test_errors_say_where_and_why(condition, message, column, hint):
     assert err.value.column == column
     if hint:
         assert err.value.hint == hint
+
+
+def test_the_language_names_exactly_the_signals():
+    """Every `Signal` parses, is described, and an unknown name is answered with the same list
+    (`tests/test_rules_engine.py` holds the engine to producing each one)."""
+    assert set(SIGNALS) == set(Signal)
+    for signal in Signal:
+        assert parse(f"{signal} >= 0") == Compare(signal, ">=", 0.0)
+    with pytest.raises(ConditionError) as unknown:
+        parse("zzzz >= 1")
+    assert unknown.value.hint == f"signals: {', '.join(Signal)}"

@@ -3,6 +3,7 @@ calls stay calm, cooldowns and caps hold, crisis pre-empts and stays, site packs
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from agent_assist.events import (
     Speaker,
     Utterance,
 )
+from agent_assist.rules.conditions import SIGNALS, Signal
 from agent_assist.rules.engine import RulesEngine
-from agent_assist.rules.packs import load_for_run
+from agent_assist.rules.packs import errors, load, load_for_run
 
 HANG_OVER = 0.5  # the segmenter's: an utterance is final this long after its speech ends
 
@@ -225,3 +227,64 @@ max_per_call = 5
     later = customer(8, 10.0, 12.0, "is hardship the same as a payment plan")
     out = run([heard, again, final, later], site_packs=(pack,))
     assert [p.t for p in prompts(out) if p.rule == "site-hardship"] == [3.0, later.t]
+
+
+# -- the signals the condition language names are the ones the engine measures ----------------------
+
+def one_rule_per_signal(tmp_path: Path, on: str) -> RulesEngine:
+    """An engine whose pack has a rule `sig-NAME` for each signal, firing whenever that signal has
+    any value at all (a comparison with a signal not measured is false), at every moment."""
+    lines = []
+    for signal in Signal:
+        floor = "0" if SIGNALS[signal][1] else "-1000000"
+        lines.append(f'[[rule]]\nid = "sig-{signal}"\nwhen = "{signal} >= {floor}"\nprompt = "{signal}"\n'
+                     f'principle = "safety"\nsource = "test"\ncooldown_s = 0\nmax_per_call = 1000\n'
+                     f'on = "{on}"\n')
+    path = tmp_path / f"signals-{on}.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    pack, problems = load([path])
+    assert not errors(problems), problems
+    return RulesEngine(pack, max_prompts=len(Signal))
+
+
+def measured(engine: RulesEngine, events: list) -> dict[float, set[str]]:
+    """The signals the engine had a value for at each moment a rule was checked, by call time."""
+    out: dict[float, set[str]] = {}
+    for event in events:
+        for e in engine.process(event):
+            if isinstance(e, Prompt) and e.rule.startswith("sig-"):  # not the prompts of a replayed call
+                out.setdefault(e.t, set()).add(e.rule.removeprefix("sig-"))
+    return out
+
+
+def test_the_engine_measures_every_signal_a_condition_may_name(tmp_path):
+    """Over a scripted call (a customer heard by voice and words, each crisis kind, the agent
+    talking over them, a repeat, the end of the call) every `Signal` has a value for some rule."""
+    words = customer(2, 5.0, 9.0, "I want a manager, I have asked four times", escalation=0.8)
+    assert words.scores is not None
+    voice = {"distress": 0.3, "escalation": 0.9, "angry": 0.9, "sad": 0.1, "fearful": 0.3}
+    voiced = replace(words, scores=replace(words.scores, acoustic=voice))
+    events = [CallStart(t=0.0, call_id="c", source="script", channels={}, started_at="", model=""),
+              customer(1, 1.0, 4.0, "I want a manager, I have asked four times", kind="violence"),
+              agent(2, 3.5, 6.0, "let me just explain how the process works here"), voiced,
+              customer(3, 10.0, 12.0, "the gas is leaking", crisis=0.9, kind="danger"),
+              CallEnd(t=20.0, call_id="c", reason=EndReason.END_OF_AUDIO)]
+    seen = set().union(*measured(one_rule_per_signal(tmp_path, "final"), events).values())
+    assert seen == set(Signal)
+
+
+def test_a_scored_partial_gives_every_signal_of_its_turn_but_the_voice(tmp_path):
+    """A rule with `on = "partial"` may name any signal a turn's words give; the voice is heard
+    only at the final."""
+    heard = partial(1, 3.0, 1.0, "I don't want to be here anymore", distress=0.9, crisis=0.9)
+    start = CallStart(t=0.0, call_id="c", source="script", channels={}, started_at="", model="")
+    seen = measured(one_rule_per_signal(tmp_path, "partial"), [start, heard])[3.0]
+    voice = {Signal.VOICE_DISTRESS, Signal.VOICE_ESCALATION}
+    per_turn = {s for s in Signal if not s.endswith(("_peak", "_count", "_s", "_ended", "_repeats"))}
+    assert seen == per_turn - voice
+
+
+def test_every_signal_of_a_real_call_is_one_the_language_names(sample_call, tmp_path):
+    """The demo call, scored by the real models: the engine gives it every signal."""
+    seen = set().union(*measured(one_rule_per_signal(tmp_path, "final"), sample_call.events).values())
+    assert seen == set(Signal)

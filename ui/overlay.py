@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Protocol
 
 from PyQt6.QtCore import QByteArray, QPoint, QRectF, QSettings, Qt, QTimer, pyqtSignal
@@ -40,14 +41,17 @@ from agent_assist.events import (
     CallEnd,
     CallStart,
     DeviceStatus,
+    DropKind,
     Dropped,
     EndReason,
     Feedback,
     Flag,
+    FlagKind,
     Listening,
     Prompt,
     PublicEvent,
     Retract,
+    Severity,
     Utterance,
 )
 from agent_assist.ui.bridge import EventBridge
@@ -381,6 +385,15 @@ SHORTCUTS = (
 )
 
 
+class OverlayState(StrEnum):
+    """What the header says the overlay is doing."""
+
+    STARTING = "starting"  # before the first call begins
+    LISTENING = "listening"  # in a call (or a replay), hearing it
+    PAUSED = "paused"  # the agent paused listening
+    ENDED = "ended"  # the call is over
+
+
 class Overlay(QWidget):
     """The window. Feed it with `bridge`; it acts through `controls`."""
 
@@ -397,7 +410,7 @@ class Overlay(QWidget):
         self.call_id = ""
         self.call_times: dict[str, float] = {}  # the last call time seen in each call (bounded)
         self.in_call = False
-        self.state = "starting"  # starting, listening, paused, ended
+        self.state = OverlayState.STARTING
         self.views: dict[tuple[str, str, float], CardView] = {}
         self.flag_dialog: FlagDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -548,12 +561,12 @@ class Overlay(QWidget):
     def take(self, event: PublicEvent) -> None:
         if isinstance(event, CallStart):
             self.call_id, self.in_call = event.call_id, True
-            self.state = "paused" if self.state == "paused" else "listening"
+            self.state = OverlayState.PAUSED if self.state == OverlayState.PAUSED else OverlayState.LISTENING
             self.deck.new_call()
             self.trend.clear()
             self.status.setText("")
             return
-        call_id = getattr(event, "call_id", "")
+        call_id = event.call_id
         self.call_times[call_id] = max(self.call_times.get(call_id, 0.0), event.t)
         while len(self.call_times) > 20:
             del self.call_times[next(iter(self.call_times))]
@@ -567,15 +580,15 @@ class Overlay(QWidget):
             who = "you" if event.raised_by == "agent" else f"{event.kind}, {event.severity}"
             self.status.setText(f"Flagged for supervisor review ({who})")
         elif isinstance(event, Listening):
-            self.state = "paused" if event.paused else "listening"
+            self.state = OverlayState.PAUSED if event.paused else OverlayState.LISTENING
         elif isinstance(event, DeviceStatus):
             self.status.setText(event.message)
         elif isinstance(event, Dropped):
-            if event.what == "audio":
+            if event.what == DropKind.AUDIO:
                 self.status.setText(f"The computer is behind: {event.seconds:.1f} s of audio skipped")
         elif isinstance(event, CallEnd) and event.call_id == self.call_id:
             self.in_call = False
-            self.state = "ended"
+            self.state = OverlayState.ENDED
             if event.error:
                 self.status.setText(event.error)
             elif event.reason == EndReason.SOURCE_ERROR:
@@ -596,9 +609,10 @@ class Overlay(QWidget):
 
     def refresh(self) -> None:
         theme = THEMES[bool(self.settings.get("high_contrast"))]
-        paused = self.state == "paused"
-        text = {"starting": "Starting\u2026", "listening": "Listening" if self.controls.live else "Replaying",
-                "paused": "Paused", "ended": "Call ended"}[self.state]
+        paused = self.state == OverlayState.PAUSED
+        text = {OverlayState.STARTING: "Starting\u2026",
+                OverlayState.LISTENING: "Listening" if self.controls.live else "Replaying",
+                OverlayState.PAUSED: "Paused", OverlayState.ENDED: "Call ended"}[self.state]
         if self.in_call:
             minutes, seconds = divmod(int(self.call_t), 60)
             text += f" \u00b7 {minutes}:{seconds:02d}"
@@ -655,7 +669,8 @@ class Overlay(QWidget):
     def toggle_pause(self) -> None:
         if self.controls.live:
             paused = self.controls.toggle_pause("overlay")
-            self.state = "paused" if paused else ("listening" if self.in_call else self.state)
+            self.state = OverlayState.PAUSED if paused else (OverlayState.LISTENING if self.in_call
+                                                             else self.state)
             self.refresh()
 
     def rate(self, card: Card, rating: str) -> None:
@@ -695,7 +710,8 @@ class Overlay(QWidget):
 
     def flag(self, call_id: str, note: str = "") -> None:
         note = " ".join(note.split())[:NOTE_MAX]
-        self.controls.submit(Flag(t=self._now(call_id), call_id=call_id, kind="agent", severity="medium",
+        self.controls.submit(Flag(t=self._now(call_id), call_id=call_id, kind=FlagKind.AGENT,
+                                  severity=Severity.MEDIUM,
                                   reason="raised by the agent", utterance_id="", raised_by="agent",
                                   note=note))
         self.status.setText("Flagged for your supervisor")

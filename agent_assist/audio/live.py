@@ -41,6 +41,7 @@ from agent_assist.errors import AudioSourceError
 from agent_assist.events import (
     AudioChunk,
     AudioDropped,
+    DeviceState,
     DeviceStatus,
     EndReason,
     Listening,
@@ -87,7 +88,7 @@ class _Status:
     t: float  # session time
     device: str
     parties: tuple[Speaker, ...]
-    state: str
+    state: DeviceState
     message: str
 
 
@@ -173,7 +174,7 @@ class DeviceCapture:
                 self._capture()
             except Exception as exc:  # never let one party go silent without a word
                 log.exception("%s: capture failed", self.label)
-                self._status("lost", f"capture failed ({type(exc).__name__}: {exc}); retrying")
+                self._status(DeviceState.LOST, f"capture failed ({type(exc).__name__}: {exc}); retrying")
                 self.lost = True
                 self._stop.wait(1.0)
         self.opened.set()
@@ -194,17 +195,18 @@ class DeviceCapture:
                     raise AudioSourceError(f"cannot start {self.label}: {exc}") from None
             except AudioSourceError as exc:
                 if not self.lost:
-                    self._status("lost", f"{exc}; retrying")
+                    self._status(DeviceState.LOST, f"{exc}; retrying")
                     self.lost = True
                 self.opened.set()
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.retry_max_s)
                 continue
             if rate != self.options.capture_rate and rate != self._rate:
-                self._status("resampling", f"opened at its own rate, {rate} Hz; converting to 16 kHz")
+                self._status(DeviceState.RESAMPLING,
+                             f"opened at its own rate, {rate} Hz; converting to 16 kHz")
             self._rate = rate
             if self.lost:
-                self._status("back", "capturing again")
+                self._status(DeviceState.BACK, "capturing again")
                 self.lost = False
             elif first:
                 log.info("%s: capturing at %d Hz x %d for %s", self.label, rate, channels,
@@ -226,7 +228,7 @@ class DeviceCapture:
                     log.debug("%s: close failed", self.label, exc_info=True)
                 self._drain()
             if failure and not self._stop.is_set():
-                self._status("lost", f"{failure}; retrying")
+                self._status(DeviceState.LOST, f"{failure}; retrying")
                 self.lost = True
 
     def _watch(self) -> PulseWatch | None:
@@ -305,8 +307,8 @@ class DeviceCapture:
         except queue.Full:
             self._lost_s += seconds
 
-    def _status(self, state: str, message: str) -> None:
-        level = logging.INFO if state == "back" else logging.WARNING
+    def _status(self, state: DeviceState, message: str) -> None:
+        level = logging.INFO if state == DeviceState.BACK else logging.WARNING
         log.log(level, "%s (%s): %s", self.label, "+".join(self.input.parties), message)
         with contextlib.suppress(queue.Full):  # it was logged either way
             self.out.put_nowait(_Status(self.clock.now(), self.label, self.input.parties, state, message))

@@ -14,10 +14,11 @@ Grammar (a recursive-descent parser; nothing is evaluated as Python):
     comparison := NAME OP NUMBER          OP: >= > <= < == !=
     phrase     := ("customer" | "agent") "says" STRING ("," STRING)*
 
-Names are checked against the signals a rule may use (`SIGNALS`), and probability signals must be
-compared with a number in [0, 1], so a typo or an impossible threshold is found by the linter,
-not on a live call. A phrase matches when the speaker's latest utterance contains it as whole
-words, ignoring case and punctuation.
+Names are checked against the signals a rule may use (`Signal`, which the rules engine produces;
+a test holds the two to each other), and probability signals must be compared with a number in
+[0, 1], so a typo or an impossible threshold is found by the linter, not on a live call. A phrase
+matches when the speaker's latest utterance contains it as whole words, ignoring case and
+punctuation.
 """
 
 from __future__ import annotations
@@ -26,38 +27,80 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
-#: Signals a condition may name: what each means and whether it is a probability in [0, 1].
-SIGNALS: dict[str, tuple[str, bool]] = {
-    "distress": ("combined distress of the customer's latest utterance", True),
-    "escalation": ("combined escalation of the customer's latest utterance", True),
-    "crisis": ("crisis from the words of the customer's latest utterance", True),
-    "crisis_self_harm": ("crisis when its most likely kind is self-harm (suicidal thoughts, self-harm), "
-                         "else 0", True),
-    "crisis_violence": ("crisis when its most likely kind is violence (family violence, abuse, coercive "
-                        "control, threats), else 0", True),
-    "crisis_danger": ("crisis when its most likely kind is immediate danger (gas, fire, a medical "
-                      "emergency), else 0", True),
-    "text_distress": ("distress from the words alone", True),
-    "text_escalation": ("escalation from the words alone", True),
-    "voice_distress": ("distress from the voice alone", True),
-    "voice_escalation": ("escalation (anger) from the voice alone", True),
-    "distress_trend": ("smoothed distress over the customer's turns", True),
-    "escalation_trend": ("smoothed escalation over the customer's turns", True),
-    "distress_rise": ("rise of the distress trend over the last three turns (-1 to 1)", False),
-    "escalation_rise": ("rise of the escalation trend over the last three turns (-1 to 1)", False),
-    "agent_words_per_s": ("the agent's speaking rate in their latest utterance", False),
-    "agent_talk_s": ("length of the agent's latest utterance (a monologue when long)", False),
-    "overlap_s": ("seconds the agent spoke over the customer's latest utterance", False),
-    "silence_s": ("seconds since anyone last spoke (a long silence or hold)", False),
-    "customer_repeats": ("times the customer has said nearly the same thing this call", False),
-    "customer_words": ("words in the customer's latest turn (or the words so far, on a partial)", False),
-    "call_s": ("seconds since the call started", False),
-    "call_ended": ("1 once the call has ended (for after-call prompts), else 0", False),
-    "crisis_count": ("customer utterances of three words or more so far with crisis >= 0.5", False),
-    "distress_peak": ("highest distress of the call so far", True),
-    "escalation_peak": ("highest escalation of the call so far", True),
-    "crisis_peak": ("highest crisis of the call so far", True),
+
+class Signal(StrEnum):
+    """The signals a condition may name: exactly those the rules engine measures (`SIGNALS` says
+    what each means)."""
+
+    DISTRESS = "distress"
+    ESCALATION = "escalation"
+    CRISIS = "crisis"
+    CRISIS_SELF_HARM = "crisis_self_harm"
+    CRISIS_VIOLENCE = "crisis_violence"
+    CRISIS_DANGER = "crisis_danger"
+    TEXT_DISTRESS = "text_distress"
+    TEXT_ESCALATION = "text_escalation"
+    VOICE_DISTRESS = "voice_distress"
+    VOICE_ESCALATION = "voice_escalation"
+    DISTRESS_TREND = "distress_trend"
+    ESCALATION_TREND = "escalation_trend"
+    DISTRESS_RISE = "distress_rise"
+    ESCALATION_RISE = "escalation_rise"
+    AGENT_WORDS_PER_S = "agent_words_per_s"
+    AGENT_TALK_S = "agent_talk_s"
+    OVERLAP_S = "overlap_s"
+    SILENCE_S = "silence_s"
+    CUSTOMER_REPEATS = "customer_repeats"
+    CUSTOMER_WORDS = "customer_words"
+    CALL_S = "call_s"
+    CALL_ENDED = "call_ended"
+    CRISIS_COUNT = "crisis_count"
+    DISTRESS_PEAK = "distress_peak"
+    ESCALATION_PEAK = "escalation_peak"
+    CRISIS_PEAK = "crisis_peak"
+
+    @classmethod
+    def named(cls, name: str) -> Signal | None:
+        """The signal called `name`, or None."""
+        try:
+            return cls(name)
+        except ValueError:
+            return None
+
+
+#: What each signal means and whether it is a probability in [0, 1].
+SIGNALS: dict[Signal, tuple[str, bool]] = {
+    Signal.DISTRESS: ("combined distress of the customer's latest utterance", True),
+    Signal.ESCALATION: ("combined escalation of the customer's latest utterance", True),
+    Signal.CRISIS: ("crisis from the words of the customer's latest utterance", True),
+    Signal.CRISIS_SELF_HARM: ("crisis when its most likely kind is self-harm (suicidal thoughts, "
+                              "self-harm), else 0", True),
+    Signal.CRISIS_VIOLENCE: ("crisis when its most likely kind is violence (family violence, abuse, "
+                             "coercive control, threats), else 0", True),
+    Signal.CRISIS_DANGER: ("crisis when its most likely kind is immediate danger (gas, fire, a medical "
+                           "emergency), else 0", True),
+    Signal.TEXT_DISTRESS: ("distress from the words alone", True),
+    Signal.TEXT_ESCALATION: ("escalation from the words alone", True),
+    Signal.VOICE_DISTRESS: ("distress from the voice alone", True),
+    Signal.VOICE_ESCALATION: ("escalation (anger) from the voice alone", True),
+    Signal.DISTRESS_TREND: ("smoothed distress over the customer's turns", True),
+    Signal.ESCALATION_TREND: ("smoothed escalation over the customer's turns", True),
+    Signal.DISTRESS_RISE: ("rise of the distress trend over the last three turns (-1 to 1)", False),
+    Signal.ESCALATION_RISE: ("rise of the escalation trend over the last three turns (-1 to 1)", False),
+    Signal.AGENT_WORDS_PER_S: ("the agent's speaking rate in their latest utterance", False),
+    Signal.AGENT_TALK_S: ("length of the agent's latest utterance (a monologue when long)", False),
+    Signal.OVERLAP_S: ("seconds the agent spoke over the customer's latest utterance", False),
+    Signal.SILENCE_S: ("seconds since anyone last spoke (a long silence or hold)", False),
+    Signal.CUSTOMER_REPEATS: ("times the customer has said nearly the same thing this call", False),
+    Signal.CUSTOMER_WORDS: ("words in the customer's latest turn (or the words so far, on a partial)", False),
+    Signal.CALL_S: ("seconds since the call started", False),
+    Signal.CALL_ENDED: ("1 once the call has ended (for after-call prompts), else 0", False),
+    Signal.CRISIS_COUNT: ("customer utterances of three words or more so far with crisis >= 0.5", False),
+    Signal.DISTRESS_PEAK: ("highest distress of the call so far", True),
+    Signal.ESCALATION_PEAK: ("highest escalation of the call so far", True),
+    Signal.CRISIS_PEAK: ("highest crisis of the call so far", True),
 }
 SPEAKERS = ("customer", "agent")
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -86,7 +129,7 @@ class ConditionError(ValueError):
 
 @dataclass(frozen=True)
 class Compare:
-    signal: str
+    signal: Signal
     op: str
     value: float
 
@@ -205,9 +248,10 @@ class _Parser:
                 self.take()
                 phrases.append(self.string())
             return Says(tok.text, tuple(phrases))
-        if tok.text not in SIGNALS:
-            near = difflib.get_close_matches(tok.text, [*SIGNALS, *SPEAKERS], n=1)
-            hint = f"did you mean {near[0]!r}?" if near else f"signals: {', '.join(SIGNALS)}"
+        signal = Signal.named(tok.text)
+        if signal is None:
+            near = difflib.get_close_matches(tok.text, [*(s.value for s in Signal), *SPEAKERS], n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"signals: {', '.join(Signal)}"
             raise ConditionError(f"unknown signal {tok.text!r}", tok.column, hint)
         op = self.take()
         if op.kind != "op":
@@ -218,9 +262,9 @@ class _Parser:
         if num.kind != "num":
             raise ConditionError(f"expected a number after {op.text!r}", num.column)
         value = float(num.text)
-        if SIGNALS[tok.text][1] and not 0.0 <= value <= 1.0:
-            raise ConditionError(f"{tok.text} is a probability; {value:g} is outside [0, 1]", num.column)
-        return Compare(tok.text, op.text, value)
+        if SIGNALS[signal][1] and not 0.0 <= value <= 1.0:
+            raise ConditionError(f"{signal} is a probability; {value:g} is outside [0, 1]", num.column)
+        return Compare(signal, op.text, value)
 
     def string(self) -> str:
         tok = self.take()
@@ -243,7 +287,7 @@ def _words(text: str) -> str:
     return " " + " ".join(re.findall(r"[a-z0-9']+", text.lower())) + " "
 
 
-def evaluate(node: Node, signals: Mapping[str, float], said: Mapping[str, str]) -> bool:
+def evaluate(node: Node, signals: Mapping[Signal, float], said: Mapping[str, str]) -> bool:
     """Whether `node` holds. A signal missing from `signals` makes its comparison false."""
     if isinstance(node, Compare):
         value = signals.get(node.signal)
@@ -261,9 +305,20 @@ def evaluate(node: Node, signals: Mapping[str, float], said: Mapping[str, str]) 
 def names(node: Node) -> set[str]:
     """The signals (and `customer says`/`agent says`) a condition uses: a prompt's "why"."""
     if isinstance(node, Compare):
-        return {node.signal}
+        return {node.signal.value}
     if isinstance(node, Says):
         return {f"{node.speaker}_says"}
     if isinstance(node, Not):
         return names(node.inner)
     return set().union(*(names(p) for p in node.parts))
+
+
+def signals(node: Node) -> set[Signal]:
+    """The signals a condition compares (its phrases aside)."""
+    if isinstance(node, Compare):
+        return {node.signal}
+    if isinstance(node, Says):
+        return set()
+    if isinstance(node, Not):
+        return signals(node.inner)
+    return set().union(*(signals(p) for p in node.parts))

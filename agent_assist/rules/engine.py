@@ -32,6 +32,7 @@ from agent_assist.events import (
     CallStart,
     Event,
     Flag,
+    FlagKind,
     Partial,
     Prompt,
     Retract,
@@ -40,12 +41,17 @@ from agent_assist.events import (
     Utterance,
 )
 from agent_assist.rules import conditions
+from agent_assist.rules.conditions import Signal
 from agent_assist.rules.packs import Pack, Rule
 from agent_assist.scoring.turns import CRISIS_KINDS
 
 _WORD = re.compile(r"[a-z0-9']+")
 REPEAT_WINDOW = 40  # customer turns searched for a repeat
-VOICE_SIGNALS = ("voice_distress", "voice_escalation")
+VOICE_SIGNALS = (Signal.VOICE_DISTRESS, Signal.VOICE_ESCALATION)
+PEAKS = {Signal.DISTRESS: Signal.DISTRESS_PEAK, Signal.ESCALATION: Signal.ESCALATION_PEAK,
+         Signal.CRISIS: Signal.CRISIS_PEAK}
+#: The crisis signal named after each crisis kind (`crisis_self_harm` for "self-harm", …)
+CRISIS_OF_KIND = {kind: Signal(f"crisis_{kind.replace('-', '_')}") for kind in CRISIS_KINDS}
 
 
 @dataclass
@@ -53,7 +59,7 @@ class CallState:
     """What the rules can see of the call so far."""
 
     call_id: str = ""
-    signals: dict[str, float] = field(default_factory=dict)
+    signals: dict[Signal, float] = field(default_factory=dict)
     last_fired: dict[str, float] = field(default_factory=dict)
     fired: dict[str, int] = field(default_factory=dict)
     last_customer: Utterance | None = None
@@ -88,7 +94,7 @@ class RulesEngine:
         elif isinstance(event, Partial):
             if event.scores is not None and event.speaker != Speaker.AGENT and self.partial_rules:
                 signals = self._turn_signals(event.scores)
-                signals["customer_words"] = float(len(event.text.split()))
+                signals[Signal.CUSTOMER_WORDS] = float(len(event.text.split()))
                 already = {p.rule for p in self.state.early.get(event.utterance_id, [])}
                 yield from self._fire(event.t, event, {event.speaker.value: event.text},
                                       rules=self.partial_rules, signals=signals, skip=already)
@@ -99,8 +105,8 @@ class RulesEngine:
                                   skip={p.rule for p in early})
             yield from self._retract(event, early)
         elif isinstance(event, CallEnd):
-            self.state.signals["call_ended"] = 1.0
-            self.state.signals["call_s"] = event.t
+            self.state.signals[Signal.CALL_ENDED] = 1.0
+            self.state.signals[Signal.CALL_S] = event.t
             yield from self._fire(event.t, self.state.last_customer, {})
             yield event
 
@@ -108,57 +114,58 @@ class RulesEngine:
 
     def _update(self, u: Utterance) -> None:
         st, sig = self.state, self.state.signals
-        sig["call_s"] = u.t
-        sig["silence_s"] = max(0.0, u.start - st.last_end)
+        sig[Signal.CALL_S] = u.t
+        sig[Signal.SILENCE_S] = max(0.0, u.start - st.last_end)
         st.last_end = max(st.last_end, u.end)
         duration = max(u.end - u.start, 0.3)
         if u.speaker == Speaker.AGENT:
-            sig["agent_words_per_s"] = len(u.words or u.text.split()) / duration
-            sig["agent_talk_s"] = u.end - u.start
+            sig[Signal.AGENT_WORDS_PER_S] = len(u.words or u.text.split()) / duration
+            sig[Signal.AGENT_TALK_S] = u.end - u.start
             c = st.last_customer
-            sig["overlap_s"] = max(0.0, min(u.end, c.end) - max(u.start, c.start)) if c else 0.0
+            sig[Signal.OVERLAP_S] = max(0.0, min(u.end, c.end) - max(u.start, c.start)) if c else 0.0
             return
         if u.scores is None:
             return
         st.last_customer = u
         values = self._values(u.scores)
         st.signals = sig = self._turn_signals(u.scores)
-        for name in ("distress", "escalation", "crisis"):
-            sig[f"{name}_peak"] = max(sig.get(f"{name}_peak", 0.0), values[name])
+        for level, peak in PEAKS.items():
+            sig[peak] = max(sig.get(peak, 0.0), values[level])
         said = len(u.text.split())
-        sig["customer_words"] = float(said)
+        sig[Signal.CUSTOMER_WORDS] = float(said)
         # a one- or two-word answer ("okay") is read by its context alone: it adds no crisis
         counts = u.scores.crisis >= 0.5 and said >= 3
-        sig["crisis_count"] = sig.get("crisis_count", 0.0) + (1.0 if counts else 0.0)
+        sig[Signal.CRISIS_COUNT] = sig.get(Signal.CRISIS_COUNT, 0.0) + (1.0 if counts else 0.0)
         words = set(_WORD.findall(u.text.lower()))
         if len(words) >= 4:
-            sig["customer_repeats"] = float(
+            sig[Signal.CUSTOMER_REPEATS] = float(
                 sum(len(words & old) / len(words | old) >= 0.6 for old in st.customer_turns)
             )
             st.customer_turns.append(words)
 
     @staticmethod
-    def _values(s: Scores) -> dict[str, float]:
+    def _values(s: Scores) -> dict[Signal, float]:
         """The signals one customer turn's scores give (a voice part only when it was heard)."""
         values = {
-            "distress": s.distress,
-            "escalation": s.escalation,
-            "crisis": s.crisis,
-            "text_distress": s.text.get("distress", 0.0),
-            "text_escalation": s.text.get("escalation", 0.0),
-            "distress_trend": s.trend.get("distress", 0.0),
-            "escalation_trend": s.trend.get("escalation", 0.0),
-            "distress_rise": s.trend.get("distress_rise", 0.0),
-            "escalation_rise": s.trend.get("escalation_rise", 0.0),
+            Signal.DISTRESS: s.distress,
+            Signal.ESCALATION: s.escalation,
+            Signal.CRISIS: s.crisis,
+            Signal.TEXT_DISTRESS: s.text.get("distress", 0.0),
+            Signal.TEXT_ESCALATION: s.text.get("escalation", 0.0),
+            Signal.DISTRESS_TREND: s.trend.get("distress", 0.0),
+            Signal.ESCALATION_TREND: s.trend.get("escalation", 0.0),
+            Signal.DISTRESS_RISE: s.trend.get("distress_rise", 0.0),
+            Signal.ESCALATION_RISE: s.trend.get("escalation_rise", 0.0),
         }
-        for kind in CRISIS_KINDS:  # the crisis, under the name of its most likely kind; 0 under the others
-            values[f"crisis_{kind.replace('-', '_')}"] = s.crisis if s.kind == kind else 0.0
+        # the crisis, under the name of its most likely kind; 0 under the others
+        for kind, signal in CRISIS_OF_KIND.items():
+            values[signal] = s.crisis if s.kind == kind else 0.0
         if s.acoustic is not None:
-            values["voice_distress"] = s.acoustic.get("distress", 0.0)
-            values["voice_escalation"] = s.acoustic.get("escalation", 0.0)
+            values[Signal.VOICE_DISTRESS] = s.acoustic.get("distress", 0.0)
+            values[Signal.VOICE_ESCALATION] = s.acoustic.get("escalation", 0.0)
         return values
 
-    def _turn_signals(self, s: Scores) -> dict[str, float]:
+    def _turn_signals(self, s: Scores) -> dict[Signal, float]:
         """The call's signals with one turn's in place. A turn the voice did not hear (a partial, a
         short one) has no voice signals, so no rule fires on an earlier turn's voice."""
         signals = {k: v for k, v in self.state.signals.items() if k not in VOICE_SIGNALS}
@@ -168,7 +175,7 @@ class RulesEngine:
     # -- firing --------------------------------------------------------------------------------------
 
     def _fire(self, t: float, about: Utterance | Partial | None, said: dict[str, str], *,
-              rules: list[Rule] | None = None, signals: dict[str, float] | None = None,
+              rules: list[Rule] | None = None, signals: dict[Signal, float] | None = None,
               skip: set[str] | frozenset[str] = frozenset()) -> Iterator[Event]:
         st = self.state
         signals = st.signals if signals is None else signals
@@ -183,7 +190,7 @@ class RulesEngine:
                 due.append((rule, order))
         if not due:
             return
-        crisis = [(r, o) for r, o in due if r.flag and r.flag.kind == "crisis"]
+        crisis = [(r, o) for r, o in due if r.flag and r.flag.kind == FlagKind.CRISIS]
         if crisis:
             due = crisis
         due.sort(key=lambda ro: (-ro[0].priority, ro[1]))
@@ -196,12 +203,13 @@ class RulesEngine:
             why: dict[str, Any] = {
                 "utterance_id": utterance_id,
                 "text": about.text if about else "",
-                "values": {n: round(signals[n], 3) for n in used if n in signals},
+                "values": {s.value: round(signals[s], 3) for s in sorted(conditions.signals(rule.condition))
+                           if s in signals},
                 "said": said,
             }
             if isinstance(about, Partial):
                 why["partial"] = True  # fired on the words heard so far; the final may retract it
-            sticky = bool(rule.flag and rule.flag.kind == "crisis")
+            sticky = bool(rule.flag and rule.flag.kind == FlagKind.CRISIS)
             prompt = Prompt(
                 t=t,
                 call_id=st.call_id,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_assist.events import FlagKind, Severity
 from agent_assist.rules import conditions
 
 PRINCIPLES = {
@@ -39,8 +40,8 @@ PRINCIPLES = {
     "choice": "SAMHSA: empowerment, voice and choice",
     "culture": "SAMHSA: cultural, historical and gender issues",
 }
-FLAG_KINDS = ("escalation", "crisis", "distress", "agent")
-SEVERITIES = ("low", "medium", "high", "critical")
+FLAG_KINDS = tuple(FlagKind)
+SEVERITIES = tuple(Severity)
 PROMPT_WORDS = 15
 _FIELDS = {
     "id",
@@ -73,8 +74,8 @@ _REQUIRED = ("id", "when", "prompt", "principle", "source")
 
 @dataclass(frozen=True)
 class Flag:
-    kind: str
-    severity: str
+    kind: FlagKind
+    severity: Severity
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def _rule(entry: dict[str, Any], base: Rule | None, origin: str) -> Rule:
     values: dict[str, Any] = {} if base is None else {f: getattr(base, f) for f in base.__dataclass_fields__}
     values.update({k: v for k, v in entry.items() if k in _FIELDS})
     if isinstance(values.get("flag"), dict):
-        values["flag"] = Flag(values["flag"]["kind"], values["flag"]["severity"])
+        values["flag"] = Flag(FlagKind(values["flag"]["kind"]), Severity(values["flag"]["severity"]))
     values["condition"] = conditions.parse(values["when"])
     values["answers"] = tuple(values.get("answers", ()))
     values["origin"] = origin
@@ -310,7 +311,7 @@ def _load_file(path: Path, pack: Pack) -> list[Problem]:
                     )
                 )
         base = pack.rules.get(rule_id) if entry_kind == "override" else None
-        if base is not None and base.flag is not None and base.flag.kind == "crisis":
+        if base is not None and base.flag is not None and base.flag.kind == FlagKind.CRISIS:
             weakened = sorted(k for k in entry if k in CRISIS_LOCKED
                               and (k != "enabled" or entry[k] is False))
             if weakened:

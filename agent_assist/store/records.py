@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent_assist.events import CallEnd, CallStart, Feedback, Flag, Prompt, Retract, Utterance
+from agent_assist.events import CallEnd, CallStart, Feedback, Flag, Prompt, Retract, Severity, Utterance
 from agent_assist.redact import redact
 from agent_assist.store.connection import StoreError, _Database, connect
 from agent_assist.store.schema import migrate
 
-SEVERITIES = ("low", "medium", "high", "critical")
-SEVERITY_RANK = {name: i + 1 for i, name in enumerate(SEVERITIES)}
+SEVERITIES = tuple(Severity)  # least urgent first
+SEVERITY_RANK = {s: s.rank for s in Severity}
 
 
 def utc_text(moment: datetime | None = None) -> str:

@@ -149,7 +149,7 @@ class FlagStoreSink:
         return redacted
 
     def _state(self, event: PublicEvent) -> _CallState:
-        call_id = getattr(event, "call_id", "")
+        call_id = event.call_id
         if call_id not in self._states:
             self._states[call_id] = _CallState(call_id)
         while len(self._states) > 4:
@@ -178,7 +178,7 @@ class FlagStoreSink:
             store.add_call(event, opts.agent, opts.team, opts.transcript)
             self._known.add(event.call_id)
             return
-        call_id = getattr(event, "call_id", "")
+        call_id = event.call_id
         state = self._states.get(call_id)
         if call_id not in self._known:
             store.ensure_call(call_id, opts.agent, opts.team, opts.transcript)
