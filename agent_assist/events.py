@@ -390,6 +390,7 @@ class CallEnd(PublicEvent):
     partials: int = 0
     partials_dropped: int = 0
     audio_dropped_s: float = 0.0
+    damaged_s: float = 0.0  # audio whose samples were not numbers (NaN, infinity), heard as silence
 
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {

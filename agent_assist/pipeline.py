@@ -85,6 +85,7 @@ class AudioSource(Protocol):
     duration: float
     live: bool
     end_reason: EndReason
+    damaged_s: float  # call time whose samples were not numbers, heard as silence
 
     @property
     def description(self) -> str: ...
@@ -305,7 +306,7 @@ class Pipeline:
             log.exception("audio source failed")
             reason, error = EndReason.SOURCE_ERROR, f"audio source failed: {exc}"
         self._inbox.put(CallEnd(t=round(source.duration, 3), call_id=call_id, reason=reason,
-                                error=error))
+                                error=error, damaged_s=round(source.damaged_s, 3)))
 
     def _advance(self, index: int, event: Event) -> None:
         """Carry `event` through stages from `index` on, handing off to a worker where there is one."""

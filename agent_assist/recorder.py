@@ -144,7 +144,7 @@ class Recorder:
     def _redacted(self, event: PublicEvent) -> PublicEvent:
         """`event` redacted with its call's context (the call's earlier turns), kept per call so
         that calls recorded at the same time never share it."""
-        call_id: str = getattr(event, "call_id", "")
+        call_id = event.call_id
         if isinstance(event, CallStart):
             self._redactors[call_id] = CallRedactor()
             return event

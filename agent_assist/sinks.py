@@ -180,6 +180,8 @@ class ConsoleTranscript:
             note = f"; {event.partials_dropped} partials skipped" if event.partials_dropped else ""
             if event.audio_dropped_s:
                 note += f"; {event.audio_dropped_s:.1f} s of audio dropped"
+            if event.damaged_s:
+                note += f"; {event.damaged_s:.2f} s of damaged samples heard as silence"
             self.stream.write(f"call ended at {format_clock(event.t)} ({event.reason}): "
                               f"{event.utterances} utterances{note}\n")
         self.stream.flush()

@@ -232,5 +232,6 @@ def test_ten_ms_of_nan_in_a_pause_loses_no_speech(tmp_path, run_replay):
     before_turn = int((gaps[0][1] - 0.15) * 16000)
     audio[before_turn:before_turn + 160] = np.nan
     damaged = write_audio(tmp_path / "nan.wav", audio[None, :], 16000, "pcm_f32le", "wav")
-    after = run_replay(damaged).utterances
-    assert [u.text for u in after] == [u.text for u in before]
+    replayed = run_replay(damaged)
+    assert [u.text for u in replayed.utterances] == [u.text for u in before]
+    assert replayed.events[-1].damaged_s == 0.01  # and the call's end says so

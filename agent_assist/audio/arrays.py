@@ -16,6 +16,7 @@ class ArraySource:
 
     live = False
     end_reason = EndReason.END_OF_AUDIO
+    damaged_s = 0.0
 
     def __init__(
         self, parties: dict[Speaker, np.ndarray], description: str = "memory", block_s: float = 0.1

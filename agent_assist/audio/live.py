@@ -430,6 +430,7 @@ class LiveCall:
     """One call's view of a `LiveSource`: an `AudioSource` for `Pipeline.run`."""
 
     live = True
+    damaged_s = 0.0  # devices give numbers
 
     def __init__(self, source: LiveSource, call_id: str, start: float, preroll: list[AudioChunk]) -> None:
         self.source = source
