@@ -1,4 +1,5 @@
-"""The supervisor's after-shift review: shifts, the terminal view of a flag, CSV, and the HTML report.
+"""The supervisor's after-shift review: shifts and filters, the terminal view of a flag, CSV, the
+HTML report, and the store as the review commands open and fill it (events saved aside, imported).
 
 The report is one self-contained HTML page: inline CSS and SVG, no script, no network, no external
 asset, and a Content-Security-Policy that would stop a script even if one slipped in. Every piece of
@@ -7,16 +8,32 @@ text from a call goes through `html.escape`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
+from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
+from agent_assist.events import EventParseError, event_from_json
 from agent_assist.sinks import clean, format_clock
-from agent_assist.store import SEVERITIES, CallRecord, FlagRecord, utc_text
+from agent_assist.store import (
+    SEVERITIES,
+    CallRecord,
+    Filters,
+    FlagRecord,
+    FlagStoreSink,
+    Store,
+    StoreOptions,
+    open_store,
+    utc_text,
+    write_private,
+)
 
 _SHIFT = re.compile(
     r"^(?P<start>\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2})?)(?:/(?P<hours>\d+(?:\.\d+)?)h)?$", re.I
@@ -66,6 +83,31 @@ def local_time(iso_utc: str | None) -> str:
         return ""
     moment = datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone()
     return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def flag_filters(shift: str | None = None, since: str | None = None, until: str | None = None,
+                 agents: tuple[str, ...] = (), teams: tuple[str, ...] = (), kinds: tuple[str, ...] = (),
+                 severities: tuple[str, ...] = (), min_severity: str | None = None,
+                 reviewed: bool | None = None) -> tuple[Filters, str]:
+    """The store's filters for the flags a supervisor asked for, and a label saying which they are
+    ("shift today (2026-11-23)", "from 2026-11-01 until 2026-11-08", "all flags"). `since` and
+    `until` are local times and win over the shift's own bounds."""
+    label = "all flags"
+    lo = hi = None
+    if shift:
+        lo, hi, label = shift_range(shift)
+        label = f"shift {label}"
+    if since:
+        lo = utc_text(parse_moment(since))
+        label = f"from {since}"
+    if until:
+        hi = utc_text(parse_moment(until))
+        label += f" until {until}"
+    wanted = set(severities)
+    if min_severity:
+        wanted |= set(SEVERITIES[SEVERITIES.index(min_severity):])
+    return Filters(since=lo, until=hi, agents=agents, teams=teams, kinds=kinds,
+                   severities=tuple(s for s in SEVERITIES if s in wanted), reviewed=reviewed), label
 
 
 # ------------------------------------------------------------------------------------------------
@@ -413,3 +455,67 @@ def timeline_svg(
                 out.append(f'<circle cx="{x(s[0]):.1f}" cy="{y(s[index]):.1f}" r="3.5" fill="{colour}"/>')
     out.append("</svg>")
     return "".join(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# The store, as the review commands open, read and fill it
+
+REPORT_TITLE = "agent-assist: flags for review"
+
+
+@contextlib.contextmanager
+def opened_store(url: str | None) -> Iterator[Store]:
+    """The store a review reads: `url`, else the configuration's store.url, else the user's own
+    SQLite store in their data directory. Closed when the review is done with it."""
+    store = open_store(url or load_config().store_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def shift_report(store: Store, filters: Filters, label: str) -> tuple[str, int, int]:
+    """The HTML report of the flags `filters` choose, with the calls they came from: (the page, how
+    many flags, how many calls)."""
+    flags = store.flags(filters)
+    calls = {f.call_id: store.call(f.call_id) for f in flags}
+    page = report_html(flags, calls, title=REPORT_TITLE, subtitle=f"{label} · {store.where}",
+                       generated_at=utc_text())
+    return page, len(flags), len(calls)
+
+
+def save(path: Path, text: str) -> None:
+    """Write an export or a report that only its owner can read (it holds what calls said, even if
+    redacted); a failure is one line naming the file."""
+    try:
+        write_private(path, text)
+    except OSError as exc:
+        raise AgentAssistError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def import_events(store: Store, path: Path) -> int:
+    """Load one file of events into `store` and say how many there were: the events a session could
+    not write (saved aside by `FlagStoreSink`, already redacted, under the data directory's
+    unsaved/ folder) or any event log.
+
+    A saved-aside file starts with one line saying whose events they are (`{"unsaved": 1, "agent":
+    ..., "team": ..., "transcript": ...}`), so they are filed under the agent who took the call."""
+    sink = FlagStoreSink(store, StoreOptions(agent="", team=""))
+    count = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if number == 1 and line.startswith('{"unsaved"'):  # who the events belong to
+            header = json.loads(line)
+            sink.options = StoreOptions(agent=str(header.get("agent", "")), team=str(header.get("team", "")),
+                                        transcript=str(header.get("transcript", "excerpt")))
+            continue
+        try:
+            sink.emit(event_from_json(line))
+        except EventParseError as exc:
+            raise AgentAssistError(f"{path}:{number}: {exc} (lines before it were imported)") from None
+        count += 1
+    sink.close()
+    if sink.spilled:
+        raise AgentAssistError(f"the store could not be written; nothing lost: {sink.spilled}")
+    return count

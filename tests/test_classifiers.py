@@ -219,7 +219,7 @@ def test_calm_calls_rarely_raise_anything(models):
 @needs_dev
 def test_eval_reports_dev_sets_beside_the_baseline(tmp_path):
     out = tmp_path / "eval.json"
-    result = agent_assist("classifiers", "eval", "--dev-data", str(DEV), "--json", str(out), timeout=600)
+    result = agent_assist("classifiers", "eval", "--dev-data", str(DEV), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "MELD dev" in result.stdout and "crisis set" in result.stdout
     report = json.loads(out.read_text())

@@ -1,27 +1,56 @@
-"""End to end through the real command line, as a person runs it."""
+"""The command line, as a person runs it: in this process through `main` (click's CliRunner), and a
+few runs of the real program end to end."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from agent_assist import __version__
-from agent_assist.cli import cli
+from agent_assist.cli import cli, main
 from agent_assist.scoring.scorer import MIN_PARTIAL_WORDS
 from tests.conftest import SAMPLES, SPEECH, normalise
 
 EXE = [sys.executable, "-m", "agent_assist.cli"]
+NO_CONFIG = {"AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}  # the user's own never leaks in
 
 
-def agent_assist(*args: str, timeout: float = 300,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the command line; the user's own configuration never leaks into a test."""
-    full = {**os.environ, "PYTHONUNBUFFERED": "1", "AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml",
-            **(env or {})}
+@dataclass(frozen=True)
+class Ran:
+    """What a command did, named as `subprocess.CompletedProcess` names it, so a test reads an
+    in-process run and a real one alike."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def agent_assist(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """Run the command line in this process, through `main` as the installed command runs it (its
+    one-line errors and exit statuses too), with stdout and stderr apart."""
+    with CliRunner().isolation(env={**NO_CONFIG, **(env or {})}) as (out, err, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return Ran(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def agent_assist_process(*args: str, timeout: float = 300,
+                         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real program in a new process, as a shell would."""
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **NO_CONFIG, **(env or {})}
     return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout, env=full)
 
 
@@ -47,10 +76,26 @@ def test_version():
     assert result.returncode == 0 and __version__ in result.stdout
 
 
+def test_usage_errors_are_click_s_own_with_status_2(tmp_path):
+    wrong = agent_assist("replay", str(tmp_path / "x.wav"), "--channels", "quad")
+    assert wrong.returncode == 2 and "Invalid value for '--channels'" in wrong.stderr
+    assert agent_assist("no-such-command").returncode == 2
+    empty = agent_assist("review", "note", "1", "  ")
+    assert empty.returncode == 2 and "the note is empty" in empty.stderr
+
+
+def test_a_store_that_can_never_work_stops_the_replay_before_it_starts(tmp_path):
+    result = agent_assist("replay", str(SPEECH / "jfk.flac"), "--store", "ftp://flags", "-q")
+    assert result.returncode == 1
+    assert result.stderr == ("agent-assist: error: unknown store 'ftp://flags': give a file path or a "
+                             "postgresql:// URL\n")
+
+
 def test_replay_writes_the_event_log_and_prints_the_transcript(tmp_path):
+    """The real program, end to end."""
     events = tmp_path / "events.jsonl"
-    result = agent_assist("replay", str(SPEECH / "stereo_diarization.wav"), "--events", str(events),
-                          "--call-id", "test-call", "--partials")
+    result = agent_assist_process("replay", str(SPEECH / "stereo_diarization.wav"), "--events", str(events),
+                                  "--call-id", "test-call", "--partials")
     assert result.returncode == 0, result.stderr
     assert "customer: He began a confused complaint" in result.stdout
     assert "agent: The horizon" in result.stdout
@@ -70,7 +115,8 @@ def test_replay_writes_the_event_log_and_prints_the_transcript(tmp_path):
 
 
 def test_events_on_stdout_are_pure_jsonl():
-    result = agent_assist("replay", str(SPEECH / "1089-134691-0000.flac"), "--events", "-")
+    """The real program: nothing else (no library's own chatter either) reaches stdout."""
+    result = agent_assist_process("replay", str(SPEECH / "1089-134691-0000.flac"), "--events", "-")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert events[0]["type"] == "call_start" and events[-1]["type"] == "call_end"
@@ -79,9 +125,10 @@ def test_events_on_stdout_are_pure_jsonl():
     partials = [e for e in events if e["type"] == "partial"]  # in lock-step, as a live call has them
     assert partials  # the one speaker of a mono line; too few words to score yet (MIN_PARTIAL_WORDS)
     assert all((e["scores"] is None) == (len(e["text"].split()) < MIN_PARTIAL_WORDS) for e in partials)
-    none = agent_assist("replay", str(SPEECH / "1089-134691-0000.flac"), "--events", "-", "--no-partials")
-    assert "partial" not in {json.loads(line)["type"] for line in none.stdout.splitlines()}
     assert "unknown: He could wait no longer" in result.stderr  # the transcript moved to stderr
+    none = agent_assist("replay", str(SPEECH / "1089-134691-0000.flac"), "--events", "-", "--no-partials")
+    assert none.returncode == 0, none.stderr
+    assert "partial" not in {json.loads(line)["type"] for line in none.stdout.splitlines()}
 
 
 def bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
@@ -115,6 +162,41 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(tmp_path, case):
         written = [json.loads(line) for line in events.read_text().splitlines()]
         assert any(e["type"] == "utterance" for e in written)
         assert written[-1]["type"] == "call_end" and written[-1]["reason"] == "source_error"
+
+
+def test_the_real_program_exits_non_zero_with_one_line_on_bad_input(tmp_path):
+    """What a shell script sees: the exit status, and stderr holding the one line alone."""
+    path, _ = bad_inputs(tmp_path)["not audio"]
+    result = agent_assist_process("replay", str(path), "-q")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("agent-assist: error:") and len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_ctrl_c_ends_the_call_cleanly_and_keeps_what_was_heard(sample_clip, tmp_path):
+    """The real program paced as a live call: the first Ctrl-C finishes what was heard, writes it,
+    and exits 0."""
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **NO_CONFIG}
+    child = subprocess.Popen([*EXE, "replay", str(sample_clip), "--realtime", "--events", str(events), "-q"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if events.exists() and '"type":"utterance"' in events.read_text():
+                break
+            time.sleep(0.2)
+        assert child.poll() is None, "the call ended before Ctrl-C"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert "stopping: finishing what was heard (Ctrl-C again to abort)" in err
+    written = [json.loads(line) for line in events.read_text().splitlines()]
+    assert any(e["type"] == "utterance" for e in written)
+    assert written[-1]["type"] == "call_end" and written[-1]["reason"] == "interrupted"
+    assert written[-1]["t"] < 25  # stopped, not played to the end of the 30 s clip
 
 
 def test_a_model_that_is_not_on_this_machine_is_a_clear_error(tmp_path):

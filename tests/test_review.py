@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from agent_assist.events import Speaker
-from agent_assist.review import DISTRESS_COLOUR, ESCALATION_COLOUR, shift_range
+from agent_assist.review import DISTRESS_COLOUR, ESCALATION_COLOUR, flag_filters, shift_range
 from agent_assist.sinks import JsonlEventLog
-from agent_assist.store import open_store
+from agent_assist.store import Filters, open_store
 from tests.test_cli import EXE, agent_assist
 from tests.test_store import a_call, say, scores, write
 
@@ -272,3 +272,15 @@ def test_the_html_report_in_headless_chromium(tmp_path: Path) -> None:
     assert pixels(ESCALATION_COLOUR) > 50
     assert pixels("#eef1f4") > 500  # the ranked table's header row
 
+
+
+def test_filters_for_a_shift_a_period_and_severities() -> None:
+    chosen, label = flag_filters(shift="2026-11-23T22:00/8h", min_severity="high", reviewed=False)
+    assert (chosen.since, chosen.until) == shift_range("2026-11-23T22:00/8h")[:2]
+    assert label == "shift 2026-11-23 22:00-06:00"
+    assert chosen.severities == ("high", "critical") and chosen.reviewed is False
+    chosen, label = flag_filters(since="2026-11-01", until="2026-11-08", severities=("low",),
+                                 min_severity="critical", teams=("east",))
+    assert label == "from 2026-11-01 until 2026-11-08" and chosen.since < chosen.until
+    assert chosen.severities == ("low", "critical") and chosen.teams == ("east",)
+    assert flag_filters() == (Filters(), "all flags")

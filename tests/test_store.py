@@ -39,6 +39,7 @@ from agent_assist.store import (
     default_path,
     open_store,
 )
+from tests.test_cli import agent_assist
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -455,21 +456,7 @@ def test_a_store_that_stays_locked_is_saved_aside_and_imported_later(tmp_path: P
     assert sink.spilled is not None and stat.S_IMODE(sink.spilled.stat().st_mode) == 0o600
     saved = sink.spilled.read_text()
     assert "[card]" in saved and "4111" not in saved and "0412" not in saved
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent_assist.cli",
-            "review",
-            "import",
-            str(sink.spilled),
-            "--store",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    result = agent_assist("review", "import", str(sink.spilled), "--store", str(path))
     assert result.returncode == 0, result.stderr
     store = open_store(path)
     assert [f.kind for f in store.flags()] == ["crisis", "agent"]

@@ -1,0 +1,155 @@
+"""`rules`: check the prompt rule packs, replay calls through them, and measure them against
+labelled moments."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agent_assist.cli.common import REPO
+from agent_assist.config import load as load_config
+from agent_assist.errors import AgentAssistError
+from agent_assist.sinks import JsonlEventLog, clean
+
+DEFAULT_PACK = REPO / "prompts" / "default.toml"
+
+
+@click.group()
+def rules() -> None:
+    """Check and try the prompt rules (TOML packs in prompts/ and site packs layered on top).
+
+    \b
+    Example:
+      agent-assist rules lint site/our-centre.toml
+    """
+
+
+@rules.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--no-default", is_flag=True, help="Do not layer the files on the default pack.")
+def lint(paths: tuple[Path, ...], no_default: bool) -> None:
+    """Check rule pack files: every problem with file:line and a hint (unknown signal or field, a
+    threshold outside [0, 1], a duplicate id, a missing principle, an override of a rule that no
+    earlier pack defines). The files are layered in order on the default pack, as they would run.
+    Exit status 1 when there are errors (warnings alone pass).
+
+    \b
+    Examples:
+      agent-assist rules lint
+      agent-assist rules lint prompts/site-example.toml
+    """
+    from agent_assist.rules import packs
+
+    files = list(paths)
+    if not no_default and DEFAULT_PACK.resolve() not in {p.resolve() for p in files}:
+        files = [DEFAULT_PACK, *load_config().rule_packs(), *files]
+    if not files:
+        raise click.UsageError("no rule files to check")
+    pack, problems = packs.load(files)
+    for problem in problems:
+        click.echo(str(problem))
+    n_errors = len(packs.errors(problems))
+    click.echo(f"{len(files)} file(s), {len(pack.enabled)} rules enabled, {n_errors} error(s), "
+               f"{len(problems) - n_errors} warning(s)", err=True)
+    if n_errors:
+        sys.exit(1)
+
+
+@rules.command(name="replay")
+@click.argument("calls", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A site pack to layer on the default pack (repeatable, in order).")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="PACK_A PACK_B", help="Show what PACK_B adds or removes against PACK_A, call by call.")
+@click.option("--events", "events_path", metavar="PATH", default=None,
+              help="Write every event (each with its call id) as JSONL, as `replay --events` does.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare: tuple[Path, Path] | None,
+                 events_path: str | None, quiet: bool) -> None:
+    """Run recorded calls through the rules and print what fired, when and why, then prompts per
+    rule per call-hour. CALLS are audio files, or transcript files in JSONL (one call per line:
+    call_id, turns with speaker, start, end, text), scored from their words.
+
+    \b
+    Examples:
+      agent-assist rules replay last-week/*.jsonl
+      agent-assist rules replay calls.jsonl --compare prompts/default.toml site/new.toml
+    """
+    from agent_assist.quality import calls as rr
+    from agent_assist.rules import packs
+    from agent_assist.scoring.scorer import Scorer
+
+    scorer = Scorer(use_voice=False)
+    config = load_config()
+    if compare is not None:
+        pair = [config.rule_packs(() if p.resolve() == DEFAULT_PACK.resolve() else (p,)) for p in compare]
+        a = list(rr.calls(calls, packs.load_for_run(pair[0]), pair[0], scorer))
+        b = list(rr.calls(calls, packs.load_for_run(pair[1]), pair[1], scorer))
+        for line in rr.compare(a, b):
+            click.echo(line)
+        return
+    layers = config.rule_packs(site_packs)
+    pack = packs.load_for_run(layers)
+    transcripts = any(p.suffix.lower() not in rr.AUDIO_SUFFIXES for p in calls)
+    log_sink = JsonlEventLog(events_path) if events_path else None
+    results = []
+    for result in rr.calls(calls, pack, layers, scorer):
+        results.append(result)
+        if log_sink:
+            for event in result.events:
+                log_sink.emit(event)
+        if not quiet:
+            for line in rr.timeline(result):
+                click.echo(line)
+    if log_sink:
+        log_sink.close()
+    for line in rr.summary(results):
+        click.echo(line)
+    if transcripts and any(r.on == "partial" for r in pack.enabled):
+        click.echo("note: transcripts have no partial transcripts: rules with on = \"partial\" were checked "
+                   "on each final turn only, so they fired later than they would on a live call")
+
+
+@rules.command(name="evaluate")
+@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A site pack to layer on the default pack (repeatable, in order).")
+@click.option("--events-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Event logs of the calls (<id>.jsonl, as `replay --events` writes them): re-run the rules "
+                   "on them instead of replaying the audio; a call replayed is saved here for next time.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the full report as JSON here.")
+def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events_dir: Path | None,
+                   json_path: Path | None) -> None:
+    """Measure a pack against labelled moments: for each kind of moment how many got a prompt from a
+    rule that answers it within 3 s of the words, per rule precision, recall and how soon, and the
+    prompts per calm call-hour. CALLS are labelled call files (JSON: turns and moments, as in
+    data/samples/calls/) or folders of them (default: data/samples/calls/).
+
+    
+    Examples:
+      agent-assist rules evaluate
+      agent-assist rules evaluate --rules site/ours.toml --events-dir /tmp/labelled-events
+      agent-assist rules evaluate data/samples/calls/call-0*.json --json report.json
+    """
+    from agent_assist.quality import evaluate as ev
+    from agent_assist.rules import packs
+
+    paths = [f for p in (calls or (REPO / "data" / "samples" / "calls",))
+             for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    if not paths:
+        raise AgentAssistError(f"no labelled calls (*.json) in {', '.join(map(str, calls))}")
+    labelled = [ev.read_labels(p) for p in paths]  # every file checked before anything is replayed
+    layers = load_config().rule_packs(site_packs)
+    pack = packs.load_for_run(layers)
+    with click.progressbar(length=len(paths), label="evaluating", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda s: s) as bar:
+        report = ev.evaluate(labelled, pack, layers, events_dir, lambda name: bar.update(1, name))
+    summary = report.summary()
+    for line in ev.lines(summary):
+        click.echo(clean(line))
+    if json_path is not None:
+        json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
