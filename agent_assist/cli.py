@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from agent_assist import __version__
+from agent_assist import __version__, resources
 from agent_assist.audio.files import ChannelLayout
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError, AudioSourceError
@@ -26,13 +26,6 @@ from agent_assist.sinks import ConsoleTranscript, JsonlEventLog, clean
 from agent_assist.transcriber import TranscriberOptions
 
 log = logging.getLogger("agent_assist")
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-DEFAULT_VOICE_DATA = SHARED / "emotional-speech"
-DEFAULT_DEV_DATA = SHARED / "text" / "dev-eval"
-DEFAULT_CALLS = SHARED / "calls" / "harper_valley_dev.jsonl"
-DEFAULT_PACK = REPO / "prompts" / "default.toml"
 
 
 @contextlib.contextmanager
@@ -417,27 +410,26 @@ def _progress(label: str) -> Callable[[str], None]:
 
 
 @classifiers.command()
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=REPO / "data", show_default="data/", help="Training data folder.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Training data folder (data/ in a checkout).")
 @click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Emotional speech folder with manifest.csv (default: ../shared/data/emotional-speech "
-                   "when present). Without it the shipped acoustic model is kept.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=REPO / "classifiers", show_default="classifiers/", help="Where the models go.")
+              help="Emotional speech folder with manifest.csv. Without it the acoustic model in --out "
+                   "is kept.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Where the models go (classifiers/ in a checkout).")
 def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
-    """Rebuild every model from data/ (seeded, so the same data gives the same models, to the byte),
-    export them as ONNX into classifiers/ and print the metrics measured on held-out rows.
+    """Rebuild every model from --data (seeded, so the same data gives the same models, to the byte),
+    export them as ONNX into --out and print the metrics measured on held-out rows.
     Fine-tuning the text model needs PyTorch (pip install 'agent-assist[train]') and takes about
-    40 minutes on a 2-core machine.
+    40 minutes on a 2-core machine. The encoder it starts from is fetched once, the first time,
+    into the user cache directory. In a checkout, `make train` names the paths.
 
     \b
     Example:
-      agent-assist classifiers train --voice-data ../shared/data/emotional-speech
+      agent-assist classifiers train --data data -o classifiers --voice-data ../shared/data/emotional-speech
     """
     from agent_assist.scoring import training
 
-    if voice_data is None and DEFAULT_VOICE_DATA.is_dir():
-        voice_data = DEFAULT_VOICE_DATA
     with click.progressbar(length=training.steps(voice=voice_data is not None), label="training",
                            file=sys.stderr, show_pos=True, item_show_func=lambda s: s) as bar:
         # fine-tuning says how far it is as it goes, within one step of the bar
@@ -448,17 +440,19 @@ def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
 
 
 @classifiers.command(name="eval")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), default=REPO / "data",
-              show_default="data/", help="Training data (for the GoEmotions baseline).")
-@click.option("--dev-data", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DEV_DATA,
-              show_default="../shared/data/text/dev-eval", help="Folder with the dev sets (read only).")
-@click.option("--crisis-set", type=click.Path(path_type=Path, dir_okay=False),
-              default=REPO / "tests" / "data" / "crisis_eval.tsv", show_default="tests/data/crisis_eval.tsv")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Training data, for the GoEmotions baseline (data/ in a checkout).")
+@click.option("--dev-data", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder with the dev sets, read only (on this project's machines: "
+                   "../shared/data/text/dev-eval).")
+@click.option("--crisis-set", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The crisis set, TSV (tests/data/crisis_eval.tsv in a checkout).")
+@click.option("--moments", "moments_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The held-back in-domain test turns (JSONL, as data/contact_centre/BRIEF.md has them; "
+                   "tests/data/moments in a checkout).")
 @click.option("--calls", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Calm calls (JSONL) for false alarms (default: ../shared/data/calls when present).")
-@click.option("--moments", "moments_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=REPO / "tests" / "data" / "moments", show_default="tests/data/moments",
-              help="The held-back in-domain test turns (JSONL, as data/contact_centre/BRIEF.md has them).")
+              help="Calm calls (JSONL) for false alarms (on this project's machines: "
+                   "../shared/data/calls/harper_valley_dev.jsonl); without it that part is left out.")
 @click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Also replay the held-out actors' clips from this emotional speech folder through "
                    "the pipeline (a few minutes).")
@@ -473,16 +467,17 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
     on calm calls; and, with --voice-data, how well voices the acoustic model never heard are
     scored through the whole pipeline.
 
+    `make eval` in a checkout passes the paths.
+
     \b
     Examples:
-      agent-assist classifiers eval --json eval.json
-      agent-assist classifiers eval --voice-data ../shared/data/emotional-speech
+      agent-assist classifiers eval --data data --dev-data ../shared/data/text/dev-eval \\
+          --crisis-set tests/data/crisis_eval.tsv --moments tests/data/moments --json eval.json
+      agent-assist classifiers eval ... --voice-data ../shared/data/emotional-speech
     """
     from agent_assist.scoring import evaluation
     from agent_assist.scoring.models import Classifiers
 
-    if calls is None and DEFAULT_CALLS.is_file():
-        calls = DEFAULT_CALLS
     models = Classifiers(encoder_threads=os.cpu_count() or 1)  # a batch job: every core
     report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"),
                                  moments_dir)
@@ -562,8 +557,9 @@ def lint(paths: tuple[Path, ...], no_default: bool) -> None:
     from agent_assist.rules import packs
 
     files = list(paths)
-    if not no_default and DEFAULT_PACK.resolve() not in {p.resolve() for p in files}:
-        files = [DEFAULT_PACK, *load_config().rule_packs(), *files]
+    default = resources.default_pack()
+    if not no_default and default.resolve() not in {p.resolve() for p in files}:
+        files = [default, *load_config().rule_packs(), *files]
     if not files:
         raise click.UsageError("no rule files to check")
     pack, problems = packs.load(files)
@@ -603,7 +599,8 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
     scorer = Scorer(use_voice=False)
     config = load_config()
     if compare is not None:
-        pair = [config.rule_packs(() if p.resolve() == DEFAULT_PACK.resolve() else (p,)) for p in compare]
+        default = resources.default_pack().resolve()
+        pair = [config.rule_packs(() if p.resolve() == default else (p,)) for p in compare]
         a = list(rr.calls(calls, packs.load_for_run(pair[0]), pair[0], scorer))
         b = list(rr.calls(calls, packs.load_for_run(pair[1]), pair[1], scorer))
         for line in rr.compare(a, b):
@@ -632,7 +629,7 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
 
 
 @rules.command(name="evaluate")
-@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@click.argument("calls", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A site pack to layer on the default pack (repeatable, in order).")
 @click.option("--events-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -645,19 +642,18 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
     """Measure a pack against labelled moments: for each kind of moment how many got a prompt from a
     rule that answers it within 3 s of the words, per rule precision, recall and how soon, and the
     prompts per calm call-hour. CALLS are labelled call files (JSON: turns and moments, as in
-    data/samples/calls/) or folders of them (default: data/samples/calls/).
+    data/samples/calls/) or folders of them.
 
     
     Examples:
-      agent-assist rules evaluate
-      agent-assist rules evaluate --rules site/ours.toml --events-dir /tmp/labelled-events
+      agent-assist rules evaluate data/samples/calls
+      agent-assist rules evaluate data/samples/calls --rules site/ours.toml --events-dir /tmp/labelled-events
       agent-assist rules evaluate data/samples/calls/call-0*.json --json report.json
     """
     from agent_assist.rules import evaluate as ev
     from agent_assist.rules import packs
 
-    paths = [f for p in (calls or (REPO / "data" / "samples" / "calls",))
-             for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    paths = [f for p in calls for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
     if not paths:
         raise AgentAssistError(f"no labelled calls (*.json) in {', '.join(map(str, calls))}")
     labelled = [ev.read_labels(p) for p in paths]  # every file checked before anything is replayed
