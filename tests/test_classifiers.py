@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent_assist import resources
 from agent_assist.errors import ModelError
 from agent_assist.events import Speaker, Utterance
 from agent_assist.scoring import corpus, training
-from agent_assist.scoring.models import MODEL_DIR, Classifiers, shipped
+from agent_assist.scoring.models import Classifiers, shipped
 from agent_assist.scoring.turns import Turn
 from tests.conftest import REPO
 from tests.test_cli import agent_assist
@@ -25,6 +26,10 @@ DEV = SHARED / "text" / "dev-eval"
 VOICE = SHARED / "emotional-speech"
 CALLS = SHARED / "calls" / "harper_valley_dev.jsonl"
 CRISIS_EVAL = REPO / "tests" / "data" / "crisis_eval.tsv"
+MOMENTS = REPO / "tests" / "data" / "moments"
+# what `classifiers eval` reads besides the dev sets, named as `make eval` names them
+EVAL_SETS = ("--data", str(REPO / "data"), "--crisis-set", str(CRISIS_EVAL), "--moments", str(MOMENTS))
+MODEL_DIR = resources.models()
 # floors a little under what shipped (classifiers/CARD.md), so a regression fails
 CRISIS_RECALL_FLOOR = 0.69
 CRISIS_INDIRECT_RECALL_FLOOR = 0.59
@@ -219,7 +224,9 @@ def test_calm_calls_rarely_raise_anything(models):
 @needs_dev
 def test_eval_reports_dev_sets_beside_the_baseline(tmp_path):
     out = tmp_path / "eval.json"
-    result = agent_assist("classifiers", "eval", "--dev-data", str(DEV), "--json", str(out))
+    calls = ("--calls", str(CALLS)) if CALLS.is_file() else ()
+    result = agent_assist("classifiers", "eval", *EVAL_SETS, "--dev-data", str(DEV), *calls,
+                          "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "MELD dev" in result.stdout and "crisis set" in result.stdout
     report = json.loads(out.read_text())
@@ -297,10 +304,19 @@ def test_score_csv_and_tsv_by_column(tmp_path):
 
 
 def test_eval_without_the_dev_sets_says_where_to_point_it(tmp_path):
-    result = agent_assist("classifiers", "eval", "--dev-data", str(tmp_path / "nowhere"))
+    result = agent_assist("classifiers", "eval", *EVAL_SETS, "--dev-data", str(tmp_path / "nowhere"))
     assert result.returncode == 1
     assert result.stderr.strip() == (f"agent-assist: error: {tmp_path / 'nowhere' / 'meld_dev.csv'}: "
                                      "dev set not found; pass --dev-data DIR")
+
+
+@pytest.mark.parametrize(("command", "option"), [("eval", "--dev-data"), ("train", "--data")])
+def test_data_folders_are_named_not_guessed_from_a_checkout(command, option):
+    """An installed wheel has no checkout beside it: eval and train name their data or stop at once."""
+    given = {"eval": EVAL_SETS, "train": ("-o", str(REPO / "nowhere"))}[command]
+    result = agent_assist("classifiers", command, *given)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"Error: Missing option '{option}'."
 
 
 @pytest.mark.parametrize("case", ["no-column", "missing-file", "not-utf8"])

@@ -11,13 +11,6 @@ from pathlib import Path
 
 import click
 
-from agent_assist.cli.common import REPO
-
-SHARED = REPO.parent / "shared" / "data"
-DEFAULT_VOICE_DATA = SHARED / "emotional-speech"
-DEFAULT_DEV_DATA = SHARED / "text" / "dev-eval"
-DEFAULT_CALLS = SHARED / "calls" / "harper_valley_dev.jsonl"
-
 
 @click.group()
 def classifiers() -> None:
@@ -37,27 +30,26 @@ def _progress(label: str) -> Callable[[str], None]:
 
 
 @classifiers.command()
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=REPO / "data", show_default="data/", help="Training data folder.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Training data folder (data/ in a checkout).")
 @click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Emotional speech folder with manifest.csv (default: ../shared/data/emotional-speech "
-                   "when present). Without it the shipped acoustic model is kept.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=REPO / "classifiers", show_default="classifiers/", help="Where the models go.")
+              help="Emotional speech folder with manifest.csv. Without it the acoustic model in --out "
+                   "is kept.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Where the models go (classifiers/ in a checkout).")
 def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
-    """Rebuild every model from data/ (seeded, so the same data gives the same models, to the byte),
-    export them as ONNX into classifiers/ and print the metrics measured on held-out rows.
+    """Rebuild every model from --data (seeded, so the same data gives the same models, to the byte),
+    export them as ONNX into --out and print the metrics measured on held-out rows.
     Fine-tuning the text model needs PyTorch (pip install 'agent-assist[train]') and takes about
-    40 minutes on a 2-core machine.
+    40 minutes on a 2-core machine. The encoder it starts from is fetched once, the first time,
+    into the user cache directory. In a checkout, `make train` names the paths.
 
     \b
     Example:
-      agent-assist classifiers train --voice-data ../shared/data/emotional-speech
+      agent-assist classifiers train --data data -o classifiers --voice-data ../shared/data/emotional-speech
     """
     from agent_assist.scoring import training
 
-    if voice_data is None and DEFAULT_VOICE_DATA.is_dir():
-        voice_data = DEFAULT_VOICE_DATA
     with click.progressbar(length=training.steps(voice=voice_data is not None), label="training",
                            file=sys.stderr, show_pos=True, item_show_func=lambda s: s) as bar:
         # fine-tuning says how far it is as it goes, within one step of the bar
@@ -68,17 +60,19 @@ def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
 
 
 @classifiers.command(name="eval")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), default=REPO / "data",
-              show_default="data/", help="Training data (for the GoEmotions baseline).")
-@click.option("--dev-data", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DEV_DATA,
-              show_default="../shared/data/text/dev-eval", help="Folder with the dev sets (read only).")
-@click.option("--crisis-set", type=click.Path(path_type=Path, dir_okay=False),
-              default=REPO / "tests" / "data" / "crisis_eval.tsv", show_default="tests/data/crisis_eval.tsv")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Training data, for the GoEmotions baseline (data/ in a checkout).")
+@click.option("--dev-data", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder with the dev sets, read only (on this project's machines: "
+                   "../shared/data/text/dev-eval).")
+@click.option("--crisis-set", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The crisis set, TSV (tests/data/crisis_eval.tsv in a checkout).")
+@click.option("--moments", "moments_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The held-back in-domain test turns (JSONL, as data/contact_centre/BRIEF.md has them; "
+                   "tests/data/moments in a checkout).")
 @click.option("--calls", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Calm calls (JSONL) for false alarms (default: ../shared/data/calls when present).")
-@click.option("--moments", "moments_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=REPO / "tests" / "data" / "moments", show_default="tests/data/moments",
-              help="The held-back in-domain test turns (JSONL, as data/contact_centre/BRIEF.md has them).")
+              help="Calm calls (JSONL) for false alarms (on this project's machines: "
+                   "../shared/data/calls/harper_valley_dev.jsonl); without it that part is left out.")
 @click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Also replay the held-out actors' clips from this emotional speech folder through "
                    "the pipeline (a few minutes).")
@@ -93,16 +87,17 @@ def evaluate(data_dir: Path, dev_data: Path, crisis_set: Path, calls: Path | Non
     on calm calls; and, with --voice-data, how well voices the acoustic model never heard are
     scored through the whole pipeline.
 
+    `make eval` in a checkout passes the paths.
+
     \b
     Examples:
-      agent-assist classifiers eval --json eval.json
-      agent-assist classifiers eval --voice-data ../shared/data/emotional-speech
+      agent-assist classifiers eval --data data --dev-data ../shared/data/text/dev-eval \\
+          --crisis-set tests/data/crisis_eval.tsv --moments tests/data/moments --json eval.json
+      agent-assist classifiers eval ... --voice-data ../shared/data/emotional-speech
     """
     from agent_assist.scoring import evaluation
     from agent_assist.scoring.models import Classifiers
 
-    if calls is None and DEFAULT_CALLS.is_file():
-        calls = DEFAULT_CALLS
     models = Classifiers(encoder_threads=os.cpu_count() or 1)  # a batch job: every core
     report = evaluation.evaluate(models, data_dir, dev_data, crisis_set, calls, _progress("eval"),
                                  moments_dir)

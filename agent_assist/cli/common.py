@@ -8,12 +8,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
-REPO = Path(__file__).resolve().parents[2]
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import click
 
-from agent_assist.cli.common import REPO
+from agent_assist import resources
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
 from agent_assist.sinks import JsonlEventLog, clean
-
-DEFAULT_PACK = REPO / "prompts" / "default.toml"
 
 
 @click.group()
@@ -44,8 +42,9 @@ def lint(paths: tuple[Path, ...], no_default: bool) -> None:
     from agent_assist.rules import packs
 
     files = list(paths)
-    if not no_default and DEFAULT_PACK.resolve() not in {p.resolve() for p in files}:
-        files = [DEFAULT_PACK, *load_config().rule_packs(), *files]
+    default = resources.default_pack()
+    if not no_default and default.resolve() not in {p.resolve() for p in files}:
+        files = [default, *load_config().rule_packs(), *files]
     if not files:
         raise click.UsageError("no rule files to check")
     pack, problems = packs.load(files)
@@ -85,7 +84,8 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
     scorer = Scorer(use_voice=False)
     config = load_config()
     if compare is not None:
-        pair = [config.rule_packs(() if p.resolve() == DEFAULT_PACK.resolve() else (p,)) for p in compare]
+        default = resources.default_pack().resolve()
+        pair = [config.rule_packs(() if p.resolve() == default else (p,)) for p in compare]
         a = list(rr.calls(calls, packs.load_for_run(pair[0]), pair[0], scorer))
         b = list(rr.calls(calls, packs.load_for_run(pair[1]), pair[1], scorer))
         for line in rr.compare(a, b):
@@ -114,7 +114,7 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
 
 
 @rules.command(name="evaluate")
-@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@click.argument("calls", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A site pack to layer on the default pack (repeatable, in order).")
 @click.option("--events-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -138,8 +138,7 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
     from agent_assist.quality import evaluate as ev
     from agent_assist.rules import packs
 
-    paths = [f for p in (calls or (REPO / "data" / "samples" / "calls",))
-             for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    paths = [f for p in calls for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
     if not paths:
         raise AgentAssistError(f"no labelled calls (*.json) in {', '.join(map(str, calls))}")
     labelled = [ev.read_labels(p) for p in paths]  # every file checked before anything is replayed

@@ -332,15 +332,12 @@ def errors(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "error"]
 
 
-
-DEFAULT_PACK = Path(__file__).resolve().parents[2] / "prompts" / "default.toml"
-
-
 def load_for_run(site_packs: Sequence[Path] = ()) -> Pack:
     """The default pack with `site_packs` layered on, or one line saying what is wrong with them."""
+    from agent_assist import resources
     from agent_assist.errors import AgentAssistError
 
-    pack, problems = load([DEFAULT_PACK, *site_packs])
+    pack, problems = load([resources.default_pack(), *site_packs])
     bad = errors(problems)
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""

