@@ -10,10 +10,11 @@ call_stages(models, options)  per call: a segmenter, the voice analyser, a trans
                               a rules engine, each holding only that call's state
 ```
 
-The models hold no state of a call: the Whisper model keeps its per-decode settings per thread,
-onnxruntime sessions may run from several threads, and a `Pack` is frozen. Everything a call
-remembers (the VAD's state, the early decode waiting for its final, the customer's baseline and
-trend, which rules have fired) lives in its stages, which are built new for each call.
+The models hold no state of a call: the speech model keeps a decode's state in the decode
+(Moonshine) or per thread (Whisper), onnxruntime sessions may run from several threads, and a
+`Pack` is frozen. Everything a call remembers (the VAD's state, the early decode waiting for its
+final, the customer's baseline and trend, which rules have fired) lives in its stages, which are
+built new for each call.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from agent_assist.rules.packs import Pack, load_for_run
 from agent_assist.scoring.models import Classifiers
 from agent_assist.scoring.scorer import Scorer, VoiceAnalyser
 from agent_assist.segmenter import Segmenter, SegmenterOptions
-from agent_assist.transcriber import Transcriber, TranscriberOptions, load_whisper
+from agent_assist.speech import SpeechModel
+from agent_assist.transcriber import Transcriber, TranscriberOptions, load_speech_model
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class CallOptions:
 
 def _speech_key(options: TranscriberOptions) -> tuple[Any, ...]:
     """What loading the speech model depends on (the rest of the options are per decode)."""
-    return options.model, options.compute_type, options.cpu_threads
+    return options.model_name, options.compute_type, options.cpu_threads
 
 
 def _pack_key(options: CallOptions) -> tuple[Any, ...]:
@@ -64,12 +66,16 @@ def _pack_key(options: CallOptions) -> tuple[Any, ...]:
 class Models:
     """The read-only models a call uses, loaded once and shared by every call that runs on them."""
 
-    whisper: Any
-    label: str  # the speech model's name, as `call_start` records it
+    speech: SpeechModel  # Moonshine tiny-en unless the options name another (`transcriber.MODELS`)
     classifiers: Classifiers | None  # None: calls are not scored
     pack: Pack | None  # None: no rules run
     speech_key: tuple[Any, ...] = ()
     pack_key: tuple[Any, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The speech model's name, as `call_start` records it."""
+        return self.speech.label
 
     @classmethod
     def load(cls, options: CallOptions | None = None) -> Models:
@@ -77,10 +83,10 @@ class Models:
         after the speech model has loaded), then the speech model, warmed up, then the classifiers."""
         options = options or CallOptions()
         pack = load_for_run(options.site_packs) if options.runs_rules else None
-        whisper, label = load_whisper(options.transcriber)
-        Transcriber(options.transcriber, model=whisper, label=label).warm_up()
+        speech = load_speech_model(options.transcriber)
+        Transcriber(options.transcriber, model=speech).warm_up()
         classifiers = Classifiers() if options.scoring else None
-        return cls(whisper, label, classifiers, pack, _speech_key(options.transcriber), _pack_key(options))
+        return cls(speech, classifiers, pack, _speech_key(options.transcriber), _pack_key(options))
 
     def fit(self, options: CallOptions) -> Models:
         """These models for a call with `options`: what they already hold is reused, and only what
@@ -92,10 +98,9 @@ class Models:
         if options.scoring and models.classifiers is None:
             models = replace(models, classifiers=Classifiers())
         if _speech_key(options.transcriber) != self.speech_key:
-            whisper, label = load_whisper(options.transcriber)
-            Transcriber(options.transcriber, model=whisper, label=label).warm_up()
-            models = replace(models, whisper=whisper, label=label,
-                             speech_key=_speech_key(options.transcriber))
+            speech = load_speech_model(options.transcriber)
+            Transcriber(options.transcriber, model=speech).warm_up()
+            models = replace(models, speech=speech, speech_key=_speech_key(options.transcriber))
         return models
 
 
@@ -117,7 +122,7 @@ def call_stages(models: Models, options: CallOptions, *, watched: bool = True,
     `models`. `scorer` replaces the call's own scorer (an evaluation that scores two ways).
 
     Unscored, a call is transcribed only; rules run only on scores."""
-    transcriber = Transcriber(options.transcriber, model=models.whisper, label=models.label)
+    transcriber = Transcriber(options.transcriber, model=models.speech)
     segmenter = Segmenter(segmenter_options(options, watched=watched))
     if not options.scoring:
         return [segmenter, transcriber]

@@ -1,4 +1,4 @@
-"""Shared fixtures: real recordings, the real bundled model (loaded once), and an event collector."""
+"""Shared fixtures: real recordings, the real speech models (loaded once), and an event collector."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def references() -> list[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def call_models() -> Models:
-    """The product's models (the bundled speech model, the classifiers, the default pack), loaded
+    """The product's models (the default speech model, the classifiers, the default pack), loaded
     once and shared by every test's calls, as a server shares them between its calls."""
     return Models.load()
 
@@ -50,7 +50,22 @@ def call_models() -> Models:
 @pytest.fixture
 def transcriber(call_models: Models) -> Transcriber:
     """A transcriber stage of its own (a call's state) on the shared speech model."""
-    return Transcriber(model=call_models.whisper, label=call_models.label)
+    return Transcriber(model=call_models.speech)
+
+
+@pytest.fixture(scope="session")
+def whisper_models() -> Models:
+    """The models with Whisper tiny.en (`--model whisper-tiny.en`) as the speech model, loaded once."""
+    from agent_assist.call import CallOptions
+    from agent_assist.transcriber import WHISPER, TranscriberOptions
+
+    return Models.load(CallOptions(scoring=False, transcriber=TranscriberOptions(model=WHISPER)))
+
+
+@pytest.fixture
+def whisper_transcriber(whisper_models: Models) -> Transcriber:
+    """A transcriber stage of its own on the shared Whisper tiny.en."""
+    return Transcriber(model=whisper_models.speech)
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_each_call_gets_fresh_stages_around_the_same_models(call_models):
     assert [type(s) for s in a] == [type(s) for s in b]
     assert all(x is not y for x, y in zip(a, b, strict=True))  # per-call state is never shared
     transcribers = [next(s for s in stages if isinstance(s, Transcriber)) for stages in (a, b)]
-    assert transcribers[0].model is transcribers[1].model is call_models.whisper
+    assert transcribers[0].model is transcribers[1].model is call_models.speech
     scorers = [next(s for s in stages if isinstance(s, Scorer)) for stages in (a, b)]
     assert scorers[0].models is scorers[1].models is call_models.classifiers
     engines = [next(s for s in stages if isinstance(s, RulesEngine)) for stages in (a, b)]
@@ -81,7 +81,7 @@ def test_models_fit_another_pack_without_loading_the_speech_model_again(call_mod
     site.write_text('[[rule]]\nid = "site-slow-down"\nwhen = "distress >= 0.9"\nprinciple = "safety"\n'
                     'prompt = "Slow down."\nsource = "our site"\n', encoding="utf-8")
     fitted = call_models.fit(CallOptions(site_packs=(site,)))
-    assert fitted.whisper is call_models.whisper and fitted.classifiers is call_models.classifiers
+    assert fitted.speech is call_models.speech and fitted.classifiers is call_models.classifiers
     assert "site-slow-down" in fitted.pack.rules and "site-slow-down" not in call_models.pack.rules
     assert call_models.fit(CallOptions()) is call_models
     assert call_models.fit(CallOptions(rules=False)).pack is None
@@ -94,7 +94,7 @@ def test_a_broken_site_pack_fails_before_any_model_loads(tmp_path, monkeypatch):
     def no_model(*_: object) -> None:
         raise AssertionError("the speech model was loaded before the pack was checked")
 
-    monkeypatch.setattr(call, "load_whisper", no_model)
+    monkeypatch.setattr(call, "load_speech_model", no_model)
     broken = tmp_path / "broken.toml"
     broken.write_text("[[rule]]\nid = \n", encoding="utf-8")
     with pytest.raises(AgentAssistError):

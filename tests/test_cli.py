@@ -208,7 +208,7 @@ def test_a_model_that_is_not_on_this_machine_is_a_clear_error(tmp_path):
 
 
 def test_a_model_directory_can_be_named(tmp_path):
-    from agent_assist.transcriber import bundled_model_path
+    from agent_assist.whisper import bundled_model_path
 
     result = agent_assist("replay", str(SPEECH / "1089-134691-0000.flac"), "--model",
                           str(bundled_model_path()), "--events", "-", "-q")

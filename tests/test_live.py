@@ -275,17 +275,17 @@ class Slowed:
     def __init__(self, inner, delay: float) -> None:
         self.inner, self.delay = inner, delay
         self.took: list[float] = []  # wall time of each decode, delay included
+        self.label = inner.label
 
-    def next_decode(self, frames, unwanted) -> None:
-        self.inner.next_decode(frames, unwanted)
-
-    def transcribe(self, audio, **options):
+    def hear(self, audio, **options):
         start = time.monotonic()
         time.sleep(self.delay)
-        segments, info = self.inner.transcribe(audio, **options)
-        segments = list(segments)
+        heard = self.inner.hear(audio, **options)
         self.took.append(time.monotonic() - start)
-        return segments, info
+        return heard
+
+    def offline(self, audio):
+        return self.inner.offline(audio)
 
 
 @needs_pulse
@@ -295,8 +295,8 @@ def test_a_slow_transcriber_skips_partials_keeps_every_final_and_latency_stays_b
     end = 36.3
     turns = [t for t in pa.sample_turns() if t.end <= end]
     wavs = {p: pa.write_wav(tmp_path / f"{p}.wav", clip(audio[p], 0, end)) for p in ("customer", "agent")}
-    slowed = Slowed(call_models.whisper, 0.8)
-    slow_models = dataclasses.replace(call_models, whisper=slowed)
+    slowed = Slowed(call_models.speech, 0.8)
+    slow_models = dataclasses.replace(call_models, speech=slowed)
     run = Running(inputs_for(customer=customer, agent=agent), slow_models,
                   LiveOptions(end_silence_s=3, max_calls=1))
     players = [server.play("slow_customer", wavs["customer"]), server.play("slow_agent", wavs["agent"])]

