@@ -1,12 +1,12 @@
 """The benchmark: prompt and utterance latency, CPU, memory, throughput and WER, side by side with
-faster-whisper's own offline `transcribe()` on the same audio and the same model.
+the speech model's own offline decode of the same audio.
 
     make bench                      # the whole run, about 5 minutes; updates README.md's table
     .venv/bin/python bench/run.py --quick --out /tmp/bench.json   # a 22 s smoke run (the tests)
 
 What it does, on real speech (the sample call, and the recordings with reference transcripts):
 
-1. Loads the models once (the bundled tiny.en, int8) and notes the memory.
+1. Loads the models once (the default speech model, or --model's) and notes the memory.
 2. Plays each recording through the whole pipeline paced at real time, as a live call runs (the
    transcriber on its own worker, partials on), noting when each event arrives:
    - utterance latency: from the end of speech in the audio to the final's event (where the
@@ -22,8 +22,9 @@ What it does, on real speech (the sample call, and the recordings with reference
    20-40 s turn) at real time: moment latency, from the end of the critical words in the audio to
    the first prompt from a rule that answers that kind of moment (p95 counts a missed moment as
    never answered), how many are answered within 3 s, and the prompts on the long calm call.
-4. Transcribes the same audio with `WhisperModel.transcribe()` (its defaults, language "en"):
-   offline_speed_x and wer_offline, beside wer_streaming from step 2's finals.
+4. Transcribes the same audio with the speech model's own offline decode (Whisper: faster-whisper's
+   `transcribe()` with its defaults; Moonshine: stretches of speech the Silero VAD finds, each decoded
+   whole): offline_speed_x and wer_offline, beside wer_streaming from step 2's finals.
 
 Results go to bench/results/latest.json (with the machine, versions and commit) and, with
 --readme, into the table between the bench markers in README.md. Nothing here fails on a slow
@@ -247,14 +248,15 @@ def transcriber_of(stages: list[Any]) -> Any:
     return next(getattr(s, "stage", s) for s in stages if isinstance(getattr(s, "stage", s), Transcriber))
 
 
-def load_models(finals_only: bool) -> Any:
-    """The product's models, as `call.Models.load` gives every entry point; `finals_only`: the pack
-    with every rule checked on finals alone."""
+def load_models(finals_only: bool, model: str | None = None) -> Any:
+    """The product's models, as `call.Models.load` gives every entry point (`model`: another speech
+    model than the default); `finals_only`: the pack with every rule checked on finals alone."""
     from dataclasses import replace
 
-    from agent_assist.call import Models
+    from agent_assist.call import CallOptions, Models
+    from agent_assist.transcriber import TranscriberOptions
 
-    models = Models.load()
+    models = Models.load(CallOptions(transcriber=TranscriberOptions(model=model)))
     return replace(models, pack=finals_only_pack(models.pack)) if finals_only else models
 
 
@@ -489,12 +491,13 @@ def moment_summary(moments: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str, Any]:
+def bench(quick: bool, say: Any = print, finals_only: bool = False,
+          model: str | None = None) -> dict[str, Any]:
     import jiwer
 
     call, clips = recordings(quick)
     rss_before = rss_mb()
-    models = load_models(finals_only)
+    models = load_models(finals_only, model)
     rss_models = rss_mb()
     say(f"models loaded: RSS {rss_models:.0f} MB; the sample call ({call.seconds:.0f} s) at real time…")
 
@@ -526,14 +529,13 @@ def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str,
     classifier_ms = (scorer_stage.seconds + voice_stage.seconds) * 1000 / max(1, scored)
 
     # 4. offline, the same audio and model
-    say("faster-whisper's offline transcribe() on the same audio…")
+    say(f"{models.label}'s offline decode of the same audio…")
     refs, streamed, offline = [], [], []
     offline_s, audio_s = 0.0, call.seconds + sum(c.seconds for c in clips)
     for rec, sink in [(call, live), *zip(clips, live_clips, strict=True)]:
         for speaker, reference in rec.references.items():
             start = time.perf_counter()
-            segments, _ = models.whisper.transcribe(rec.parties[speaker], language="en")
-            text = " ".join(s.text for s in segments)
+            text = models.speech.offline(rec.parties[speaker])
             offline_s += time.perf_counter() - start
             refs.append(normalise(reference))
             streamed.append(normalise(said(sink, speaker)))
@@ -590,7 +592,7 @@ def bench(quick: bool, say: Any = print, finals_only: bool = False) -> dict[str,
             "scored_utterances": scored,
             "recordings": [call.name, *(c.name for c in clips)],
         },
-        "machine": machine(),
+        "machine": {**machine(), "speech_model": models.label},
     }
     result["speed_vs_offline"] = round(result["replay_speed_x"] / result["offline_speed_x"], 2)
     result["targets"] = {
@@ -610,7 +612,7 @@ ROWS = [
     ("CPU over a real-time two-party call", "cpu_core_fraction", None, "of one core", "cpu_core_fraction"),
     ("peak RSS", "peak_rss_mb", None, "MB", "peak_rss_mb"),
     ("replay without pacing", "replay_speed_x", None, "x real time", "replay_speed_x"),
-    ("faster-whisper offline `transcribe()`", "offline_speed_x", None, "x real time", None),
+    ("the speech model's offline decode", "offline_speed_x", None, "x real time", None),
     ("WER streaming / offline", "wer_streaming", "wer_offline", "", "wer_gap_points"),
     ("classifiers per scored utterance", "classifier_ms_per_utterance", None, "ms", None),
     ("text model per turn with its context, one core", "text_model_ms_per_turn", None, "ms",
@@ -626,7 +628,8 @@ ROWS = [
 
 def table(result: dict[str, Any]) -> str:
     d, m = result["details"], result["machine"]
-    lines = [f"`make bench` on {m['cores']} cores ({m['cpu']}), tiny.en int8, commit {m['commit']}, "
+    lines = [f"`make bench` on {m['cores']} cores ({m['cpu']}), {m.get('speech_model', 'tiny.en int8')}, "
+             f"commit {m['commit']}, "
              f"{m['date'][:10]}: the sample call ({d['sample_call_s']:.0f} s, two parties) and "
              f"{len(d['recordings']) - 1} recordings, {d['wer_words']} reference words. "
              "From bench/results/latest.json.", "",
@@ -665,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     parser.add_argument("--readme", type=Path, default=None,
                         help="update the table between the bench markers in this file")
+    parser.add_argument("--model", default=None,
+                        help="the speech model (as agent-assist's --model; default: the product's)")
     parser.add_argument("--moments-only", action="store_true",
                         help="only the long-turn calls' moment latency (and their CPU), as JSON to --out")
     parser.add_argument("--finals-only", action="store_true",
@@ -674,13 +679,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if args.moments_only:
-        only = moment_bench(load_models(args.finals_only), args.quick, args.finals_only, say)
+        only = moment_bench(load_models(args.finals_only, args.model), args.quick, args.finals_only, say)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"finals_only": args.finals_only, **only}, indent=2) + "\n",
                             encoding="utf-8")
         print(json.dumps({k: v for k, v in only.items() if k != "moments"}, indent=2))
         return 0
-    result = bench(args.quick, say=say, finals_only=args.finals_only)
+    result = bench(args.quick, say=say, finals_only=args.finals_only, model=args.model)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     text = table(result)

@@ -1,4 +1,5 @@
-"""Golden tests on real recordings through the streaming path, with the real bundled model."""
+"""Golden tests on real recordings through the streaming path, with the real speech models: the
+default (Moonshine tiny-en) and, where a test is about Whisper, whisper-tiny.en."""
 
 import contextlib
 import time
@@ -14,10 +15,9 @@ from tests.conftest import DATA, SPEECH, normalise, references
 MONO = [r for r in references() if r["channel"] == "mono"]
 
 
-@pytest.fixture(scope="module")
-def streamed_and_offline(call_models):
-    """Each mono reference file through our streaming pipeline and through faster-whisper's own
-    offline transcribe() with the same model, beam and temperature."""
+def streamed_and_offline(models):
+    """Each mono reference file through our streaming pipeline and through the same model's own
+    offline decode (`SpeechModel.offline`)."""
     from faster_whisper.audio import decode_audio
 
     from agent_assist.replay import ReplayOptions, replay
@@ -26,22 +26,22 @@ def streamed_and_offline(call_models):
     rows = []
     for ref in MONO:
         sink = Collector()
-        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO), call_models)
+        replay(SPEECH / ref["file"], [sink], ReplayOptions(layout=ChannelLayout.MONO, scoring=False),
+               models)
         streamed = " ".join(u.text for u in sink.utterances)
-        segments, _ = call_models.whisper.transcribe(
-            decode_audio(str(SPEECH / ref["file"])), language="en", beam_size=5, temperature=0.0,
-            condition_on_previous_text=False)
-        offline = " ".join(s.text for s in segments)
+        offline = models.speech.offline(decode_audio(str(SPEECH / ref["file"])))
         rows.append((normalise(ref["transcript"]), normalise(streamed), normalise(offline)))
     return rows
 
 
-def test_streaming_wer_is_at_most_8_percent_and_within_2_points_of_offline(streamed_and_offline):
-    refs = [r for r, _, _ in streamed_and_offline]
-    streaming = jiwer.wer(refs, [s for _, s, _ in streamed_and_offline])
-    offline = jiwer.wer(refs, [o for _, _, o in streamed_and_offline])
+@pytest.mark.parametrize("which", ["call_models", "whisper_models"])
+def test_streaming_wer_is_at_most_8_percent_and_within_2_points_of_offline(which, request):
+    rows = streamed_and_offline(request.getfixturevalue(which))
+    refs = [r for r, _, _ in rows]
+    streaming = jiwer.wer(refs, [s for _, s, _ in rows])
+    offline = jiwer.wer(refs, [o for _, _, o in rows])
     words = sum(len(r.split()) for r in refs)
-    print(f"WER streaming {streaming:.3f} offline {offline:.3f} over {words} words")
+    print(f"{which}: WER streaming {streaming:.3f} offline {offline:.3f} over {words} words")
     assert streaming <= 0.08
     # "within 2 points" over 97 words, where one word is 1.03 points: at most two more wrong words.
     # CTranslate2's int8 kernels differ by CPU: on one machine offline got 4 words wrong and streaming 5,
@@ -72,10 +72,12 @@ def test_swapping_the_customer_channel_swaps_the_speakers(run_replay):
 
 
 @contextlib.contextmanager
-def encoder_watched(model, before=None):
-    """The real encoder with each call noted: yields a list that gets, per call, the mel frames it
-    encoded (None while it runs, and for a call given up). `before()` runs as each call begins."""
+def encoder_watched(speech, before=None):
+    """The real encoder of a speech model (Moonshine's or Whisper's) with each call noted: yields a
+    list that gets, per call, the frames it put out (None while it runs, and for a call given up).
+    `before()` runs as each call begins."""
     calls = []
+    model = speech.model
 
     class Watched(type(model)):
         def encode(self, features):
@@ -83,7 +85,7 @@ def encoder_watched(model, before=None):
             if before is not None:
                 before()
             out = super().encode(features)
-            calls[-1] = out.shape[1] * 2  # the encoder halves the frames
+            calls[-1] = out.shape[1]
             return out
 
     model.__class__ = Watched
@@ -93,9 +95,11 @@ def encoder_watched(model, before=None):
         model.__class__ = Watched.__bases__[0]
 
 
-def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(transcriber):
+def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(whisper_transcriber):
     """The encoder is most of a decode's cost: a partial's window is its audio plus 5 s."""
     from faster_whisper.audio import decode_audio
+
+    transcriber = whisper_transcriber
 
     from agent_assist.events import SpeechSegment
 
@@ -106,14 +110,22 @@ def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(tra
         partial = transcriber.partial(segment)
         final = transcriber.final(segment)
     seconds = len(audio) / 16000
-    assert frames[0] == pytest.approx((seconds + 5) * 100, abs=2) and frames[1] == 3000
+    # the encoder halves the mel frames (10 ms each)
+    assert frames[0] * 2 == pytest.approx((seconds + 5) * 100, abs=2) and frames[1] * 2 == 3000
     assert normalise(partial.text) == normalise(final.text) == "he could wait no longer"
 
 
+@pytest.fixture(params=["transcriber", "whisper_transcriber"])
+def any_transcriber(request):
+    """A transcriber on each speech model in turn: Moonshine tiny-en, then Whisper tiny.en."""
+    return request.getfixturevalue(request.param)
+
+
 def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when_it_is_not(
-        transcriber):
+        any_transcriber):
     """The final that follows an early segment with the same audio is not decoded again, and its
     words are those a decode of the final alone gives; a final that heard more is decoded anew."""
+    transcriber = any_transcriber
     from dataclasses import replace
 
     from faster_whisper.audio import decode_audio
@@ -146,9 +158,10 @@ def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when
     assert len(longer[0].text.split()) > len(reused[0].text.split()) + 3
 
 
-def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encoder(transcriber):
+def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encoder(any_transcriber):
     """Speech that goes on after an early segment sets its `superseded`: a decode that has not
     begun is skipped, one under way stops once encoded, and the final is decoded as usual."""
+    transcriber = any_transcriber
     import threading
 
     from faster_whisper.audio import decode_audio
