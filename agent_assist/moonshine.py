@@ -47,8 +47,8 @@ RATE = 16000
 # 3-4 tokens per second in this vocabulary; Moonshine's own reference code stops at 6.5 per second.
 MAX_TOKENS_PER_S = 6.5
 EXTRA_TOKENS = 4  # plus this many, so a short word in a short clip is never cut
-# The encoder's convolutions need this much audio to give one frame (127 samples, then 64 per frame,
-# then two more strided layers); shorter audio is zero padded up to it.
+# The encoder's strided convolutions need 895 samples to give one frame; shorter audio (never a
+# segment the VAD sends, which holds at least 0.25 s of speech) is zero padded to 0.1 s.
 MIN_SAMPLES = 1600
 
 
@@ -264,6 +264,10 @@ class MoonshineSpeech:
         if _key(text) in options.silence_phrases:
             log.debug("dropped what Moonshine writes on non-speech: %r", text)
             return Heard("")
+        if not final and len(heard) > 1 and heard[-1].p < options.partial_last_word_min_p:
+            # a partial's audio ends while someone speaks: its last word was heard only in part,
+            # and Moonshine guesses a whole word for it
+            text = " ".join(w.text for w in heard[:-1])
         return Heard(text, tuple(heard) if final else ())
 
     def offline(self, audio: np.ndarray) -> str:

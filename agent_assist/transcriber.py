@@ -23,7 +23,7 @@ import numpy as np
 
 from agent_assist import wordtimes
 from agent_assist.events import CallStart, Event, Partial, Speaker, SpeechSegment, Utterance, Word
-from agent_assist.speech import Abandoned, Heard, SpeechModel, clean_text
+from agent_assist.speech import Abandoned, Heard, SpeechModel
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,6 @@ WHISPER = "whisper-tiny.en"
 DEFAULT_MODEL = MOONSHINE
 MODELS = (MOONSHINE, WHISPER)  # the names --model knows, besides a CTranslate2 directory
 _WORD_MARGIN_S = 0.05
-
-__all__ = ["DEFAULT_MODEL", "Abandoned", "Transcriber", "TranscriberOptions", "clean_text",
-           "load_speech_model"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,10 @@ class TranscriberOptions:
     # Moonshine: what it writes on silence and noise, never kept as all an utterance says
     # (compared without case or punctuation).
     silence_phrases: frozenset[str] = frozenset({"you", "thankyouforwatching"})
+    # Moonshine: a partial's last word is left out when the model is this unsure of it. On the
+    # customer partials of six long-turn calls, a last word under 0.5 matched the final 6 times in
+    # 37 (the last word overall: 52 %, the word before it: 73 %).
+    partial_last_word_min_p: float = 0.5
 
     @property
     def model_name(self) -> str:

@@ -13,8 +13,8 @@ with, and no timestamp tokens. So the times are an honest estimate, not an align
    punctuation is favoured), and each stretch of speech gets its own words, laid end to end over
    its voiced frames by the same lengths. No word spans a pause.
 
-Against Whisper tiny.en's own word times on the sample call, the estimate is 0.07 s off at the
-median and about 0.25 s at p90 (below). That is good enough for what word times are
+Against Whisper tiny.en's own word times on the sample call, the estimate is 0.06 s off at the
+median and 0.18 s at p90 (below). That is good enough for what word times are
 used for: which utterance a redaction falls in and roughly where (the events' `words`), and the
 overlay's "why", which quotes the words around a trigger. It is not good enough to cut audio at a
 word boundary, which nothing here does.
@@ -35,8 +35,8 @@ PUNCTUATION_PULL = 0.05  # a pause is this much (a share of the words) likelier 
 _DIGIT = re.compile(r"\d")
 _SPOKEN = re.compile(r"[^\W\d_]")  # letters, in any script
 # Against Whisper tiny.en's own word times on the sample call's finals (420 words both heard alike;
-# bench/speech_models.py): start and end 0.07 s apart at the median, 0.27 s (start) and 0.21 s (end)
-# at p90; two words in three within 0.15 s at both ends. tests/test_moonshine.py checks a bound.
+# bench/speech_models.py --parts times): start and end 0.06 s apart at the median, 0.18 s at p90;
+# three words in four within 0.15 s at both ends. tests/test_moonshine.py checks a bound.
 
 
 def spoken_weight(word: str) -> float:

@@ -81,6 +81,16 @@ def test_what_moonshine_writes_on_silence_and_hum_is_not_kept(call_models):
     assert said == "You"  # the model itself still says it: the check is what keeps it out
 
 
+def test_a_partials_last_word_heard_in_part_is_left_out_when_the_model_is_unsure(call_models):
+    """Cut at 8.5 s, JFK is between "...do for you," and "ask": tiny-en guesses "and" (p 0.3)."""
+    audio = decode_audio(str(SPEECH / "jfk.flac"))[: int(8.5 * 16000)]
+    options = TranscriberOptions()
+    partial = call_models.speech.hear(audio, final=False, options=options).text
+    assert normalise(partial).endswith("can do for you")
+    guessed = call_models.speech.hear(audio, final=True, options=options).words[-1]
+    assert normalise(guessed.text) == "and" and guessed.p < options.partial_last_word_min_p
+
+
 def test_a_looped_decode_keeps_the_words_before_the_loop():
     def words(text):
         return [TokenWord(w, 0.9) for w in text.split()]
