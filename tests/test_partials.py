@@ -17,7 +17,6 @@ from tests.conftest import SAMPLES, Collector
 from tests.test_audio_files import write_audio
 
 CALLS = SAMPLES / "calls"
-pytestmark = pytest.mark.slow
 
 
 def first_seconds(name: str, seconds: float, folder: Path) -> tuple[Path, dict]:
@@ -100,6 +99,7 @@ cooldown_s = 0
     assert "boxes" in final.text.lower() and sink.events.index(retracted[0]) > sink.events.index(final)
 
 
+@pytest.mark.system  # paced at real time (46 s)
 def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, transcriber, tmp_path):
     """The same call paced at real time (the transcriber on its own worker, partials skipped when it
     is busy): the same prompts, at nearly the same call times."""
