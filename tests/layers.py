@@ -71,7 +71,7 @@ def _reached(function: Any, depth: int = 0) -> set[str]:
         for name in code.co_names:
             value = function.__globals__.get(name)
             module = getattr(value, "__module__", "") or ""
-            if value is subprocess:
+            if value is subprocess or (name == "subprocess" and value is None):
                 layers.add("system")
             elif name in MODEL_LOADERS and (value is None or module.startswith("agent_assist")):
                 # a loader imported in the function itself is a name without a global value
@@ -109,8 +109,10 @@ def _watch_models_and_processes() -> None:
         setattr(cls, name, watched)
 
     def onnx_model(session: Any, _: tuple[Any, ...]) -> str:
-        path = str(getattr(session, "_model_path", None) or "an in-memory ONNX model")
-        return "" if "silero" in path else f"the ONNX model {path}"
+        path = getattr(session, "_model_path", None)
+        if path is None:
+            return "an in-memory ONNX model"
+        return "" if "silero" in str(path) else f"the ONNX model {path}"
 
     def process(_: Any, args: tuple[Any, ...]) -> str:
         argv = args[0] if args else "?"
