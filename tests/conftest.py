@@ -26,6 +26,9 @@ DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
 REPO = Path(__file__).parent.parent
 SAMPLES = REPO / "data" / "samples"
+# Harper Valley's simulated bank calls (Apache-2.0, LICENSE beside them): calm callers, so any
+# prompt or score over its operating point on them is a false alarm
+HARPER = DATA / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
 
 
 class Collector(EventList):
