@@ -52,6 +52,15 @@ def transcriber() -> Transcriber:
     return model
 
 
+@pytest.fixture(scope="session")
+def classifiers():
+    """The shipped classifiers for tests that score many texts at once: the text model on every
+    core, as `classifiers eval` runs it (the same scores, to the bit, as on a call's one thread)."""
+    from agent_assist.scoring.models import Classifiers
+
+    return Classifiers(encoder_threads=os.cpu_count() or 1)
+
+
 @pytest.fixture
 def run_replay(transcriber: Transcriber):
     def run(path: Path, **options: object) -> Collector:
