@@ -68,8 +68,14 @@ def _reached(function: Any, depth: int = 0) -> set[str]:
         return set()
     layers: set[str] = set()
     for code in _codes(function.__code__):
-        for name in code.co_names:
+        names = code.co_names
+        # `pa.PulseServer(...)`: a module of the tests' own, and what of it the code names
+        helpers = [m for m in (function.__globals__.get(n) for n in names)
+                   if inspect.ismodule(m) and m.__name__.startswith("tests")]
+        for name in names:
             value = function.__globals__.get(name)
+            if value is None:
+                value = next((getattr(m, name) for m in helpers if hasattr(m, name)), None)
             module = getattr(value, "__module__", "") or ""
             if value is subprocess or (name == "subprocess" and value is None):
                 layers.add("system")
