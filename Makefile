@@ -11,7 +11,7 @@ BASE := $(VENV)/.base-encoder
 # Where this project's machines keep the data sets that are not in the repository (read in place)
 SHARED ?= ../shared/data
 
-.PHONY: demo test lint bench eval train sample-call calls clean
+.PHONY: demo test test-fast lint bench eval train sample-call calls clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ demo: $(STAMP)
 	$(BIN)/agent-assist review list --store demo-flags.sqlite3
 	$(BIN)/agent-assist review report --store demo-flags.sqlite3 -o demo-report.html
 
+# Every layer: unit, models and system (README's "Tests"; tests/layers.py assigns them).
 test: $(STAMP) $(BASE)
 	$(BIN)/python -m pytest
+
+# The fast layer only: no model, no real time, no process or server (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit
 
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)

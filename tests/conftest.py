@@ -15,6 +15,9 @@ from agent_assist.replay import ReplayOptions, replay
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
 
+# the suite's layers (unit, models, system): assigned by the fixtures a test uses, and enforced
+pytest_plugins = ["tests.layers", "pytester"]
+
 # Qt widgets in tests draw offscreen unless a test starts its own X server (tests/test_overlay_x11.py)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # `run` writes to the flag store in the user's data directory: in tests, a throwaway one
@@ -24,6 +27,9 @@ DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
 REPO = Path(__file__).parent.parent
 SAMPLES = REPO / "data" / "samples"
+# Harper Valley's simulated bank calls (Apache-2.0, LICENSE beside them): calm callers, so any
+# prompt or score over its operating point on them is a false alarm
+HARPER = DATA / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
 
 
 class Collector(EventList):
@@ -45,6 +51,15 @@ def call_models() -> Models:
     """The product's models (the bundled speech model, the classifiers, the default pack), loaded
     once and shared by every test's calls, as a server shares them between its calls."""
     return Models.load()
+
+
+@pytest.fixture(scope="session")
+def classifiers():
+    """The shipped classifiers for tests that score many texts at once: the text model on every
+    core, as `classifiers eval` runs it (the same scores, to the bit, as on a call's one thread)."""
+    from agent_assist.scoring.models import Classifiers
+
+    return Classifiers(encoder_threads=os.cpu_count() or 1)
 
 
 @pytest.fixture

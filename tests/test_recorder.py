@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from agent_assist.events import (
     CallEnd,
     CallStart,
@@ -131,6 +133,7 @@ def test_events_after_close_are_refused_with_a_line(tmp_path, caplog):
     assert "recorder closed" in caplog.text
 
 
+@pytest.mark.system  # paced at real time (30 s)
 def test_with_the_store_locked_for_10_s_mid_call_prompts_reach_the_overlay_on_time(
         tmp_path, call_models, sample_clip):
     """A real call at real time, its store locked by another process for 10 s around its first

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from agent_assist.events import event_from_json
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, HARPER, REPO
 from tests.test_cli import agent_assist
 
 SCRIPTED = DATA / "calls" / "scripted_calls.jsonl"
-HARPER = REPO.parent / "shared" / "data" / "calls" / "harper_valley_dev.jsonl"
 
 
 def test_timeline_events_and_summary(tmp_path):
@@ -53,9 +52,9 @@ def test_a_bad_transcript_line_is_one_line_with_its_number(tmp_path, line):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(not HARPER.is_file(), reason=f"calm calls not on this machine ({HARPER})")
 def test_calm_bank_calls_stay_calm():
-    """Ordinary bank calls: at most two prompts per call-hour (one per half hour of calm talk)."""
+    """Ordinary bank calls (Harper Valley's 35, tests/data/calls/harper_valley): at most two prompts
+    per call-hour (one per half hour of calm talk)."""
     result = agent_assist("rules", "replay", str(HARPER), "-q")
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]

@@ -27,6 +27,12 @@ def _rows(path):
 MOMENTS = REPO / "tests" / "data" / "moments"
 
 
+@pytest.fixture(scope="module")
+def training_rows() -> list[corpus.Row]:
+    """Every row of data/, read once for the tests that look at all of them (about 5 s)."""
+    return corpus.load(REPO / "data")
+
+
 def test_crisis_set_is_large_and_balanced_enough():
     rows = _rows(CRISIS_EVAL)
     positives = [r for r in rows if r["crisis"] == "1"]
@@ -59,10 +65,10 @@ def _near(texts: list[str], training: list[str]) -> list[tuple[str, str]]:
     return near
 
 
-def test_no_evaluation_sentence_is_in_the_training_data():
+def test_no_evaluation_sentence_is_in_the_training_data(training_rows):
     """No crisis-set sentence or held-back test turn appears in data/ or differs from a training
     sentence (any corpus) by a word or two."""
-    rows = corpus.load(REPO / "data")
+    rows = training_rows
     crisis_labelled = [r.text for r in rows if r.crisis is not None]  # "i want to die" is on Reddit too
     assert _near([r["text"] for r in _rows(CRISIS_EVAL)], crisis_labelled) == []
     turns = [row.text for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
@@ -111,8 +117,8 @@ def test_every_training_source_has_its_licence():
         assert any(p.name.upper().startswith("LICENSE") for p in (REPO / "data" / folder).iterdir()), folder
 
 
-def test_labels_are_binary_and_texts_present():
-    rows = corpus.load(REPO / "data")
+def test_labels_are_binary_and_texts_present(training_rows):
+    rows = training_rows
     assert len(rows) > 40000
     for row in rows:
         assert row.text.strip()

@@ -185,6 +185,7 @@ def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
     assert isinstance(end, CallEnd) and end.t > 40
 
 
+@pytest.mark.system  # paced at real time
 def test_realtime_and_fast_replay_give_the_same_finals(run_replay, call_models):
     from agent_assist.replay import Replay, ReplayOptions
     from agent_assist.transcriber import Transcriber
