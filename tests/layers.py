@@ -30,6 +30,9 @@ import pytest
 MODEL_LOADERS = {"shipped", "Classifiers", "Transcriber", "load_whisper", "Models"}
 # fixtures that start a server through a module imported inside them
 SYSTEM_FIXTURES = {"pg_server"}
+# the command line run in-process (tests/test_cli.py's `agent_assist`): these commands load models
+CLI_HELPER = "agent_assist"
+MODEL_COMMANDS = {"replay", "score", "eval", "evaluate", "train", "run"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,6 +72,10 @@ def _reached(function: Any, depth: int = 0) -> set[str]:
     layers: set[str] = set()
     for code in _codes(function.__code__):
         names = code.co_names
+        helper = function.__globals__.get(CLI_HELPER)
+        if (CLI_HELPER in names and getattr(helper, "__module__", "") == "tests.test_cli"
+                and MODEL_COMMANDS & {c for c in code.co_consts if isinstance(c, str)}):
+            layers.add("models")  # a command that loads the models, run in this process
         # `pa.PulseServer(...)`: a module of the tests' own, and what of it the code names
         helpers = [m for m in (function.__globals__.get(n) for n in names)
                    if inspect.ismodule(m) and m.__name__.startswith("tests")]
