@@ -217,7 +217,13 @@ class PublicEvent:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        """One line of JSON. NaN and infinity are not JSON: an event carrying one is refused here
+        (ValueError) rather than written as a line no JSON reader accepts."""
+        try:
+            return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise ValueError(f"{self.type} at {self.t}: a number that is not finite (NaN or infinity) "
+                             "cannot be written") from None
 
 
 @dataclass(frozen=True)
@@ -465,9 +471,13 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
         raise EventParseError(f"bad {kind} event: {exc}") from exc
 
 
+def _not_json(constant: str) -> Any:
+    raise EventParseError(f"{constant} is not a number JSON has")
+
+
 def event_from_json(line: str) -> PublicEvent:
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise EventParseError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):

@@ -184,3 +184,16 @@ def test_scores_document_covers_every_field():
         assert f"| `{f.name}` |" in doc, f"scores.{f.name} is not documented"
     for key in ("angry", "sad", "fearful", "distress_rise", "escalation_rise"):
         assert f"`{key}`" in doc
+
+
+def test_a_number_that_is_not_finite_is_refused_both_ways():
+    """NaN and infinity are not JSON: a log line carrying one would be read by nothing else."""
+    flag = next(e for e in EXAMPLES if isinstance(e, Flag))
+    with pytest.raises(ValueError, match="not finite"):
+        replace(flag, t=float("nan")).to_json()
+    line = flag.to_json().replace('"t":18.2', '"t":NaN')
+    assert "NaN" in line
+    with pytest.raises(EventParseError, match="NaN"):
+        event_from_json(line)
+    with pytest.raises(EventParseError, match="Infinity"):
+        event_from_json(flag.to_json().replace('"t":18.2', '"t":Infinity'))

@@ -40,8 +40,12 @@ def test_compare_shows_what_a_change_adds_and_removes(tmp_path):
     assert "(-1)" in result.stdout
 
 
-@pytest.mark.parametrize("line", ["not json", '{"call_id": "x"}',
-                                  '{"call_id": "x", "turns": [{"speaker": "customer"}]}'])
+@pytest.mark.parametrize("line", [
+    "not json", '{"call_id": "x"}', '{"call_id": "x", "turns": [{"speaker": "customer"}]}',
+    # NaN and infinity are not times
+    '{"call_id": "x", "turns": [{"speaker": "customer", "start": NaN, "end": 2, "text": "hi"}]}',
+    '{"call_id": "x", "turns": [{"speaker": "customer", "start": 1, "end": 1e309, "text": "hi"}]}',
+])
 def test_a_bad_transcript_line_is_one_line_with_its_number(tmp_path, line):
     path = tmp_path / "calls.jsonl"
     first = SCRIPTED.read_text(encoding="utf-8").splitlines()[0]

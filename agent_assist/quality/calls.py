@@ -8,6 +8,7 @@ transcripts are scored from their words alone, as no voice comes with them.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ def transcript_calls(path: Path) -> Iterator[tuple[str, list[Event]]]:
                 if not text:
                     continue
                 start, end = float(turn["start"]), float(turn["end"])
+                if not (math.isfinite(start) and math.isfinite(end)):
+                    raise ValueError(f"turn {i}: its times must be numbers of seconds, not {start} to {end}")
                 events.append(
                     Utterance(
                         t=end + HANG_OVER,
