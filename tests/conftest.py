@@ -6,11 +6,13 @@ import csv
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from agent_assist.call import Models
+from agent_assist.events import PublicEvent
 from agent_assist.replay import ReplayOptions, replay
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
@@ -34,6 +36,21 @@ HARPER = DATA / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
 
 class Collector(EventList):
     """A sink that keeps every event in memory."""
+
+
+class Timed(EventList):
+    """Keeps events and the wall-clock moment each arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: list[float] = []
+
+    def emit(self, event: PublicEvent) -> None:
+        self.at.append(time.monotonic())
+        super().emit(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
 
 
 def normalise(text: str) -> str:

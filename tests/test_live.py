@@ -32,15 +32,13 @@ from agent_assist.events import (
     EndReason,
     Flag,
     Listening,
-    PublicEvent,
     Speaker,
     Utterance,
     event_from_json,
 )
 from agent_assist.live import DeviceChoice, LiveSession, SessionOptions, choose_inputs
-from agent_assist.sinks import EventList
 from tests import pulse as pa
-from tests.conftest import REPO, normalise
+from tests.conftest import REPO, Timed, normalise
 from tests.test_cli import EXE
 
 WHY_NOT = pa.missing()
@@ -82,21 +80,6 @@ def party_wer(utterances: list[Utterance], turns: list[pa.Turn], party: str) -> 
     reference = normalise(" ".join(t.text for t in turns if t.speaker == party))
     said = normalise(" ".join(u.text for u in utterances if u.speaker == party))
     return float(jiwer.wer(reference, said))
-
-
-class Timed(EventList):
-    """Keeps events and the wall-clock moment each arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.at: list[float] = []
-
-    def emit(self, event: PublicEvent) -> None:
-        self.at.append(time.monotonic())
-        super().emit(event)
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 class Running:
