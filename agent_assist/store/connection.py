@@ -24,11 +24,13 @@ from agent_assist.errors import AgentAssistError
 
 class StoreError(AgentAssistError):
     """The store cannot be opened or written (locked, unreachable, newer schema, bad URL).
-    `transient`: it may work again later (a lock, a server that is down)."""
+    `transient`: it may work again later (a lock, a server that is down). `retry_after`: seconds
+    to leave it alone first (a server that stopped answering: each try costs its deadline)."""
 
-    def __init__(self, message: str, transient: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after = retry_after
 
 
 def default_path() -> Path:
