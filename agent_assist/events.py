@@ -23,7 +23,6 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
-from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -514,9 +513,13 @@ def check(event: PublicEvent) -> None:
             raise EventParseError(f"bad {event.type} event: {f.name}: {problem}")
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _mismatch(value: Any, hint: Any) -> str:
@@ -559,7 +562,7 @@ def _mismatch(value: Any, hint: Any) -> str:
             if problem:
                 return problem
         return ""
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         if not isinstance(value, hint):
             return f"{_shown(value)} is not a {hint.__name__}"
         for f in fields(hint):

@@ -1,5 +1,5 @@
 """The supervisor's after-shift review: shifts and filters, the terminal view of a flag, CSV, the
-HTML report, and the store as the review commands open and fill it (events saved aside, imported).
+HTML report, and the store as the review commands open it.
 
 The report is one self-contained HTML page: inline CSS and SVG, no script, no network, no external
 asset, and a Content-Security-Policy that would stop a script even if one slipped in. Every piece of
@@ -12,7 +12,6 @@ import contextlib
 import csv
 import html
 import io
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
@@ -20,16 +19,13 @@ from pathlib import Path
 
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
-from agent_assist.events import EventParseError, event_from_json
 from agent_assist.sinks import clean, format_clock
 from agent_assist.store import (
     SEVERITIES,
     CallRecord,
     Filters,
     FlagRecord,
-    FlagStoreSink,
     Store,
-    StoreOptions,
     open_store,
     utc_text,
     write_private,
@@ -491,31 +487,3 @@ def save(path: Path, text: str) -> None:
         write_private(path, text)
     except OSError as exc:
         raise AgentAssistError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def import_events(store: Store, path: Path) -> int:
-    """Load one file of events into `store` and say how many there were: the events a session could
-    not write (saved aside by `FlagStoreSink`, already redacted, under the data directory's
-    unsaved/ folder) or any event log.
-
-    A saved-aside file starts with one line saying whose events they are (`{"unsaved": 1, "agent":
-    ..., "team": ..., "transcript": ...}`), so they are filed under the agent who took the call."""
-    sink = FlagStoreSink(store, StoreOptions(agent="", team=""))
-    count = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if number == 1 and line.startswith('{"unsaved"'):  # who the events belong to
-            header = json.loads(line)
-            sink.options = StoreOptions(agent=str(header.get("agent", "")), team=str(header.get("team", "")),
-                                        transcript=str(header.get("transcript", "excerpt")))
-            continue
-        try:
-            sink.emit(event_from_json(line))
-        except EventParseError as exc:
-            raise AgentAssistError(f"{path}:{number}: {exc} (lines before it were imported)") from None
-        count += 1
-    sink.close()
-    if sink.spilled:
-        raise AgentAssistError(f"the store could not be written; nothing lost: {sink.spilled}")
-    return count

@@ -241,10 +241,10 @@ class FlagStoreSink:
             if (heard is not None and heard["utterance_id"] == event.utterance_id
                     and opts.transcript != "none"):
                 excerpt.append(heard)  # fired on a turn still being spoken: the words heard so far
-            flag_id = store.add_flag(event, event.note, excerpt)
-            if flag_id is not None and state is not None and opts.transcript != "none":
-                state.open_excerpts[flag_id] = (excerpt, EXCERPT_AFTER)
-            return flag_id is not None
+            added = store.add_flag(event, event.note, excerpt)
+            if added is not None and state is not None and opts.transcript != "none":
+                state.open_excerpts[added] = (excerpt, EXCERPT_AFTER)
+            return added is not None
         if isinstance(event, Prompt):
             return store.add_prompt(event)
         if isinstance(event, Retract):
