@@ -29,6 +29,8 @@ from agent_assist.events import (
     Speaker,
     Utterance,
 )
+from agent_assist.recorder import Recorder
+from agent_assist.sinks import JsonlEventLog
 from agent_assist.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -580,3 +582,63 @@ def test_a_store_that_cannot_be_opened_yet_is_tried_again(tmp_path: Path) -> Non
     store = open_store(path)
     assert [f.kind for f in store.flags()] == ["crisis", "agent"]
     store.close()
+
+
+def _frozen_mid_call(pg_server: str, tmp_path: Path) -> tuple[Recorder, FlagStoreSink, Path, str]:
+    """A call recorded to the event log and a PostgreSQL store with a 1 s deadline, whose server
+    freezes (every process SIGSTOPped, the connection left open) after the call's fifth event; the
+    rest of the call is emitted and must be written to the log at once. Returns with the server
+    still frozen."""
+    from tests import pg
+
+    url = pg.fresh_database(pg_server)
+    sink = FlagStoreSink(open_store(url, timeout_s=1.0), spill_dir=tmp_path / "unsaved", redact=False)
+    log = tmp_path / "events.jsonl"
+    recorder = Recorder([JsonlEventLog(str(log), redact=False), sink])
+    events = a_call()
+    for event in events[:5]:
+        recorder.emit(event)
+    assert recorder.flush(timeout=10)
+    return recorder, sink, log, url
+
+
+def test_a_frozen_postgresql_holds_nothing_up_and_what_it_missed_is_saved_aside(
+    pg_server: str, tmp_path: Path
+) -> None:
+    """Before deadlines, nothing was written (the event log neither) until the server resumed."""
+    from tests import pg
+
+    recorder, sink, log, url = _frozen_mid_call(pg_server, tmp_path)
+    with pg.frozen(pg_server):
+        started = time.monotonic()
+        for event in a_call()[5:]:
+            recorder.emit(event)
+        assert recorder.flush(timeout=10)
+        assert time.monotonic() - started < 4  # one deadline (1 s), not as long as the freeze
+        assert len(log.read_text().splitlines()) == len(a_call())
+        recorder.close()  # still frozen: what the store missed is saved aside
+        assert sink.spilled is not None and sink.store is not None
+        sink.store.close()
+    done = agent_assist("review", "import", str(sink.spilled), "--store", url)
+    assert done.returncode == 0 and done.stdout.startswith("imported 9 event(s)"), done
+    store = open_store(url)
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    assert len(store.call("call-1").scores) == 3  # each written once
+    store.close()
+
+
+def test_a_postgresql_that_resumes_gets_what_it_missed_and_nothing_is_saved_aside(
+    pg_server: str, tmp_path: Path
+) -> None:
+    from tests import pg
+
+    recorder, sink, _, _ = _frozen_mid_call(pg_server, tmp_path)
+    with pg.frozen(pg_server):
+        for event in a_call()[5:]:
+            recorder.emit(event)
+        assert recorder.flush(timeout=10)
+    recorder.close()  # resumed: the events kept in memory are written
+    assert sink.spilled is None and sink.store is not None
+    assert [f.kind for f in sink.store.flags()] == ["crisis", "agent"]
+    assert len(sink.store.call("call-1").scores) == 3
+    sink.store.close()

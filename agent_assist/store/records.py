@@ -415,7 +415,7 @@ class Store:
         """Delete calls that started more than this many days ago, with everything about them.
         Returns (calls, flags) deleted."""
         cutoff = utc_text(datetime.now(UTC) - timedelta(days=older_than_days))
-        with self.db.transaction():
+        with self.db.transaction(slow=True):
             flags = self.db.query(
                 "SELECT COUNT(*) FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE c.started_at < ?",
                 (cutoff,),

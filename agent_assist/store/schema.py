@@ -133,7 +133,7 @@ def event_key(kind: str, call_id: str, *identity: str | float) -> str:
 
 def migrate(db: _Database) -> None:
     """Bring the store up to SCHEMA_VERSION (StoreError when it is newer than this code)."""
-    with db.transaction():
+    with db.transaction(slow=True):
         db.migration_lock()
         version = db.version()
         if version > SCHEMA_VERSION:

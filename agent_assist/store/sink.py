@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 TRANSCRIPT_MODES = ("none", "excerpt", "full")
 EXCERPT_BEFORE = 3  # turns up to and including the flagged one
 EXCERPT_AFTER = 2  # turns after it, added as the call goes on
+#: The longest a store that stopped answering is left alone before it is tried again.
+MAX_QUIET_S = 60.0
 
 
 def write_private(path: Path, text: str, append: bool = False) -> None:
@@ -84,8 +86,9 @@ class FlagStoreSink:
     A store that cannot be written (locked, the server gone) never stops the call: events wait in
     memory, in order, and are retried with the next one; any still waiting at `close` are saved,
     redacted, to a JSONL file beside the default store (`agent-assist review import` loads it).
-    A server that stopped answering (`StoreError.retry_after`) is left alone that long before the
-    next try, so each event does not wait out the deadline again.
+    A server that stopped answering (`StoreError.retry_after`) is left alone a while before the
+    next try (that long, doubling while it stays silent, up to `MAX_QUIET_S`), so each event
+    does not wait out the deadline again.
 
     `counts` says what became of the events given: "written", "already" (the store had it),
     "not_kept" (kinds the store does not keep) and "refused" (not a valid event: logged, dropped).
@@ -111,6 +114,7 @@ class FlagStoreSink:
         self.redact = redact  # False: events come redacted already (from the recorder)
         self._tried_at = -1e9
         self._quiet_until = -1e9  # no write is tried before this (a server that stopped answering)
+        self._quiet_s = 0.0
         self.counts: Counter[str] = Counter()
         self.options = options or StoreOptions()
         self.spill_dir = spill_dir or default_path().parent / "unsaved"
@@ -144,12 +148,14 @@ class FlagStoreSink:
                 done = self._write(self._pending[0])
             except StoreError as exc:
                 if exc.retry_after:
-                    self._quiet_until = time.monotonic() + exc.retry_after
+                    self._quiet_s = min(MAX_QUIET_S, max(exc.retry_after, 2 * self._quiet_s))
+                    self._quiet_until = time.monotonic() + self._quiet_s
                 if not self._warned:
                     log.warning("%s; %d event(s) kept in memory and retried", exc, len(self._pending))
                     self._warned = True
                 return
             self.counts[{True: "written", False: "already", None: "not_kept"}[done]] += 1
+            self._quiet_s = 0.0
             self._pending.pop(0)
             if self._warned and not self._pending:
                 log.warning("flag store %s: written again, nothing lost", self.where)
