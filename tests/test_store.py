@@ -642,3 +642,58 @@ def test_a_postgresql_that_resumes_gets_what_it_missed_and_nothing_is_saved_asid
     assert [f.kind for f in sink.store.flags()] == ["crisis", "agent"]
     assert len(sink.store.call("call-1").scores) == 3
     sink.store.close()
+
+
+PURGED = "Wattlebird Crescent"  # a detail the redaction keeps, so the store holds it as text
+
+
+def _copies(path: Path) -> dict[str, int]:
+    """How often the purged call's words are in each of the store's files."""
+    return {suffix: Path(f"{path}{suffix}").read_bytes().count(PURGED.encode())
+            for suffix in ("", "-wal", "-shm") if Path(f"{path}{suffix}").exists()}
+
+
+def _old_call_and_a_new_one(path: Path) -> None:
+    events = a_call("old", started_at=(datetime.now(UTC) - timedelta(days=100)).isoformat())
+    events[5] = say("old", 4, Speaker.CUSTOMER, 9.0, f"I walk along {PURGED} every night",
+                    scores(0.9, crisis=0.97))
+    write(str(path), events + a_call("new"), transcript="full")
+
+
+def test_purged_text_is_gone_from_every_file_of_the_store_while_a_session_is_open(tmp_path: Path) -> None:
+    """Before, the old pages stayed in the main file (40 copies here) until the last connection
+    closed: a running agent's session keeps one open all shift."""
+    path = tmp_path / "flags.sqlite3"
+    _old_call_and_a_new_one(path)
+    session = open_store(path)  # an agent's session, running
+    assert [f.call_id for f in session.flags()].count("old") == 2
+    other = sqlite3.connect(path)  # and another program with the file open
+    other.execute("SELECT COUNT(*) FROM turns").fetchall()
+    assert sum(_copies(path).values()) > 0
+    done = agent_assist("review", "purge", "--older-than", "90", "--store", str(path))
+    assert done.returncode == 0 and "purged 1 call(s) and 2 flag(s)" in done.stdout
+    assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
+    assert {f.call_id for f in session.flags()} == {"new"}  # the session reads on, and writes
+    FlagStoreSink(session).emit(Flag(t=30.0, call_id="new", kind="agent", severity="low", reason="",
+                                     utterance_id="", raised_by="agent"))
+    assert len(session.flags()) == 3
+    other.close()
+    session.close()
+
+
+def test_a_purge_while_a_reader_is_mid_query_says_so_and_the_next_one_scrubs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "flags.sqlite3"
+    _old_call_and_a_new_one(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM turns").fetchall()  # a report being written
+    store = open_store(path, timeout_s=0.2)
+    assert store.purge(90) == (1, 2)
+    assert "another program is reading the store, so what was purged stays on disk" in caplog.text
+    reader.execute("COMMIT")
+    assert store.purge(90) == (0, 0)
+    assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
+    store.close()
+    reader.close()

@@ -80,6 +80,11 @@ class _Database:
     def migration_lock(self) -> None:
         """Held until the transaction ends."""
 
+    def scrub(self) -> bool:
+        """Make what was deleted unrecoverable from the files on disk; False when another program
+        stops that for now."""
+        return True
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -125,6 +130,15 @@ class _SQLite(_Database):
                     self.conn.execute("ROLLBACK")
                 raise
             self.execute("COMMIT")
+
+    def scrub(self) -> bool:
+        """Deleted rows are zeroed where they lay (secure_delete), but in WAL mode that happens in
+        new copies of their pages in the -wal file: the main file keeps the old copies until a
+        checkpoint, which SQLite runs on its own only when the last connection closes (never,
+        while an agent's session is running). So: copy every page back now, and empty the -wal
+        file, whose older frames hold the text too. Waits for readers up to the busy timeout."""
+        busy, _, _ = self.query("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+        return not busy
 
     def version(self) -> int:
         return int(self.query("PRAGMA user_version")[0][0])

@@ -412,8 +412,8 @@ class Store:
             )
 
     def purge(self, older_than_days: float) -> tuple[int, int]:
-        """Delete calls that started more than this many days ago, with everything about them.
-        Returns (calls, flags) deleted."""
+        """Delete calls that started more than this many days ago, with everything about them, and
+        leave nothing of them on disk (`scrub`). Returns (calls, flags) deleted."""
         cutoff = utc_text(datetime.now(UTC) - timedelta(days=older_than_days))
         with self.db.transaction(slow=True):
             flags = self.db.query(
@@ -422,6 +422,9 @@ class Store:
             )[0][0]
             # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
+        if not self.db.scrub():  # also what an earlier purge could not scrub
+            log.warning("flag store %s: purged, but another program is reading the store, so what was "
+                        "purged stays on disk until it stops; purge again then", self.where)
         return len(calls), int(flags)
 
 
