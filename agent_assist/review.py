@@ -12,13 +12,16 @@ import contextlib
 import csv
 import html
 import io
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
+from agent_assist.safe_text import printable
 from agent_assist.sinks import clean, format_clock
 from agent_assist.store import (
     SEVERITIES,
@@ -28,7 +31,6 @@ from agent_assist.store import (
     Store,
     open_store,
     utc_text,
-    write_private,
 )
 
 _SHIFT = re.compile(
@@ -482,8 +484,28 @@ def shift_report(store: Store, filters: Filters, label: str) -> tuple[str, int, 
 
 def save(path: Path, text: str) -> None:
     """Write an export or a report that only its owner can read (it holds what calls said, even if
-    redacted); a failure is one line naming the file."""
+    redacted); a failure is one line naming the file.
+
+    Written to a new file beside `path` (created 0600) and renamed over it: a file already there
+    does not keep its looser mode, a reader never sees half a page, and a symbolic link is never
+    followed to overwrite what it points at (one at `path` is refused; one put there after the
+    check is replaced, not followed)."""
+    shown = printable(str(path))
+    if path.is_symlink():
+        raise AgentAssistError(f"{shown} is a symbolic link: not written (give the file itself)")
+    if path.exists() and not path.is_file():
+        raise AgentAssistError(f"{shown} is not a regular file: not written")
     try:
-        write_private(path, text)
+        fd, part = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(part, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+            raise
     except OSError as exc:
-        raise AgentAssistError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise AgentAssistError(f"cannot write {shown}: {exc.strerror or exc}") from None

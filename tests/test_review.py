@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -284,3 +285,37 @@ def test_filters_for_a_shift_a_period_and_severities() -> None:
     assert label == "from 2026-11-01 until 2026-11-08" and chosen.since < chosen.until
     assert chosen.severities == ("low", "critical") and chosen.teams == ("east",)
     assert flag_filters() == (Filters(), "all flags")
+
+
+def test_report_and_export_never_write_through_a_link_and_end_up_private(tmp_path: Path) -> None:
+    """Before, `-o` onto a symbolic link overwrote what it pointed at, and `-o` over a 0644 or 0666
+    file kept that mode."""
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call())
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's own file\n")
+    for command in (["report"], ["export", "--csv"]):
+        link = tmp_path / f"out-{command[0]}"
+        link.symlink_to(precious)
+        done = agent_assist("review", *command, "--store", url, "-o", str(link))
+        assert done.returncode == 1
+        assert done.stderr.strip() == (f"agent-assist: error: {link} is a symbolic link: not written "
+                                       "(give the file itself)")
+        assert precious.read_text() == "the user's own file\n" and link.is_symlink()
+        for mode in (0o644, 0o666):
+            loose = tmp_path / f"loose-{command[0]}-{mode:o}"
+            loose.write_text("old")
+            loose.chmod(mode)
+            done = agent_assist("review", *command, "--store", url, "-o", str(loose))
+            assert done.returncode == 0, done.stderr
+            assert stat.S_IMODE(loose.stat().st_mode) == 0o600 and loose.read_text() != "old"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+
+
+def test_a_store_option_naming_some_other_file_leaves_it_as_it_was(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    notes.chmod(0o644)
+    done = agent_assist("review", "list", "--store", str(notes))
+    assert done.returncode == 1 and "not a database, so not an agent-assist store" in done.stderr
+    assert stat.S_IMODE(notes.stat().st_mode) == 0o644 and notes.read_text() == "my notes\n"

@@ -4,6 +4,7 @@ commit-before-show, migrations, crash safety, a locked store, retention."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -378,9 +379,27 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
 def test_not_a_store_and_unknown_urls(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+    junk.chmod(0o644)
+    with pytest.raises(StoreError, match="not a database, so not an agent-assist store"):
         open_store(junk)
     assert junk.read_bytes().startswith(b"this is not a database")  # left as it was
+    assert stat.S_IMODE(junk.stat().st_mode) == 0o644  # mode and all (it was made 0600 before)
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+        open_store(damaged)
+    foreign = tmp_path / "photos.db"
+    with sqlite3.connect(foreign) as other:
+        other.execute("CREATE TABLE photos (name TEXT)")
+    foreign.chmod(0o644)
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="a database of some other program, not an agent-assist store"):
+        open_store(foreign)
+    assert foreign.read_bytes() == before and stat.S_IMODE(foreign.stat().st_mode) == 0o644
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        open_store(fifo)
     with pytest.raises(StoreError, match="unknown store 'mysql://x'"):
         open_store("mysql://x")
     with pytest.raises(StoreError, match=r"flag store postgresql://sam:\*\*\*@127\.0\.0\.1:1/flags"):

@@ -19,6 +19,7 @@ import math
 import os
 import socket
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -97,13 +98,18 @@ class _SQLite(_Database):
         self.where = str(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            os.chmod(path, 0o600)
+            _claim(path, self.where)
             self.conn = sqlite3.connect(
                 path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if not self.conn.execute("PRAGMA user_version").fetchone()[0] and self.conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master"
+            ).fetchone()[0]:
+                self.conn.close()
+                raise StoreError(f"flag store {self.where}: a database of some other program, not an "
+                                 "agent-assist store (left as it was)")
+            os.chmod(path, 0o600)  # ours: only its owner may read it
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise sqlite3.OperationalError(f"cannot use the WAL journal here ({mode})")
@@ -325,6 +331,30 @@ class _Postgres(_Database):
         self._watchdog.close()
         with contextlib.suppress(self._psycopg.Error):
             self.conn.close()
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _claim(path: Path, where: str) -> None:
+    """Make sure `path` is a store this may use (new, empty, or a SQLite database), before anything
+    touches it: a user's other file given by mistake keeps its content and its mode. A new file is
+    created 0600, so SQLite gives its -wal and -shm files that mode too."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO is not waited on
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"flag store {where}: not a regular file (left as it was)")
+        head = os.pread(fd, len(_SQLITE_HEADER), 0)
+    finally:
+        os.close(fd)
+    if head and head != _SQLITE_HEADER:
+        raise StoreError(f"flag store {where}: not a database, so not an agent-assist store (left as "
+                         "it was; give the path of a store, or of a file that does not exist yet)")
 
 
 def _hide_password(url: str) -> str:
