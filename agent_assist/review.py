@@ -3,7 +3,9 @@ HTML report, and the store as the review commands open it.
 
 The report is one self-contained HTML page: inline CSS and SVG, no script, no network, no external
 asset, and a Content-Security-Policy that would stop a script even if one slipped in. Every piece of
-text from a call goes through `html.escape`.
+text from a call goes through `html.escape`, without its control and bidirectional formatting
+characters (`safe_text.printable`), and a word of any length wraps (`overflow-wrap:anywhere`)
+rather than widening the page.
 """
 
 from __future__ import annotations
@@ -275,7 +277,7 @@ PROMPT_COLOUR = "#2e7d32"
 
 _CSS = """
 body{font:15px/1.45 system-ui,'DejaVu Sans',sans-serif;color:#1b1f24;margin:24px auto;max-width:1100px;
-padding:0 16px;background:#fff}
+padding:0 16px;background:#fff;overflow-wrap:anywhere}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 6px;border-top:1px solid #d0d7de;
 padding-top:16px}h3{font-size:16px;margin:16px 0 4px}
 .meta{color:#56606b;margin:0 0 12px}
@@ -294,7 +296,10 @@ svg{background:#fbfcfd;border:1px solid #d0d7de;max-width:100%}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Text for the page: escaped for HTML, and without control or bidirectional formatting
+    characters (an override left open reverses the rest of the page, a control character
+    is not text)."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _badge(severity: str) -> str:
