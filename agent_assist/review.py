@@ -143,9 +143,15 @@ def sparkline(points: Iterable[tuple[float, float]], length: float, width: int =
     """The highest value in each of `width` slices of the call; blank where no turn was scored."""
     cells: list[float | None] = [None] * width
     for t, value in points:
-        i = min(width - 1, int(t / max(length, 1e-6) * width))
+        i = _slot(t, length, width)
         cells[i] = value if cells[i] is None else max(cells[i] or 0.0, value)
-    return "".join(" " if v is None else _BARS[min(7, int(v * 8))] for v in cells)
+    return "".join(" " if v is None else _BARS[_slot(v, 1.0, 8)] for v in cells)
+
+
+def _slot(t: float, length: float, width: int) -> int:
+    """Which of `width` slices of 0..length `t` falls in; the first or last when it is outside
+    (a store may hold any finite number: t / length can overflow to infinity)."""
+    return min(width - 1, int(min(max(t / max(length, 1e-6), 0.0), 1.0) * width))
 
 
 def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
@@ -200,7 +206,7 @@ def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
 def _marks(times: Iterable[float], length: float, width: int = 60) -> str:
     cells = [" "] * width
     for t in times:
-        cells[min(width - 1, int(t / max(length, 1e-6) * width))] = "^"
+        cells[_slot(t, length, width)] = "^"
     return "".join(cells)
 
 
@@ -427,14 +433,16 @@ def timeline_svg(
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" '
             f'fill="#56606b">{v:.1f}</text>'
         )
-    step = next((s for s in (5, 10, 15, 30, 60, 120, 300, 600, 1200) if length / s <= 10), 3600)
-    t = 0
-    while t <= length:
+    # about ten ticks, at round times; for a call longer than ten hours (or a length no call has),
+    # ten ticks all the same
+    rounded = (5, 10, 15, 30, 60, 120, 300, 600, 1200, 3600)
+    step = next((s for s in rounded if length / s <= 10), length / 10)
+    for tick in range(int(min(length / step, 10.0)) + 1):
+        t = tick * step
         out.append(
             f'<text x="{x(t):.1f}" y="{height - 8}" font-size="11" text-anchor="middle" '
             f'fill="#56606b">{_e(format_clock(t)[:-2])}</text>'
         )
-        t += step
     for f in flags:
         colour = SEVERITY_COLOURS.get(f.severity, "#56606b")
         out.append(
