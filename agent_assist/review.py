@@ -478,7 +478,8 @@ REPORT_TITLE = "agent-assist: flags for review"
 def opened_store(url: str | None) -> Iterator[Store]:
     """The store a review reads: `url`, else the configuration's store.url, else the user's own
     SQLite store in their data directory. Closed when the review is done with it."""
-    store = open_store(url or load_config().store_url)
+    config = load_config()
+    store = open_store(url or config.store_url, config.store_timeout_s)
     try:
         yield store
     finally:
