@@ -246,9 +246,13 @@ class _Postgres(_Database):
         self._url, self._timeout_s = url, timeout_s
         self._watchdog = _Watchdog()
         self._waiting = 0  # calls of this thread under the watchdog (a transaction's statements)
-        with self.lock:
-            self._connect()
-        self.execute("CREATE TABLE IF NOT EXISTS agent_assist_schema (version INTEGER NOT NULL)")
+        try:
+            with self.lock:
+                self._connect()
+            self.execute("CREATE TABLE IF NOT EXISTS agent_assist_schema (version INTEGER NOT NULL)")
+        except BaseException:
+            self.close()  # and its watchdog's thread
+            raise
 
     def _connect(self) -> None:
         seconds = self._timeout_s
@@ -329,8 +333,9 @@ class _Postgres(_Database):
 
     def close(self) -> None:
         self._watchdog.close()
-        with contextlib.suppress(self._psycopg.Error):
-            self.conn.close()
+        if hasattr(self, "conn"):  # not when the first connect failed
+            with contextlib.suppress(self._psycopg.Error):
+                self.conn.close()
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
