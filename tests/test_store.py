@@ -680,8 +680,9 @@ def _old_call_and_a_new_one(path: Path) -> None:
 
 
 def test_purged_text_is_gone_from_every_file_of_the_store_while_a_session_is_open(tmp_path: Path) -> None:
-    """Before, the old pages stayed in the main file (40 copies here) until the last connection
-    closed: a running agent's session keeps one open all shift."""
+    """Before, the purged text stayed in the main file until the last connection closed (40 copies
+    of a turn's words in a probe like this one), and a running agent's session keeps one open all
+    shift."""
     path = tmp_path / "flags.sqlite3"
     _old_call_and_a_new_one(path)
     session = open_store(path)  # an agent's session, running
