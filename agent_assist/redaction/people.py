@@ -1,0 +1,135 @@
+"""Names people give, and the secrets they read out.
+
+A name is taken where someone says who they are or whose account it is: after "my name is",
+"surname is", "call me", "in the name of" (in lower case too: speech-to-text writes "my name is
+john smith"); after "this is", "I'm", "spoke to", "Hi" only when it is capitalised ("This is
+Tom Baker", "I'm Kate", not "I'm calling"); after a title ("Mr Smith", "Mrs. O'Brien"); before
+"speaking" or "here" ("Sarah here"); and in the answer to the agent's "who am I speaking with?".
+Up to three words, stopping at an everyday word. A name spelled out ("S-M-I-T-H") is a run of
+letters, found with the numbers.
+
+A secret is the word or two after "the password is", "my PIN is", "the answer to the security
+question is", "my mother's maiden name is" (a PIN read as digits is a number after "PIN").
+"""
+
+from __future__ import annotations
+
+from agent_assist.redaction.reading import Reading, Token
+
+
+def find_names(r: Reading) -> list[tuple[int, int]]:
+    lex, tokens = r.lex, r.tokens
+    found: list[tuple[int, int]] = []
+    for _, w1, _ in lex.introduce.find(tokens, r.words):
+        found += _name_after(r, w1 + 1, strong=True)
+    for _, w1, _ in lex.introduce_capitalised.find(tokens, r.words):
+        found += _name_after(r, w1 + 1, strong=False)
+    for w, ti in enumerate(r.words):
+        t = tokens[ti]
+        if t.key in lex.honorifics and w + 1 < len(r.words):
+            got = _name_after(r, w + 1, strong=t.key not in ("doctor", "sir", "miss"), cap_only=t.key in ("sir",))
+            if got:
+                found.append((ti, got[0][1]))
+        elif t.key in lex.name_after and w > 0 and not _sentence_between(r, w - 1, w):
+            start = w
+            while start - 1 >= 0 and w - start < 3 and _capitalised_name(r, r.word(start - 1)) \
+                    and not _sentence_between(r, start - 1, start):
+                start -= 1
+            if start < w:
+                found.append((r.words[start], r.words[w - 1]))
+    if "name" in r.carried:
+        found += _answer(r)
+    out = []
+    for first, last in found:
+        if r.free(first, last):
+            r.take(first, last)
+            out.append((first, last))
+    return out
+
+
+def _name_after(r: Reading, w: int, strong: bool, cap_only: bool = False) -> list[tuple[int, int]]:
+    """Up to three name words from word w on (the first in lower case too when `strong`)."""
+    first = last = None
+    k = w
+    while k < len(r.words) and k - w < 3:
+        t = r.word(k)
+        if first is not None and _sentence_between(r, k - 1, k, hyphen_ok=True):
+            break
+        if not _name_word(r, t, strong and first is None and not cap_only, first is not None, cap_only):
+            break
+        if first is None:
+            first = r.words[k]
+        last = r.words[k]
+        k += 1
+    return [(first, last)] if first is not None and last is not None else []
+
+
+def _name_word(r: Reading, t: Token, lower_ok: bool, continuing: bool, cap_only: bool) -> bool:
+    lex = r.lex
+    if not t.letters or t.key in lex.not_names or len(t.text) < 2:
+        return False
+    if lex.number_word(t.key) or t.key in lex.months or t.key in lex.honorifics:
+        return False
+    if t.capitalised:
+        return not (continuing and t.key in lex.common) or t.key in ("bill", "mark", "will", "grace")
+    if cap_only:
+        return False
+    if lower_ok:
+        return t.key not in lex.common or t.key in ("bill", "mark", "will")
+    return continuing and t.key not in lex.common
+
+
+def _capitalised_name(r: Reading, t: Token) -> bool:
+    return t.letters and t.capitalised and t.key not in r.lex.common and t.key not in r.lex.not_names \
+        and len(t.text) >= 2
+
+
+def _sentence_between(r: Reading, w0: int, w1: int, hyphen_ok: bool = False) -> bool:
+    """Whether punctuation other than an apostrophe or a hyphen lies between two words."""
+    a, b = r.words[w0], r.words[w1]
+    return any(r.tokens[x].text not in ("'", "’") + (("-",) if hyphen_ok else ()) for x in range(a + 1, b))
+
+
+def _answer(r: Reading) -> list[tuple[int, int]]:
+    """The answer to "who am I speaking with?": capitalised words that are not everyday words; in a
+    short answer, lower-case ones too."""
+    lex = r.lex
+    content = [w for w in range(len(r.words)) if r.word(w).key not in lex.common
+               and r.word(w).key not in lex.fillers and r.word(w).letters]
+    short = len(r.words) <= 6
+    out = []
+    for w in content:
+        t = r.word(w)
+        if (t.capitalised or short) and t.key not in lex.not_names and len(t.text) >= 2:
+            out.append((r.words[w], r.words[w]))
+    return out
+
+
+def find_secrets(r: Reading) -> list[tuple[int, int]]:
+    """The word or two after "the password is" (a PIN said as digits is left to the numbers,
+    which read it with the same context)."""
+    lex, tokens = r.lex, r.tokens
+    out = []
+    for _, w1, _ in lex.secrets.find(tokens, r.words):
+        k = w1 + 1
+        # "the verbal password on the account is bluebird": the value follows the next "is"
+        if k < len(r.words) and r.word(w1).key not in ("is", "was"):
+            for look in range(k, min(len(r.words), k + 5)):
+                if r.word(look).key in ("is", "was") or r.word(look).low.endswith("'s"):
+                    k = look + 1
+                    break
+        if k >= len(r.words):
+            continue
+        t = r.word(k)
+        if t.digits or lex.number_word(t.key) or t.key in lex.not_names or t.key in lex.fillers:
+            continue
+        first = last = r.words[k]
+        if k + 1 < len(r.words) and r.word(k + 1).digits and not _sentence_between(r, k, k + 1):
+            last = r.words[k + 1]  # "tigers 99"
+        while last + 1 < len(tokens) and not tokens[last + 1].word and tokens[last + 1].text not in ".,?;" \
+                and tokens[last + 1].start == tokens[last].end and last + 1 - first < 4:
+            last += 1  # "Summer2024!"
+        if r.free(first, last):
+            r.take(first, last)
+            out.append((first, last))
+    return out

@@ -1,0 +1,355 @@
+"""Where someone lives or gets their post: street addresses, PO boxes, and a suburb with its state
+and postcode, in the styles of Australia, New Zealand, the UK, Ireland and the US.
+
+A street is a house number (typed or said: "12a", "4/27", "forty two", "eight to ten"), one to
+four words of name, and a street type ("Street", "rd", "Crescent"), with what comes before
+("Unit 4", "Flat 3,", "Level 2,") and after it (the suburb or town, a state or county, a
+postcode, a UK postcode or an Eircode). Speech-to-text writes names in lower case and mishears
+them ("42 -mile street", "43 What All Street"), so:
+- with a house number, a lower-case name counts if it is not an everyday word;
+- once the address was asked for, any words count;
+- without a house number, a capitalised street counts after "I live on", "moved to" or when the
+  address was asked for.
+Street types that are everyday words ("drive", "walk", "place") need a capitalised name or the
+address to have been asked for ("a ten minute drive" is kept).
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent_assist.redaction.reading import Reading, Token
+
+_HOUSE = re.compile(r"\d{1,5}[A-Za-z]?")
+_POSTCODE_CODE = re.compile(
+    r"[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}|(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[AC-FHKNPRTV-Y0-9]{4}|[A-Z]\d[A-Z]\d[A-Z]\d"
+)
+_SENTENCE_END = frozenset(".?!;")
+_FUNCTION = frozenset(["the", "a", "an", "and", "or", "to", "on", "in", "at", "of", "for", "from", "is", "was",
+                       "it", "i", "my", "we", "you", "that", "this", "but", "so", "if", "with", "by"])
+
+
+def find(r: Reading) -> list[tuple[int, int]]:
+    out = []
+    for found in (*_po_boxes(r), *_streets(r), *_localities(r)):
+        if found is not None and r.free(*found):
+            r.take(*found)
+            out.append(found)
+    return out
+
+
+# -- PO boxes
+
+
+def _po_boxes(r: Reading) -> list[tuple[int, int]]:
+    out = []
+    for w0, w1, _ in r.lex.po_box.find(r.tokens, r.words):
+        number = _number_from(r, r.words[w1] + 1)
+        if number is None:
+            continue
+        out.append((r.words[w0], _locality_after(r, number, strong=True)))
+    return out
+
+
+def _number_from(r: Reading, i: int) -> int | None:
+    """The last token of a number starting at the first word at or after token i."""
+    while i < len(r.tokens) and not r.tokens[i].word and r.tokens[i].text in ",.#":
+        i += 1
+    if i >= len(r.tokens):
+        return None
+    t = r.tokens[i]
+    if _HOUSE.fullmatch(t.text):
+        return i
+    last = None
+    j = i
+    while j < len(r.tokens) and j - i < 8:
+        t = r.tokens[j]
+        if t.word and (r.lex.number_word(t.key) or t.key in ("hundred", "double", "triple")):
+            last = j
+        elif t.text != "-":
+            break
+        j += 1
+    return last
+
+
+# -- streets
+
+
+def _streets(r: Reading) -> list[tuple[int, int] | None]:
+    lex = r.lex
+    out: list[tuple[int, int] | None] = []
+    for w, ti in enumerate(r.words):
+        t = r.tokens[ti]
+        if t.key not in lex.street_types and t.key not in lex.weak_street_types:
+            continue
+        out.append(_street_at(r, w))
+    return out
+
+
+def _street_at(r: Reading, w: int) -> tuple[int, int] | None:
+    lex = r.lex
+    kind_token = r.word(w)
+    asked = "address" in r.near(r.words[w], r.words[w], before=20)
+    weak = kind_token.key in lex.weak_street_types and kind_token.key not in lex.street_types
+    for names in range(1, 5):
+        k = w - names
+        if k < 0:
+            return None
+        name = r.word(k)
+        if not _street_name(r, name, asked, before_type=names == 1):
+            return None
+        if r.words[k + 1] - r.words[k] > 1 and any(
+                r.tokens[x].text not in ("-", "'", ".") for x in range(r.words[k] + 1, r.words[k + 1])):
+            return None  # a comma or a full stop inside a street's name
+        capitalised = name.capitalised or kind_token.capitalised
+        if weak and not (capitalised or asked):
+            continue
+        start = _house_number_ending(r, r.words[k] - 1)
+        if start is not None:
+            first = _unit_before(r, start)
+        elif capitalised and (asked or _residence_before(r, r.words[k])):
+            first = r.words[k]
+        else:
+            continue
+        last = r.words[w]
+        if last + 1 < len(r.tokens) and r.tokens[last + 1].text == "." and kind_token.key in (
+                "st", "rd", "ave", "cres", "pde", "tce", "hwy", "dr", "ct", "pl", "ln", "blvd", "cct", "esp"):
+            last += 1
+        return first, _locality_after(r, last, strong=True)
+    return None
+
+
+def _street_name(r: Reading, t: Token, asked: bool, before_type: bool) -> bool:
+    if not t.word:
+        return False
+    if t.digits:
+        return False
+    if re.fullmatch(r"\d+(?:st|nd|rd|th)", t.text, re.I):
+        return True  # "57th Street"
+    if not t.letters:
+        return False
+    if t.key == "the" and before_type:
+        return True  # "7 the Avenue"
+    if t.key in _FUNCTION:
+        return asked and t.capitalised
+    if t.capitalised or asked:
+        return True
+    return t.key not in r.lex.common and not r.lex.number_word(t.key)
+
+
+def _residence_before(r: Reading, i: int) -> bool:
+    """Whether "I live on", "moved to" … ends just before token i."""
+    w = r.word_of[i]
+    for back in (2, 3, 1):
+        k = w - back
+        if k >= 0:
+            got = r.lex.residence.at(r.tokens, r.words, k)
+            if got is not None and got[0] == w - 1:
+                return True
+    return False
+
+
+def _house_number_ending(r: Reading, i: int) -> int | None:
+    """The first token of a house number ending at token i (skipping a "." or "," a partial
+    transcript put after it, and a "-" before a misheard name): "12a", "4/27", "8-10", "forty
+    two", "eight to ten", "No. 5"."""
+    while i >= 0 and r.tokens[i].text in (".", ",", "-"):
+        i -= 1
+    if i < 0 or not r.tokens[i].word:
+        return None
+    t = r.tokens[i]
+    lex = r.lex
+    if _HOUSE.fullmatch(t.text):
+        first = i
+    elif lex.number_word(t.key) and t.key not in ("o", "oh"):
+        first = i
+        while first - 1 >= 0 and first > i - 3:
+            p = r.tokens[first - 1]
+            if p.word and (lex.number_word(p.key) or p.key == "hundred") and p.key not in ("o", "oh"):
+                first -= 1
+            elif p.text == "-" and first - 2 >= 0 and lex.number_word(r.tokens[first - 2].key):
+                first -= 2
+            else:
+                break
+    else:
+        return None
+    # "4/27", "8-10", "eight to ten"
+    if first - 2 >= 0 and r.tokens[first - 1].text in ("/", "-") or (
+            first - 2 >= 0 and r.tokens[first - 1].key == "to"):
+        before = r.tokens[first - 2]
+        if _HOUSE.fullmatch(before.text) or lex.number_word(before.key):
+            first -= 2
+    return first
+
+
+def _unit_before(r: Reading, i: int) -> int:
+    """Extend a street back over "Unit 4", "Flat 3,", "Apartment 5,", "level 2,", "Flat 12,
+    Tower Block C,"."""
+    lex = r.lex
+    j = i - 1
+    steps = 0
+    while j >= 1 and steps < 8:
+        t = r.tokens[j]
+        if t.text == ",":
+            j -= 1
+        elif t.word and j - 1 >= 0 and r.tokens[j - 1].key in lex.unit_words and (
+                _HOUSE.fullmatch(t.text) or lex.number_word(t.key) or (len(t.text) <= 3 and t.text[:1].isupper())):
+            return j - 1
+        elif t.word and t.capitalised and t.key not in r.lex.common:
+            j -= 1  # "Tower Block C"
+        else:
+            break
+        steps += 1
+    return i
+
+
+# -- what follows a street: suburb, state, postcode
+
+
+def _locality_after(r: Reading, i: int, strong: bool) -> int:
+    """The last token of the suburb, state, county and postcode after token i (or i)."""
+    lex, tokens = r.lex, r.tokens
+    last = i
+    pending: int | None = None  # lower-case words, kept if a state or postcode follows
+    words = 0
+    j = i + 1
+    while j < len(tokens) and j - i < 16:
+        t = tokens[j]
+        if not t.word:
+            if t.text in (",", "-"):
+                j += 1
+                continue
+            break
+        w = r.word_of[j]
+        state = lex.states.at(tokens, r.words, w)
+        if state is not None:
+            last, pending = r.words[state[0]], None
+            j = last + 1
+            continue
+        us = lex.us_states.at(tokens, r.words, w)
+        if us is not None:
+            after = r.words[us[0]] + 1
+            while after < len(tokens) and tokens[after].text == ",":
+                after += 1
+            if after < len(tokens) and tokens[after].digits and len(tokens[after].text) == 5:
+                return after
+        if t.digits and len(t.text) in (4, 5):
+            return j
+        code = _postcode_code(r, j)
+        if code is not None:
+            return code
+        spoken = _spoken_postcode(r, j)
+        if spoken is not None:
+            return spoken
+        if t.key in lex.directions and j == last + 1 and t.text.isupper():
+            last = j
+        elif t.key in lex.unit_words:
+            number = _number_from(r, j + 1)
+            if number is None or number - j > 3:
+                break
+            last = j = number
+        elif t.key in lex.regions and j + 1 < len(tokens):
+            nxt = r.next_word(j)
+            if nxt is None or not tokens[nxt].capitalised:
+                break
+            last = j = nxt
+        elif t.key == "in" and words == 0 and j + 1 < len(tokens) and tokens[j + 1].capitalised:
+            j += 1
+            continue
+        elif t.capitalised and t.key not in lex.common and t.letters and words < 4:
+            words += 1
+            last = j
+            pending = None
+        elif t.letters and not t.capitalised and t.key not in lex.common and words < 3 \
+                and not lex.number_word(t.key):
+            words += 1
+            pending = j
+        else:
+            break
+        j += 1
+    if pending is not None and (j >= len(tokens) or tokens[j].text in _SENTENCE_END):
+        last = pending
+    return last
+
+
+def _postcode_code(r: Reading, j: int) -> int | None:
+    """A typed UK postcode, Eircode or Canadian postal code at token j ("NW1 6XE", "P31 X2Y3")."""
+    tokens = r.tokens
+    if not any(c.isdigit() for c in tokens[j].text):
+        return None
+    compact = tokens[j].text.upper()
+    if _POSTCODE_CODE.fullmatch(compact):
+        return j
+    k = j + 1
+    if k < len(tokens) and tokens[k].word and len(tokens[k].text) <= 4:
+        if _POSTCODE_CODE.fullmatch(compact + tokens[k].text.upper()):
+            return k
+    return None
+
+
+def _spoken_postcode(r: Reading, j: int) -> int | None:
+    """Four digits said one by one ("three one three four")."""
+    lex, tokens = r.lex, r.tokens
+    k, count = j, 0
+    while k < len(tokens) and count < 4:
+        t = tokens[k]
+        if t.word and t.key in lex.units and (t.key not in ("o",)):
+            count += 1
+            k += 1
+        elif t.text in (",", "-") and count:
+            k += 1
+        else:
+            break
+    if count == 4:
+        return k - 1 if tokens[k - 1].word else k - 2
+    return None
+
+
+def _localities(r: Reading) -> list[tuple[int, int] | None]:
+    """A suburb with its state and postcode, no street: "Parramatta NSW 2150", "Fitzroy,
+    Victoria, 3065", "Springfield, IL 62704"."""
+    lex, tokens = r.lex, r.tokens
+    out: list[tuple[int, int] | None] = []
+    for w0, w1, _ in lex.states.find(tokens, r.words):
+        state_first, state_last = r.words[w0], r.words[w1]
+        after = _locality_after(r, state_last, strong=True)
+        has_postcode = after > state_last and any(tokens[x].digits or lex.units.get(tokens[x].key) is not None
+                                                  for x in range(state_last + 1, after + 1))
+        if not has_postcode and "address" not in r.near(state_first, state_last):
+            continue
+        out.append((locality_before(r, state_first), after))
+    return out
+
+
+def locality_before(r: Reading, i: int) -> int:
+    """Extend a postcode or a state back over the suburb before it (up to three words, capitalised,
+    or in lower case once the address was asked for)."""
+    lex, tokens = r.lex, r.tokens
+    asked = "address" in r.near(i, i)
+    first = i
+    j, words = i - 1, 0
+    while j >= 0 and words < 3 and i - j < 8:
+        t = tokens[j]
+        if t.text == ",":
+            j -= 1
+            continue
+        state = None
+        if t.word:
+            for back in (2, 1, 0):
+                w = r.word_of[j] - back
+                if w >= 0:
+                    got = lex.states.at(tokens, r.words, w)
+                    if got is not None and got[0] == r.word_of[j]:
+                        state = r.words[w]
+                        break
+        if state is not None:
+            first = j = state
+            j -= 1
+            continue
+        if t.letters and t.key not in lex.common and (t.capitalised or asked) and not r.taken[j]:
+            first = j
+            words += 1
+            j -= 1
+            continue
+        break
+    return first

@@ -1,0 +1,250 @@
+"""A turn read once: its tokens, the lexicon's words, and where the words are that say what a
+detail nearby is ("card", "date of birth", "postcode").
+
+Every pass over a turn walks its tokens once and looks at most a fixed number of tokens either
+side, so its cost is linear in the length of the turn whatever the text is (a 100,000-character
+word is one token).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+# a word (letters and digits, with apostrophes inside: "o'brien", "it's"), or one other character
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\S")
+
+#: how many words before a detail, and after it, a context word may sit
+BEFORE, AFTER = 12, 5
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    start: int
+    end: int
+    text: str
+    low: str  # lower case, curly apostrophes straightened
+    key: str  # `low` without a trailing "'s": what phrases are matched on
+    word: bool  # letters or digits, not punctuation
+
+    @property
+    def capitalised(self) -> bool:
+        return self.text[:1].isupper()
+
+    @property
+    def digits(self) -> bool:
+        return self.text.isdigit()
+
+    @property
+    def letters(self) -> bool:
+        return self.word and not any(c.isdigit() for c in self.text)
+
+
+def tokenize(text: str) -> list[Token]:
+    out = []
+    for m in _TOKEN.finditer(text):
+        t = m.group()
+        low = t.lower().replace("’", "'")
+        key = low[:-2] if low.endswith("'s") and len(low) > 2 else low
+        out.append(Token(m.start(), m.end(), t, low, key, t[0].isalnum()))
+    return out
+
+
+class Phrases:
+    """Phrases of one or more words, each with a label, found among a turn's words (punctuation
+    between them ignored) in one pass: a phrase is looked up by its first word."""
+
+    def __init__(self, labelled: Iterable[tuple[str, str]]) -> None:
+        self._by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for phrase, label in labelled:
+            words = tuple(t.key for t in tokenize(phrase) if t.word)
+            if words:
+                self._by_first.setdefault(words[0], []).append((words, label))
+        for options in self._by_first.values():
+            options.sort(key=lambda o: -len(o[0]))  # the longest first
+
+    def find(self, tokens: list[Token], words: list[int]) -> Iterator[tuple[int, int, str]]:
+        """(first word, last word, label) of every phrase, by index into `words`."""
+        for w, ti in enumerate(words):
+            for phrase, label in self._by_first.get(tokens[ti].key, ()):
+                n = len(phrase)
+                if w + n <= len(words) and all(tokens[words[w + k]].key == phrase[k] for k in range(1, n)):
+                    yield w, w + n - 1, label
+
+    def at(self, tokens: list[Token], words: list[int], w: int) -> tuple[int, str] | None:
+        """The longest phrase starting at word `w`: (its last word, its label), or None."""
+        for phrase, label in self._by_first.get(tokens[words[w]].key, ()):
+            n = len(phrase)
+            if w + n <= len(words) and all(tokens[words[w + k]].key == phrase[k] for k in range(1, n)):
+                return w + n - 1, label
+        return None
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """lexicon.toml, read once."""
+
+    units: dict[str, int]
+    teens: dict[str, int]
+    tens: dict[str, int]
+    homophones: dict[str, int]
+    repeat: dict[str, int]
+    fillers: frozenset[str]
+    corrections: frozenset[str]
+    scale: frozenset[str]
+    units_after: frozenset[str]
+    currency_before: frozenset[str]
+    service_prefixes: tuple[str, ...]
+    labels: frozenset[str]
+    months: dict[str, int]
+    ambiguous_months: frozenset[str]
+    ordinals: dict[str, int]
+    context: Phrases
+    context_kinds: tuple[str, ...]
+    street_types: frozenset[str]
+    weak_street_types: frozenset[str]
+    unit_words: frozenset[str]
+    po_box: Phrases
+    residence: Phrases
+    states: Phrases
+    us_states: Phrases
+    regions: frozenset[str]
+    directions: frozenset[str]
+    email_at: Phrases
+    email_dot: frozenset[str]
+    email_joiners: frozenset[str]
+    providers: frozenset[str]
+    tlds: frozenset[str]
+    introduce: Phrases
+    introduce_capitalised: Phrases
+    name_after: frozenset[str]
+    honorifics: frozenset[str]
+    not_names: frozenset[str]
+    secrets: Phrases
+    common: frozenset[str]
+
+    def number_word(self, key: str) -> bool:
+        return key in self.units or key in self.teens or key in self.tens
+
+
+@cache
+def lexicon() -> Lexicon:
+    data: dict[str, Any] = tomllib.loads(
+        files("agent_assist.redaction").joinpath("lexicon.toml").read_text(encoding="utf-8"))
+    n, d, a, e, names = data["numbers"], data["dates"], data["addresses"], data["emails"], data["names"]
+
+    def phrases(items: Iterable[str], label: str = "") -> Phrases:
+        return Phrases((p, label or p) for p in items)
+
+    return Lexicon(
+        units=n["units"], teens=n["teens"], tens=n["tens"], homophones=n["homophones"], repeat=n["repeat"],
+        fillers=frozenset(n["fillers"]), corrections=frozenset(n["corrections"]),
+        scale=frozenset(n["scale"]), units_after=frozenset(n["units_after"]),
+        currency_before=frozenset(n["currency_before"]), service_prefixes=tuple(n["service_prefixes"]),
+        labels=frozenset(n["labels"]),
+        months=d["months"], ambiguous_months=frozenset(d["ambiguous_months"]), ordinals=d["ordinals"],
+        context=Phrases((p, kind) for kind, ps in data["context"].items() for p in ps),
+        context_kinds=tuple(data["context"]),
+        street_types=frozenset(a["street_types"]), weak_street_types=frozenset(a["weak_street_types"]),
+        unit_words=frozenset(a["unit_words"]), po_box=phrases(a["po_box"], "po box"),
+        residence=phrases(a["residence"], "residence"), states=phrases(a["states"], "state"),
+        us_states=phrases(a["us_states"], "us state"), regions=frozenset(a["regions"]),
+        directions=frozenset(a["directions"]),
+        email_at=phrases(e["at"], "at"), email_dot=frozenset(e["dot"]), email_joiners=frozenset(e["joiners"]),
+        providers=frozenset(e["providers"]), tlds=frozenset(e["tlds"]),
+        introduce=phrases(names["introduce"], "name"),
+        introduce_capitalised=phrases(names["introduce_capitalised"], "name"),
+        name_after=frozenset(names["after"]), honorifics=frozenset(names["honorifics"]),
+        not_names=frozenset(names["not_names"]), secrets=phrases(data["secrets"]["introduce"], "secret"),
+        common=frozenset(data["words"]["common"]),
+    )
+
+
+@dataclass
+class Reading:
+    """One turn, tokenized, with the context words in it and the kinds the call carried in."""
+
+    text: str
+    carried: frozenset[str] = frozenset()
+    today: date = field(default_factory=date.today)
+    tokens: list[Token] = field(init=False)
+    words: list[int] = field(init=False)  # token index of each word
+    word_of: list[int] = field(init=False)  # each token's word index (punctuation: the next word's)
+    taken: bytearray = field(init=False)  # tokens a detector has claimed
+    _ends: list[list[str]] = field(init=False)  # kinds of the context phrases ending at each word
+    _starts: list[list[str]] = field(init=False)
+    kinds: set[str] = field(init=False)  # every kind the turn's own words talk about
+
+    def __post_init__(self) -> None:
+        self.lex = lexicon()
+        self.tokens = tokenize(self.text)
+        self.words = [i for i, t in enumerate(self.tokens) if t.word]
+        self.word_of = [0] * len(self.tokens)
+        w = 0
+        for i, t in enumerate(self.tokens):
+            self.word_of[i] = w
+            if t.word:
+                w += 1
+        self.taken = bytearray(len(self.tokens))
+        self._ends = [[] for _ in self.words]
+        self._starts = [[] for _ in self.words]
+        self.kinds = set()
+        for first, last, kind in self.lex.context.find(self.tokens, self.words):
+            self._ends[last].append(kind)
+            self._starts[first].append(kind)
+            self.kinds.add(kind)
+
+    def near(self, first: int, last: int, before: int = BEFORE, after: int = AFTER) -> set[str]:
+        """What a detail at tokens first..last is said to be: the kinds named by the nearest
+        context words before it (within `before` words; "card … and my mobile is 0412 …" is a
+        phone), any within `after` words after it, and what the call carried in."""
+        found = set(self.carried)
+        w0 = self.word_of[first]
+        w1 = self.word_of[last] if self.tokens[last].word else w0
+        nearest = None
+        for w in range(w0 - 1, max(-1, w0 - 1 - before), -1):
+            if self._ends[w]:
+                nearest = w if nearest is None else nearest
+                found.update(self._ends[w])
+            if nearest is not None and nearest - w >= 2:
+                break
+        for w in range(w1 + 1, min(len(self.words), w1 + 1 + after)):
+            found.update(self._starts[w])
+        return found
+
+    def word(self, w: int) -> Token:
+        return self.tokens[self.words[w]]
+
+    def free(self, first: int, last: int) -> bool:
+        return not any(self.taken[first : last + 1])
+
+    def take(self, first: int, last: int) -> None:
+        self.taken[first : last + 1] = b"\x01" * (last + 1 - first)
+
+    def next_word(self, i: int, skip: frozenset[str] | set[str] = frozenset(), limit: int = 4) -> int | None:
+        """The token index of the first word after token i (skipping punctuation and up to
+        `limit` words in `skip`), or None."""
+        j, skipped = i + 1, 0
+        while j < len(self.tokens):
+            t = self.tokens[j]
+            if t.word:
+                if t.key in skip and skipped < limit:
+                    skipped += 1
+                else:
+                    return j
+            j += 1
+            if j - i > 3 * limit + 3:
+                return None
+        return None
+
+    def prev_word(self, i: int) -> int | None:
+        j = i - 1
+        while j >= 0 and not self.tokens[j].word and i - j < 4:
+            j -= 1
+        return j if j >= 0 and self.tokens[j].word else None
