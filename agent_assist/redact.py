@@ -96,6 +96,7 @@ def _read(text: str, context: Iterable[str], today: date | None) -> tuple[Redact
     for number in numbers.find(r):
         first = places.locality_before(r, number.first) if number.kind == "address" else number.first
         found.append((first, number.last, number.kind))
+    found += [(a, b, "name") for a, b in people.find_beside(r, found)]
     tokens = r.tokens
     spans = _merge([Span(tokens[a].start, tokens[b].end, kind) for a, b, kind in found])
     out, at = [], 0

@@ -100,7 +100,7 @@ def _around_month(r: Reading, w: int, month: int) -> DateFound | None:
     if k >= 0 and r.word(k).key == "of":
         k -= 1
     got = _day_ending(r, k)
-    if got is not None:
+    if got is not None and not _punctuation_between(r, k, w):
         day, k0 = got
         first = r.words[k0]
         if k0 - 1 >= 0 and r.word(k0 - 1).key == "the":
@@ -135,6 +135,10 @@ def _around_month(r: Reading, w: int, month: int) -> DateFound | None:
     if day is None and year is None and r.word(w).key == "may":
         return None
     return DateFound(first, last, day, month, year)
+
+
+def _punctuation_between(r: Reading, w0: int, w1: int) -> bool:
+    return any(not r.tokens[x].word for x in range(r.words[w0] + 1, r.words[w1]))
 
 
 def _ordinal_month(r: Reading, w: int) -> DateFound | None:

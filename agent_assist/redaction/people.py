@@ -55,7 +55,8 @@ def _name_after(r: Reading, w: int, strong: bool, cap_only: bool = False) -> lis
         t = r.word(k)
         if first is not None and _sentence_between(r, k - 1, k, hyphen_ok=True):
             break
-        if not _name_word(r, t, strong and first is None and not cap_only, first is not None, cap_only):
+        if not _name_word(r, t, strong and first is None and not cap_only, first is not None,
+                          cap_only or (first is not None and r.tokens[first].capitalised)):
             break
         if first is None:
             first = r.words[k]
@@ -66,7 +67,7 @@ def _name_after(r: Reading, w: int, strong: bool, cap_only: bool = False) -> lis
 
 def _name_word(r: Reading, t: Token, lower_ok: bool, continuing: bool, cap_only: bool) -> bool:
     lex = r.lex
-    if not t.letters or t.key in lex.not_names or len(t.text) < 2:
+    if not t.letters or t.key in lex.not_names or t.key in lex.labels or len(t.text) < 2:
         return False
     if lex.number_word(t.key) or t.key in lex.months or t.key in lex.honorifics:
         return False
@@ -103,6 +104,43 @@ def _answer(r: Reading) -> list[tuple[int, int]]:
         if (t.capitalised or short) and t.key not in lex.not_names and len(t.text) >= 2:
             out.append((r.words[w], r.words[w]))
     return out
+
+
+def find_beside(r: Reading, details: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """A capitalised name that opens a turn or a note, then a comma or "from" and another detail:
+    "John Smith, 12/03/1985, 0412 …", "Sarah from 42 Smith St called"."""
+    out = []
+    for first, _, kind in details:
+        if kind == "name":
+            continue
+        j = first - 1
+        joined = False
+        while j >= 0 and r.tokens[j].text in (",", ";"):
+            j, joined = j - 1, True
+        if j >= 0 and r.tokens[j].key == "from" and not joined:
+            j, joined = j - 1, True
+        if not joined or j < 0 or not r.tokens[j].word:
+            continue
+        last, w = j, r.word_of[j]
+        start = None
+        while w >= 0 and r.word_of[last] - w < 3 and _beside_name(r, w):
+            start = w
+            w -= 1
+            if w >= 0 and _sentence_between(r, w, w + 1, hyphen_ok=True):
+                break
+        if start is None:
+            continue
+        ti = r.words[start]
+        if ti == 0 or r.tokens[ti - 1].text in (",", ";"):
+            r.take(ti, last)
+            out.append((ti, last))
+    return out
+
+
+def _beside_name(r: Reading, w: int) -> bool:
+    t = r.word(w)
+    return (_capitalised_name(r, t) and r.free(r.words[w], r.words[w]) and t.key not in r.lex.labels
+            and not r.context_word(w))
 
 
 def find_secrets(r: Reading) -> list[tuple[int, int]]:

@@ -87,39 +87,48 @@ def _streets(r: Reading) -> list[tuple[int, int] | None]:
 
 
 def _street_at(r: Reading, w: int) -> tuple[int, int] | None:
+    """The street whose type is word w: (first token, last token), or None. A house number is
+    looked for before one to four words of name; without one, a capitalised name counts after
+    "I live on" or once the address was asked for."""
     lex = r.lex
     kind_token = r.word(w)
     asked = "address" in r.near(r.words[w], r.words[w], before=20)
     weak = kind_token.key in lex.weak_street_types and kind_token.key not in lex.street_types
+    unnumbered = None
     for names in range(1, 5):
         k = w - names
         if k < 0:
-            return None
+            break
         name = r.word(k)
-        if not _street_name(r, name, asked, before_type=names == 1):
-            return None
+        numbered = _house_number_ending(r, r.words[k] - 1) is not None
+        if not _street_name(r, name, asked or (numbered and not weak), before_type=names == 1):
+            break
         if r.words[k + 1] - r.words[k] > 1 and any(
                 r.tokens[x].text not in ("-", "'", ".") for x in range(r.words[k] + 1, r.words[k + 1])):
-            return None  # a comma or a full stop inside a street's name
+            break  # a comma or a full stop inside a street's name
         capitalised = name.capitalised or kind_token.capitalised
         if weak and not (capitalised or asked):
             continue
         start = _house_number_ending(r, r.words[k] - 1)
         if start is not None:
-            first = _unit_before(r, start)
-        elif capitalised and (asked or _residence_before(r, r.words[k])):
-            first = r.words[k]
-        else:
-            continue
-        last = r.words[w]
-        if last + 1 < len(r.tokens) and r.tokens[last + 1].text == "." and kind_token.key in (
-                "st", "rd", "ave", "cres", "pde", "tce", "hwy", "dr", "ct", "pl", "ln", "blvd", "cct", "esp"):
-            last += 1
-        return first, _locality_after(r, last, strong=True)
-    return None
+            return _unit_before(r, start), _street_end(r, w)
+        if unnumbered is None and capitalised and (asked or _residence_before(r, r.words[k])):
+            unnumbered = r.words[k]
+    return (unnumbered, _street_end(r, w)) if unnumbered is not None else None
 
 
-def _street_name(r: Reading, t: Token, asked: bool, before_type: bool) -> bool:
+def _street_end(r: Reading, w: int) -> int:
+    last = r.words[w]
+    if last + 1 < len(r.tokens) and r.tokens[last + 1].text == "." and r.word(w).key in (
+            "st", "rd", "ave", "cres", "pde", "tce", "hwy", "dr", "ct", "pl", "ln", "blvd", "cct", "esp"):
+        last += 1
+    return _locality_after(r, last, strong=True)
+
+
+def _street_name(r: Reading, t: Token, loose: bool, before_type: bool) -> bool:
+    """Whether t can be a word of a street's name: capitalised, or not an everyday word, or any
+    word but a function word once the address was asked for or after a house number (`loose`:
+    "10 high street", "43 what all street")."""
     if not t.word:
         return False
     if t.digits:
@@ -131,9 +140,9 @@ def _street_name(r: Reading, t: Token, asked: bool, before_type: bool) -> bool:
     if t.key == "the" and before_type:
         return True  # "7 the Avenue"
     if t.key in _FUNCTION:
-        return asked and t.capitalised
-    if t.capitalised or asked:
-        return True
+        return loose and t.capitalised
+    if t.capitalised or loose:
+        return not r.lex.number_word(t.key) or t.capitalised
     return t.key not in r.lex.common and not r.lex.number_word(t.key)
 
 
@@ -183,34 +192,39 @@ def _house_number_ending(r: Reading, i: int) -> int | None:
 
 
 def _unit_before(r: Reading, i: int) -> int:
-    """Extend a street back over "Unit 4", "Flat 3,", "Apartment 5,", "level 2,", "Flat 12,
-    Tower Block C,"."""
-    lex = r.lex
-    j = i - 1
-    steps = 0
-    while j >= 1 and steps < 8:
-        t = r.tokens[j]
-        if t.text == ",":
+    """Extend a street back from its house number (token i) over "Unit 4/27", "Unit 5 31.",
+    "Flat 3,", "level 2,", "lot seven,", "Flat 12, Tower Block C,"."""
+    lex, tokens = r.lex, r.tokens
+    best, j = i, i - 1
+    while j >= 0 and i - j < 12:
+        t = tokens[j]
+        if t.text in (",", "."):
             j -= 1
-        elif t.word and j - 1 >= 0 and r.tokens[j - 1].key in lex.unit_words and (
+        elif t.key in lex.unit_words:
+            best = j
+            j -= 1
+        elif t.word and j - 1 >= 0 and tokens[j - 1].key in lex.unit_words and (
                 _HOUSE.fullmatch(t.text) or lex.number_word(t.key) or (len(t.text) <= 3 and t.text[:1].isupper())):
-            return j - 1
-        elif t.word and t.capitalised and t.key not in r.lex.common:
-            j -= 1  # "Tower Block C"
+            best = j - 1
+            j -= 2
+        elif t.word and t.capitalised and t.letters and t.key not in lex.not_names:
+            j -= 1  # "Tower" of "Tower Block C": kept only if a unit word comes before it
         else:
             break
-        steps += 1
-    return i
+    return best
 
 
 # -- what follows a street: suburb, state, postcode
 
 
 def _locality_after(r: Reading, i: int, strong: bool) -> int:
-    """The last token of the suburb, state, county and postcode after token i (or i)."""
+    """The last token of the suburb, state, county and postcode after token i (or i). Capitalised
+    words are the suburb; everyday words ("Box Hill") and lower-case ones ("ringwood") only when
+    a state or postcode follows, or the turn ends there."""
     lex, tokens = r.lex, r.tokens
+    asked = "address" in r.near(i, i, before=20)
     last = i
-    pending: int | None = None  # lower-case words, kept if a state or postcode follows
+    pending: int | None = None  # words kept if a state or postcode follows
     words = 0
     j = i + 1
     while j < len(tokens) and j - i < 16:
@@ -233,6 +247,10 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
                 after += 1
             if after < len(tokens) and tokens[after].digits and len(tokens[after].text) == 5:
                 return after
+            if us[0] > w or len(t.text) > 2:  # a state's name, not a two-letter abbreviation
+                last, pending = r.words[us[0]], None
+                j = last + 1
+                continue
         if t.digits and len(t.text) in (4, 5):
             return j
         code = _postcode_code(r, j)
@@ -256,14 +274,14 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
         elif t.key == "in" and words == 0 and j + 1 < len(tokens) and tokens[j + 1].capitalised:
             j += 1
             continue
-        elif t.capitalised and t.key not in lex.common and t.letters and words < 4:
+        elif t.letters and words < 4 and t.key not in lex.not_names and not lex.number_word(t.key):
             words += 1
-            last = j
-            pending = None
-        elif t.letters and not t.capitalised and t.key not in lex.common and words < 3 \
-                and not lex.number_word(t.key):
-            words += 1
-            pending = j
+            if t.capitalised and t.key not in lex.common:
+                last, pending = j, None
+            elif t.capitalised or asked or t.key not in lex.common:
+                pending = j
+            else:
+                break
         else:
             break
         j += 1
@@ -275,6 +293,9 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
 def _postcode_code(r: Reading, j: int) -> int | None:
     """A typed UK postcode, Eircode or Canadian postal code at token j ("NW1 6XE", "P31 X2Y3")."""
     tokens = r.tokens
+    spelled = _spelled_postcode(r, j)
+    if spelled is not None:
+        return spelled
     if not any(c.isdigit() for c in tokens[j].text):
         return None
     compact = tokens[j].text.upper()
@@ -285,6 +306,30 @@ def _postcode_code(r: Reading, j: int) -> int | None:
         if _POSTCODE_CODE.fullmatch(compact + tokens[k].text.upper()):
             return k
     return None
+
+
+def _spelled_postcode(r: Reading, j: int) -> int | None:
+    """A UK postcode or Eircode read out letter by letter ("n w one six x e", "s w one a, one a
+    a"): the longest that matches, within eight tokens."""
+    lex, tokens = r.lex, r.tokens
+    compact, best, k = "", None, j
+    while k < len(tokens) and k - j < 12 and len(compact) < 8:
+        t = tokens[k]
+        if t.text in (",", "-"):
+            k += 1
+            continue
+        if not t.word:
+            break
+        if t.key in lex.units and t.key not in ("o",) and len(t.text) > 1:
+            compact += str(lex.units[t.key])
+        elif len(t.text) <= 4 and t.text.isalnum():
+            compact += t.text.upper()
+        else:
+            break
+        if len(compact) >= 5 and _POSTCODE_CODE.fullmatch(compact):
+            best = k
+        k += 1
+    return best if best is not None and best > j else None
 
 
 def _spoken_postcode(r: Reading, j: int) -> int | None:
@@ -322,34 +367,25 @@ def _localities(r: Reading) -> list[tuple[int, int] | None]:
 
 
 def locality_before(r: Reading, i: int) -> int:
-    """Extend a postcode or a state back over the suburb before it (up to three words, capitalised,
-    or in lower case once the address was asked for)."""
+    """Extend a postcode or a state back over the suburb, town and street before it: up to three
+    comma-separated groups of capitalised words and house numbers ("2 Rose Cottage, Mill Lane,
+    Little Snoring, NR21 0HX"), or lower-case words once the address was asked for."""
     lex, tokens = r.lex, r.tokens
     asked = "address" in r.near(i, i)
-    first = i
-    j, words = i - 1, 0
-    while j >= 0 and words < 3 and i - j < 8:
+    first, j, groups = i, i - 1, 0
+    while j >= 0 and i - j < 16 and groups < 4:
         t = tokens[j]
         if t.text == ",":
+            groups += 1
             j -= 1
             continue
-        state = None
-        if t.word:
-            for back in (2, 1, 0):
-                w = r.word_of[j] - back
-                if w >= 0:
-                    got = lex.states.at(tokens, r.words, w)
-                    if got is not None and got[0] == r.word_of[j]:
-                        state = r.words[w]
-                        break
-        if state is not None:
-            first = j = state
-            j -= 1
-            continue
-        if t.letters and t.key not in lex.common and (t.capitalised or asked) and not r.taken[j]:
+        if r.taken[j] or not t.word or t.key in lex.not_names:
+            break
+        if t.letters and (t.capitalised or (asked and t.key not in lex.common)):
             first = j
-            words += 1
-            j -= 1
-            continue
-        break
+        elif _HOUSE.fullmatch(t.text) and first == j + 1 and tokens[first].capitalised:
+            first = j  # "2 Rose Cottage"
+        else:
+            break
+        j -= 1
     return first

@@ -218,6 +218,10 @@ class Reading:
             found.update(self._starts[w])
         return found
 
+    def context_word(self, w: int) -> bool:
+        """Whether word w is (the first or last word of) a context phrase ("card", "DOB")."""
+        return bool(self._ends[w] or self._starts[w])
+
     def word(self, w: int) -> Token:
         return self.tokens[self.words[w]]
 
