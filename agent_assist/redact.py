@@ -40,16 +40,10 @@ from typing import Any
 from agent_assist.events import PublicEvent, Utterance
 from agent_assist.redaction import dates, emails, numbers, people, places
 from agent_assist.redaction.numbers import luhn, medicare, tfn
-from agent_assist.redaction.reading import Reading
+from agent_assist.redaction.reading import KINDS, Reading
 
 __all__ = ["KINDS", "CallRedactor", "Redacted", "Span", "contexts", "luhn", "medicare", "redact",
            "redact_words", "tfn"]
-
-#: what a redacted detail is written as: `[card]`, `[phone]`, …; `number` is a long number of no
-#: kind the words around it say
-KINDS = ("card", "phone", "email", "dob", "tfn", "medicare", "bsb", "account", "address", "name", "id",
-         "sort_code", "iban", "secret", "number")
-
 
 @dataclass(frozen=True)
 class Span:
@@ -95,6 +89,8 @@ def _read(text: str, context: Iterable[str], today: date | None) -> tuple[Redact
     found += [(a, b, "secret") for a, b in people.find_secrets(r)]
     for number in numbers.find(r):
         first = places.locality_before(r, number.first) if number.kind == "address" else number.first
+        while first > 0 and r.tokens[first - 1].text in "+(" and not r.taken[first - 1]:
+            first -= 1  # "+61 …", "(02) …"
         found.append((first, number.last, number.kind))
     found += [(a, b, "name") for a, b in people.find_beside(r, found)]
     tokens = r.tokens

@@ -59,9 +59,18 @@ def _numeric(r: Reading) -> list[DateFound]:
         if not (1 <= day <= 31 and 1 <= month <= 12) or y is None:
             continue
         first, last = starts.get(m.start()), ends.get(m.end())
-        if first is not None and last is not None:
+        if first is not None and last is not None and not _inside_number(r, first, last):
             out.append(DateFound(first, last, day, month, y))
     return out
+
+
+def _inside_number(r: Reading, first: int, last: int) -> bool:
+    """Whether digits sit right beside tokens first..last with only spaces between: a date shape
+    inside a longer number read out ("00000 01-1-00 0"), which the numbers take whole."""
+    before = r.tokens[first - 1] if first > 0 else None
+    after = r.tokens[last + 1] if last + 1 < len(r.tokens) else None
+    return bool((before is not None and before.digits and not r.text[before.end : r.tokens[first].start].strip())
+                or (after is not None and after.digits and not r.text[r.tokens[last].end : after.start].strip()))
 
 
 def _year_digits(text: str) -> int | None:

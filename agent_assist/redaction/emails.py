@@ -54,7 +54,7 @@ def _typed(r: Reading) -> list[tuple[int, int]]:
 
 def _spoken(r: Reading) -> list[tuple[int, int]]:
     lex, tokens = r.lex, r.tokens
-    ats = [(r.words[w0], r.words[w1]) for w0, w1, _ in lex.email_at.find(tokens, r.words)]
+    ats = [(r.words[w0], r.words[w1]) for w0, w1, _ in r.find(lex.email_at)]
     ats += [(i, i) for i, t in enumerate(tokens) if t.text == "@"]
     out = []
     for a0, a1 in ats:

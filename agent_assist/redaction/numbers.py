@@ -335,8 +335,12 @@ def classify(r: Reading, run: Run) -> str | None:
     n = len(digits)
     identifying = context & {"card", "cvv", "account", "bsb", "sort_code", "tfn", "medicare", "id", "secret",
                              "phone", "dob", "address", "iban"}
-    if _amount(r, run, raw) and not (identifying and not _priced(r, run)):
+    if _amount(r, run, raw, strong=not identifying):
         return None
+    if len(items) == 2 and ("-" in raw or "/" in raw) and len(items[0].value) == 4 \
+            and 1900 <= int(items[0].value) <= 2099 and (len(items[1].value) == 2 or (
+                len(items[1].value) == 4 and 1900 <= int(items[1].value) <= 2099)):
+        return None  # a span of years: "2019-2020", "2021/22"
     if run.prefix is not None or (digits.startswith("00") and 10 <= n <= 15 and items[0].spoken):
         if 8 <= n <= 15:
             return "phone"
@@ -410,10 +414,12 @@ def _date_like(items: list[Item], digits: str) -> bool:
     return n in (5, 6, 7, 8) or len(items) == 3
 
 
-def _amount(r: Reading, run: Run, raw: str) -> bool:
-    """Whether the run is an amount or a quantity: "$1,250", "twelve thousand", "3.5", "40 minutes"."""
-    return (_priced(r, run) or any(it.scale for it in run.items)
-            or bool(_THOUSANDS.fullmatch(raw)) or bool(_DECIMAL.fullmatch(raw)))
+def _amount(r: Reading, run: Run, raw: str, strong: bool) -> bool:
+    """Whether the run is an amount or a quantity: "$1,250", "1,234.56", "40 minutes"; and
+    unless the words near it ask for a number (`strong` is False), "twelve thousand"."""
+    if _priced(r, run) or _THOUSANDS.fullmatch(raw) or _DECIMAL.fullmatch(raw):
+        return True
+    return strong and any(it.scale for it in run.items)
 
 
 def _priced(r: Reading, run: Run) -> bool:

@@ -20,9 +20,9 @@ from agent_assist.redaction.reading import Reading, Token
 def find_names(r: Reading) -> list[tuple[int, int]]:
     lex, tokens = r.lex, r.tokens
     found: list[tuple[int, int]] = []
-    for _, w1, _ in lex.introduce.find(tokens, r.words):
+    for _, w1, _ in r.find(lex.introduce):
         found += _name_after(r, w1 + 1, strong=True)
-    for _, w1, _ in lex.introduce_capitalised.find(tokens, r.words):
+    for _, w1, _ in r.find(lex.introduce_capitalised):
         found += _name_after(r, w1 + 1, strong=False)
     for w, ti in enumerate(r.words):
         t = tokens[ti]
@@ -148,14 +148,22 @@ def find_secrets(r: Reading) -> list[tuple[int, int]]:
     which read it with the same context)."""
     lex, tokens = r.lex, r.tokens
     out = []
-    for _, w1, _ in lex.secrets.find(tokens, r.words):
+    for _, w1, _ in r.find(lex.secrets):
         k = w1 + 1
-        # "the verbal password on the account is bluebird": the value follows the next "is"
-        if k < len(r.words) and r.word(w1).key not in ("is", "was"):
+        said = r.word(w1)
+        if said.key not in ("is", "was") and not said.low.endswith("'s"):
+            # "the verbal password on the account is bluebird": the value follows the next "is";
+            # "your password reset link" says none
+            value_at = None
             for look in range(k, min(len(r.words), k + 5)):
+                if look in r.markers or not r.word(look).letters:
+                    break  # a number or an earlier detail between: not "<secret> … is <value>"
                 if r.word(look).key in ("is", "was") or r.word(look).low.endswith("'s"):
-                    k = look + 1
+                    value_at = look + 1
                     break
+            if value_at is None:
+                continue
+            k = value_at
         if k >= len(r.words):
             continue
         t = r.word(k)

@@ -43,7 +43,7 @@ def find(r: Reading) -> list[tuple[int, int]]:
 
 def _po_boxes(r: Reading) -> list[tuple[int, int]]:
     out = []
-    for w0, w1, _ in r.lex.po_box.find(r.tokens, r.words):
+    for w0, w1, _ in r.find(r.lex.po_box):
         number = _number_from(r, r.words[w1] + 1)
         if number is None:
             continue
@@ -119,9 +119,8 @@ def _street_at(r: Reading, w: int) -> tuple[int, int] | None:
 
 def _street_end(r: Reading, w: int) -> int:
     last = r.words[w]
-    if last + 1 < len(r.tokens) and r.tokens[last + 1].text == "." and r.word(w).key in (
-            "st", "rd", "ave", "cres", "pde", "tce", "hwy", "dr", "ct", "pl", "ln", "blvd", "cct", "esp"):
-        last += 1
+    if last + 1 < len(r.tokens) and r.tokens[last + 1].text == ".":
+        last += 1  # "Smith St.", or a partial's full stop
     return _locality_after(r, last, strong=True)
 
 
@@ -152,7 +151,7 @@ def _residence_before(r: Reading, i: int) -> bool:
     for back in (2, 3, 1):
         k = w - back
         if k >= 0:
-            got = r.lex.residence.at(r.tokens, r.words, k)
+            got = r.phrase_at(r.lex.residence, k)
             if got is not None and got[0] == w - 1:
                 return True
     return False
@@ -235,12 +234,12 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
                 continue
             break
         w = r.word_of[j]
-        state = lex.states.at(tokens, r.words, w)
+        state = r.phrase_at(lex.states, w)
         if state is not None:
             last, pending = r.words[state[0]], None
             j = last + 1
             continue
-        us = lex.us_states.at(tokens, r.words, w)
+        us = r.phrase_at(lex.us_states, w)
         if us is not None:
             after = r.words[us[0]] + 1
             while after < len(tokens) and tokens[after].text == ",":
@@ -355,7 +354,7 @@ def _localities(r: Reading) -> list[tuple[int, int] | None]:
     Victoria, 3065", "Springfield, IL 62704"."""
     lex, tokens = r.lex, r.tokens
     out: list[tuple[int, int] | None] = []
-    for w0, w1, _ in lex.states.find(tokens, r.words):
+    for w0, w1, _ in r.find(lex.states):
         state_first, state_last = r.words[w0], r.words[w1]
         after = _locality_after(r, state_last, strong=True)
         has_postcode = after > state_last and any(tokens[x].digits or lex.units.get(tokens[x].key) is not None
@@ -379,7 +378,7 @@ def locality_before(r: Reading, i: int) -> int:
             groups += 1
             j -= 1
             continue
-        if r.taken[j] or not t.word or t.key in lex.not_names:
+        if r.taken[j] or not t.word or t.key in lex.not_names or r.context_word(r.word_of[j]):
             break
         if t.letters and (t.capitalised or (asked and t.key not in lex.common)):
             first = j

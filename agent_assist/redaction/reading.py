@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -20,6 +20,11 @@ from typing import Any
 # a word (letters and digits, with apostrophes inside: "o'brien", "it's"), or one other character
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\S")
 
+#: what a redacted detail is written as, inside brackets ("[card]"); `number` is a long number of
+#: no kind the words around it say
+KINDS = ("card", "phone", "email", "dob", "tfn", "medicare", "bsb", "account", "address", "name", "id",
+         "sort_code", "iban", "secret", "number")
+MARKERS = frozenset(KINDS)
 #: how many words before a detail, and after it, a context word may sit
 BEFORE, AFTER = 12, 5
 
@@ -58,32 +63,60 @@ def tokenize(text: str) -> list[Token]:
 
 class Phrases:
     """Phrases of one or more words, each with a label, found among a turn's words (punctuation
-    between them ignored) in one pass: a phrase is looked up by its first word."""
+    between them ignored) in one pass: a phrase is looked up by its first word. A phrase word
+    written with "'s" ("name's") matches only that form; one without it matches both ("mobile"
+    matches "mobile's")."""
 
     def __init__(self, labelled: Iterable[tuple[str, str]]) -> None:
-        self._by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        self._by_first: dict[str, list[tuple[tuple[tuple[str, bool], ...], str]]] = {}
         for phrase, label in labelled:
-            words = tuple(t.key for t in tokenize(phrase) if t.word)
+            words = tuple((t.key, t.low != t.key) for t in tokenize(phrase) if t.word)
             if words:
-                self._by_first.setdefault(words[0], []).append((words, label))
+                self._by_first.setdefault(words[0][0], []).append((words, label))
         for options in self._by_first.values():
             options.sort(key=lambda o: -len(o[0]))  # the longest first
 
-    def find(self, tokens: list[Token], words: list[int]) -> Iterator[tuple[int, int, str]]:
-        """(first word, last word, label) of every phrase, by index into `words`."""
-        for w, ti in enumerate(words):
-            for phrase, label in self._by_first.get(tokens[ti].key, ()):
-                n = len(phrase)
-                if w + n <= len(words) and all(tokens[words[w + k]].key == phrase[k] for k in range(1, n)):
-                    yield w, w + n - 1, label
+    def find(self, tokens: list[Token], words: list[int], skip: AbstractSet[int]) -> Iterator[tuple[int, int, str]]:
+        """(first word, last word, label) of every phrase, by index into `words`; none uses a
+        word in `skip`."""
+        for w in range(len(words)):
+            got = self.at(tokens, words, w, skip)
+            if got is not None:
+                yield w, got[0], got[1]
+            for last, label in self._shorter(tokens, words, w, skip, got):
+                yield w, last, label
 
-    def at(self, tokens: list[Token], words: list[int], w: int) -> tuple[int, str] | None:
+    def at(self, tokens: list[Token], words: list[int], w: int,
+           skip: AbstractSet[int] = frozenset()) -> tuple[int, str] | None:
         """The longest phrase starting at word `w`: (its last word, its label), or None."""
         for phrase, label in self._by_first.get(tokens[words[w]].key, ()):
-            n = len(phrase)
-            if w + n <= len(words) and all(tokens[words[w + k]].key == phrase[k] for k in range(1, n)):
-                return w + n - 1, label
+            if self._matches(tokens, words, w, phrase, skip):
+                return w + len(phrase) - 1, label
         return None
+
+    def _shorter(self, tokens: list[Token], words: list[int], w: int, skip: AbstractSet[int],
+                 longest: tuple[int, str] | None) -> Iterator[tuple[int, str]]:
+        """Other phrases at word w with another label than the longest (so "card number" is a
+        card and "number on the front" …)."""
+        if longest is None:
+            return
+        seen = {longest[1]}
+        for phrase, label in self._by_first.get(tokens[words[w]].key, ()):
+            if label not in seen and self._matches(tokens, words, w, phrase, skip):
+                seen.add(label)
+                yield w + len(phrase) - 1, label
+
+    @staticmethod
+    def _matches(tokens: list[Token], words: list[int], w: int, phrase: tuple[tuple[str, bool], ...],
+                 skip: AbstractSet[int]) -> bool:
+        n = len(phrase)
+        if w + n > len(words):
+            return False
+        for k, (key, possessive) in enumerate(phrase):
+            t = tokens[words[w + k]]
+            if t.key != key or (possessive and t.low == t.key) or (w + k) in skip:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -192,10 +225,16 @@ class Reading:
             if t.word:
                 w += 1
         self.taken = bytearray(len(self.tokens))
+        self.markers: set[int] = set()  # words of "[card]" markers
+        markers = self.markers
+        for i in range(1, len(self.tokens) - 1):  # "[card]" from an earlier pass: done, and no context
+            if self.tokens[i - 1].text == "[" and self.tokens[i + 1].text == "]" and self.tokens[i].low in MARKERS:
+                self.taken[i - 1 : i + 2] = b"\x01\x01\x01"
+                markers.add(self.word_of[i])
         self._ends = [[] for _ in self.words]
         self._starts = [[] for _ in self.words]
         self.kinds = set()
-        for first, last, kind in self.lex.context.find(self.tokens, self.words):
+        for first, last, kind in self.find(self.lex.context):
             self._ends[last].append(kind)
             self._starts[first].append(kind)
             self.kinds.add(kind)
@@ -217,6 +256,14 @@ class Reading:
         for w in range(w1 + 1, min(len(self.words), w1 + 1 + after)):
             found.update(self._starts[w])
         return found
+
+    def find(self, phrases: Phrases) -> Iterator[tuple[int, int, str]]:
+        """(first word, last word, label) of each of `phrases` in the turn."""
+        return phrases.find(self.tokens, self.words, self.markers)
+
+    def phrase_at(self, phrases: Phrases, w: int) -> tuple[int, str] | None:
+        """The longest of `phrases` starting at word w: (its last word, its label), or None."""
+        return phrases.at(self.tokens, self.words, w, self.markers)
 
     def context_word(self, w: int) -> bool:
         """Whether word w is (the first or last word of) a context phrase ("card", "DOB")."""
