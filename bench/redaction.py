@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent_assist.redact import redact
 from tests import redaction_cases
 
-HARPER_VALLEY = Path(redaction_cases.__file__).parent / "data" / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
+HARPER_VALLEY = redaction_cases.TABLE.parent / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
 
 #: hostile text of about n characters, by name (the probe's 100k-character word among them)
 HOSTILE: dict[str, Callable[[int], str]] = {

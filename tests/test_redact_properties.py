@@ -43,7 +43,7 @@ def read_out(draw: st.DrawFn) -> tuple[str, str]:
 @SETTINGS
 def test_a_card_length_number_among_fillers_is_removed(before: list[str], number: tuple[str, str],
                                                        after: list[str]) -> None:
-    said, digits = number
+    said, _ = number
     text = " ".join([*before, said, *after])
     out = redact(text, today=TODAY).text
     assert not re.search(r"\d", out), (text, out)

@@ -69,8 +69,10 @@ def _inside_number(r: Reading, first: int, last: int) -> bool:
     inside a longer number read out ("00000 01-1-00 0"), which the numbers take whole."""
     before = r.tokens[first - 1] if first > 0 else None
     after = r.tokens[last + 1] if last + 1 < len(r.tokens) else None
-    return bool((before is not None and before.digits and not r.text[before.end : r.tokens[first].start].strip())
-                or (after is not None and after.digits and not r.text[r.tokens[last].end : after.start].strip()))
+    start, end = r.tokens[first].start, r.tokens[last].end
+    glued_before = before is not None and before.digits and not r.text[before.end : start].strip()
+    glued_after = after is not None and after.digits and not r.text[end : after.start].strip()
+    return bool(glued_before or glued_after)
 
 
 def _year_digits(text: str) -> int | None:
@@ -147,7 +149,10 @@ def _around_month(r: Reading, w: int, month: int) -> DateFound | None:
 
 
 def _punctuation_between(r: Reading, w0: int, w1: int) -> bool:
-    return any(not r.tokens[x].word for x in range(r.words[w0] + 1, r.words[w1]))
+    """Whether a comma or a full stop lies between two words ("two, September" is not a day and
+    its month; "14-Feb" is)."""
+    between = range(r.words[w0] + 1, r.words[w1])
+    return any(not r.tokens[x].word and r.tokens[x].text not in "-/" for x in between)
 
 
 def _ordinal_month(r: Reading, w: int) -> DateFound | None:
@@ -176,7 +181,7 @@ def _day_value(r: Reading, w: int, ordinal_only: bool = False) -> int | None:
         return value if 1 <= value <= 31 else None
     if t.key in r.lex.ordinals:
         return r.lex.ordinals[t.key]
-    if not ordinal_only and t.key in r.lex.units and t.key not in ("o", "oh", "zero", "nought", "naught", "nil"):
+    if not ordinal_only and r.lex.units.get(t.key, 0) > 0:
         return r.lex.units[t.key]
     if not ordinal_only and t.key in r.lex.teens:
         return r.lex.teens[t.key]
@@ -199,8 +204,8 @@ def _day_starting(r: Reading, w: int, ordinal_only: bool = False) -> tuple[int, 
             return (value, w + 1) if value <= 31 else None
     if t.key in ("twentieth", "thirtieth"):
         return r.lex.ordinals[t.key], w
-    value = _day_value(r, w, ordinal_only)
-    return (value, w) if value is not None else None
+    day = _day_value(r, w, ordinal_only)
+    return (day, w) if day is not None else None
 
 
 def _day_ending(r: Reading, w: int) -> tuple[int, int] | None:

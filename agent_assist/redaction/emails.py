@@ -17,11 +17,11 @@ from agent_assist.redaction.reading import Reading
 
 _LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+'-")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\s?\.\s?[A-Za-z0-9-]+)*")
-_LOCAL_STOP = frozenset(["email", "e-mail", "mail", "address", "is", "it's", "that's", "its", "was", "it", "my",
-                         "the", "yeah", "yes", "so", "and", "or", "um", "uh", "er", "me", "you", "to", "at",
-                         "on", "in", "i'm", "i", "we", "our", "your", "ok", "okay", "sure", "right", "well",
-                         "just", "that", "this", "here", "there", "but", "send", "sent", "use", "try",
-                         "thanks", "please", "all", "lower", "case", "address's"])
+_LOCAL_STOP = frozenset(["email", "e-mail", "mail", "address", "is", "it's", "that's", "its", "was",
+                        "it", "my", "the", "yeah", "yes", "so", "and", "or", "um", "uh", "er", "me",
+                        "you", "to", "at", "on", "in", "i'm", "i", "we", "our", "your", "ok", "okay",
+                        "sure", "right", "well", "just", "that", "this", "here", "there", "but", "send",
+                        "sent", "use", "try", "thanks", "please", "all", "lower", "case", "address's"])
 
 
 def find(r: Reading) -> list[tuple[int, int]]:
@@ -95,9 +95,8 @@ def _domain(r: Reading, i: int) -> tuple[int, bool] | None:
             if after_dot and t.key in lex.tlds:
                 labels[-1].append(k)
                 last = k
-            elif len(labels[-1]) >= 3 or t.key in lex.fillers:
-                break
-            elif t.key in lex.common and t.key not in lex.providers:
+            elif len(labels[-1]) >= 3 or t.key in lex.fillers or (
+                    t.key in lex.common and t.key not in lex.providers):
                 break
             else:
                 labels[-1].append(k)
@@ -117,7 +116,7 @@ def _user(r: Reading, k: int, strong: bool) -> int | None:
     """The first token of the user part ending at token k (before "at"), or None."""
     lex, tokens = r.lex, r.tokens
     first, parts, start = None, 0, k
-    while k >= 0 and start - k < 16 and parts < 6:
+    while k >= 0 and start - k < 48 and parts < 6:
         t = tokens[k]
         if not t.word:
             if t.text in (".", "_", "-", "'"):
@@ -132,6 +131,6 @@ def _user(r: Reading, k: int, strong: bool) -> int | None:
                             or (not strong and t.key in lex.common)):
             break
         first = k
-        parts += 1
+        parts += len(t.text) > 1  # a letter spelled out ("t-h-o-m-p-s-o-n") is part of one word
         k -= 1
     return first

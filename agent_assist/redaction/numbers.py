@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from agent_assist.redaction.reading import Reading, Token
 
 # between the digits of one number read out
-_SEPARATORS = frozenset(",-–—./()")
+_SEPARATORS = frozenset(",-\u2013\u2014./()")
 _ORDINAL_OR_TIME = re.compile(r"\d+(?:st|nd|rd|th|am|pm|s)", re.I)
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _DECIMAL = re.compile(r"\d+\.\d{1,2}")
@@ -110,7 +110,7 @@ def _runs(r: Reading) -> list[Run]:
             continue
         if not run.items:
             before = i - 1
-            if before >= 0 and (tokens[before].text == "+" or tokens[before].key == "plus") and not r.taken[before]:
+            if before >= 0 and tokens[before].key in ("+", "plus") and not r.taken[before]:
                 run.prefix = before
         run.items.append(item)
         # what may follow inside the same number: separators, fillers, a correction
@@ -125,8 +125,7 @@ def _runs(r: Reading) -> list[Run]:
                 j += 1
             else:
                 break
-        if j < len(tokens) and not r.taken[j] and _item(r, j) is not None and (j == item.last + 1 or gap_words
-                                                                                  or _joins(tokens, item.last, j)):
+        if j < len(tokens) and not r.taken[j] and _item(r, j) is not None:
             i = j
             continue
         runs.append(run)
@@ -162,8 +161,11 @@ def _item(r: Reading, i: int) -> Item | None:
         return _spoken(r, i)
     if key in lex.repeat:
         j = _next(r, i)
-        if j is not None and (r.tokens[j].key in lex.units or (r.tokens[j].digits and len(r.tokens[j].text) == 1)):
-            digit = r.tokens[j].text if r.tokens[j].digits else str(lex.units[r.tokens[j].key])
+        if j is None:
+            return None
+        nxt = r.tokens[j]
+        if nxt.key in lex.units or (nxt.digits and len(nxt.text) == 1):
+            digit = nxt.text if nxt.digits else str(lex.units[nxt.key])
             return Item(i, j, digit * lex.repeat[key], single=True, spoken=True)
         return None
     if key in lex.homophones:
@@ -301,7 +303,8 @@ def _homophones_checked(run: Run, lenient: bool) -> list[Run]:
             for x in range(p, q):
                 if items[x].homophone:
                     inner = x > p and x + 1 < q and not items[x - 1].homophone and not items[x + 1].homophone
-                    leading = x == p and x + 3 < q and all(not items[y].homophone for y in (x + 1, x + 2, x + 3))
+                    leading = x == p and x + 3 < q and all(not items[y].homophone
+                                                           for y in (x + 1, x + 2, x + 3))
                     trailing = x + 1 == q and x - 3 >= p and all(not items[y].homophone
                                                                  for y in (x - 1, x - 2, x - 3))
                     keep[x] = inner or leading or trailing
@@ -341,9 +344,9 @@ def classify(r: Reading, run: Run) -> str | None:
             and 1900 <= int(items[0].value) <= 2099 and (len(items[1].value) == 2 or (
                 len(items[1].value) == 4 and 1900 <= int(items[1].value) <= 2099)):
         return None  # a span of years: "2019-2020", "2021/22"
-    if run.prefix is not None or (digits.startswith("00") and 10 <= n <= 15 and items[0].spoken):
-        if 8 <= n <= 15:
-            return "phone"
+    international = run.prefix is not None or (digits.startswith("00") and n >= 10 and items[0].spoken)
+    if international and 8 <= n <= 15:
+        return "phone"
     if n >= 13:
         if (n <= 19 and luhn(digits)) or "card" in context or "cvv" in context:
             return "card"
@@ -357,8 +360,8 @@ def classify(r: Reading, run: Run) -> str | None:
         return "secret"
     if "dob" in context and 4 <= n <= 8 and _date_like(items, digits):
         return "dob"
-    if "card" in context and 6 <= n:
-        return "card"
+    if "card" in context and (n >= 6 or (n == 4 and (len(items) == 1 or all(it.single for it in items)))):
+        return "card"  # a card read in parts: "four five six four", then "two three one two"
     if "tfn" in context and n in (8, 9):
         return "tfn"
     if "medicare" in context and 9 <= n <= 11:
@@ -371,7 +374,7 @@ def classify(r: Reading, run: Run) -> str | None:
         return "id"
     if "account" in context and n >= 5:
         return "account"
-    if "phone" in context and 6 <= n:
+    if "phone" in context and n >= 6:
         return "phone"
     if "address" in context and n in (4, 5):
         return "address"
@@ -399,8 +402,8 @@ def _by_shape(digits: str, raw: str, r: Reading) -> str | None:
         return "tfn"
     if n in (10, 11) and medicare(digits):
         return "medicare"
-    if (n == 10 and digits[0] == "0") or (n == 11 and digits[0] == "0") or (n == 10 and digits[0] in "23456789") \
-            or (n == 11 and digits[:2] in ("61", "44", "64")) or (n == 11 and digits[0] == "1") \
+    if (n in (10, 11) and digits[0] == "0") or (n == 10 and digits[0] in "23456789") \
+            or (n == 11 and (digits[:2] in ("61", "44", "64") or digits[0] == "1")) \
             or (n == 12 and digits[:3] == "353") or n == 8:
         return "phone"
     return None
@@ -459,7 +462,8 @@ def _code(run: Run, context: set[str]) -> str | None:
         return "address"
     if _EIRCODE.fullmatch(compact) and letters >= 2:
         return "address"
-    for kind in ("secret", "id", "account", "card", "bsb", "sort_code", "medicare", "tfn", "phone", "address"):
+    for kind in ("secret", "id", "account", "card", "bsb", "sort_code", "medicare", "tfn", "phone",
+                 "address"):
         if kind in context and len(compact) >= 5 and digits >= 2:
             return "account" if kind in ("card", "bsb", "sort_code") else kind
     if "id" in context and len(compact) >= 4 and digits >= 1 and letters >= 1:

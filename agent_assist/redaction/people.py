@@ -27,7 +27,8 @@ def find_names(r: Reading) -> list[tuple[int, int]]:
     for w, ti in enumerate(r.words):
         t = tokens[ti]
         if t.key in lex.honorifics and w + 1 < len(r.words):
-            got = _name_after(r, w + 1, strong=t.key not in ("doctor", "sir", "miss"), cap_only=t.key in ("sir",))
+            strong = t.key not in ("doctor", "sir", "miss")
+            got = _name_after(r, w + 1, strong=strong, cap_only=t.key == "sir")
             if got:
                 found.append((ti, got[0][1]))
         elif t.key in lex.name_after and w > 0 and not _sentence_between(r, w - 1, w):
@@ -88,7 +89,8 @@ def _capitalised_name(r: Reading, t: Token) -> bool:
 def _sentence_between(r: Reading, w0: int, w1: int, hyphen_ok: bool = False) -> bool:
     """Whether punctuation other than an apostrophe or a hyphen lies between two words."""
     a, b = r.words[w0], r.words[w1]
-    return any(r.tokens[x].text not in ("'", "’") + (("-",) if hyphen_ok else ()) for x in range(a + 1, b))
+    allowed = ("'", "\u2019", "-") if hyphen_ok else ("'", "\u2019")
+    return any(r.tokens[x].text not in allowed for x in range(a + 1, b))
 
 
 def _answer(r: Reading) -> list[tuple[int, int]]:
@@ -98,11 +100,14 @@ def _answer(r: Reading) -> list[tuple[int, int]]:
     content = [w for w in range(len(r.words)) if r.word(w).key not in lex.common
                and r.word(w).key not in lex.fillers and r.word(w).letters]
     short = len(r.words) <= 6
-    out = []
+    out: list[tuple[int, int]] = []
     for w in content:
         t = r.word(w)
         if (t.capitalised or short) and t.key not in lex.not_names and len(t.text) >= 2:
-            out.append((r.words[w], r.words[w]))
+            if out and r.word_of[out[-1][1]] == w - 1 and not _sentence_between(r, w - 1, w, hyphen_ok=True):
+                out[-1] = (out[-1][0], r.words[w])  # "Carol Anne Brooks": one name
+            else:
+                out.append((r.words[w], r.words[w]))
     return out
 
 
@@ -131,7 +136,7 @@ def find_beside(r: Reading, details: list[tuple[int, int, str]]) -> list[tuple[i
         if start is None:
             continue
         ti = r.words[start]
-        if ti == 0 or r.tokens[ti - 1].text in (",", ";"):
+        if ti == 0 or r.tokens[ti - 1].text in (",", ";", ":"):
             r.take(ti, last)
             out.append((ti, last))
     return out

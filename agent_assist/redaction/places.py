@@ -25,8 +25,8 @@ _POSTCODE_CODE = re.compile(
     r"[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}|(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[AC-FHKNPRTV-Y0-9]{4}|[A-Z]\d[A-Z]\d[A-Z]\d"
 )
 _SENTENCE_END = frozenset(".?!;")
-_FUNCTION = frozenset(["the", "a", "an", "and", "or", "to", "on", "in", "at", "of", "for", "from", "is", "was",
-                       "it", "i", "my", "we", "you", "that", "this", "but", "so", "if", "with", "by"])
+_FUNCTION = frozenset(["the", "a", "an", "and", "or", "to", "on", "in", "at", "of", "for", "from", "is",
+                       "was", "it", "i", "my", "we", "you", "that", "this", "but", "so", "if", "with", "by"])
 
 
 def find(r: Reading) -> list[tuple[int, int]]:
@@ -182,7 +182,7 @@ def _house_number_ending(r: Reading, i: int) -> int | None:
     else:
         return None
     # "4/27", "8-10", "eight to ten"
-    if first - 2 >= 0 and r.tokens[first - 1].text in ("/", "-") or (
+    if (first - 2 >= 0 and r.tokens[first - 1].text in ("/", "-")) or (
             first - 2 >= 0 and r.tokens[first - 1].key == "to"):
         before = r.tokens[first - 2]
         if _HOUSE.fullmatch(before.text) or lex.number_word(before.key):
@@ -203,7 +203,8 @@ def _unit_before(r: Reading, i: int) -> int:
             best = j
             j -= 1
         elif t.word and j - 1 >= 0 and tokens[j - 1].key in lex.unit_words and (
-                _HOUSE.fullmatch(t.text) or lex.number_word(t.key) or (len(t.text) <= 3 and t.text[:1].isupper())):
+                _HOUSE.fullmatch(t.text) or lex.number_word(t.key)
+                or (len(t.text) <= 3 and t.text[:1].isupper())):
             best = j - 1
             j -= 2
         elif t.word and t.capitalised and t.letters and t.key not in lex.not_names:
@@ -251,7 +252,14 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
                 j = last + 1
                 continue
         if t.digits and len(t.text) in (4, 5):
+            nxt = j + 1
+            if nxt < len(tokens) and tokens[nxt].digits:
+                break  # "12 Elm Street, 0412 345 678": a phone number, not a postcode
             return j
+        if ((t.digits and len(t.text) <= 2) or lex.number_word(t.key)) and (pending is not None or last > i):
+            pending = j  # a postal district: "Dublin 6", "dublin six"
+            j += 1
+            continue
         code = _postcode_code(r, j)
         if code is not None:
             return code
@@ -266,10 +274,10 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
                 break
             last = j = number
         elif t.key in lex.regions and j + 1 < len(tokens):
-            nxt = r.next_word(j)
-            if nxt is None or not tokens[nxt].capitalised:
+            county = r.next_word(j)
+            if county is None or not tokens[county].capitalised:
                 break
-            last = j = nxt
+            last = j = county
         elif t.key == "in" and words == 0 and j + 1 < len(tokens) and tokens[j + 1].capitalised:
             j += 1
             continue
@@ -301,9 +309,9 @@ def _postcode_code(r: Reading, j: int) -> int | None:
     if _POSTCODE_CODE.fullmatch(compact):
         return j
     k = j + 1
-    if k < len(tokens) and tokens[k].word and len(tokens[k].text) <= 4:
-        if _POSTCODE_CODE.fullmatch(compact + tokens[k].text.upper()):
-            return k
+    if k < len(tokens) and tokens[k].word and len(tokens[k].text) <= 4 \
+            and _POSTCODE_CODE.fullmatch(compact + tokens[k].text.upper()):
+        return k
     return None
 
 

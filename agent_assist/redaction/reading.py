@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Set as AbstractSet
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -18,7 +19,7 @@ from importlib.resources import files
 from typing import Any
 
 # a word (letters and digits, with apostrophes inside: "o'brien", "it's"), or one other character
-_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\S")
+_TOKEN = re.compile("[^\\W_]+(?:['\u2019][^\\W_]+)*|\\S")
 
 #: what a redacted detail is written as, inside brackets ("[card]"); `number` is a long number of
 #: no kind the words around it say
@@ -55,7 +56,7 @@ def tokenize(text: str) -> list[Token]:
     out = []
     for m in _TOKEN.finditer(text):
         t = m.group()
-        low = t.lower().replace("’", "'")
+        low = t.lower().replace("\u2019", "'")
         key = low[:-2] if low.endswith("'s") and len(low) > 2 else low
         out.append(Token(m.start(), m.end(), t, low, key, t[0].isalnum()))
     return out
@@ -76,7 +77,8 @@ class Phrases:
         for options in self._by_first.values():
             options.sort(key=lambda o: -len(o[0]))  # the longest first
 
-    def find(self, tokens: list[Token], words: list[int], skip: AbstractSet[int]) -> Iterator[tuple[int, int, str]]:
+    def find(self, tokens: list[Token], words: list[int],
+             skip: AbstractSet[int]) -> Iterator[tuple[int, int, str]]:
         """(first word, last word, label) of every phrase, by index into `words`; none uses a
         word in `skip`."""
         for w in range(len(words)):
@@ -228,7 +230,8 @@ class Reading:
         self.markers: set[int] = set()  # words of "[card]" markers
         markers = self.markers
         for i in range(1, len(self.tokens) - 1):  # "[card]" from an earlier pass: done, and no context
-            if self.tokens[i - 1].text == "[" and self.tokens[i + 1].text == "]" and self.tokens[i].low in MARKERS:
+            marker = self.tokens[i].low in MARKERS
+            if marker and self.tokens[i - 1].text == "[" and self.tokens[i + 1].text == "]":
                 self.taken[i - 1 : i + 2] = b"\x01\x01\x01"
                 markers.add(self.word_of[i])
         self._ends = [[] for _ in self.words]
