@@ -149,7 +149,7 @@ def _item(r: Reading, i: int) -> Item | None:
     key = t.key
     if t.digits:
         return Item(i, i, t.text, single=len(t.text) == 1)
-    if any(c.isdigit() for c in t.text):
+    if not t.text.isalpha() and any(c.isdigit() for c in t.text):
         if _ORDINAL_OR_TIME.fullmatch(t.text):
             return None
         return Item(i, i, t.low.upper(), letters=True)
@@ -332,12 +332,15 @@ def classify(r: Reading, run: Run) -> str | None:
     start, end = r.tokens[items[0].first].start, r.tokens[items[-1].last].end
     raw = text[start:end]
     context = r.near(run.first, run.last)
+    identifying = context & {"card", "cvv", "account", "bsb", "sort_code", "tfn", "medicare", "id", "secret",
+                             "phone", "dob", "address", "iban"}
+    w0 = r.word_of[run.first]
+    if not identifying and any(r.word(w).key in r.lex.not_personal_before for w in range(max(0, w0 - 3), w0)):
+        return None  # "the model number is 55UM7300", "flight 401", "error code 0x8007"
     if any(it.letters for it in items):
         return _code(run, context)
     digits = "".join(it.value for it in items)
     n = len(digits)
-    identifying = context & {"card", "cvv", "account", "bsb", "sort_code", "tfn", "medicare", "id", "secret",
-                             "phone", "dob", "address", "iban"}
     if _amount(r, run, raw, strong=not identifying):
         return None
     if len(items) == 2 and ("-" in raw or "/" in raw) and len(items[0].value) == 4 \
@@ -360,7 +363,8 @@ def classify(r: Reading, run: Run) -> str | None:
         return "secret"
     if "dob" in context and 4 <= n <= 8 and _date_like(items, digits):
         return "dob"
-    if "card" in context and (n >= 6 or (n == 4 and (len(items) == 1 or all(it.single for it in items)))):
+    part = n == 4 and (len(items) == 1 or all(it.single for it in items))
+    if "card" in context and (n >= 6 or part):
         return "card"  # a card read in parts: "four five six four", then "two three one two"
     if "tfn" in context and n in (8, 9):
         return "tfn"
@@ -374,8 +378,8 @@ def classify(r: Reading, run: Run) -> str | None:
         return "id"
     if "account" in context and n >= 5:
         return "account"
-    if "phone" in context and n >= 6:
-        return "phone"
+    if "phone" in context and (n >= 6 or (part and (digits[0] == "0" or items[0].single))):
+        return "phone"  # or its first part: "oh four one two", then "three four five …"
     if "address" in context and n in (4, 5):
         return "address"
     if "iban" in context and n >= 6:
@@ -412,9 +416,11 @@ def _by_shape(digits: str, raw: str, r: Reading) -> str | None:
 def _date_like(items: list[Item], digits: str) -> bool:
     """Whether a run read after "date of birth" could be one: a year, or day, month and year."""
     n = len(digits)
+    if len(items) == 3:  # "3 3 72", "twenty one, six, ninety"
+        return True
     if n == 4:
         return 1900 <= int(digits) <= 2099
-    return n in (5, 6, 7, 8) or len(items) == 3
+    return n in (5, 6, 7, 8)
 
 
 def _amount(r: Reading, run: Run, raw: str, strong: bool) -> bool:

@@ -81,12 +81,15 @@ class Phrases:
              skip: AbstractSet[int]) -> Iterator[tuple[int, int, str]]:
         """(first word, last word, label) of every phrase, by index into `words`; none uses a
         word in `skip`."""
-        for w in range(len(words)):
+        by_first = self._by_first
+        for w, ti in enumerate(words):
+            if tokens[ti].key not in by_first:
+                continue
             got = self.at(tokens, words, w, skip)
             if got is not None:
                 yield w, got[0], got[1]
-            for last, label in self._shorter(tokens, words, w, skip, got):
-                yield w, last, label
+                for last, label in self._shorter(tokens, words, w, skip, got):
+                    yield w, last, label
 
     def at(self, tokens: list[Token], words: list[int], w: int,
            skip: AbstractSet[int] = frozenset()) -> tuple[int, str] | None:
@@ -137,6 +140,7 @@ class Lexicon:
     currency_before: frozenset[str]
     service_prefixes: tuple[str, ...]
     labels: frozenset[str]
+    not_personal_before: frozenset[str]
     months: dict[str, int]
     ambiguous_months: frozenset[str]
     ordinals: dict[str, int]
@@ -182,7 +186,7 @@ def lexicon() -> Lexicon:
         fillers=frozenset(n["fillers"]), corrections=frozenset(n["corrections"]),
         scale=frozenset(n["scale"]), units_after=frozenset(n["units_after"]),
         currency_before=frozenset(n["currency_before"]), service_prefixes=tuple(n["service_prefixes"]),
-        labels=frozenset(n["labels"]),
+        labels=frozenset(n["labels"]), not_personal_before=frozenset(n["not_personal_before"]),
         months=d["months"], ambiguous_months=frozenset(d["ambiguous_months"]), ordinals=d["ordinals"],
         context=Phrases((p, kind) for kind, ps in data["context"].items() for p in ps),
         context_kinds=tuple(data["context"]),
