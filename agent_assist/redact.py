@@ -76,11 +76,13 @@ def contexts(text: str) -> set[str]:
     return Reading(text).kinds if text else set()
 
 
-def _read(text: str, context: Iterable[str], today: date | None) -> tuple[Redacted, set[str]]:
-    """`text` redacted, and the kinds of detail it talks about."""
+def _read(text: str, context: Iterable[str], today: date | None,
+          known: dict[str, bool] | None = None) -> tuple[Redacted, set[str], dict[str, bool]]:
+    """`text` redacted; the kinds of detail it talks about; and the words of the names in it
+    (lower case, with whether they were capitalised), to find again in the call's later turns."""
     if not text:
-        return Redacted(text), set()
-    r = Reading(text, frozenset(context), today or date.today())
+        return Redacted(text), set(), {}
+    r = Reading(text, frozenset(context), today or date.today(), known or {})
     found: list[tuple[int, int, str]] = []
     found += [(a, b, "email") for a, b in emails.find(r)]
     found += [(a, b, "dob") for a, b in dates.find(r)]
@@ -93,6 +95,8 @@ def _read(text: str, context: Iterable[str], today: date | None) -> tuple[Redact
             first -= 1  # "+61 …", "(02) …"
         found.append((first, number.last, number.kind))
     found += [(a, b, "name") for a, b in people.find_beside(r, found)]
+    again, names = people.find_known(r, [(a, b) for a, b, kind in found if kind == "name"])
+    found += [(a, b, "name") for a, b in again]
     tokens = r.tokens
     spans = _merge([Span(tokens[a].start, tokens[b].end, kind) for a, b, kind in found])
     out, at = [], 0
@@ -101,22 +105,30 @@ def _read(text: str, context: Iterable[str], today: date | None) -> tuple[Redact
         out.append(f"[{s.kind}]")
         at = s.end
     out.append(text[at:])
-    return Redacted("".join(out), tuple(spans)), r.kinds
+    return Redacted("".join(out), tuple(spans)), r.kinds, names
 
 
 @dataclass
 class CallRedactor:
     """Redacts a call's turns in order, carrying what the last turns talked about ("what's your card
-    number?") into the next ones for `carry_s` seconds of call time."""
+    number?") into the next ones for `carry_s` seconds of call time, and the names said so far
+    (kept in memory for the call, never written), so a name given once is redacted wherever it is
+    said again, in a later turn or in a note."""
 
     carry_s: float = 30.0
     today: date | None = None
     _recent: list[tuple[float, set[str]]] = field(default_factory=list)
+    _last: tuple[float, set[str]] | None = None  # the turn just before, context or not
+    _known: dict[str, bool] = field(default_factory=dict)
 
     def carried(self, t: float) -> set[str]:
-        """What the last turns (within `carry_s` of call time `t`) talked about."""
+        """What the last turns (within `carry_s` of call time `t`) talked about. "Who am I
+        speaking with?" is answered in the very next turn only."""
         recent = [(at, kinds) for at, kinds in self._recent if t - at <= self.carry_s][-2:]
-        return set().union(*(kinds for _, kinds in recent)) if recent else set()
+        kinds: set[str] = set().union(*(kinds for _, kinds in recent)) if recent else set()
+        if self._last is None or "name" not in self._last[1] or t - self._last[0] > self.carry_s:
+            kinds.discard("name")
+        return kinds
 
     def event(self, event: PublicEvent) -> PublicEvent:
         """The event as it may be written anywhere: every field it declares `spoken`, at any depth
@@ -139,7 +151,7 @@ class CallRedactor:
     def _quoted(self, value: object, context: set[str]) -> object:
         """`value` with every string in it redacted: text, or lists and tables of text."""
         if isinstance(value, str):
-            return redact(value, context, self.today).text if value else value
+            return _read(value, context, self.today, self._known)[0].text if value else value
         if isinstance(value, dict):
             return {key: self._quoted(item, context) for key, item in value.items()}
         if isinstance(value, list | tuple):
@@ -149,9 +161,12 @@ class CallRedactor:
     def redact(self, text: str, t: float = 0.0) -> Redacted:
         """Redact the next turn (in call order) and remember what it talks about."""
         self._recent = [(at, kinds) for at, kinds in self._recent if t - at <= self.carry_s][-2:]
-        result, own = _read(text, self.carried(t), self.today)
+        result, own, names = _read(text, self.carried(t), self.today, self._known)
         if own:
             self._recent.append((t, own))
+        self._last = (t, own)
+        if len(self._known) < 500:  # a call's names, not a phone book
+            self._known.update(names)
         return result
 
 

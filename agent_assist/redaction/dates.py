@@ -37,8 +37,11 @@ def find(r: Reading) -> list[tuple[int, int]]:
     for d in _numeric(r) + _spoken(r):
         if not r.free(d.first, d.last):
             continue
-        birth = "dob" in r.near(d.first, d.last, after=6)
         whole = d.day is not None and d.month is not None and d.year is not None
+        partial = (d.day is None) + (d.month is None) + (d.year is None) >= 2
+        # a month or a year alone ("born in March") only with "born" in the same turn
+        said = r.said_near(d.first, d.last, after=6) if partial else r.near(d.first, d.last, after=6)
+        birth = "dob" in said
         old = d.year is not None and 1900 <= d.year <= r.today.year - 14
         if birth or (whole and old):
             r.take(d.first, d.last)

@@ -16,6 +16,8 @@ import re
 from agent_assist.redaction.reading import Reading
 
 _LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+'-")
+_PLAIN_WORDS = frozenset(["live", "mail", "sky", "mac", "me", "att", "spark", "proton", "telstra", "optus",
+                          "dodo"])
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\s?\.\s?[A-Za-z0-9-]+)*")
 _LOCAL_STOP = frozenset(["email", "e-mail", "mail", "address", "is", "it's", "that's", "its", "was",
                         "it", "my", "the", "yeah", "yes", "so", "and", "or", "um", "uh", "er", "me",
@@ -108,7 +110,10 @@ def _domain(r: Reading, i: int) -> tuple[int, bool] | None:
     if last is None or not labels:
         return None
     tld = len(labels) >= 2 and tokens[labels[-1][-1]].key in lex.tlds
-    provider = len(labels[0]) == 1 and tokens[labels[0][0]].key in lex.providers
+    first = tokens[labels[0][0]].key
+    # "at gmail" is an address; "at me", "at live" need their ".com"
+    provider = len(labels[0]) == 1 and first in lex.providers and first not in lex.common \
+        and first not in _PLAIN_WORDS
     return last, tld or provider
 
 

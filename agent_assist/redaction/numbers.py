@@ -331,7 +331,8 @@ def classify(r: Reading, run: Run) -> str | None:
     text = r.text
     start, end = r.tokens[items[0].first].start, r.tokens[items[-1].last].end
     raw = text[start:end]
-    context = r.near(run.first, run.last)
+    # this turn's own words first ("… and my mobile is 0412 …" after the agent asked for the card)
+    context = r.said_near(run.first, run.last) or set(r.carried)
     identifying = context & {"card", "cvv", "account", "bsb", "sort_code", "tfn", "medicare", "id", "secret",
                              "phone", "dob", "address", "iban"}
     w0 = r.word_of[run.first]
@@ -341,7 +342,7 @@ def classify(r: Reading, run: Run) -> str | None:
         return _code(run, context)
     digits = "".join(it.value for it in items)
     n = len(digits)
-    if _amount(r, run, raw, strong=not identifying):
+    if _amount(r, run, raw, strong="bsb" not in context):
         return None
     if len(items) == 2 and ("-" in raw or "/" in raw) and len(items[0].value) == 4 \
             and 1900 <= int(items[0].value) <= 2099 and (len(items[1].value) == 2 or (

@@ -68,7 +68,7 @@ def _name_after(r: Reading, w: int, strong: bool, cap_only: bool = False) -> lis
 
 def _name_word(r: Reading, t: Token, lower_ok: bool, continuing: bool, cap_only: bool) -> bool:
     lex = r.lex
-    if not t.letters or t.key in lex.not_names or t.key in lex.labels or len(t.text) < 2:
+    if not t.letters or t.key in lex.not_names or t.key in lex.labels or len(t.text) < 2 or _contraction(t):
         return False
     if lex.number_word(t.key) or t.key in lex.months or t.key in lex.honorifics:
         return False
@@ -82,8 +82,7 @@ def _name_word(r: Reading, t: Token, lower_ok: bool, continuing: bool, cap_only:
 
 
 def _capitalised_name(r: Reading, t: Token) -> bool:
-    return t.letters and t.capitalised and t.key not in r.lex.common and t.key not in r.lex.not_names \
-        and len(t.text) >= 2
+    return t.capitalised and _candidate(r, t)
 
 
 def _sentence_between(r: Reading, w0: int, w1: int, hyphen_ok: bool = False) -> bool:
@@ -93,22 +92,84 @@ def _sentence_between(r: Reading, w0: int, w1: int, hyphen_ok: bool = False) -> 
     return any(r.tokens[x].text not in allowed for x in range(a + 1, b))
 
 
+#: what may surround a name given in answer ("yeah it's john smith")
+_ANSWER_WORDS = frozenset(["it's", "it", "is", "yeah", "yes", "yep", "um", "uh", "er", "my", "name", "name's",
+                           "i'm", "this", "the", "surname", "first", "last", "and", "sure", "oh", "hi",
+                           "that's", "its", "so"])
+
+
 def _answer(r: Reading) -> list[tuple[int, int]]:
-    """The answer to "who am I speaking with?": capitalised words that are not everyday words; in a
-    short answer, lower-case ones too."""
-    lex = r.lex
-    content = [w for w in range(len(r.words)) if r.word(w).key not in lex.common
-               and r.word(w).key not in lex.fillers and r.word(w).letters]
-    short = len(r.words) <= 6
+    """The answer to "who am I speaking with?" (asked in the turn just before): capitalised
+    names at the start of the turn, in twos and threes ("Barry Nguyen") or inside a sentence
+    (", O'Brien"), not a capitalised word opening a sentence ("Cool."), and a short answer in
+    lower case ("it's john smith")."""
     out: list[tuple[int, int]] = []
-    for w in content:
+    lower = len(r.words) <= 5 and all(_candidate(r, r.word(w)) or r.word(w).low in _ANSWER_WORDS
+                                      for w in range(len(r.words)))
+    opening = True  # nothing but answer words so far
+    w = 0
+    while w < len(r.words):
         t = r.word(w)
-        if (t.capitalised or short) and t.key not in lex.not_names and len(t.text) >= 2:
-            if out and r.word_of[out[-1][1]] == w - 1 and not _sentence_between(r, w - 1, w, hyphen_ok=True):
-                out[-1] = (out[-1][0], r.words[w])  # "Carol Anne Brooks": one name
-            else:
-                out.append((r.words[w], r.words[w]))
+        if not (_candidate(r, t) and (t.capitalised or lower)):
+            opening = opening and t.low in _ANSWER_WORDS
+            w += 1
+            continue
+        end = w
+        while end + 1 < len(r.words) and end - w < 2 and _candidate(r, r.word(end + 1)) \
+                and (r.word(end + 1).capitalised or lower) and not _sentence_between(r, end, end + 1, True):
+            end += 1
+        ti = r.words[w]
+        mid_sentence = ti > 0 and r.tokens[ti - 1].text not in ".?!"  # "Cool." is no name; ", O'Brien" is
+        if opening or end > w or mid_sentence:
+            out.append((r.words[w], r.words[end]))
+        opening = False
+        w = end + 1
     return out
+
+
+def _candidate(r: Reading, t: Token) -> bool:
+    """Whether t can be a name on its own evidence: letters, not an everyday word, a month or a
+    contraction ("We'll", "That'd")."""
+    lex = r.lex
+    return (t.letters and len(t.text) >= 2 and t.key not in lex.common and t.key not in lex.not_names
+            and t.key not in lex.fillers and t.key not in lex.months and not _contraction(t))
+
+
+def _contraction(t: Token) -> bool:
+    return "'" in t.low and t.low.rsplit("'", 1)[1] in ("ll", "d", "ve", "re", "m", "t")
+
+
+def find_known(r: Reading, names: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], dict[str, bool]]:
+    """A name said again: the words of the names found in this turn and the call's earlier turns
+    (`r.known`, lower case, with whether they were capitalised), wherever else they appear
+    ("My name's Leanne Carter, Carter with a C"). Returns the spans, and this turn's name words."""
+    words: dict[str, bool] = {}
+    for first, last in names:
+        for i in range(first, last + 1):
+            t = r.tokens[i]
+            if t.letters and len(t.text) >= 3 and t.key not in r.lex.common and t.key not in r.lex.not_names:
+                words[t.key] = words.get(t.key, False) or t.capitalised
+    known = {**r.known, **words}
+    out = []
+    for w, ti in enumerate(r.words):
+        t = r.tokens[ti]
+        was_capitalised = known.get(t.key)
+        if was_capitalised is None or r.taken[ti] or not (t.capitalised or not was_capitalised):
+            continue
+        first = last = w  # with the capitalised names beside it: "a Kevin Doyle"
+        while first > 0 and w - first < 2 and _beside_known(r, first - 1, first):
+            first -= 1
+        while last + 1 < len(r.words) and last - w < 2 and _beside_known(r, last + 1, last):
+            last += 1
+        r.take(r.words[first], r.words[last])
+        out.append((r.words[first], r.words[last]))
+    return out, words
+
+
+def _beside_known(r: Reading, w: int, next_to: int) -> bool:
+    t = r.word(w)
+    return (t.capitalised and _candidate(r, t) and not r.taken[r.words[w]]
+            and not _sentence_between(r, min(w, next_to), max(w, next_to), hyphen_ok=True))
 
 
 def find_beside(r: Reading, details: list[tuple[int, int, str]]) -> list[tuple[int, int]]:

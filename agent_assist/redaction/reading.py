@@ -212,6 +212,7 @@ class Reading:
     text: str
     carried: frozenset[str] = frozenset()
     today: date = field(default_factory=date.today)
+    known: dict[str, bool] = field(default_factory=dict)  # names said earlier in the call
     tokens: list[Token] = field(init=False)
     words: list[int] = field(init=False)  # token index of each word
     word_of: list[int] = field(init=False)  # each token's word index (punctuation: the next word's)
@@ -250,7 +251,11 @@ class Reading:
         """What a detail at tokens first..last is said to be: the kinds named by the nearest
         context words before it (within `before` words; "card … and my mobile is 0412 …" is a
         phone), any within `after` words after it, and what the call carried in."""
-        found = set(self.carried)
+        return self.said_near(first, last, before, after) | self.carried
+
+    def said_near(self, first: int, last: int, before: int = BEFORE, after: int = AFTER) -> set[str]:
+        """`near` without what the call carried in: what this turn's own words say."""
+        found: set[str] = set()
         w0 = self.word_of[first]
         w1 = self.word_of[last] if self.tokens[last].word else w0
         nearest = None
