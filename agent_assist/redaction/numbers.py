@@ -144,8 +144,8 @@ def _joins(tokens: list[Token], last: int, nxt: int) -> bool:
 def _item(r: Reading, i: int) -> Item | None:
     """The number word, digits, letter or code starting at token i, or None."""
     lex, t = r.lex, r.tokens[i]
-    if not t.word:
-        return None
+    if not t.word or (r.context_word(r.word_of[i]) and lex.number_word(t.key)):
+        return None  # "the last eight", "three digits on the back": words about a number
     key = t.key
     if t.digits:
         return Item(i, i, t.text, single=len(t.text) == 1)
@@ -177,7 +177,8 @@ def _letter(r: Reading, i: int) -> Item | None:
     """A letter spelled out ("q q one two …", "S-M-I-T-H"), or a short group of capitals beside
     digits ("GB29 NWBK 6016"). "a" and "I" count only between other letters or digits."""
     t = r.tokens[i]
-    if t.key in r.lex.labels:
+    glued = i + 1 < len(r.tokens) and r.tokens[i + 1].text == "-" and r.tokens[i + 1].start == t.end
+    if t.key in r.lex.labels and not glued:  # "CVV 123" is a label; "ACC-00912477" is the number
         return None
     if len(t.text) == 1 and t.text.isalpha():
         if t.low in ("a", "i"):
@@ -338,6 +339,8 @@ def classify(r: Reading, run: Run) -> str | None:
     w0 = r.word_of[run.first]
     if not identifying and any(r.word(w).key in r.lex.not_personal_before for w in range(max(0, w0 - 3), w0)):
         return None  # "the model number is 55UM7300", "flight 401", "error code 0x8007"
+    if any(r.word(w).key in r.lex.expiry for w in range(max(0, w0 - 2), w0)):
+        return None  # a card's expiry ("exp 03/28") is not its number
     if any(it.letters for it in items):
         return _code(run, context)
     digits = "".join(it.value for it in items)

@@ -181,6 +181,10 @@ def find_beside(r: Reading, details: list[tuple[int, int, str]]) -> list[tuple[i
             continue
         j = first - 1
         joined = False
+        skipped = 0  # "Daniel Price, DOB 4/11/1979": the label between
+        while j >= 0 and skipped < 2 and r.tokens[j].word and (r.tokens[j].key in r.lex.labels
+                                                                 or r.context_word(r.word_of[j])):
+            j, skipped = j - 1, skipped + 1
         while j >= 0 and r.tokens[j].text in (",", ";"):
             j, joined = j - 1, True
         if j >= 0 and r.tokens[j].key == "from" and not joined:

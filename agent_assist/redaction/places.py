@@ -171,10 +171,12 @@ def _house_number_ending(r: Reading, i: int) -> int | None:
         first = i
     elif lex.number_word(t.key) and t.key not in ("o", "oh"):
         first = i
-        while first - 1 >= 0 and first > i - 3:
+        while first - 1 >= 0 and first > i - 5:
             p = r.tokens[first - 1]
             if p.word and (lex.number_word(p.key) or p.key == "hundred") and p.key not in ("o", "oh"):
                 first -= 1
+            elif p.key == "and" and first - 2 >= 0 and r.tokens[first - 2].key == "hundred":
+                first -= 1  # "one hundred and four"
             elif p.text == "-" and first - 2 >= 0 and lex.number_word(r.tokens[first - 2].key):
                 first -= 2
             else:

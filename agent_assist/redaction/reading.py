@@ -141,6 +141,7 @@ class Lexicon:
     service_prefixes: tuple[str, ...]
     labels: frozenset[str]
     not_personal_before: frozenset[str]
+    expiry: frozenset[str]
     months: dict[str, int]
     ambiguous_months: frozenset[str]
     ordinals: dict[str, int]
@@ -187,6 +188,7 @@ def lexicon() -> Lexicon:
         scale=frozenset(n["scale"]), units_after=frozenset(n["units_after"]),
         currency_before=frozenset(n["currency_before"]), service_prefixes=tuple(n["service_prefixes"]),
         labels=frozenset(n["labels"]), not_personal_before=frozenset(n["not_personal_before"]),
+        expiry=frozenset(n["expiry"]),
         months=d["months"], ambiguous_months=frozenset(d["ambiguous_months"]), ordinals=d["ordinals"],
         context=Phrases((p, kind) for kind, ps in data["context"].items() for p in ps),
         context_kinds=tuple(data["context"]),
