@@ -45,7 +45,7 @@ HOSTILE: dict[str, Callable[[int], str]] = {
 
 def table() -> dict[str, object]:
     out: dict[str, object] = {}
-    for name in ("dev.txt", "heldback.txt"):
+    for name in ("dev.txt", "heldback.txt", "heldback2.txt"):
         if not (redaction_cases.TABLE / name).exists():
             continue
         cases = redaction_cases.load(name)

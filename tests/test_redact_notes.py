@@ -17,7 +17,7 @@ from agent_assist.sinks import JsonlEventLog
 from agent_assist.store import FlagStoreSink, StoreOptions, open_store
 from tests.redaction_cases import TODAY, Case, load, run
 
-CASES = load("dev.txt") + load("heldback.txt")
+CASES = load("dev.txt") + load("heldback.txt") + load("heldback2.txt")
 START = CallStart(t=0.0, call_id="c1", source="x.wav", channels={}, started_at="2026-11-23T09:00:00+00:00",
                   model="tiny.en")
 
