@@ -93,15 +93,19 @@ def per_turn() -> dict[str, float]:
 
 
 def hostile(n: int) -> dict[str, dict[str, float]]:
-    print(f"\nhostile text: seconds at {n} and {4 * n} characters, and their ratio (linear: about 4)")
+    print(f"\nhostile text: seconds at {n} and {4 * n} characters (best of 3), and their ratio "
+          "(linear: about 4)")
     out = {}
     for name, make in HOSTILE.items():
         seconds = []
         for size in (n, 4 * n):
             text = make(size)
-            started = time.perf_counter()
-            redact(text)
-            seconds.append(time.perf_counter() - started)
+            best = float("inf")
+            for _ in range(3):  # the best of three: the machine is shared
+                started = time.perf_counter()
+                redact(text)
+                best = min(best, time.perf_counter() - started)
+            seconds.append(best)
         ratio = seconds[1] / max(seconds[0], 1e-6)
         print(f"  {name:20} {seconds[0]:8.3f} {seconds[1]:8.3f}   x{ratio:.1f}")
         out[name] = {"n_s": round(seconds[0], 4), "4n_s": round(seconds[1], 4), "ratio": round(ratio, 2)}

@@ -52,12 +52,14 @@ def _name_after(r: Reading, w: int, strong: bool, cap_only: bool = False) -> lis
     """Up to three name words from word w on (the first in lower case too when `strong`)."""
     first = last = None
     k = w
-    while k < len(r.words) and k - w < 3:
+    while k < len(r.words) and k - w < 4:
         t = r.word(k)
         if first is not None and _sentence_between(r, k - 1, k, hyphen_ok=True):
             break
-        if not _name_word(r, t, strong and first is None and not cap_only, first is not None,
-                          cap_only or (first is not None and r.tokens[first].capitalised)):
+        particle = first is not None and t.key in r.lex.particles and k + 1 < len(r.words) \
+            and r.word(k + 1).capitalised  # "Van der Berg", "de la Cruz"
+        if not particle and not _name_word(r, t, strong and first is None and not cap_only, first is not None,
+                                           cap_only or (first is not None and r.tokens[first].capitalised)):
             break
         if first is None:
             first = r.words[k]

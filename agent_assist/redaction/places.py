@@ -229,7 +229,7 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
     pending: int | None = None  # words kept if a state or postcode follows
     words = 0
     j = i + 1
-    while j < len(tokens) and j - i < 16:
+    while j < len(tokens) and j - i < 16 and not r.taken[j]:
         t = tokens[j]
         if not t.word:
             if t.text in (",", "-"):
@@ -294,9 +294,17 @@ def _locality_after(r: Reading, i: int, strong: bool) -> int:
         else:
             break
         j += 1
-    if pending is not None and (j >= len(tokens) or tokens[j].text in _SENTENCE_END):
+    if pending is not None and (j >= len(tokens) or _sentence_end(r, j)):
         last = pending
     return last
+
+
+def _sentence_end(r: Reading, j: int) -> bool:
+    """Whether token j ends a sentence: a full stop with a space or nothing after it (not the dot
+    of "lucy.chan@…")."""
+    t = r.tokens[j]
+    return t.text in _SENTENCE_END and not r.taken[j] and (
+        j + 1 >= len(r.tokens) or r.tokens[j + 1].start > t.end)
 
 
 def _postcode_code(r: Reading, j: int) -> int | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 
 # a word (letters and digits, with apostrophes inside: "o'brien", "it's"), or one other character
 _TOKEN = re.compile("[^\\W_]+(?:['\u2019][^\\W_]+)*|\\S")
@@ -30,8 +30,9 @@ MARKERS = frozenset(KINDS)
 BEFORE, AFTER = 12, 5
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """One token of a turn (a tuple: a turn of 100,000 tokens is made quickly)."""
+
     start: int
     end: int
     text: str
@@ -165,6 +166,7 @@ class Lexicon:
     introduce_capitalised: Phrases
     name_after: frozenset[str]
     honorifics: frozenset[str]
+    particles: frozenset[str]
     not_names: frozenset[str]
     secrets: Phrases
     common: frozenset[str]
@@ -202,6 +204,7 @@ def lexicon() -> Lexicon:
         introduce=phrases(names["introduce"], "name"),
         introduce_capitalised=phrases(names["introduce_capitalised"], "name"),
         name_after=frozenset(names["after"]), honorifics=frozenset(names["honorifics"]),
+        particles=frozenset(names["particles"]),
         not_names=frozenset(names["not_names"]), secrets=phrases(data["secrets"]["introduce"], "secret"),
         common=frozenset(data["words"]["common"]),
     )
@@ -221,6 +224,8 @@ class Reading:
     taken: bytearray = field(init=False)  # tokens a detector has claimed
     _ends: list[list[str]] = field(init=False)  # kinds of the context phrases ending at each word
     _starts: list[list[str]] = field(init=False)
+    _hit_before: list[int] = field(init=False)
+    _hit_after: list[int] = field(init=False)
     kinds: set[str] = field(init=False)  # every kind the turn's own words talk about
 
     def __post_init__(self) -> None:
@@ -248,6 +253,20 @@ class Reading:
             self._ends[last].append(kind)
             self._starts[first].append(kind)
             self.kinds.add(kind)
+        # for each word, the nearest word before it where a context phrase ends, and after it
+        # where one starts (-1: none), so `said_near` looks at the hits alone, not every word
+        self._hit_before = [-1] * (len(self.words) + 1)  # one more: a detail after the last word
+        self._hit_after = [-1] * len(self.words)
+        seen = -1
+        for w in range(len(self.words) + 1):
+            self._hit_before[w] = seen
+            if w < len(self.words) and self._ends[w]:
+                seen = w
+        seen = -1
+        for w in range(len(self.words) - 1, -1, -1):
+            self._hit_after[w] = seen
+            if self._starts[w]:
+                seen = w
 
     def near(self, first: int, last: int, before: int = BEFORE, after: int = AFTER) -> set[str]:
         """What a detail at tokens first..last is said to be: the kinds named by the nearest
@@ -256,19 +275,19 @@ class Reading:
         return self.said_near(first, last, before, after) | self.carried
 
     def said_near(self, first: int, last: int, before: int = BEFORE, after: int = AFTER) -> set[str]:
-        """`near` without what the call carried in: what this turn's own words say."""
+        """`near` without what the call carried in: what this turn's own words say (the nearest
+        context words before, with any within two words of them, and those just after)."""
         found: set[str] = set()
         w0 = self.word_of[first]
         w1 = self.word_of[last] if self.tokens[last].word else w0
-        nearest = None
-        for w in range(w0 - 1, max(-1, w0 - 1 - before), -1):
-            if self._ends[w]:
-                nearest = w if nearest is None else nearest
-                found.update(self._ends[w])
-            if nearest is not None and nearest - w >= 2:
-                break
-        for w in range(w1 + 1, min(len(self.words), w1 + 1 + after)):
-            found.update(self._starts[w])
+        nearest = v = self._hit_before[w0]
+        while v >= 0 and nearest - v <= 2 and v >= w0 - before:
+            found.update(self._ends[v])
+            v = self._hit_before[v]
+        v = self._hit_after[w1] if w1 < len(self.words) else -1
+        while v != -1 and v <= w1 + after:
+            found.update(self._starts[v])
+            v = self._hit_after[v]
         return found
 
     def find(self, phrases: Phrases) -> Iterator[tuple[int, int, str]]:
