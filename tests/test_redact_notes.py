@@ -85,3 +85,25 @@ def test_an_agents_note_reaches_the_event_log_and_the_store_without_its_details(
             if sum(ch.isalnum() for ch in word) >= 3 and word.lower() not in ("the", "and", "street"):
                 assert word not in stored.split(), (word, stored)
     store.close()
+
+
+def test_a_supervisors_note_reaches_the_csv_and_the_report_redacted(tmp_path: Path) -> None:
+    """`review export` and `review report` list the flags with their notes (they showed none)."""
+    from agent_assist.review import report_html, to_csv
+
+    store = open_store(tmp_path / "flags.sqlite3")
+    sink = FlagStoreSink(store, StoreOptions(agent="sam", team="east"))
+    for event in (START, _note("", 5.0)):
+        sink.emit(event)
+    flag_id = store.flags()[0].id
+    store.note(flag_id, "Rang Mrs Nguyen back on 0412 345 678; card 4111 1111 1111 1111 cancelled", by="lee")
+    flags = store.flags()
+    written = "Rang [name] back on [phone]; card [card] cancelled"
+    assert [n["text"] for n in flags[0].notes] == [written]
+    csv_text = to_csv(flags)
+    page = report_html(flags, {f.call_id: store.call(f.call_id) for f in flags}, title="t", subtitle="s",
+                       generated_at="2026-11-23T10:00:00+00:00")
+    for text in (csv_text, page):
+        assert "[phone]" in text and "[card]" in text
+        assert "0412" not in text and "4111" not in text and "Nguyen" not in text
+    store.close()

@@ -225,6 +225,7 @@ class Reading:
     _ends: list[list[str]] = field(init=False)  # kinds of the context phrases ending at each word
     _starts: list[list[str]] = field(init=False)
     _hit_before: list[int] = field(init=False)
+    _breaks: list[int] = field(init=False)
     _hit_after: list[int] = field(init=False)
     kinds: set[str] = field(init=False)  # every kind the turn's own words talk about
 
@@ -255,6 +256,15 @@ class Reading:
             self.kinds.add(kind)
         # for each word, the nearest word before it where a context phrase ends, and after it
         # where one starts (-1: none), so `said_near` looks at the hits alone, not every word
+        # how many sentence ends (". ? ! ;") come before each word: words after a detail name it only
+        # in its own sentence ("0412 345 678; card …" is no card)
+        self._breaks = [0] * len(self.words)
+        ends = 0
+        for i, t in enumerate(self.tokens):
+            if t.word:
+                self._breaks[self.word_of[i]] = ends
+            elif t.text in ".?!;":
+                ends += 1
         self._hit_before = [-1] * (len(self.words) + 1)  # one more: a detail after the last word
         self._hit_after = [-1] * len(self.words)
         seen = -1
@@ -285,7 +295,7 @@ class Reading:
             found.update(self._ends[v])
             v = self._hit_before[v]
         v = self._hit_after[w1] if w1 < len(self.words) else -1
-        while v != -1 and v <= w1 + after:
+        while v != -1 and v <= w1 + after and self._breaks[v] == self._breaks[w1]:  # same sentence
             found.update(self._starts[v])
             v = self._hit_after[v]
         return found
