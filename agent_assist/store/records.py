@@ -315,10 +315,21 @@ class Store:
             "ORDER BY f.severity_rank DESC, (f.reviewed_at IS NULL) DESC, c.started_at DESC, f.t DESC",
             params,
         )
+        notes: dict[Any, list[dict[str, Any]]] = {}
+        if rows:  # supervisors' notes, for the CSV and the report (redacted when they were written)
+            found = self.db.query(
+                "SELECT n.flag_id, n.created_at, n.author, n.text, n.wellbeing FROM notes n JOIN flags f "
+                f"ON f.id = n.flag_id JOIN calls c ON c.call_id = f.call_id{where} ORDER BY n.id",
+                params,
+            )
+            kinds = (_integer, _moment, _text, _text, _integer)
+            for i, c, a, t, w in _rows(self.where, "a note", found, kinds):
+                notes.setdefault(i, []).append({"created_at": c, "author": a, "text": t,
+                                                "wellbeing": bool(w)})
         out = []
         for row in rows:
             try:
-                out.append(self._flag(row))
+                out.append(self._flag(row, tuple(notes.get(row[0], ()))))
             except _Damaged as exc:
                 log.warning("flag store %s: %s; left out", self.where, exc)
         return out
