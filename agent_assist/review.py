@@ -604,9 +604,9 @@ def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines)
         f'<span><i class="key" style="background:{DISTRESS_COLOUR}"></i>distress</span>'
         f'<span><i class="key" style="background:{ESCALATION_COLOUR}"></i>escalation</span>'
         f'<span><i class="key" style="background:{CRISIS_SCORE_COLOUR}"></i>crisis</span>'
+        '<span><span class="crisis-tag">CRISIS</span> crisis flag</span>'
         f'<span><i class="key" style="background:{PROMPT_COLOUR}"></i>prompt shown</span>'
-        '<span><i class="key" style="background:#7a1020"></i>flag</span>'
-        '<span><span class="crisis-tag">CRISIS</span> crisis flag</span></p>',
+        '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
         timeline_svg(call, flags, length),
     ]
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}

@@ -161,6 +161,10 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
     layers = load_config().rule_packs(site_packs)
     pack = packs.load_for_run(layers)
     reviewed = _reviewed_flags(store_url, since) if store_url is not None else []
+    if not paths and not reviewed:
+        click.echo("no flags reviewed as handled well or false alarm: nothing to measure "
+                   "(`agent-assist review outcome` records them)")
+        return
     if not paths:
         report = ev.evaluate([], pack, layers, reviewed=reviewed)
     else:
