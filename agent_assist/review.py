@@ -607,7 +607,7 @@ def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines)
         '<span><span class="crisis-tag">CRISIS</span> crisis flag</span>'
         f'<span><i class="key" style="background:{PROMPT_COLOUR}"></i>prompt shown</span>'
         '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
-        timeline_svg(call, flags, length),
+        timeline_svg(call, flags, length, lines=lines),
     ]
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}
     if call.prompts:
@@ -664,11 +664,13 @@ def _audit_html(f: FlagRecord) -> str:
 
 
 def timeline_svg(
-    call: CallRecord, flags: Sequence[FlagRecord], length: float, width: int = 1000, height: int = 200
+    call: CallRecord, flags: Sequence[FlagRecord], length: float, width: int = 1000, height: int = 200,
+    lines: CrisisLines | None = None,
 ) -> str:
     """Distress, escalation and crisis over the call (0 to 1), prompts as green ticks along the top,
     flags as dashed vertical lines in their severity's colour; a crisis flag, the boldest mark of
-    all, as a solid line over a band, drawn over everything else and labelled CRISIS."""
+    all, as a solid line over a band, drawn over everything else and labelled CRISIS (its tooltip
+    names the support line, when `lines` are given)."""
     left, right, top, bottom = 44, 12, 22, 26
     plot_w, plot_h = width - left - right, height - top - bottom
 
@@ -731,7 +733,8 @@ def timeline_svg(
         at = x(f.t)
         label_x = at + 6 if at + 70 < width - right else at - 70
         out.append(
-            f'<g class="crisis-mark"><title>flag {f.id}: crisis at {_e(format_clock(f.t))}</title>'
+            f'<g class="crisis-mark"><title>flag {f.id}: crisis at {_e(format_clock(f.t))}'
+            f"{_e('; ' + crisis_words(f, lines)[1]) if lines else ''}</title>"
             f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{top}" y2="{top + plot_h}" stroke="{CRISIS_COLOUR}" '
             f'stroke-width="5"/><rect x="{label_x:.1f}" y="{top + 2}" width="64" height="18" rx="3" '
             f'fill="{CRISIS_COLOUR}"/><text x="{label_x + 32:.1f}" y="{top + 15}" font-size="12" '

@@ -8,7 +8,8 @@ one (`reviews` table, migration 6). What the flag stands at is read from the lin
 * whether to follow up with the agent for their own wellbeing: any "follow up" line.
 
 An outcome is about the call and the rule, never a score of the agent: nothing here or in the
-review counts outcomes per agent (see DESIGN.md and the README's "What the review never does").
+review counts outcomes per agent (the README's "What the review never does": a system that
+evaluates workers' performance is high-risk under the EU AI Act).
 """
 
 from __future__ import annotations
