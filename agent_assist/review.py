@@ -568,11 +568,12 @@ def report_html(
                 f'<td>{_folded(_reason(f))}</td><td class="review">{_review_cell(f)}</td></tr>'
             )
         parts.append("</tbody></table>")
-    shown = [g.call_id for g in groups]
-    shown += list(dict.fromkeys(f.call_id for f in check_ins if f.call_id not in shown))
+    shown = list(dict.fromkeys([*(g.call_id for g in groups), *(f.call_id for f in check_ins)]))
+    ordered: dict[str, list[FlagRecord]] = {}
+    for f in review_order(flags):
+        ordered.setdefault(f.call_id, []).append(f)
     for call_id in shown:
-        parts.append(_call_section(calls[call_id], [f for f in review_order(flags) if f.call_id == call_id],
-                                   lines))
+        parts.append(_call_section(calls[call_id], ordered[call_id], lines))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -350,7 +350,7 @@ def test_a_false_alarm_counts_against_the_rule_that_fired(tmp_path: Path, calls:
     alone = agent_assist("rules", "evaluate", "--store", url)
     assert alone.returncode == 0 and alone.stdout.startswith("reviewed flags (supervisors' outcomes): 4")
     nothing = agent_assist("rules", "evaluate")
-    assert nothing.returncode == 1 and nothing.stderr.startswith("agent-assist: error: nothing to measure")
+    assert nothing.returncode == 2 and "nothing to measure: give labelled calls" in nothing.stderr
     later = agent_assist("rules", "evaluate", "--store", url, "--since", "2099-01-01")
     assert later.returncode == 0 and later.stdout == (
         "no flags reviewed as handled well or false alarm: nothing to measure (`agent-assist review outcome` "

@@ -150,10 +150,10 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
     from agent_assist.rules import packs
 
     if not calls and store_url is None:
-        raise AgentAssistError("nothing to measure: give labelled calls (files or folders, as "
+        raise click.UsageError("nothing to measure: give labelled calls (files or folders, as "
                                "data/samples/calls/), or --store for supervisors' outcomes")
     if since is not None and store_url is None:
-        raise AgentAssistError("--since chooses the reviewed flags of --store: give --store too")
+        raise click.UsageError("--since chooses the reviewed flags of --store: give --store too")
     paths = [f for p in calls for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
     if calls and not paths:
         raise AgentAssistError(f"no labelled calls (*.json) in {', '.join(map(str, calls))}")
