@@ -140,7 +140,7 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "latin1.toml").write_bytes(b'x = "\xe9"\n')
     _, problems = load([tmp_path / "nope.toml", tmp_path / "latin1.toml"])
     assert str(problems[0]).endswith("nope.toml:0: error: no such file")
-    assert "latin1.toml:0: error: cannot read" in str(problems[1])
+    assert "latin1.toml:1: error: not UTF-8 text" in str(problems[1])
 
 
 # -- the default pack and the linter's command line -------------------------------------------
