@@ -209,9 +209,11 @@ def _when(value: Any) -> tuple[str, conditions.Node]:
 
 
 def _principle(value: Any) -> str:
-    if not isinstance(value, str) or value not in PRINCIPLES:
-        what = excerpt(value) if isinstance(value, str) else _kind(value)
-        raise _Bad(f"unknown principle {what}", f"one of: {', '.join(PRINCIPLES)}")
+    hint = f"one of: {', '.join(PRINCIPLES)}"
+    if not isinstance(value, str):
+        raise _Bad(f"principle must be text in quotes, not {_kind(value)}", hint)
+    if value not in PRINCIPLES:
+        raise _Bad(f"unknown principle {excerpt(value)}", hint)
     return value
 
 
