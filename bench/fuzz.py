@@ -72,8 +72,9 @@ BAD_FLAGS = ['"crisis"', "[1]", '{ kind = "crisis" }', '{ kind = "crisis", sever
              '{ kind = [1], severity = "low" }', '{ kind = {}, severity = "low" }',
              '{ kind = "crisis", severity = 1979-05-27 }', "{}", '{ kind = "nope", severity = "low" }']
 BAD_ANSWERS = ['"distress"', "[1]", '[["distress"]]', "{}", '["nope"]', "[1979-05-27]"]
-BAD_CONDITIONS = ["nosuch >= 0.5", "distress >= 1.5", "distress >=", "distress >= 0.5 and", "((distress >= 0.5)",
-                  'customer says ""', "customer says", "distress 0.5", ">= 0.5", "distress >= 0.5)",
+BAD_CONDITIONS = ["nosuch >= 0.5", "distress >= 1.5", "distress >=", "distress >= 0.5 and",
+                  "((distress >= 0.5)", 'customer says ""', "customer says", "distress 0.5", ">= 0.5",
+                  "distress >= 0.5)",
                   'customer says "a" ,', "and", "not", "()", "distress >= 0.5 or or crisis >= 0.5",
                   "distress >= --1", "distress => 0.5", 'customer says "unterminated', "distress >= 0.5 $"]
 
@@ -129,8 +130,9 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
     lines = text.split("\n")
     blocks = _rule_blocks(text)
     kind = rng.choices(
-        ["wrong-type", "bad-number", "bad-flag", "bad-answers", "bad-enabled", "deep-nesting", "deep-condition",
-         "long-condition", "bad-condition", "condition-edit", "inline-rules", "quoted-header", "fake-header",
+        ["wrong-type", "bad-number", "bad-flag", "bad-answers", "bad-enabled", "deep-nesting",
+         "deep-condition", "long-condition", "bad-condition", "condition-edit", "inline-rules",
+         "quoted-header", "fake-header",
          "sub-table", "misspelt-table", "unknown-field", "missing-field", "duplicate-id", "bad-override",
          "top-level", "huge-string", "control-chars", "surrogate", "line-damage", "char-damage", "truncate"],
         weights=[10, 6, 4, 3, 2, 5, 4, 1, 6, 6, 2, 3, 3, 2, 2, 3, 3, 2, 2, 2, 1, 3, 2, 10, 10, 3])[0]
@@ -197,7 +199,8 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
     elif kind == "quoted-header":
         verdict = "any"  # valid TOML for the same table: read as [[rule]], or refused; never dropped
         start, _ = rng.choice(blocks)
-        lines[start] = rng.choice(['[["rule"]]', "[[ 'rule' ]]", '[[ "rule" ]]  # quoted', '[["r\\u0075le"]]'])
+        lines[start] = rng.choice(['[["rule"]]', "[[ 'rule' ]]", '[[ "rule" ]]  # quoted',
+                                   '[["r\\u0075le"]]'])
     elif kind == "fake-header":
         verdict = "any"  # a multi-line string that holds a line `[[rule]]`: valid, and every rule loads
         start, end = rng.choice(blocks)
@@ -205,8 +208,8 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
         lines[start + 1: end] = [x for x in lines[start + 1: end] if not x.startswith("example = ")]
     elif kind == "sub-table":
         start, end = rng.choice(blocks)
-        lines.insert(end, rng.choice(['[[rule.flag]]\nkind = "crisis"\nseverity = "low"', "[rule.extra]\na = 1",
-                                      '[rule.answers]\nx = "distress"']))
+        lines.insert(end, rng.choice(['[[rule.flag]]\nkind = "crisis"\nseverity = "low"',
+                                      "[rule.extra]\na = 1", '[rule.answers]\nx = "distress"']))
     elif kind == "misspelt-table":
         start, _ = rng.choice(blocks)
         lines[start] = rng.choice(["[[rules]]", "[rule]", "[[Rule]]", "[[overide]]", "[[rule]"])
@@ -215,7 +218,8 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
         lines.insert(start + 1, rng.choice(["priorty = 50", "when_ = \"distress >= 0.5\"", "x = 1",
                                             "flag.extra = 1", '"prompt " = "x"']))
     elif kind == "missing-field":
-        while not _set_field(rng, lines, blocks, ("id", "when", "prompt", "principle", "source"), lambda _: '""'):
+        while not _set_field(rng, lines, blocks, ("id", "when", "prompt", "principle", "source"),
+                             lambda _: '""'):
             pass
     elif kind == "duplicate-id":
         (a, _), (b, _) = rng.sample(blocks, 2)
@@ -223,9 +227,10 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
         i = next(i for i in range(b, len(lines)) if lines[i].startswith("id = "))
         lines[i] = first
     elif kind == "bad-override":
-        lines.append(rng.choice(['[[override]]\nid = "no-such-rule"\nprompt = "x"', "[[override]]\nprompt = \"x\"",
-                                 '[[override]]\nid = ["crisis-self-harm"]', '[[override]]\nid = "crisis-threat"\n'
-                                 'when = "distress >= 0.1"', '[[override]]\nid = { a = 1 }']))
+        lines.append(rng.choice(['[[override]]\nid = "no-such-rule"\nprompt = "x"',
+                                 '[[override]]\nprompt = "x"', '[[override]]\nid = ["crisis-self-harm"]',
+                                 '[[override]]\nid = "crisis-threat"\nwhen = "distress >= 0.1"',
+                                 '[[override]]\nid = { a = 1 }']))
     elif kind == "top-level":
         lines.insert(rng.randrange(0, blocks[0][0] + 1), rng.choice(
             ["x = 1", "pack = 1", "rule = 1", 'override = "x"', "[other]\na = 1", "pack.name = [1]"]))
@@ -242,7 +247,8 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
         _set_field(rng, lines, blocks, ("prompt", "example", "source", "support_line", "id"),
                    lambda n: f'"{n} {chars} text"')
     elif kind == "surrogate":
-        _set_field(rng, lines, blocks, ("prompt", "example", "id"), lambda _: rng.choice(['"\\ud800"', '"a\\udfff"']))
+        _set_field(rng, lines, blocks, ("prompt", "example", "id"),
+                   lambda _: rng.choice(['"\\ud800"', '"a\\udfff"']))
     elif kind == "line-damage":
         verdict = "any"
         i = rng.randrange(len(lines))
@@ -258,7 +264,7 @@ def mutate_pack(rng: random.Random, text: str) -> tuple[str, str, str]:
         verdict = "any"
         joined = "\n".join(lines)
         at = rng.randrange(len(joined))
-        piece = rng.choice(NASTY + ["\n", "=", "[", "]", "{", "}", "\\u", "\\ud800"])
+        piece = rng.choice([*NASTY, "\n", "=", "[", "]", "{", "}", "\\u", "\\ud800"])
         joined = joined[:at] + piece + joined[at + rng.choice([0, 0, 1]):]
         return kind, joined, verdict
     elif kind == "truncate":
@@ -279,19 +285,22 @@ def _scripted_call() -> list[Any]:
     said = ["I want to speak to a manager", "my husband passed away last week", "I want to kill myself",
             "he hits me and I'm scared of him", "there's a gas leak", "this is the third time I've called",
             "okay", "I can't afford the payment, hardship", "sorry sorry sorry", "can you repeat that"]
-    events: list[Any] = [CallStart(t=0.0, call_id="fuzz", source="fuzz", channels={}, started_at="", model="x")]
+    events: list[Any] = [CallStart(t=0.0, call_id="fuzz", source="fuzz", channels={}, started_at="",
+                                   model="x")]
     t = 0.0
     for i, text in enumerate(said * 2):
         level = (i % 5) / 4
-        scores = Scores(distress=level, escalation=1 - level, crisis=level, text={"distress": level,
-                        "escalation": 1 - level}, acoustic={"distress": level, "escalation": level} if i % 2 else None,
-                        baseline=False, trend={"distress": level, "escalation": level, "distress_rise": 0.3,
-                                               "escalation_rise": 0.3}, kind=["self-harm", "violence", "danger"][i % 3])
+        voice = {"distress": level, "escalation": level} if i % 2 else None
+        trend = {"distress": level, "escalation": level, "distress_rise": 0.3, "escalation_rise": 0.3}
+        scores = Scores(distress=level, escalation=1 - level, crisis=level,
+                        text={"distress": level, "escalation": 1 - level}, acoustic=voice, baseline=False,
+                        trend=trend, kind=["self-harm", "violence", "danger"][i % 3])
         speaker = Speaker.AGENT if i % 4 == 3 else Speaker.CUSTOMER
+        heard = scores if speaker == Speaker.CUSTOMER else None
         events.append(Partial(t=t + 1, call_id="fuzz", utterance_id=f"u{i}", speaker=speaker, start=t,
-                              text=text.split()[0], scores=scores if speaker == Speaker.CUSTOMER else None))
-        events.append(Utterance(t=t + 3, call_id="fuzz", utterance_id=f"u{i}", speaker=speaker, start=t, end=t + 2.5,
-                                text=text, scores=scores if speaker == Speaker.CUSTOMER else None))
+                              text=text.split()[0], scores=heard))
+        events.append(Utterance(t=t + 3, call_id="fuzz", utterance_id=f"u{i}", speaker=speaker, start=t,
+                                end=t + 2.5, text=text, scores=heard))
         t += 400 if i % 7 == 6 else 4  # past most cooldowns now and then
     events.append(CallEnd(t=t + 1, call_id="fuzz", reason=EndReason.END_OF_AUDIO))
     return events
@@ -319,7 +328,7 @@ def _run_pack(path: Path) -> str:
                 if isinstance(out, PublicEvent):
                     event_from_json(out.to_json())
                     console.emit(out)
-    except Exception as exc:  # noqa: BLE001 - any failure here is what is counted
+    except Exception as exc:
         return f"run-crash: {type(exc).__name__}: {str(exc)[:200]}"
     return "ok"
 
@@ -330,7 +339,8 @@ def _lint(paths: list[str]) -> tuple[int, str, str]:
 
     from agent_assist.cli import main
 
-    with CliRunner().isolation(env={"AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}) as (out, err, _):
+    no_config = {"AGENT_ASSIST_CONFIG": "/nonexistent/agent-assist.toml"}
+    with CliRunner().isolation(env=no_config) as (out, err, _):
         try:
             main(["rules", "lint", "--no-default", *paths])
             code = 0
@@ -410,15 +420,15 @@ def transcript_case(rng: random.Random, work: Path) -> tuple[str, str]:
                                '{"call_id": ' + '{"a": ' * depth + "1" + "}" * depth + ', "turns": []}'])
     elif kind == "non-finite":
         i = rng.randrange(len(lines))
-        lines[i] = re.sub(r'"end": [0-9.]+', '"end": ' + rng.choice(["NaN", "Infinity", "-Infinity", "1e309"]),
-                          lines[i], count=1)
+        wrong = rng.choice(["NaN", "Infinity", "-Infinity", "1e309"])
+        lines[i] = re.sub(r'"end": [0-9.]+', '"end": ' + wrong, lines[i], count=1)
     elif kind == "wrong-type":
         i = rng.randrange(len(lines))
         call = json.loads(lines[i])
-        field, value = rng.choice([("call_id", [1]), ("call_id", {"a": 1}), ("call_id", None), ("turns", {}),
-                                   ("turns", "x"), ("turns", [1]), ("text", [1, 2]), ("text", {"a": 1}),
-                                   ("text", 42), ("speaker", ["customer"]), ("start", "soon"), ("start", True),
-                                   ("end", [1])])
+        field, value = rng.choice([("call_id", [1]), ("call_id", {"a": 1}), ("call_id", None),
+                                   ("turns", {}), ("turns", "x"), ("turns", [1]), ("text", [1, 2]),
+                                   ("text", {"a": 1}), ("text", 42), ("speaker", ["customer"]),
+                                   ("start", "soon"), ("start", True), ("end", [1])])
         if field in ("call_id", "turns"):
             call[field] = value
         else:
@@ -442,7 +452,7 @@ def transcript_case(rng: random.Random, work: Path) -> tuple[str, str]:
         got = [(call_id, events) for call_id, events in transcript_calls(path)]
     except AgentAssistError as exc:
         return ("valid-refused", f"{kind}: {str(exc)[:200]}") if kind == "valid" else ("ok", kind)
-    except Exception as exc:  # noqa: BLE001 - counted
+    except Exception as exc:
         return "internal", f"{kind}: {type(exc).__name__}: {str(exc)[:200]}"
     if kind != "valid":
         return "invalid-passed", f"{kind}: read without an error"
@@ -495,7 +505,7 @@ def table_case(rng: random.Random, work: Path) -> tuple[str, str]:
         turns = read_turns(path)
     except AgentAssistError as exc:
         return ("ok", kind) if expect_error else ("valid-refused", f"{kind}: {str(exc)[:200]}")
-    except Exception as exc:  # noqa: BLE001 - counted
+    except Exception as exc:
         return "internal", f"{kind}: {type(exc).__name__}: {str(exc)[:200]}"
     if expect_error:
         what = "misaligned" if kind == "unterminated" else "invalid-passed"
@@ -521,7 +531,7 @@ def _worker(conn: Any, seed: int) -> None:
         with tempfile.TemporaryDirectory(prefix="fuzz-") as work:
             try:
                 outcome, detail = FAMILIES[family](rng, Path(work))
-            except Exception as exc:  # noqa: BLE001 - a fault of the harness itself is counted too
+            except Exception as exc:
                 outcome, detail = "internal", f"harness: {type(exc).__name__}: {exc!s:.200}"
         conn.send((outcome, detail))
 

@@ -135,8 +135,9 @@ MAX_PACK_BYTES = 1_000_000
 #: The longest rule id, and the longest prompt, example, source or support line, in characters.
 MAX_ID = 100
 MAX_TEXT = 1000
-# no control character belongs in a rule's text: it is shown to agents and printed as written
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# no control character belongs in a rule's text, which is shown to agents as written: only the
+# tabs and line breaks a multi-line TOML string may hold
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _PACK_FIELDS = {"name": str, "version": int}
 
 
