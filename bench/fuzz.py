@@ -1,7 +1,7 @@
 """The nightly fuzz run: thousands of generated hostile inputs through `rules lint` and the readers
 of `rules replay` and `classifiers score`, counting what must never happen.
 
-    make fuzz                                         # 10,000 packs + 2,500 transcripts + 2,500 tables
+    make bench-fuzz                                   # 10,000 packs + 2,500 transcripts + 2,500 tables
     .venv/bin/python bench/fuzz.py --packs 200 --transcripts 50 --tables 50   # a smoke run
 
 Three families of cases, each generated from a fixed seed (the same run gives the same cases):
