@@ -82,10 +82,13 @@ def test_lint_problems_quote_input_safely(tmp_path: Path):
 
 
 def test_error_messages_quote_input_safely(tmp_path: Path):
+    """`main` makes every error line terminal-safe, whichever command raised it."""
     folder = tmp_path / "calls\x1b]0;owned\x07\u202e"
     folder.mkdir()
-    result = agent_assist("rules", "evaluate", str(folder))
-    assert result.returncode == 1 and "no labelled calls" in result.stderr
+    (folder / "flags.sqlite3").write_text("not a database", encoding="utf-8")
+    result = agent_assist("review", "list", "--store", str(folder / "flags.sqlite3"))
+    assert result.returncode == 1 and "not an agent-assist store" in result.stderr
+    assert "calls\\x1b]0;owned\\x07\\u202e" in result.stderr
     assert not UNSAFE.search(result.stderr.replace("\n", ""))
 
 
