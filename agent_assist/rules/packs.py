@@ -386,11 +386,22 @@ def _tables(data: dict[str, Any], text: str, where: str) -> tuple[list[_Entry], 
             if wanted is None or isinstance(value, bool) or not isinstance(value, wanted):
                 problems.append(Problem(where, line_of("pack"), f"[pack] {excerpt(key)} = {_kind(value)}",
                                         "[pack] holds name (text) and version (a number)"))
+    # each [[rule]] and [[override]] header with the lines of its keys; keys given in a sub-table of
+    # one ([rule.flag], [[rule.answers]]) are at that sub-table's header
+    headers: dict[str, list[tuple[int, dict[str, int]]]] = {"rule": [], "override": []}
+    current: tuple[str, dict[str, int]] | None = None
+    for table in tables[1:]:
+        if table.array and table.path in (("rule",), ("override",)):
+            current = (table.path[0], dict(table.keys))
+            headers[table.path[0]].append((table.line, current[1]))
+        elif current is not None and len(table.path) >= 2 and table.path[0] == current[0]:
+            current[1].setdefault(table.path[1], table.line)
+        else:
+            current = None
     found: list[_Entry] = []
     for kind in ("rule", "override"):
         entries = data.get(kind, [])
-        headers = [t for t in tables if t.array and t.path == (kind,)]
-        if (not isinstance(entries, list) or len(headers) != len(entries)
+        if (not isinstance(entries, list) or len(headers[kind]) != len(entries)
                 or not all(isinstance(e, dict) for e in entries)):
             how = "an inline list" if kind in root else "a table that is not [[…]]"
             problems.append(Problem(
@@ -398,15 +409,8 @@ def _tables(data: dict[str, Any], text: str, where: str) -> tuple[list[_Entry], 
                 f"{kind}; this file has {how}, and none of its {kind}s are read",
                 f"start each {kind} with a line [[{kind}]]"))
             continue
-        for header, entry in zip(headers, entries, strict=True):
-            lines = dict(header.keys)
-            # keys given in a sub-table of this one ([rule.flag], [[rule.answers]]) are at its header
-            after = tables[tables.index(header) + 1:]
-            for sub in after:
-                if sub.path[:1] != (kind,) or len(sub.path) < 2:
-                    break
-                lines.setdefault(sub.path[1], sub.line)
-            found.append(_Entry(kind, header.line, lines, entry))
+        found.extend(_Entry(kind, line, lines, entry)
+                     for (line, lines), entry in zip(headers[kind], entries, strict=True))
     found.sort(key=lambda e: e.header)
     return found, problems
 
