@@ -33,7 +33,7 @@ from agent_assist.events import Utterance
 from agent_assist.quality.calls import transcript_calls
 from agent_assist.scoring.textfile import read_turns
 
-FUZZ = settings(max_examples=100, deadline=timedelta(seconds=5), derandomize=True, database=None,
+FUZZ = settings(max_examples=80, deadline=timedelta(seconds=5), derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-readers-"))
 # the characters that have split, merged or shifted rows and lines: every category, and these often
@@ -142,6 +142,8 @@ def test_csv_rows_read_back_exactly(rows, terminator, delimiter):
        st.sampled_from(["\n", "\r\n"]), st.booleans())
 def test_plain_text_lines_read_back_exactly(rows, terminator, bom):
     text = ("\ufeff" if bom else "") + "".join(row + terminator for row in rows)
+    if rows and not bom and rows[0].startswith("\ufeff"):
+        rows[0] = rows[0][1:]  # a file's first character U+FEFF is its byte-order mark, and dropped
     assert texts(read_turns(write(text, "rows.txt"))) == rows
 
 
