@@ -18,15 +18,14 @@ earlier pack, found by `id`: any field may change, and `enabled = false` switche
 Every problem is reported with its file and line, and a hint where there is one; loading stops at
 nothing, so one run of the linter lists them all. Linting is loading: `rules lint` shows the
 problems `load` finds, and a rule is built only from values its checks returned, so a pack that
-lints clean is the pack that runs (tests/test_fuzz_rules.py holds the two together on generated
-packs). Every input is bounded (`MAX_PACK_BYTES`, `MAX_TEXT`, `conditions.MAX_LENGTH` and
-`MAX_DEPTH`), so a hostile file is one clear problem, found at once.
+lints clean is the pack that runs (tests/fuzz/test_fuzz_packs.py holds the two together on
+generated packs). What each field may hold is `fields`; where each table is, `layout`. Every input is
+bounded (`MAX_PACK_BYTES`, `fields.MAX_TEXT`, `conditions.MAX_LENGTH` and `MAX_DEPTH`), so a hostile
+file is one clear problem, found at once.
 """
 
 from __future__ import annotations
 
-import datetime
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -35,54 +34,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from agent_assist import inputs
-from agent_assist.events import FlagKind, Severity
-from agent_assist.rules import conditions, layout
+from agent_assist.events import FlagKind
+from agent_assist.rules import conditions, fields, layout
+from agent_assist.rules.fields import MOMENT_KINDS, ON, PRINCIPLES, Flag
 from agent_assist.text import excerpt, terminal_safe
 
-PRINCIPLES = {
-    "safety": "SAMHSA: safety, physical and emotional",
-    "trust": "SAMHSA: trustworthiness and transparency",
-    "peer-support": "SAMHSA: peer support",
-    "collaboration": "SAMHSA: collaboration and mutuality",
-    "choice": "SAMHSA: empowerment, voice and choice",
-    "culture": "SAMHSA: cultural, historical and gender issues",
-}
-FLAG_KINDS = tuple(FlagKind)
-SEVERITIES = tuple(Severity)
-PROMPT_WORDS = 15
-_FIELDS = {
-    "id",
-    "when",
-    "prompt",
-    "example",
-    "principle",
-    "source",
-    "priority",
-    "cooldown_s",
-    "max_per_call",
-    "flag",
-    "enabled",
-    "support_line",
-    "on",
-    "answers",
-}
-#: The moments a labelled call marks (data/samples/calls/*.json, `rules evaluate`), and so the
-#: moments a rule may say it `answers`: a prompt from the rule counts as the answer to such a moment.
-MOMENT_KINDS = ("crisis-self-harm", "crisis-violence", "crisis-danger", "distress", "grief", "escalation",
-                "escalation-request")
-#: When a rule is checked: on every final customer turn (and at the call's end), or also on the
-#: partial transcripts of a turn still being spoken, for the moments that cannot wait for its end.
-ON = ("final", "partial")
+__all__ = ["MOMENT_KINDS", "ON", "PRINCIPLES", "Flag", "Pack", "Problem", "Rule", "errors", "load",
+           "load_for_run"]
+
 #: What a site pack may not change in a crisis rule (one that raises a crisis flag): when it fires,
 #: whether it does, and how soon it may again. Its words and support line are the site's to set.
 CRISIS_LOCKED = ("when", "enabled", "on", "cooldown_s", "max_per_call", "flag")
-_REQUIRED = ("id", "when", "prompt", "principle", "source")
-
-
-@dataclass(frozen=True)
-class Flag:
-    kind: FlagKind
-    severity: Severity
 
 
 @dataclass(frozen=True)
@@ -132,172 +94,7 @@ class Pack:
 
 #: A pack file's largest size: the default pack is 13 KB.
 MAX_PACK_BYTES = 1_000_000
-#: The longest rule id, and the longest prompt, example, source or support line, in characters.
-MAX_ID = 100
-MAX_TEXT = 1000
-# no control character belongs in a rule's text, which is shown to agents as written: only the
-# tabs and line breaks a multi-line TOML string may hold
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _PACK_FIELDS = {"name": str, "version": int}
-
-
-class _Bad(ValueError):
-    """A field's value is wrong: what to say, and a hint."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-def _kind(value: Any) -> str:
-    """What a TOML value is, as a rule author would call it."""
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int | float):
-        return f"the number {excerpt(value, 20)}"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, datetime.date | datetime.time):
-        return f"the date or time {value}"
-    return excerpt(value)
-
-
-def _text(name: str, limit: int, *, hint: str = "") -> Any:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Bad(f"{name} must be text in quotes, not {_kind(value)}", hint)
-        if len(value) > limit:
-            raise _Bad(f"{name} is {len(value):,} characters long; at most {limit:,}", hint)
-        control = _CONTROL.search(value)
-        if control:
-            raise _Bad(f"{name} holds the control character U+{ord(control.group()):04X} at character "
-                       f"{control.start() + 1}", "rule text is shown to agents as it is written")
-        return value
-    return check
-
-
-def _one_of(name: str, allowed: Sequence[str], hint: str = "") -> Any:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            what = excerpt(value) if isinstance(value, str) else _kind(value)
-            raise _Bad(f"{name} must be {' or '.join(repr(a) for a in allowed)}, not {what}", hint)
-        return value
-    return check
-
-
-def _number(name: str, lo: int, hi: int, kind: tuple[type[int] | type[float], ...]) -> Any:
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, kind) or not lo <= value <= hi:
-            shown = excerpt(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-                else _kind(value)
-            raise _Bad(f"{name} must be a number from {lo} to {hi}, not {shown}")
-        return value
-    return check
-
-
-def _id(value: Any) -> str:
-    return _text("id", MAX_ID)(value).strip()
-
-
-def _when(value: Any) -> tuple[str, conditions.Node]:
-    source = _text("when", conditions.MAX_LENGTH)(value)
-    try:
-        return source, conditions.parse(source)
-    except conditions.ConditionError as exc:
-        raise _Bad(f"when, column {exc.column}: {exc}", exc.hint) from None
-
-
-def _principle(value: Any) -> str:
-    hint = f"one of: {', '.join(PRINCIPLES)}"
-    if not isinstance(value, str):
-        raise _Bad(f"principle must be text in quotes, not {_kind(value)}", hint)
-    if value not in PRINCIPLES:
-        raise _Bad(f"unknown principle {excerpt(value)}", hint)
-    return value
-
-
-def _flag(value: Any) -> Flag:
-    if (not isinstance(value, dict) or set(value) != {"kind", "severity"}
-            or value["kind"] not in FLAG_KINDS or value["severity"] not in SEVERITIES
-            or not isinstance(value["kind"], str) or not isinstance(value["severity"], str)):
-        raise _Bad("flag must be { kind = …, severity = … }",
-                   f"kind: {', '.join(FLAG_KINDS)}; severity: {', '.join(SEVERITIES)}")
-    return Flag(FlagKind(value["kind"]), Severity(value["severity"]))
-
-
-def _answers(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(k, str) and k in MOMENT_KINDS for k in value):
-        raise _Bad("answers must be a list of moment kinds", f"kinds: {', '.join(MOMENT_KINDS)}")
-    return tuple(value)
-
-
-def _enabled(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Bad("enabled must be true or false")
-    return value
-
-
-# Each field's check: the value as the engine uses it, or `_Bad`. A rule is built from these values
-# alone, so whatever lints clean is what runs (and `load` is the linter: they cannot disagree).
-_CHECKS: dict[str, Any] = {
-    "id": _id,
-    "when": _when,
-    "prompt": _text("prompt", MAX_TEXT),
-    "example": _text("example", MAX_TEXT),
-    "principle": _principle,
-    "source": _text("source", MAX_TEXT),
-    "priority": _number("priority", 0, 100, (int,)),
-    "cooldown_s": _number("cooldown_s", 0, 86400, (int, float)),
-    "max_per_call": _number("max_per_call", 1, 1000, (int,)),
-    "flag": _flag,
-    "enabled": _enabled,
-    "support_line": _text("support_line", MAX_TEXT),
-    "on": _one_of("on", ON, "'partial' lets a rule fire on the words heard so far in a turn"),
-    "answers": _answers,
-}
-assert set(_CHECKS) == _FIELDS
-
-
-def _check_fields(
-    entry: dict[str, Any], where: str, line_of: dict[str, int], header: int, *, complete: bool
-) -> tuple[dict[str, Any], list[Problem]]:
-    """The fields of one `[[rule]]` or `[[override]]` table as a `Rule` takes them, and every
-    problem with them (`complete`: a new rule, which must have every required field)."""
-    problems: list[Problem] = []
-    values: dict[str, Any] = {}
-
-    def at(key: str) -> int:
-        return line_of.get(key, header)
-
-    for key, value in entry.items():
-        check = _CHECKS.get(key)
-        if check is None:
-            near = difflib.get_close_matches(key[:40], sorted(_FIELDS), n=1)
-            hint = f"did you mean {near[0]!r}?" if near else f"fields: {', '.join(sorted(_FIELDS))}"
-            problems.append(Problem(where, at(key), f"unknown field {excerpt(key)}", hint))
-            continue
-        try:
-            values[key] = check(value)
-        except _Bad as exc:
-            problems.append(Problem(where, at(key), str(exc), exc.hint))
-    if "when" in values:
-        values["when"], values["condition"] = values["when"]
-    if "cooldown_s" in values:
-        values["cooldown_s"] = float(values["cooldown_s"])
-    if complete:
-        rule_id = excerpt(values.get("id", "?"))
-        for key in _REQUIRED:
-            if key not in entry or (isinstance(entry[key], str) and not entry[key].strip()):
-                hint = f"one of: {', '.join(PRINCIPLES)}" if key == "principle" else ""
-                problems.append(Problem(where, header, f"rule {rule_id} has no {key}", hint))
-    if isinstance(values.get("prompt"), str):
-        words = len(values["prompt"].split())
-        if words > PROMPT_WORDS:
-            problems.append(Problem(where, at("prompt"), f"prompt has {words} words; keep it to "
-                                    f"{PROMPT_WORDS}", "an agent reads it in a glance", "warning"))
-    return values, problems
 
 
 def _rule(values: dict[str, Any], base: Rule | None, origin: str) -> Rule:
@@ -384,7 +181,8 @@ def _tables(data: dict[str, Any], text: str, where: str) -> tuple[list[_Entry], 
         for key, value in info.items():
             wanted = _PACK_FIELDS.get(key)
             if wanted is None or isinstance(value, bool) or not isinstance(value, wanted):
-                problems.append(Problem(where, line_of("pack"), f"[pack] {excerpt(key)} = {_kind(value)}",
+                problems.append(Problem(where, line_of("pack"),
+                                        f"[pack] {excerpt(key)} = {fields.kind_of(value)}",
                                         "[pack] holds name (text) and version (a number)"))
     # each [[rule]] and [[override]] header with the lines of its keys; keys given in a sub-table of
     # one ([rule.flag], [[rule.answers]]) are at that sub-table's header
@@ -427,7 +225,9 @@ def _load_file(path: Path, pack: Pack) -> list[Problem]:
     pack.files.append(str(path))
     tables, problems = _tables(data, text, where)
     for entry_kind, header, line_of, entry in tables:
-        values, found = _check_fields(entry, where, line_of, header, complete=entry_kind == "rule")
+        values, issues = fields.check(entry, complete=entry_kind == "rule")
+        found = [Problem(where, header if i.field is None else line_of.get(i.field, header), i.message,
+                         i.hint, i.severity) for i in issues]
         rule_id = values.get("id", "")
         if entry_kind == "rule" and rule_id in pack.rules:
             found.append(
