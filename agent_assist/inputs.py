@@ -27,6 +27,8 @@ from agent_assist.errors import AgentAssistError
 from agent_assist.text import terminal_safe
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# opening a FIFO to read waits for a writer, unless it is opened without blocking (POSIX)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class InputError(AgentAssistError):
@@ -41,7 +43,8 @@ class InputError(AgentAssistError):
 def open_regular(path: Path) -> BinaryIO:
     """`path` opened for reading in binary, if it is a regular file; else `InputError`."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise InputError(path, "no such file") from None
     except IsADirectoryError:
@@ -56,7 +59,8 @@ def open_regular(path: Path) -> BinaryIO:
             kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
                     or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
             raise InputError(path, f"is {kind}, not a file; save the data to a file and give that")
-        os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
