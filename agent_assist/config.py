@@ -16,6 +16,7 @@
     team = "billing-east"
     transcript = "excerpt"                  # none | excerpt (the turns around each flag) | full
     retain_days = 90                        # older calls are purged when a session starts
+    timeout_s = 5                           # the longest one write waits (a lock, a silent server)
 
 `AGENT_ASSIST_CONFIG` names another file. A missing file means the defaults; a broken one is a
 one-line error that names it.
@@ -47,6 +48,7 @@ class Config:
     team: str = ""
     transcript: str = "excerpt"
     retain_days: float | None = None
+    store_timeout_s: float = 5.0
     path: Path | None = None
 
     def rule_packs(self, extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
@@ -100,7 +102,7 @@ def load(path: Path | None = None) -> Config:
     silence = live.get("end_silence_s", 60.0)
     if isinstance(silence, bool) or not isinstance(silence, int | float) or silence < 1:
         raise AgentAssistError(f"{path}: live.end_silence_s must be a number of seconds, at least 1")
-    store = _table(data, "store", ("url", "agent_id", "team", "transcript", "retain_days"), path)
+    store = _table(data, "store", ("url", "agent_id", "team", "transcript", "retain_days", "timeout_s"), path)
     for key in ("url", "agent_id", "team", "transcript"):
         if key in store and not isinstance(store[key], str):
             raise AgentAssistError(f"{path}: store.{key} must be text")
@@ -110,9 +112,13 @@ def load(path: Path | None = None) -> Config:
     number = isinstance(retain, int | float) and not isinstance(retain, bool)
     if retain is not None and (not number or retain <= 0):
         raise AgentAssistError(f"{path}: store.retain_days must be a number of days above 0")
+    timeout = store.get("timeout_s", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.5 <= timeout <= 600:
+        raise AgentAssistError(f"{path}: store.timeout_s must be a number of seconds from 0.5 to 600")
     base = path.parent
     return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs),
                   agent_device=devices[0], customer_device=devices[1], end_silence_s=float(silence),
                   store_url=store.get("url"), agent_id=store.get("agent_id"), team=store.get("team", ""),
                   transcript=store.get("transcript", "excerpt"),
-                  retain_days=float(retain) if retain is not None else None, path=path)
+                  retain_days=float(retain) if retain is not None else None, store_timeout_s=float(timeout),
+                  path=path)

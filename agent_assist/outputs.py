@@ -43,7 +43,7 @@ def open_store_sink(choice: StoreChoice, say: Callable[[str], None],
     days = choice.retain_days or config.retain_days
 
     def opened() -> Store:
-        store = open_store(target)
+        store = open_store(target, config.store_timeout_s)
         if days:
             calls, flags = store.purge(days)
             if calls:

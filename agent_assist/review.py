@@ -1,9 +1,11 @@
 """The supervisor's after-shift review: shifts and filters, the terminal view of a flag, CSV, the
-HTML report, and the store as the review commands open and fill it (events saved aside, imported).
+HTML report, and the store as the review commands open it.
 
 The report is one self-contained HTML page: inline CSS and SVG, no script, no network, no external
 asset, and a Content-Security-Policy that would stop a script even if one slipped in. Every piece of
-text from a call goes through `html.escape`.
+text from a call goes through `html.escape`, without its control and bidirectional formatting
+characters (`safe_text.printable`), and a word of any length wraps (`overflow-wrap:anywhere`)
+rather than widening the page.
 """
 
 from __future__ import annotations
@@ -12,27 +14,25 @@ import contextlib
 import csv
 import html
 import io
-import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
-from agent_assist.events import EventParseError, event_from_json
+from agent_assist.safe_text import printable
 from agent_assist.sinks import clean, format_clock
 from agent_assist.store import (
     SEVERITIES,
     CallRecord,
     Filters,
     FlagRecord,
-    FlagStoreSink,
     Store,
-    StoreOptions,
     open_store,
     utc_text,
-    write_private,
 )
 
 _SHIFT = re.compile(
@@ -143,9 +143,15 @@ def sparkline(points: Iterable[tuple[float, float]], length: float, width: int =
     """The highest value in each of `width` slices of the call; blank where no turn was scored."""
     cells: list[float | None] = [None] * width
     for t, value in points:
-        i = min(width - 1, int(t / max(length, 1e-6) * width))
+        i = _slot(t, length, width)
         cells[i] = value if cells[i] is None else max(cells[i] or 0.0, value)
-    return "".join(" " if v is None else _BARS[min(7, int(v * 8))] for v in cells)
+    return "".join(" " if v is None else _BARS[_slot(v, 1.0, 8)] for v in cells)
+
+
+def _slot(t: float, length: float, width: int) -> int:
+    """Which of `width` slices of 0..length `t` falls in; the first or last when it is outside
+    (a store may hold any finite number: t / length can overflow to infinity)."""
+    return min(width - 1, int(min(max(t / max(length, 1e-6), 0.0), 1.0) * width))
 
 
 def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
@@ -200,7 +206,7 @@ def show_lines(flag: FlagRecord, call: CallRecord) -> list[str]:
 def _marks(times: Iterable[float], length: float, width: int = 60) -> str:
     cells = [" "] * width
     for t in times:
-        cells[min(width - 1, int(t / max(length, 1e-6) * width))] = "^"
+        cells[_slot(t, length, width)] = "^"
     return "".join(cells)
 
 
@@ -277,7 +283,7 @@ PROMPT_COLOUR = "#2e7d32"
 
 _CSS = """
 body{font:15px/1.45 system-ui,'DejaVu Sans',sans-serif;color:#1b1f24;margin:24px auto;max-width:1100px;
-padding:0 16px;background:#fff}
+padding:0 16px;background:#fff;overflow-wrap:anywhere}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 6px;border-top:1px solid #d0d7de;
 padding-top:16px}h3{font-size:16px;margin:16px 0 4px}
 .meta{color:#56606b;margin:0 0 12px}
@@ -296,7 +302,10 @@ svg{background:#fbfcfd;border:1px solid #d0d7de;max-width:100%}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Text for the page: escaped for HTML, and without control or bidirectional formatting
+    characters (an override left open reverses the rest of the page, a control character
+    is not text)."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _badge(severity: str) -> str:
@@ -424,14 +433,16 @@ def timeline_svg(
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" '
             f'fill="#56606b">{v:.1f}</text>'
         )
-    step = next((s for s in (5, 10, 15, 30, 60, 120, 300, 600, 1200) if length / s <= 10), 3600)
-    t = 0
-    while t <= length:
+    # about ten ticks, at round times; for a call longer than ten hours (or a length no call has),
+    # ten ticks all the same
+    rounded = (5, 10, 15, 30, 60, 120, 300, 600, 1200, 3600)
+    step = next((s for s in rounded if length / s <= 10), length / 10)
+    for tick in range(int(min(length / step, 10.0)) + 1):
+        t = tick * step
         out.append(
             f'<text x="{x(t):.1f}" y="{height - 8}" font-size="11" text-anchor="middle" '
             f'fill="#56606b">{_e(format_clock(t)[:-2])}</text>'
         )
-        t += step
     for f in flags:
         colour = SEVERITY_COLOURS.get(f.severity, "#56606b")
         out.append(
@@ -467,7 +478,8 @@ REPORT_TITLE = "agent-assist: flags for review"
 def opened_store(url: str | None) -> Iterator[Store]:
     """The store a review reads: `url`, else the configuration's store.url, else the user's own
     SQLite store in their data directory. Closed when the review is done with it."""
-    store = open_store(url or load_config().store_url)
+    config = load_config()
+    store = open_store(url or config.store_url, config.store_timeout_s)
     try:
         yield store
     finally:
@@ -486,36 +498,28 @@ def shift_report(store: Store, filters: Filters, label: str) -> tuple[str, int, 
 
 def save(path: Path, text: str) -> None:
     """Write an export or a report that only its owner can read (it holds what calls said, even if
-    redacted); a failure is one line naming the file."""
+    redacted); a failure is one line naming the file.
+
+    Written to a new file beside `path` (created 0600) and renamed over it: a file already there
+    does not keep its looser mode, a reader never sees half a page, and a symbolic link is never
+    followed to overwrite what it points at (one at `path` is refused; one put there after the
+    check is replaced, not followed)."""
+    shown = printable(str(path))
+    if path.is_symlink():
+        raise AgentAssistError(f"{shown} is a symbolic link: not written (give the file itself)")
+    if path.exists() and not path.is_file():
+        raise AgentAssistError(f"{shown} is not a regular file: not written")
     try:
-        write_private(path, text)
-    except OSError as exc:
-        raise AgentAssistError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def import_events(store: Store, path: Path) -> int:
-    """Load one file of events into `store` and say how many there were: the events a session could
-    not write (saved aside by `FlagStoreSink`, already redacted, under the data directory's
-    unsaved/ folder) or any event log.
-
-    A saved-aside file starts with one line saying whose events they are (`{"unsaved": 1, "agent":
-    ..., "team": ..., "transcript": ...}`), so they are filed under the agent who took the call."""
-    sink = FlagStoreSink(store, StoreOptions(agent="", team=""))
-    count = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if number == 1 and line.startswith('{"unsaved"'):  # who the events belong to
-            header = json.loads(line)
-            sink.options = StoreOptions(agent=str(header.get("agent", "")), team=str(header.get("team", "")),
-                                        transcript=str(header.get("transcript", "excerpt")))
-            continue
+        fd, part = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         try:
-            sink.emit(event_from_json(line))
-        except EventParseError as exc:
-            raise AgentAssistError(f"{path}:{number}: {exc} (lines before it were imported)") from None
-        count += 1
-    sink.close()
-    if sink.spilled:
-        raise AgentAssistError(f"the store could not be written; nothing lost: {sink.spilled}")
-    return count
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(part, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+            raise
+    except OSError as exc:
+        raise AgentAssistError(f"cannot write {shown}: {exc.strerror or exc}") from None

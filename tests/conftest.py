@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import re
 import tempfile
@@ -96,11 +97,31 @@ def run_replay(call_models: Models):
 
 
 @pytest.fixture(scope="session")
-def sample_call(call_models: Models) -> Collector:
+def sample_call(call_models: Models, tmp_path_factory: pytest.TempPathFactory) -> Collector:
     """The demo's sample call, replayed once (unpaced, so without partials) for every test that
-    reads it."""
+    reads it: once per run, even with the suite spread over processes (`make test` runs two), where
+    the first process to need it replays it and the others read its event log (events round-trip
+    exactly)."""
+    from agent_assist.events import event_from_json
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing to share
+        sink = Collector()
+        replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
+        return sink
+    shared = tmp_path_factory.getbasetemp().parent / f"sample-call-{run}.jsonl"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait while the first replays
+        if not shared.exists():
+            sink = Collector()
+            replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
+            part = shared.with_suffix(".part")
+            part.write_text("".join(e.to_json() + "\n" for e in sink.events), encoding="utf-8")
+            part.rename(shared)
+            return sink
     sink = Collector()
-    replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
+    for line in shared.read_text(encoding="utf-8").split("\n")[:-1]:
+        sink.emit(event_from_json(line))
     return sink
 
 

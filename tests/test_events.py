@@ -197,3 +197,37 @@ def test_a_number_that_is_not_finite_is_refused_both_ways():
         event_from_json(line)
     with pytest.raises(EventParseError, match="Infinity"):
         event_from_json(flag.to_json().replace('"t":18.2', '"t":Infinity'))
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("t", '"soon"', "flag event: t: 'soon' is not a number"),
+    ("t", "1e309", "flag event: t: inf is not a finite number"),
+    ("t", "true", "flag event: t: True is not a number"),
+    ("call_id", "5", "flag event: call_id: 5 is not text"),
+    ("reason", '["x"]', "flag event: reason: ['x'] is not text"),
+    ("reason", '"\\ud800"', "flag event: reason: text that is not valid Unicode"),
+    ("reason", '"a\\u0000b"', "flag event: reason: text with a NUL character"),
+    ("utterance_id", "null", "flag event: utterance_id: None is not text"),
+])
+def test_every_field_must_hold_its_type(field, value, says):
+    """The dataclasses check nothing: before, such a line became an event, and a flag at t="soon"
+    put into the store broke every review of it."""
+    flag = json.loads(next(e for e in EXAMPLES if isinstance(e, Flag)).to_json())
+    line = json.dumps({**flag, field: "PLACEHOLDER"}).replace('"PLACEHOLDER"', value)
+    with pytest.raises(EventParseError, match=re.escape(says)):
+        event_from_json(line)
+
+
+def test_nested_fields_and_integers_are_checked_too():
+    utterance = json.loads(next(e for e in EXAMPLES if isinstance(e, Utterance) and e.scores).to_json())
+    with pytest.raises(EventParseError, match="scores: distress: 'high' is not a number"):
+        event_from_json(json.dumps({**utterance, "scores": {**utterance["scores"], "distress": "high"}}))
+    with pytest.raises(EventParseError, match="words: start: 'x' is not a number"):
+        event_from_json(json.dumps({**utterance, "words": [{"text": "a", "start": "x", "end": 1, "p": 1}]}))
+    prompt = json.loads(next(e for e in EXAMPLES if isinstance(e, Prompt)).to_json())
+    with pytest.raises(EventParseError, match="priority: 1000000000000 is out of range"):
+        event_from_json(json.dumps({**prompt, "priority": 10**12}))
+    with pytest.raises(EventParseError, match="nested too deep"):
+        event_from_json("[" * 100_000)
+    for event in EXAMPLES:  # and every event as written still reads back as itself
+        assert event_from_json(event.to_json()) == event

@@ -4,6 +4,7 @@ commit-before-show, migrations, crash safety, a locked store, retention."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -29,6 +30,8 @@ from agent_assist.events import (
     Speaker,
     Utterance,
 )
+from agent_assist.recorder import Recorder
+from agent_assist.sinks import JsonlEventLog
 from agent_assist.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -345,7 +348,7 @@ def _old_store(url: str) -> None:
 def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None:
     _old_store(store_url)
     store = open_store(store_url)
-    assert store.version() == SCHEMA_VERSION == 3
+    assert store.version() == SCHEMA_VERSION == 4
     [old] = store.flags()
     assert (old.call_id, old.kind, old.severity, old.rule) == (
         "old-call",
@@ -357,6 +360,10 @@ def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None
     for event in a_call():
         sink.emit(event)
     assert [f.kind for f in store.flags()] == ["crisis", "escalation", "agent"]
+    # the rows already there have their ids: the old flag's event, imported again, is known
+    sink.emit(Flag(t=30.0, call_id="old-call", kind="escalation", severity="high",
+                   reason="manager-request: escalation 0.91", utterance_id="c9", rule="manager-request"))
+    assert sink.counts["already"] == 1 and len(store.flags()) == 3
     store.close()
 
 
@@ -365,16 +372,34 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     open_store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(3\)"):
+    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(4\)"):
         open_store(path)
 
 
 def test_not_a_store_and_unknown_urls(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+    junk.chmod(0o644)
+    with pytest.raises(StoreError, match="not a database, so not an agent-assist store"):
         open_store(junk)
     assert junk.read_bytes().startswith(b"this is not a database")  # left as it was
+    assert stat.S_IMODE(junk.stat().st_mode) == 0o644  # mode and all (it was made 0600 before)
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+        open_store(damaged)
+    foreign = tmp_path / "photos.db"
+    with sqlite3.connect(foreign) as other:
+        other.execute("CREATE TABLE photos (name TEXT)")
+    foreign.chmod(0o644)
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="a database of some other program, not an agent-assist store"):
+        open_store(foreign)
+    assert foreign.read_bytes() == before and stat.S_IMODE(foreign.stat().st_mode) == 0o644
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        open_store(fifo)
     with pytest.raises(StoreError, match="unknown store 'mysql://x'"):
         open_store("mysql://x")
     with pytest.raises(StoreError, match=r"flag store postgresql://sam:\*\*\*@127\.0\.0\.1:1/flags"):
@@ -576,3 +601,119 @@ def test_a_store_that_cannot_be_opened_yet_is_tried_again(tmp_path: Path) -> Non
     store = open_store(path)
     assert [f.kind for f in store.flags()] == ["crisis", "agent"]
     store.close()
+
+
+def _frozen_mid_call(pg_server: str, tmp_path: Path) -> tuple[Recorder, FlagStoreSink, Path, str]:
+    """A call recorded to the event log and a PostgreSQL store with a 1 s deadline, whose server
+    freezes (every process SIGSTOPped, the connection left open) after the call's fifth event; the
+    rest of the call is emitted and must be written to the log at once. Returns with the server
+    still frozen."""
+    from tests import pg
+
+    url = pg.fresh_database(pg_server)
+    sink = FlagStoreSink(open_store(url, timeout_s=1.0), spill_dir=tmp_path / "unsaved", redact=False)
+    log = tmp_path / "events.jsonl"
+    recorder = Recorder([JsonlEventLog(str(log), redact=False), sink])
+    events = a_call()
+    for event in events[:5]:
+        recorder.emit(event)
+    assert recorder.flush(timeout=10)
+    return recorder, sink, log, url
+
+
+def test_a_frozen_postgresql_holds_nothing_up_and_what_it_missed_is_saved_aside(
+    pg_server: str, tmp_path: Path
+) -> None:
+    """Before deadlines, nothing was written (the event log neither) until the server resumed."""
+    from tests import pg
+
+    recorder, sink, log, url = _frozen_mid_call(pg_server, tmp_path)
+    with pg.frozen(pg_server):
+        started = time.monotonic()
+        for event in a_call()[5:]:
+            recorder.emit(event)
+        assert recorder.flush(timeout=10)
+        assert time.monotonic() - started < 4  # one deadline (1 s), not as long as the freeze
+        assert len(log.read_text().splitlines()) == len(a_call())
+        recorder.close()  # still frozen: what the store missed is saved aside
+        assert sink.spilled is not None and sink.store is not None
+        sink.store.close()
+    done = agent_assist("review", "import", str(sink.spilled), "--store", url)
+    assert done.returncode == 0 and done.stdout.startswith("imported 9 event(s)"), done
+    store = open_store(url)
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    assert len(store.call("call-1").scores) == 3  # each written once
+    store.close()
+
+
+def test_a_postgresql_that_resumes_gets_what_it_missed_and_nothing_is_saved_aside(
+    pg_server: str, tmp_path: Path
+) -> None:
+    from tests import pg
+
+    recorder, sink, _, _ = _frozen_mid_call(pg_server, tmp_path)
+    with pg.frozen(pg_server):
+        for event in a_call()[5:]:
+            recorder.emit(event)
+        assert recorder.flush(timeout=10)
+    recorder.close()  # resumed: the events kept in memory are written
+    assert sink.spilled is None and sink.store is not None
+    assert [f.kind for f in sink.store.flags()] == ["crisis", "agent"]
+    assert len(sink.store.call("call-1").scores) == 3
+    sink.store.close()
+
+
+PURGED = "Wattlebird Crescent"  # a detail the redaction keeps, so the store holds it as text
+
+
+def _copies(path: Path) -> dict[str, int]:
+    """How often the purged call's words are in each of the store's files."""
+    return {suffix: Path(f"{path}{suffix}").read_bytes().count(PURGED.encode())
+            for suffix in ("", "-wal", "-shm") if Path(f"{path}{suffix}").exists()}
+
+
+def _old_call_and_a_new_one(path: Path) -> None:
+    events = a_call("old", started_at=(datetime.now(UTC) - timedelta(days=100)).isoformat())
+    events[5] = say("old", 4, Speaker.CUSTOMER, 9.0, f"I walk along {PURGED} every night",
+                    scores(0.9, crisis=0.97))
+    write(str(path), events + a_call("new"), transcript="full")
+
+
+def test_purged_text_is_gone_from_every_file_of_the_store_while_a_session_is_open(tmp_path: Path) -> None:
+    """Before, the purged text stayed in the main file until the last connection closed (40 copies
+    of a turn's words in a probe like this one), and a running agent's session keeps one open all
+    shift."""
+    path = tmp_path / "flags.sqlite3"
+    _old_call_and_a_new_one(path)
+    session = open_store(path)  # an agent's session, running
+    assert [f.call_id for f in session.flags()].count("old") == 2
+    other = sqlite3.connect(path)  # and another program with the file open
+    other.execute("SELECT COUNT(*) FROM turns").fetchall()
+    assert sum(_copies(path).values()) > 0
+    done = agent_assist("review", "purge", "--older-than", "90", "--store", str(path))
+    assert done.returncode == 0 and "purged 1 call(s) and 2 flag(s)" in done.stdout
+    assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
+    assert {f.call_id for f in session.flags()} == {"new"}  # the session reads on, and writes
+    FlagStoreSink(session).emit(Flag(t=30.0, call_id="new", kind="agent", severity="low", reason="",
+                                     utterance_id="", raised_by="agent"))
+    assert len(session.flags()) == 3
+    other.close()
+    session.close()
+
+
+def test_a_purge_while_a_reader_is_mid_query_says_so_and_the_next_one_scrubs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "flags.sqlite3"
+    _old_call_and_a_new_one(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM turns").fetchall()  # a report being written
+    store = open_store(path, timeout_s=0.2)
+    assert store.purge(90) == (1, 2)
+    assert "another program is reading the store, so what was purged stays on disk" in caplog.text
+    reader.execute("COMMIT")
+    assert store.purge(90) == (0, 0)
+    assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
+    store.close()
+    reader.close()

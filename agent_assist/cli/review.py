@@ -11,6 +11,12 @@ from typing import Any
 import click
 
 from agent_assist import review as rv
+from agent_assist.cli.common import say
+from agent_assist.errors import AgentAssistError
+from agent_assist.store import import_files
+
+#: Refused lines of an import listed one by one; beyond these, a count.
+SHOWN_REFUSALS = 20
 
 
 @click.group()
@@ -212,11 +218,21 @@ def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
     """Load events a session could not write to the store (saved under the data directory's
     unsaved/ folder, already redacted) or any event log, into the store.
 
+    Each line is checked first: a line that is not a valid event is named (file:line) and skipped,
+    and the rest are imported. An event the store has already is not written again, so importing
+    a file twice is harmless.
+
     \b
     Example:
       agent-assist review import ~/.local/share/agent-assist/unsaved/*.jsonl
     """
     with rv.opened_store(store_url) as store:
-        count = sum(rv.import_events(store, path) for path in files)
+        report = import_files(store, list(files))
         where = store.where
-    click.echo(f"imported {count} event(s) into {where}")
+    for line in report.refused[:SHOWN_REFUSALS]:
+        say(f"not imported: {line}")
+    if len(report.refused) > SHOWN_REFUSALS:
+        say(f"not imported: {len(report.refused) - SHOWN_REFUSALS} more line(s)")
+    click.echo(report.summary(where))
+    if report.refused:
+        raise AgentAssistError(f"{len(report.refused)} line(s) not imported (listed above); the rest were")

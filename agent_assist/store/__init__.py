@@ -8,13 +8,15 @@ One schema, two databases (SQLite by default, PostgreSQL for a floor), split by 
 * `records`: `Store`, what it writes per call and what the review reads (`FlagRecord`,
   `CallRecord`, `Filters`);
 * `sink`: `FlagStoreSink`, which writes a call's events as they happen and keeps (then spills)
-  what it cannot write yet.
+  what it cannot write yet;
+* `importer`: `import_files`, which loads saved-aside events and event logs, checked line by line.
 
 Text reaches the store only through `agent_assist.redact`, and only as parameters of SQL, never
 inside it.
 """
 
 from agent_assist.store.connection import StoreError, default_path
+from agent_assist.store.importer import ImportReport, import_files
 from agent_assist.store.records import (
     SEVERITIES,
     SEVERITY_RANK,
@@ -47,10 +49,12 @@ __all__ = [
     "Filters",
     "FlagRecord",
     "FlagStoreSink",
+    "ImportReport",
     "Store",
     "StoreError",
     "StoreOptions",
     "default_path",
+    "import_files",
     "open_store",
     "utc_text",
     "write_private",

@@ -9,18 +9,49 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent_assist.events import CallEnd, CallStart, Feedback, Flag, Prompt, Retract, Severity, Utterance
+from agent_assist.events import (
+    CallEnd,
+    CallStart,
+    Feedback,
+    Flag,
+    Prompt,
+    PublicEvent,
+    Retract,
+    Severity,
+    Utterance,
+)
 from agent_assist.redact import redact
 from agent_assist.store.connection import StoreError, _Database, connect
-from agent_assist.store.schema import migrate
+from agent_assist.store.schema import event_key, migrate
 
+log = logging.getLogger(__name__)
 SEVERITIES = tuple(Severity)  # least urgent first
 SEVERITY_RANK = {s: s.rank for s in Severity}
+
+
+def key_of(event: PublicEvent) -> str:
+    """`event_key` of an event the store writes."""
+    e = event
+    if isinstance(e, CallStart | CallEnd):
+        return event_key(e.type, e.call_id)
+    if isinstance(e, Utterance):
+        return event_key(e.type, e.call_id, e.utterance_id)
+    if isinstance(e, Prompt):
+        return event_key(e.type, e.call_id, float(e.t), e.rule)
+    if isinstance(e, Flag):
+        return event_key(e.type, e.call_id, float(e.t), str(e.kind), e.raised_by, e.rule, e.utterance_id)
+    if isinstance(e, Feedback):
+        return event_key(e.type, e.call_id, float(e.t), e.rule, float(e.prompt_t), e.rating)
+    if isinstance(e, Retract):
+        return event_key(e.type, e.call_id, e.rule, float(e.prompt_t))
+    raise TypeError(f"the store does not keep {e.type} events")
 
 
 def utc_text(moment: datetime | None = None) -> str:
@@ -129,9 +160,19 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    # -- writing (the sink uses these)
+    # -- writing (the sink uses these). Each event is written once: a method given one the store
+    # already has (a saved-aside file imported twice, an event log of a call written live) changes
+    # nothing and returns False (None from add_flag).
 
-    def add_call(self, call: CallStart, agent: str, team: str, transcript_mode: str) -> None:
+    def _first_time(self, event: PublicEvent) -> bool:
+        """Within a write's transaction: note `event` as written; False when it already was."""
+        return bool(self.db.query(
+            "INSERT INTO written (event_key, call_id) VALUES (?, ?) ON CONFLICT (event_key) DO NOTHING "
+            "RETURNING event_key",
+            (key_of(event), event.call_id),
+        ))
+
+    def add_call(self, call: CallStart, agent: str, team: str, transcript_mode: str) -> bool:
         with self.db.transaction():
             exists = self.db.query("SELECT 1 FROM calls WHERE call_id = ?", (call.call_id,))
             if not exists:
@@ -147,6 +188,7 @@ class Store:
                         transcript_mode,
                     ),
                 )
+            return self._first_time(call)
 
     def ensure_call(self, call_id: str, agent: str, team: str, transcript_mode: str) -> None:
         """A row for a call whose start this store never saw (events imported without their
@@ -158,19 +200,24 @@ class Store:
                 (call_id, agent, team, utc_text(), transcript_mode),
             )
 
-    def end_call(self, end: CallEnd) -> None:
+    def end_call(self, end: CallEnd) -> bool:
         with self.db.transaction():
+            if not self._first_time(end):
+                return False
             self.db.execute(
                 "UPDATE calls SET length_s = ?, end_reason = ? WHERE call_id = ?",
                 (end.t, str(end.reason), end.call_id),
             )
+        return True
 
     def add_utterance(
         self, call_id: str, u: Utterance, text: str | None, excerpts: dict[int, list[dict[str, Any]]]
-    ) -> None:
+    ) -> bool:
         """Scores of a customer turn; its redacted text when the transcript is kept in full; and the
         excerpts of open flags it extends."""
         with self.db.transaction():
+            if not self._first_time(u):
+                return False
             if u.scores is not None:
                 s = u.scores
                 self.db.execute(
@@ -186,11 +233,15 @@ class Store:
                 )
             for flag_id, excerpt in excerpts.items():
                 self.db.execute("UPDATE flags SET excerpt = ? WHERE id = ?", (json.dumps(excerpt), flag_id))
+        return True
 
     def add_flag(
         self, flag: Flag, note: str, excerpt: list[dict[str, Any]], created_at: str | None = None
-    ) -> int:
+    ) -> int | None:
+        """The new flag's id; None when the store has this flag already."""
         with self.db.transaction():
+            if not self._first_time(flag):
+                return None
             rows = self.db.query(
                 "INSERT INTO flags (call_id, t, created_at, kind, severity, severity_rank, reason, rule, "
                 "utterance_id, raised_by, agent_note, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -212,8 +263,10 @@ class Store:
             )
         return int(rows[0][0])
 
-    def add_prompt(self, prompt: Prompt) -> None:
+    def add_prompt(self, prompt: Prompt) -> bool:
         with self.db.transaction():
+            if not self._first_time(prompt):
+                return False
             self.db.execute(
                 "INSERT INTO prompts (call_id, t, rule, principle, text, priority, sticky) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -227,23 +280,32 @@ class Store:
                     int(prompt.sticky),
                 ),
             )
+        return True
 
-    def retract_prompt(self, retract: Retract) -> None:
+    def retract_prompt(self, retract: Retract) -> bool:
         """Mark a prompt withdrawn (it fired on a partial the final no longer supported)."""
         with self.db.transaction():
+            if not self._first_time(retract):
+                return False
             self.db.execute(
                 "UPDATE prompts SET retracted_t = ? WHERE call_id = ? AND rule = ? AND ABS(t - ?) < 0.002",
                 (retract.t, retract.call_id, retract.rule, retract.prompt_t),
             )
+        return True
 
-    def add_feedback(self, fb: Feedback) -> None:
+    def add_feedback(self, fb: Feedback) -> bool:
         with self.db.transaction():
+            if not self._first_time(fb):
+                return False
             self.db.execute(
                 "INSERT INTO feedback (call_id, t, rule, prompt_t, rating) VALUES (?, ?, ?, ?, ?)",
                 (fb.call_id, fb.t, fb.rule, fb.prompt_t, fb.rating),
             )
+        return True
 
-    # -- the review
+    # -- the review. A row the review cannot show (written by hand, or by a version that let a
+    # wrong type through) is left out with one warning naming it, rather than failing every
+    # review of the store.
 
     def flags(self, filters: Filters | None = None) -> list[FlagRecord]:
         """Most severe first; then unreviewed first; then the newest."""
@@ -253,7 +315,24 @@ class Store:
             "ORDER BY f.severity_rank DESC, (f.reviewed_at IS NULL) DESC, c.started_at DESC, f.t DESC",
             params,
         )
-        return [self._flag(row) for row in rows]
+        notes: dict[Any, list[dict[str, Any]]] = {}
+        if rows:  # supervisors' notes, for the CSV and the report (redacted when they were written)
+            found = self.db.query(
+                "SELECT n.flag_id, n.created_at, n.author, n.text, n.wellbeing FROM notes n JOIN flags f "
+                f"ON f.id = n.flag_id JOIN calls c ON c.call_id = f.call_id{where} ORDER BY n.id",
+                params,
+            )
+            kinds = (_integer, _moment, _text, _text, _integer)
+            for i, c, a, t, w in _rows(self.where, "a note", found, kinds):
+                notes.setdefault(i, []).append({"created_at": c, "author": a, "text": t,
+                                                "wellbeing": bool(w)})
+        out = []
+        for row in rows:
+            try:
+                out.append(self._flag(row, tuple(notes.get(row[0], ()))))
+            except _Damaged as exc:
+                log.warning("flag store %s: %s; left out", self.where, exc)
+        return out
 
     def flag(self, flag_id: int) -> FlagRecord:
         rows = self.db.query(
@@ -265,15 +344,22 @@ class Store:
         notes = self.db.query(
             "SELECT created_at, author, text, wellbeing FROM notes WHERE flag_id = ? ORDER BY id", (flag_id,)
         )
-        return self._flag(
-            rows[0],
-            tuple({"created_at": c, "author": a, "text": t, "wellbeing": bool(w)} for c, a, t, w in notes),
-        )
+        kept = _rows(self.where, f"a note of flag {flag_id}", notes, (_moment, _text, _text, _integer))
+        try:
+            return self._flag(
+                rows[0],
+                tuple({"created_at": c, "author": a, "text": t, "wellbeing": bool(w)} for c, a, t, w in kept),
+            )
+        except _Damaged as exc:
+            raise StoreError(f"flag store {self.where}: {exc}") from None
 
     @staticmethod
     def _flag(row: tuple[Any, ...], notes: tuple[dict[str, Any], ...] = ()) -> FlagRecord:
         values = list(row)
-        values[13] = tuple(json.loads(values[13] or "[]"))
+        problem = _problem(values, _FLAG_KINDS)
+        if problem:
+            raise _Damaged(f"flag {values[0]!r} is damaged ({problem})")
+        values[13] = _excerpt(values[13], values[0])
         names = [f.name for f in dataclasses.fields(FlagRecord)][: len(values)]
         return FlagRecord(**dict(zip(names, values, strict=True)), notes=notes)
 
@@ -285,23 +371,28 @@ class Store:
         )
         if not rows:
             raise StoreError(f"no call {call_id!r} in {self.where}")
-        scores = self.db.query(
+        head = list(rows[0])
+        problem = _problem(head, (_text, _text, _text, _text, _moment, _number_or_none, _text_or_none, _text))
+        if problem:
+            raise StoreError(f"flag store {self.where}: call {call_id!r} is damaged ({problem})")
+        where, what = self.where, f"call {call_id!r}"
+        scores = _rows(where, f"a score of {what}", self.db.query(
             "SELECT t, distress, escalation, crisis FROM scores WHERE call_id = ? ORDER BY t", (call_id,)
-        )
-        prompts = self.db.query(
+        ), (_number,) * 4)
+        prompts = _rows(where, f"a prompt of {what}", self.db.query(
             "SELECT t, rule, principle, text, priority, sticky, retracted_t FROM prompts WHERE call_id = ? "
             "ORDER BY t",
             (call_id,),
-        )
-        feedback = self.db.query(
+        ), (_number, _text, _text, _text, _integer, _integer, _number_or_none))
+        feedback = _rows(where, f"feedback on {what}", self.db.query(
             "SELECT t, rule, prompt_t, rating FROM feedback WHERE call_id = ? ORDER BY t", (call_id,)
-        )
-        turns = self.db.query(
+        ), (_number, _text, _number, _text))
+        turns = _rows(where, f"a turn of {what}", self.db.query(
             "SELECT speaker, start_t, end_t, text FROM turns WHERE call_id = ? ORDER BY start_t", (call_id,)
-        )
-        names = [f.name for f in dataclasses.fields(CallRecord)][: len(rows[0])]
+        ), (_text, _number, _number, _text))
+        names = [f.name for f in dataclasses.fields(CallRecord)][: len(head)]
         return CallRecord(
-            **dict(zip(names, rows[0], strict=True)),
+            **dict(zip(names, head, strict=True)),
             scores=tuple((float(t), float(d), float(e), float(c)) for t, d, e, c in scores),
             prompts=tuple(
                 {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s),
@@ -332,24 +423,111 @@ class Store:
             )
 
     def purge(self, older_than_days: float) -> tuple[int, int]:
-        """Delete calls that started more than this many days ago, with everything about them.
-        Returns (calls, flags) deleted."""
+        """Delete calls that started more than this many days ago, with everything about them, and
+        leave nothing of them on disk (`scrub`). Returns (calls, flags) deleted."""
         cutoff = utc_text(datetime.now(UTC) - timedelta(days=older_than_days))
-        with self.db.transaction():
+        with self.db.transaction(slow=True):
             flags = self.db.query(
                 "SELECT COUNT(*) FROM flags f JOIN calls c ON c.call_id = f.call_id WHERE c.started_at < ?",
                 (cutoff,),
             )[0][0]
             # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
+        if not self.db.scrub():  # also what an earlier purge could not scrub
+            log.warning("flag store %s: purged, but another program is reading the store, so what was "
+                        "purged stays on disk until it stops; purge again then", self.where)
         return len(calls), int(flags)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rows as the review reads them back: each value of the type the review expects (SQLite keeps
+# whatever it was given in any column)
+
+
+class _Damaged(Exception):
+    pass
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or _number(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _moment(value: Any) -> bool:
+    """A time as `utc_text` writes it (the review shows it in local time)."""
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone()
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _moment_or_none(value: Any) -> bool:
+    return value is None or _moment(value)
+
+
+# id, call_id, agent, team, call start, t, created_at, kind, severity, reason, rule, raised_by,
+# agent_note, excerpt (JSON text), reviewed_at, reviewed_by
+_FLAG_KINDS = (_integer, _text, _text, _text, _moment, _number, _moment, _text, _text, _text, _text, _text,
+               _text, _text_or_none, _moment_or_none, _text_or_none)
+
+
+def _problem(values: list[Any], kinds: tuple[Any, ...]) -> str:
+    for index, (value, ok) in enumerate(zip(values, kinds, strict=True)):
+        if not ok(value):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            return f"column {index + 1} holds {shown}"
+    return ""
+
+
+def _rows(
+    where: str, what: str, rows: list[tuple[Any, ...]], kinds: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """The rows whose values are of `kinds`; a warning for each that is not."""
+    kept = []
+    for row in rows:
+        problem = _problem(list(row), kinds)
+        if problem:
+            log.warning("flag store %s: %s is damaged (%s); left out", where, what, problem)
+        else:
+            kept.append(row)
+    return kept
+
+
+def _excerpt(text: str | None, flag_id: Any) -> tuple[dict[str, Any], ...]:
+    """A flag's excerpt: turns, each with text and a speaker (and a start in seconds)."""
+    try:
+        turns = json.loads(text or "[]")
+    except (ValueError, RecursionError):
+        raise _Damaged(f"flag {flag_id!r} is damaged (its excerpt is not JSON)") from None
+    if not isinstance(turns, list) or not all(
+        isinstance(t, dict) and _text(t.get("text", "")) and _text(t.get("speaker", ""))
+        and _number(t.get("start", 0)) for t in turns
+    ):
+        raise _Damaged(f"flag {flag_id!r} is damaged (its excerpt is not a list of turns)")
+    return tuple(turns)
 
 
 def _iso(started_at: str) -> str:
     """A call's start (ISO 8601, local when it has no zone) as `utc_text`."""
     try:
         return utc_text(datetime.fromisoformat(started_at.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time; a time at the edge of the calendar
         return utc_text()
 
 

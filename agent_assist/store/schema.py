@@ -8,6 +8,8 @@ both migrate.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 
@@ -63,6 +65,14 @@ MIGRATIONS: list[list[str]] = [
     [  # 3: a prompt fired on a partial transcript and withdrawn when the final no longer supported it
         "ALTER TABLE prompts ADD COLUMN retracted_t DOUBLE PRECISION",
     ],
+    [  # 4: the events written, by their id (`records.event_key`), so none is written twice (an
+        # import of a saved-aside file run again, an event log of a call the store has already)
+        """CREATE TABLE written (
+            event_key TEXT PRIMARY KEY,
+            call_id TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE)""",
+        "CREATE INDEX written_call ON written (call_id)",
+        "python:written_from_rows",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -73,13 +83,57 @@ def _rule_from_reason(db: _Database) -> None:
         db.execute("UPDATE flags SET rule = ? WHERE id = ?", (reason.split(":", 1)[0].strip(), flag_id))
 
 
-_PYTHON_STEPS: dict[str, Callable[[_Database], None]] = {"rule_from_reason": _rule_from_reason}
+def _written_from_rows(db: _Database) -> None:
+    """The ids of the events already in the store, from the rows they made: every column an id is
+    made of is kept (`records.key_of` names them)."""
+    keys: list[tuple[str, str]] = []
+    for (call_id,) in db.query("SELECT call_id FROM calls"):
+        keys.append((event_key("call_start", call_id), call_id))
+    for (call_id,) in db.query("SELECT call_id FROM calls WHERE length_s IS NOT NULL"):
+        keys.append((event_key("call_end", call_id), call_id))
+    for call_id, utterance_id in db.query(
+        "SELECT call_id, utterance_id FROM scores UNION SELECT call_id, utterance_id FROM turns"
+    ):
+        keys.append((event_key("utterance", call_id, utterance_id), call_id))
+    for call_id, t, rule, retracted_t in db.query("SELECT call_id, t, rule, retracted_t FROM prompts"):
+        keys.append((event_key("prompt", call_id, float(t), rule), call_id))
+        if retracted_t is not None:
+            keys.append((event_key("retract", call_id, rule, float(t)), call_id))
+    for call_id, t, kind, raised_by, rule, utterance_id in db.query(
+        "SELECT call_id, t, kind, raised_by, rule, utterance_id FROM flags"
+    ):
+        keys.append((event_key("flag", call_id, float(t), kind, raised_by, rule, utterance_id), call_id))
+    feedback = db.query("SELECT call_id, t, rule, prompt_t, rating FROM feedback")
+    for call_id, t, rule, prompt_t, rating in feedback:
+        keys.append((event_key("feedback", call_id, float(t), rule, float(prompt_t), rating), call_id))
+    for key, call_id in keys:
+        db.execute(
+            "INSERT INTO written (event_key, call_id) VALUES (?, ?) ON CONFLICT (event_key) DO NOTHING",
+            (key, call_id),
+        )
 
+
+_PYTHON_STEPS: dict[str, Callable[[_Database], None]] = {
+    "rule_from_reason": _rule_from_reason,
+    "written_from_rows": _written_from_rows,
+}
+
+
+
+def event_key(kind: str, call_id: str, *identity: str | float) -> str:
+    """The id of an event as the store knows it: its type, its call and what tells it apart from
+    the call's other events of that type (a flag's time, kind, rule, turn and who raised it; an
+    utterance's id; a prompt's time and rule). Derived rather than carried, so that event logs and
+    saved-aside files written before there were ids have them too, and so that the rows already in
+    a store give the same ids (the migration that added them fills them in from the rows).
+    Floats are keyed at full precision: both databases give back the double they were given."""
+    text = json.dumps([kind, call_id, *identity], ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
 
 
 def migrate(db: _Database) -> None:
     """Bring the store up to SCHEMA_VERSION (StoreError when it is newer than this code)."""
-    with db.transaction():
+    with db.transaction(slow=True):
         db.migration_lock()
         version = db.version()
         if version > SCHEMA_VERSION:
