@@ -45,7 +45,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --readme README.md
 
-# The nightly fuzz run (about 5 minutes): 15,000 generated hostile rule packs, transcripts and tables
+# The nightly fuzz run (about 4 minutes): 15,000 generated hostile rule packs, transcripts and tables
 # through `rules lint` and the readers; bench/results/fuzz.json and README's "Fuzzing" (exit 1 on any
 # internal error, hang, misaligned row or invalid input passed).
 bench-fuzz: $(STAMP)
