@@ -13,6 +13,8 @@ controls (U+202E RIGHT-TO-LEFT OVERRIDE and friends) make text read differently 
   ever separate words, and a line break in a field must not start a fake line of output.
 
 `excerpt` quotes a value for an error message: safe, and bounded, whatever its type or size.
+`printable` is for a page (the HTML report, which escapes markup on top): the same characters are
+removed rather than shown, except tab and newline, which a page lays out as white space.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ _SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 # the rest of C0 and C1, DEL, and the bidi controls: shown escaped
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
                      "\ud800-\udfff]")
+
+
+# what a page must not get: the same class, less tab and newline
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (tab and newline are kept) or bidirectional formatting
+    characters: an override makes "gnp.exe" read as "exe.png", and an unclosed one reorders
+    everything after it on the line or in the page."""
+    return _UNSHOWABLE.sub("", text)
 
 
 def _escaped(match: re.Match[str]) -> str:
