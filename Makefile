@@ -11,7 +11,7 @@ BASE := $(VENV)/.base-encoder
 # Where this project's machines keep the data sets that are not in the repository (read in place)
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-fast lint bench eval train sample-call calls clean
+.PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test-fast: $(STAMP)
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --readme README.md
+
+# The nightly fuzz run (about 4 minutes): 15,000 generated hostile rule packs, transcripts and tables
+# through `rules lint` and the readers; bench/results/fuzz.json and README's "Fuzzing" (exit 1 on any
+# internal error, hang, misaligned row or invalid input passed).
+bench-fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py
 
 # The classifiers' report on the dev sets, the crisis set, the held-back turns and calm calls.
 eval: $(STAMP)

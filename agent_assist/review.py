@@ -4,7 +4,7 @@ HTML report, and the store as the review commands open it.
 The report is one self-contained HTML page: inline CSS and SVG, no script, no network, no external
 asset, and a Content-Security-Policy that would stop a script even if one slipped in. Every piece of
 text from a call goes through `html.escape`, without its control and bidirectional formatting
-characters (`safe_text.printable`), and a word of any length wraps (`overflow-wrap:anywhere`)
+characters (`text.printable`), and a word of any length wraps (`overflow-wrap:anywhere`)
 rather than widening the page.
 """
 
@@ -28,7 +28,6 @@ from agent_assist.config import load as load_config
 from agent_assist.crisis_lines import CrisisLines
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import FlagKind
-from agent_assist.safe_text import printable
 from agent_assist.sinks import clean, format_clock
 from agent_assist.store import (
     SEVERITIES,
@@ -41,6 +40,7 @@ from agent_assist.store import (
     open_store,
     utc_text,
 )
+from agent_assist.text import printable
 
 _SHIFT = re.compile(
     r"^(?P<start>\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2})?)(?:/(?P<hours>\d+(?:\.\d+)?)h)?$", re.I

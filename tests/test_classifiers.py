@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -338,16 +339,27 @@ def test_data_folders_are_named_not_guessed_from_a_checkout(command, option):
     assert result.stderr.strip().splitlines()[-1] == f"Error: Missing option '{option}'."
 
 
-@pytest.mark.parametrize("case", ["no-column", "missing-file", "not-utf8"])
+@pytest.mark.parametrize("case", ["no-column", "missing-file", "not-utf8", "fifo", "unclosed-quote",
+                                  "huge-field"])
 def test_score_bad_input_is_one_line(tmp_path, case):
+    """Never a hang (a FIFO nobody writes to), never rows shifted (a quote never closed would swallow
+    the rows after it), never an internal error (a 17 MB field): one line, with the file's line."""
     path = tmp_path / "in.csv"
     if case == "no-column":
         path.write_text("a,b\n1,2\n", encoding="utf-8")
     elif case == "not-utf8":
         path.write_bytes(b"text\n\xff\xfe bad\n")
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "unclosed-quote":
+        path.write_text('text\nfirst\n"second\nthird\n', encoding="utf-8")
+    elif case == "huge-field":
+        path.write_text("text\n" + "a" * 17_000_000 + "\n", encoding="utf-8")
     result = agent_assist("classifiers", "score", str(path))
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "agent-assist: error:" in result.stderr
+    where = {"not-utf8": ":2: ", "unclosed-quote": ":3: ", "huge-field": ":2: ", "fifo": "is a FIFO"}
+    assert where.get(case, "") in result.stderr
 
 
 # -- training --------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@ two packs, and prompts per call-hour."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+
 import pytest
 
 from agent_assist.events import event_from_json
@@ -54,6 +58,27 @@ def test_a_bad_transcript_line_is_one_line_with_its_number(tmp_path, line):
     assert result.returncode == 1
     assert result.stderr.startswith(f"agent-assist: error: {path}:2: not a transcript call")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_hostile_transcripts_print_safely_and_what_is_not_a_file_is_refused(tmp_path):
+    """Escape sequences and bidi overrides in a call id or a turn are shown escaped, never acted on;
+    a U+2028 inside a JSON string is text, not a line break; a FIFO is refused, not waited on."""
+    said = "I want to speak to a manager \x1b]0;owned\x07 \u202eevil\u202c now\u2028please"
+    turn = {"speaker": "customer", "start": 1.0, "end": 3.0, "text": said}
+    call = {"call_id": "call\x1b[2J", "turns": [turn]}
+    path = tmp_path / "hostile.jsonl"
+    path.write_text(json.dumps(call, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = agent_assist("rules", "replay", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "call call\\x1b[2J" in result.stdout and "manager-request" in result.stdout
+    assert "\\u202eevil\\u202c now please" in result.stdout
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u202a-\u202e]", result.stdout)
+    fifo = tmp_path / "calls.jsonl"
+    os.mkfifo(fifo)
+    refused = agent_assist("rules", "replay", str(fifo))
+    assert refused.returncode == 1
+    assert refused.stderr == (f"agent-assist: error: {fifo}: is a FIFO (named pipe), not a file; save the "
+                              "data to a file and give that\n")
 
 
 def test_calm_bank_calls_stay_calm():

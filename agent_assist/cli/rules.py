@@ -13,7 +13,8 @@ import click
 from agent_assist import resources
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
-from agent_assist.sinks import JsonlEventLog, clean
+from agent_assist.sinks import JsonlEventLog
+from agent_assist.text import terminal_safe
 
 
 @click.group()
@@ -27,13 +28,15 @@ def rules() -> None:
 
 
 @rules.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--no-default", is_flag=True, help="Do not layer the files on the default pack.")
 def lint(paths: tuple[Path, ...], no_default: bool) -> None:
     """Check rule pack files: every problem with file:line and a hint (unknown signal or field, a
     threshold outside [0, 1], a duplicate id, a missing principle, an override of a rule that no
     earlier pack defines). The files are layered in order on the default pack, as they would run.
-    Exit status 1 when there are errors (warnings alone pass).
+    Every file is checked, whatever is wrong with another (one that is missing, not a file or not
+    TOML is one error). Exit status 1 when there are errors (warnings alone pass). A pack that
+    lints clean is exactly what `replay` and `run` load.
 
     \b
     Examples:
@@ -90,7 +93,7 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
         a = list(rr.calls(calls, packs.load_for_run(pair[0]), pair[0], scorer))
         b = list(rr.calls(calls, packs.load_for_run(pair[1]), pair[1], scorer))
         for line in rr.compare(a, b):
-            click.echo(line)
+            click.echo(terminal_safe(line))
         return
     layers = config.rule_packs(site_packs)
     pack = packs.load_for_run(layers)
@@ -104,11 +107,11 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
                 log_sink.emit(event)
         if not quiet:
             for line in rr.timeline(result):
-                click.echo(line)
+                click.echo(terminal_safe(line))
     if log_sink:
         log_sink.close()
     for line in rr.summary(results):
-        click.echo(line)
+        click.echo(terminal_safe(line))
     if transcripts and any(r.on == "partial" for r in pack.enabled):
         click.echo("note: transcripts have no partial transcripts: rules with on = \"partial\" were checked "
                    "on each final turn only, so they fired later than they would on a live call")
@@ -174,7 +177,7 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
                                  reviewed)
     summary = report.summary()
     for line in ev.lines(summary):
-        click.echo(clean(line))
+        click.echo(terminal_safe(line))
     if json_path is not None:
         json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 

@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from agent_assist import inputs
 from agent_assist.call import Models
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import CallEnd, CallStart, EndReason, Event, Prompt, PublicEvent, Speaker, Utterance
@@ -22,8 +24,14 @@ from agent_assist.rules.engine import RulesEngine
 from agent_assist.rules.packs import Pack
 from agent_assist.scoring.scorer import Scorer
 from agent_assist.sinks import EventList, format_clock
+from agent_assist.text import excerpt, terminal_safe
 
 HANG_OVER = 0.5  # an utterance is final this long after its speech ends, as in the live pipeline
+#: Bounds on a transcript file: a line holds one call (a ten-hour call's transcript is about
+#: 600 KB), a turn's text about 25 minutes of speech, an id or a speaker's name a few words.
+MAX_LINE_BYTES = 4_000_000
+MAX_TURN_CHARS = 20_000
+MAX_ID_CHARS = 200
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"}
 
 
@@ -39,54 +47,74 @@ class CallResult:
 
 
 def transcript_calls(path: Path) -> Iterator[tuple[str, list[Event]]]:
-    """Each line of a transcript JSONL file as the events the pipeline would have produced."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgentAssistError(f"{path}: cannot read ({exc})") from None
-    for number, line in enumerate(lines, start=1):
+    """Each line of a transcript JSONL file as the events the pipeline would have produced.
+
+    Lines end at `\\n` alone (a JSON string may hold U+2028 or NEL), and each is bounded
+    (`MAX_LINE_BYTES`, `MAX_TURN_CHARS`, JSON nesting); a line that is not a call, or breaks a
+    bound, stops the run with its file and line."""
+    for number, line in inputs.lines(path, MAX_LINE_BYTES):
         if not line.strip():
             continue
         try:
-            call = json.loads(line)
-            call_id = str(call["call_id"])
-            turns = sorted(call["turns"], key=lambda t: float(t["end"]))
-            events: list[Event] = [
-                CallStart(
-                    t=0.0,
-                    call_id=call_id,
-                    source=f"{path.name}:{number}",
-                    channels={},
-                    started_at="",
-                    model="transcript",
-                )
-            ]
-            for i, turn in enumerate(turns, start=1):
-                speaker = (
-                    Speaker(turn["speaker"]) if turn["speaker"] in ("customer", "agent") else Speaker.UNKNOWN
-                )
-                text = str(turn["text"]).strip()
-                if not text:
-                    continue
-                start, end = float(turn["start"]), float(turn["end"])
-                if not (math.isfinite(start) and math.isfinite(end)):
-                    raise ValueError(f"turn {i}: its times must be numbers of seconds, not {start} to {end}")
-                events.append(
-                    Utterance(
-                        t=end + HANG_OVER,
-                        call_id=call_id,
-                        utterance_id=f"u{i}",
-                        speaker=speaker,
-                        start=start,
-                        end=end,
-                        text=text,
-                    )
-                )
+            call_id, turns = _call(line)
         except (ValueError, KeyError, TypeError) as exc:
-            raise AgentAssistError(f"{path}:{number}: not a transcript call ({exc})") from None
+            raise AgentAssistError(f"{terminal_safe(path)}:{number}: not a transcript call "
+                                   f"({terminal_safe(str(exc)[:300])})") from None
+        events: list[Event] = [CallStart(t=0.0, call_id=call_id, source=f"{path.name}:{number}", channels={},
+                                         started_at="", model="transcript")]
+        for i, (speaker, start, end, text) in enumerate(sorted(turns, key=lambda t: t[2]), start=1):
+            events.append(Utterance(t=end + HANG_OVER, call_id=call_id, utterance_id=f"u{i}", speaker=speaker,
+                                    start=start, end=end, text=text))
         last = max((e.t for e in events), default=0.0)
         events.append(CallEnd(t=last + HANG_OVER, call_id=call_id, reason=EndReason.END_OF_AUDIO))
         yield call_id, events
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a number JSON has")
+
+
+def _string(value: Any, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, not {excerpt(value, 30)}")
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value):,} characters long; at most {limit:,}")
+    if not inputs.no_surrogates(value):
+        raise ValueError(f"{what} holds a lone surrogate (a \\ud800-\\udfff escape), which is not text")
+    return value
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a number of seconds, not {excerpt(value, 30)}")
+    return float(value)
+
+
+def _call(line: str) -> tuple[str, list[tuple[Speaker, float, float, str]]]:
+    """One transcript line's call id and its turns with words, as (speaker, start, end, text)."""
+    try:
+        call = json.loads(line, parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(call, dict):
+        raise ValueError("a line must be a JSON object with call_id and turns")
+    call_id = call["call_id"]
+    if isinstance(call_id, int) and not isinstance(call_id, bool):
+        call_id = str(call_id)
+    call_id = _string(call_id, "call_id", MAX_ID_CHARS)
+    if not isinstance(call["turns"], list):
+        raise ValueError(f"turns must be a list, not {excerpt(call['turns'], 30)}")
+    turns = []
+    for i, turn in enumerate(call["turns"], start=1):
+        if not isinstance(turn, dict):
+            raise ValueError(f"turn {i} must be an object with speaker, start, end and text")
+        said = _string(turn["speaker"], f"turn {i}'s speaker", MAX_ID_CHARS)
+        speaker = Speaker(said) if said in ("customer", "agent") else Speaker.UNKNOWN
+        text = _string(turn["text"], f"turn {i}'s text", MAX_TURN_CHARS).strip()
+        start, end = _seconds(turn["start"], f"turn {i}'s start"), _seconds(turn["end"], f"turn {i}'s end")
+        if text:
+            turns.append((speaker, start, end, text))
+    return call_id, turns
 
 
 def run_transcript(events: Sequence[Event], pack: Pack, scorer: Scorer) -> CallResult:
@@ -110,7 +138,16 @@ def calls(
     paths: Sequence[Path], pack: Pack, pack_files: Sequence[Path], scorer: Scorer
 ) -> Iterator[CallResult]:
     """Each call in `paths` (audio files, transcript files), through `pack`: the speech model loads
-    with the first audio file and serves the rest."""
+    with the first audio file and serves the rest. Every path is checked to be a file before the
+    first call runs (a FIFO or a device is refused, never read)."""
+    for path in paths:
+        inputs.check_regular(path)
+    return _calls(paths, pack, pack_files, scorer)
+
+
+def _calls(
+    paths: Sequence[Path], pack: Pack, pack_files: Sequence[Path], scorer: Scorer
+) -> Iterator[CallResult]:
     models: Models | None = None
     for path in paths:
         if path.suffix.lower() in AUDIO_SUFFIXES:

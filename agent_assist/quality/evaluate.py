@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agent_assist import inputs
 from agent_assist.call import Models
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import Prompt, PublicEvent
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 WITHIN_S = 3.0  # "the right prompt within 3 s of the words"
 EARLY_S = 0.5  # a prompt may come with the words themselves (a partial), not before them
 HIT_WINDOW_S = 15.0
+MAX_EVENT_LINE_BYTES = 4_000_000  # an event of an event log (an utterance of 25 minutes is 150 KB)
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,9 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
     log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
     if log is not None and log.is_file():
         events = []
-        for number, line in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
+        # lines end at \n alone: the log is written with ensure_ascii=False, so a transcript's U+2028
+        # or NEL sits raw inside a JSON string, where str.splitlines would split it
+        for number, line in inputs.lines(log, MAX_EVENT_LINE_BYTES):
             if not line.strip():
                 continue
             try:

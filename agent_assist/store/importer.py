@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from agent_assist.events import EventParseError, event_from_json
-from agent_assist.safe_text import printable
 from agent_assist.store.connection import StoreError
 from agent_assist.store.records import Store
 from agent_assist.store.sink import TRANSCRIPT_MODES, FlagStoreSink, StoreOptions
+from agent_assist.text import printable
 
 #: The longest line read (a two-hour call's longest turn, words and all, is well under 2 MB).
 MAX_LINE_BYTES = 16 * 2**20
