@@ -433,8 +433,9 @@ SEVERITY_COLOURS = {"critical": "#7a1020", "high": "#b3261e", "medium": "#b26a00
 DISTRESS_COLOUR = "#c2185b"
 ESCALATION_COLOUR = "#1565c0"
 PROMPT_COLOUR = "#2e7d32"
-#: A crisis flag's mark: the boldest thing on the page (white text on it is 10.6:1, it is 10.4:1
-#: on the plot's background; tests/test_review.py measures both from a screenshot).
+#: A crisis flag's mark: the boldest thing on the page. White text on it is 10.9:1, and it is
+#: 10.6:1 against the plot's background (WCAG asks 4.5:1 and 3:1); tests/test_review_screens.py
+#: measures both from a screenshot.
 CRISIS_COLOUR = "#7a1020"
 CRISIS_SCORE_COLOUR = "#6a1b9a"  # the crisis score's line, apart from distress's pink
 #: A reason longer than this is folded in the report's table (a <details> opens it whole).
