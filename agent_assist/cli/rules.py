@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +15,9 @@ from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
 from agent_assist.sinks import JsonlEventLog
 from agent_assist.text import terminal_safe
+
+if TYPE_CHECKING:
+    from agent_assist.quality.evaluate import ReviewedFlag
 
 
 @click.group()
@@ -144,7 +147,7 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
 
     
     Examples:
-      agent-assist rules evaluate
+      agent-assist rules evaluate data/samples/calls/
       agent-assist rules evaluate --rules site/ours.toml --events-dir /tmp/labelled-events
       agent-assist rules evaluate data/samples/calls/call-0*.json --json report.json
       agent-assist rules evaluate --store postgresql://flags.example.internal/flags --since 2026-11-01
@@ -182,7 +185,7 @@ def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events
         json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
-def _reviewed_flags(store_url: str, since: str | None) -> list[Any]:
+def _reviewed_flags(store_url: str, since: str | None) -> list[ReviewedFlag]:
     """The flags of the store that supervisors gave a verdict (`quality.evaluate.reviewed_flags`)."""
     from agent_assist import review as rv
     from agent_assist.quality.evaluate import reviewed_flags
@@ -190,4 +193,4 @@ def _reviewed_flags(store_url: str, since: str | None) -> list[Any]:
 
     chosen = Filters(since=rv.utc_text(rv.parse_moment(since)) if since else None, reviewed=True)
     with rv.opened_store(store_url) as store:
-        return list(reviewed_flags(store.flags(chosen)))
+        return reviewed_flags(store.flags(chosen))
