@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError
 from agent_assist.sinks import JsonlEventLog
 from agent_assist.text import terminal_safe
+
+if TYPE_CHECKING:
+    from agent_assist.quality.evaluate import ReviewedFlag
 
 
 @click.group()
@@ -117,41 +121,76 @@ def rules_replay(calls: tuple[Path, ...], site_packs: tuple[Path, ...], compare:
 
 
 @rules.command(name="evaluate")
-@click.argument("calls", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.argument("calls", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A site pack to layer on the default pack (repeatable, in order).")
 @click.option("--events-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Event logs of the calls (<id>.jsonl, as `replay --events` writes them): re-run the rules "
                    "on them instead of replaying the audio; a call replayed is saved here for next time.")
+@click.option("--store", "store_url", metavar="PATH|URL", default=None,
+              help="Also count supervisors' outcomes from this flag store as labels: a rule's flag reviewed "
+                   "as a false alarm counts against that rule, one handled well for it.")
+@click.option("--since", default=None, metavar="DATE[ TIME]",
+              help="With --store: only flags of calls that started from then (local time).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write the full report as JSON here.")
 def rules_evaluate(calls: tuple[Path, ...], site_packs: tuple[Path, ...], events_dir: Path | None,
-                   json_path: Path | None) -> None:
+                   store_url: str | None, since: str | None, json_path: Path | None) -> None:
     """Measure a pack against labelled moments: for each kind of moment how many got a prompt from a
     rule that answers it within 3 s of the words, per rule precision, recall and how soon, and the
     prompts per calm call-hour. CALLS are labelled call files (JSON: turns and moments, as in
-    data/samples/calls/) or folders of them (default: data/samples/calls/).
+    data/samples/calls/) or folders of them.
+
+    With --store, the flags supervisors reviewed (`review outcome`) are labels too: per rule, how
+    many were reviewed, how many were false alarms, and its precision with them counted (CALLS may
+    then be left out).
 
     
     Examples:
-      agent-assist rules evaluate
+      agent-assist rules evaluate data/samples/calls/
       agent-assist rules evaluate --rules site/ours.toml --events-dir /tmp/labelled-events
       agent-assist rules evaluate data/samples/calls/call-0*.json --json report.json
+      agent-assist rules evaluate --store postgresql://flags.example.internal/flags --since 2026-11-01
     """
     from agent_assist.quality import evaluate as ev
     from agent_assist.rules import packs
 
+    if not calls and store_url is None:
+        raise click.UsageError("nothing to measure: give labelled calls (files or folders, as "
+                               "data/samples/calls/), or --store for supervisors' outcomes")
+    if since is not None and store_url is None:
+        raise click.UsageError("--since chooses the reviewed flags of --store: give --store too")
     paths = [f for p in calls for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
-    if not paths:
+    if calls and not paths:
         raise AgentAssistError(f"no labelled calls (*.json) in {', '.join(map(str, calls))}")
     labelled = [ev.read_labels(p) for p in paths]  # every file checked before anything is replayed
     layers = load_config().rule_packs(site_packs)
     pack = packs.load_for_run(layers)
-    with click.progressbar(length=len(paths), label="evaluating", file=sys.stderr, show_pos=True,
-                           item_show_func=lambda s: s) as bar:
-        report = ev.evaluate(labelled, pack, layers, events_dir, lambda name: bar.update(1, name))
+    reviewed = _reviewed_flags(store_url, since) if store_url is not None else []
+    if not paths and not reviewed:
+        click.echo("no flags reviewed as handled well or false alarm: nothing to measure "
+                   "(`agent-assist review outcome` records them)")
+        return
+    if not paths:
+        report = ev.evaluate([], pack, layers, reviewed=reviewed)
+    else:
+        with click.progressbar(length=len(paths), label="evaluating", file=sys.stderr, show_pos=True,
+                               item_show_func=lambda s: s) as bar:
+            report = ev.evaluate(labelled, pack, layers, events_dir, lambda name: bar.update(1, name),
+                                 reviewed)
     summary = report.summary()
     for line in ev.lines(summary):
         click.echo(terminal_safe(line))
     if json_path is not None:
         json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _reviewed_flags(store_url: str, since: str | None) -> list[ReviewedFlag]:
+    """The flags of the store that supervisors gave a verdict (`quality.evaluate.reviewed_flags`)."""
+    from agent_assist import review as rv
+    from agent_assist.quality.evaluate import reviewed_flags
+    from agent_assist.store import Filters
+
+    chosen = Filters(since=rv.utc_text(rv.parse_moment(since)) if since else None, reviewed=True)
+    with rv.opened_store(store_url) as store:
+        return reviewed_flags(store.flags(chosen))

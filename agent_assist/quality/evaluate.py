@@ -17,16 +17,22 @@ a live call would show). A prompt **hits** when it answers some moment of a kind
 rule answers within `HIT_WINDOW_S` of its words (a late answer is still the right prompt), else it is
 a false alarm. Per rule that gives precision (hits over prompts) and recall (answered moments of its
 kinds over all of them).
+
+Supervisors' outcomes on real calls are labels too (`review outcome`, read from the flag store with
+`rules evaluate --store`): a rule's flag reviewed as a **false alarm** is a prompt of that rule that
+hit nothing, one reviewed as **handled well** a prompt that was right. They count in the rule's
+`precision_with_reviews`, (hits + handled well) over (prompts + flags reviewed); a flag's latest
+verdict is the one that counts, and a flag reviewed only for the agent's wellbeing is no label.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +42,10 @@ from agent_assist.errors import AgentAssistError
 from agent_assist.events import Prompt, PublicEvent
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.rules.packs import MOMENT_KINDS, Pack
+from agent_assist.store.reviews import Outcome
+
+if TYPE_CHECKING:
+    from agent_assist.store import FlagRecord
 
 WITHIN_S = 3.0  # "the right prompt within 3 s of the words"
 EARLY_S = 0.5  # a prompt may come with the words themselves (a partial), not before them
@@ -125,10 +135,28 @@ def judge(call: LabelledCall, events: Sequence[PublicEvent], pack: Pack) -> Call
     return out
 
 
+@dataclass(frozen=True)
+class ReviewedFlag:
+    """A supervisor's verdict on a rule's flag, as a label of that rule's prompt."""
+
+    flag_id: int
+    call_id: str
+    rule: str
+    t: float
+    false_alarm: bool  # else handled well: the flag was right
+
+
+def reviewed_flags(flags: Iterable[FlagRecord]) -> list[ReviewedFlag]:
+    """The flags that are labels: raised by a rule, with a verdict (handled well or false alarm)."""
+    return [ReviewedFlag(f.id, f.call_id, f.rule, f.t, f.verdict is Outcome.FALSE_ALARM)
+            for f in flags if f.raised_by == "rules" and f.rule and f.verdict is not None]
+
+
 @dataclass
 class Report:
     outcomes: list[CallOutcome]
     pack: Pack
+    reviewed: list[ReviewedFlag] = field(default_factory=list)
 
     @property
     def moments(self) -> list[tuple[Moment, Prompt | None]]:
@@ -152,8 +180,12 @@ class Report:
             theirs = [(m, p) for m, p in moments if m.kind in kinds]
             mine = [(m, p) for m, p in theirs if p is not None and p.rule == rule.id]
             delays = [p.t - m.end for m, p in mine if p is not None]
-            if not fired and not theirs:
+            reviews = [r for r in self.reviewed if r.rule == rule.id]
+            if not fired and not theirs and not reviews:
                 continue
+            hits = sum(hit for _, hit in fired) if kinds else 0
+            judged = len(fired) if kinds else 0  # a rule that answers no moment: its prompts are not judged
+            right = sum(not r.false_alarm for r in reviews)
             rules[rule.id] = {
                 "prompts": len(fired),
                 "hits": sum(hit for _, hit in fired),
@@ -163,6 +195,10 @@ class Report:
                 "recall": round(len(mine) / len(theirs), 3) if theirs else None,
                 "median_s_after_words": round(float(np.median(delays)), 2) if delays else None,
                 "on_calm_calls": sum(1 for o in calm for p in o.prompts if p.rule == rule.id),
+                "reviewed": len(reviews),
+                "reviewed_false_alarms": len(reviews) - right,
+                "precision_with_reviews": (round((hits + right) / (judged + len(reviews)), 3)
+                                           if reviews and judged + len(reviews) else None),
             }
         delays = [p.t - m.end for m, p in answered if p is not None]
         return {
@@ -180,9 +216,15 @@ class Report:
                         "prompts_near": [f"{p.rule}@{p.t:.1f}" for p in o.prompts
                                          if m.earliest <= p.t <= m.end + HIT_WINDOW_S]}
                        for o in self.outcomes for m, p in o.answered if p is None],
-            "false_alarms": [{"call": o.call.id, "rule": p.rule, "t": p.t}
+            "false_alarms": [{"call": o.call.id, "rule": p.rule, "t": p.t, "source": "labels"}
                              for o in self.outcomes for p, hit in o.hits
-                             if not hit and set(self._answers(p.rule))],
+                             if not hit and set(self._answers(p.rule))]
+                            + [{"call": r.call_id, "rule": r.rule, "t": r.t, "source": "review",
+                                "flag": r.flag_id} for r in self.reviewed if r.false_alarm],
+            "reviewed_flags": len(self.reviewed),
+            "reviewed_false_alarms": sum(r.false_alarm for r in self.reviewed),
+            "reviewed_rules_not_in_pack": dict(Counter(r.rule for r in self.reviewed
+                                                       if r.rule not in {e.id for e in self.pack.enabled})),
         }
 
     def _answers(self, rule: str) -> tuple[str, ...]:
@@ -193,20 +235,38 @@ class Report:
 def lines(summary: dict[str, Any]) -> list[str]:
     """The report for a terminal."""
     s = summary
-    out = [f"{s['calls']} calls ({s['calm_calls']} calm), {s['moments']} labelled moments: "
-           f"{s['answered_within_3s']} answered by the right prompt within {WITHIN_S:.0f} s "
-           f"({(s['answered_share'] or 0) * 100:.0f}%), median {s['median_s_after_words']} s after the words",
-           f"calm calls: {s['calm_prompts']} prompts, {s['calm_prompts_per_hour']} per call-hour", "",
-           "by kind of moment:"]
-    for kind, v in s["by_kind"].items():
-        out.append(f"  {kind:<22}{v['answered']:>3} of {v['moments']:<3}")
-    out += ["", f"  {'rule':<26}{'prompts':>8}{'precision':>10}{'recall':>8}{'median s':>9}{'on calm':>8}"]
-    for rule, v in s["rules"].items():
-        def num(x: Any) -> str:
-            return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
 
-        out.append(f"  {rule:<26}{v['prompts']:>8}{num(v['precision']):>10}{num(v['recall']):>8}"
-                   f"{num(v['median_s_after_words']):>9}{v['on_calm_calls']:>8}")
+    def num(x: Any) -> str:
+        return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+    out = []
+    if s["calls"]:
+        out = [f"{s['calls']} calls ({s['calm_calls']} calm), {s['moments']} labelled moments: "
+               f"{s['answered_within_3s']} answered by the right prompt within {WITHIN_S:.0f} s "
+               f"({(s['answered_share'] or 0) * 100:.0f}%), median {s['median_s_after_words']} s after the "
+               "words",
+               f"calm calls: {s['calm_prompts']} prompts, {s['calm_prompts_per_hour']} per call-hour", "",
+               "by kind of moment:"]
+        for kind, v in s["by_kind"].items():
+            out.append(f"  {kind:<22}{v['answered']:>3} of {v['moments']:<3}")
+        out += ["", f"  {'rule':<26}{'prompts':>8}{'precision':>10}{'recall':>8}{'median s':>9}"
+                    f"{'on calm':>8}"]
+        for rule, v in s["rules"].items():
+            if v["prompts"] or v["moments"]:
+                out.append(f"  {rule:<26}{v['prompts']:>8}{num(v['precision']):>10}{num(v['recall']):>8}"
+                           f"{num(v['median_s_after_words']):>9}{v['on_calm_calls']:>8}")
+    if s["reviewed_flags"]:
+        if out:
+            out.append("")
+        out += [f"reviewed flags (supervisors' outcomes): {s['reviewed_flags']}, "
+                f"{s['reviewed_false_alarms']} false alarm(s)",
+                f"  {'rule':<26}{'reviewed':>9}{'false alarms':>14}{'precision with reviews':>24}"]
+        for rule, v in s["rules"].items():
+            if v["reviewed"]:
+                out.append(f"  {rule:<26}{v['reviewed']:>9}{v['reviewed_false_alarms']:>14}"
+                           f"{num(v['precision_with_reviews']):>24}")
+        for rule, n in s["reviewed_rules_not_in_pack"].items():
+            out.append(f"  {rule:<26}{n:>9}  (not a rule of this pack: not counted)")
     if s["missed"]:
         out += ["", "missed:"]
         for m in s["missed"]:
@@ -271,9 +331,10 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
 
 
 def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Path],
-             events_dir: Path | None = None, progress: Any = None) -> Report:
+             events_dir: Path | None = None, progress: Any = None,
+             reviewed: Sequence[ReviewedFlag] = ()) -> Report:
     """Every labelled call (`read_labels`) through `pack` (replayed, or its recorded events re-run),
-    judged."""
+    judged; with the flags supervisors reviewed (`reviewed_flags`) as labels of their rules."""
     models: Models | None = None
     outcomes = []
     for call in calls:
@@ -284,4 +345,4 @@ def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Pat
             models = Models.load(ReplayOptions(site_packs=tuple(pack_files)))
         events = call_events(call, pack_files, events_dir, models)
         outcomes.append(judge(call, rerun(events, pack), pack))
-    return Report(outcomes, pack)
+    return Report(outcomes, pack, list(reviewed))

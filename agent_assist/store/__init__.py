@@ -9,7 +9,8 @@ One schema, two databases (SQLite by default, PostgreSQL for a floor), split by 
   `CallRecord`, `Filters`);
 * `sink`: `FlagStoreSink`, which writes a call's events as they happen and keeps (then spills)
   what it cannot write yet;
-* `importer`: `import_files`, which loads saved-aside events and event logs, checked line by line.
+* `importer`: `import_files`, which loads saved-aside events and event logs, checked line by line;
+* `reviews`: what a reviewer concludes about a flag (`Outcome`) and the audit of who did what.
 
 Text reaches the store only through `agent_assist.redact`, and only as parameters of SQL, never
 inside it.
@@ -27,6 +28,7 @@ from agent_assist.store.records import (
     open_store,
     utc_text,
 )
+from agent_assist.store.reviews import AuditLine, Outcome
 from agent_assist.store.schema import MIGRATIONS, SCHEMA_VERSION
 from agent_assist.store.sink import (
     EXCERPT_AFTER,
@@ -45,11 +47,13 @@ __all__ = [
     "SEVERITIES",
     "SEVERITY_RANK",
     "TRANSCRIPT_MODES",
+    "AuditLine",
     "CallRecord",
     "Filters",
     "FlagRecord",
     "FlagStoreSink",
     "ImportReport",
+    "Outcome",
     "Store",
     "StoreError",
     "StoreOptions",

@@ -21,6 +21,7 @@ from agent_assist.events import (
     CallStart,
     Feedback,
     Flag,
+    FlagKind,
     Prompt,
     PublicEvent,
     Retract,
@@ -29,6 +30,7 @@ from agent_assist.events import (
 )
 from agent_assist.redact import redact
 from agent_assist.store.connection import StoreError, _Database, connect
+from agent_assist.store.reviews import AuditLine, Outcome, follow_up, outcomes, verdict
 from agent_assist.store.schema import event_key, migrate
 
 log = logging.getLogger(__name__)
@@ -80,15 +82,36 @@ class FlagRecord:
     reviewed_at: str | None
     reviewed_by: str | None
     notes: tuple[dict[str, Any], ...] = ()
+    audit: tuple[AuditLine, ...] = ()  # who reviewed it, and what they concluded, oldest first
 
     @property
     def reviewed(self) -> bool:
         return self.reviewed_at is not None
 
+    @property
+    def check_in(self) -> bool:
+        """A rule's check-in with the agent after a hard call (a flag about the agent, raised by a
+        rule; the agent's own flag, raised with the overlay's button, is about the call)."""
+        return self.kind == FlagKind.AGENT and self.raised_by == "rules"
+
+    @property
+    def verdict(self) -> Outcome | None:
+        return verdict(self.audit)
+
+    @property
+    def follow_up(self) -> bool:
+        return follow_up(self.audit)
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        return outcomes(self.audit)
+
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["excerpt"] = list(self.excerpt)
         out["notes"] = list(self.notes)
+        out["audit"] = [a.to_dict() for a in self.audit]
+        out["outcomes"] = list(self.outcomes)
         return out
 
 
@@ -316,6 +339,7 @@ class Store:
             params,
         )
         notes: dict[Any, list[dict[str, Any]]] = {}
+        audit: dict[Any, list[AuditLine]] = {}
         if rows:  # supervisors' notes, for the CSV and the report (redacted when they were written)
             found = self.db.query(
                 "SELECT n.flag_id, n.created_at, n.author, n.text, n.wellbeing FROM notes n JOIN flags f "
@@ -326,10 +350,17 @@ class Store:
             for i, c, a, t, w in _rows(self.where, "a note", found, kinds):
                 notes.setdefault(i, []).append({"created_at": c, "author": a, "text": t,
                                                 "wellbeing": bool(w)})
+            found = self.db.query(
+                "SELECT r.flag_id, r.at, r.reviewer, r.outcome FROM reviews r JOIN flags f "
+                f"ON f.id = r.flag_id JOIN calls c ON c.call_id = f.call_id{where} ORDER BY r.id",
+                params,
+            )
+            for i, *line in _rows(self.where, "a review", found, (_integer, *_AUDIT_KINDS)):
+                audit.setdefault(i, []).append(_audit_line(*line))
         out = []
         for row in rows:
             try:
-                out.append(self._flag(row, tuple(notes.get(row[0], ()))))
+                out.append(self._flag(row, tuple(notes.get(row[0], ())), tuple(audit.get(row[0], ()))))
             except _Damaged as exc:
                 log.warning("flag store %s: %s; left out", self.where, exc)
         return out
@@ -345,23 +376,28 @@ class Store:
             "SELECT created_at, author, text, wellbeing FROM notes WHERE flag_id = ? ORDER BY id", (flag_id,)
         )
         kept = _rows(self.where, f"a note of flag {flag_id}", notes, (_moment, _text, _text, _integer))
+        reviews = _rows(self.where, f"a review of flag {flag_id}", self.db.query(
+            "SELECT at, reviewer, outcome FROM reviews WHERE flag_id = ? ORDER BY id", (flag_id,)
+        ), _AUDIT_KINDS)
         try:
             return self._flag(
                 rows[0],
                 tuple({"created_at": c, "author": a, "text": t, "wellbeing": bool(w)} for c, a, t, w in kept),
+                tuple(_audit_line(*line) for line in reviews),
             )
         except _Damaged as exc:
             raise StoreError(f"flag store {self.where}: {exc}") from None
 
     @staticmethod
-    def _flag(row: tuple[Any, ...], notes: tuple[dict[str, Any], ...] = ()) -> FlagRecord:
+    def _flag(row: tuple[Any, ...], notes: tuple[dict[str, Any], ...] = (),
+              audit: tuple[AuditLine, ...] = ()) -> FlagRecord:
         values = list(row)
         problem = _problem(values, _FLAG_KINDS)
         if problem:
             raise _Damaged(f"flag {values[0]!r} is damaged ({problem})")
         values[13] = _excerpt(values[13], values[0])
         names = [f.name for f in dataclasses.fields(FlagRecord)][: len(values)]
-        return FlagRecord(**dict(zip(names, values, strict=True)), notes=notes)
+        return FlagRecord(**dict(zip(names, values, strict=True)), notes=notes, audit=audit)
 
     def call(self, call_id: str) -> CallRecord:
         rows = self.db.query(
@@ -404,15 +440,35 @@ class Store:
         )
 
     def ack(self, flag_id: int, by: str) -> bool:
-        """Mark reviewed; False when it already was (the first review stands)."""
+        """Mark reviewed, with a line in its audit; False when it already was (the first review
+        stands)."""
         self.flag(flag_id)
         with self.db.transaction():
-            rows = self.db.query(
-                "UPDATE flags SET reviewed_at = ?, reviewed_by = ? "
-                "WHERE id = ? AND reviewed_at IS NULL RETURNING id",
-                (utc_text(), by, flag_id),
-            )
-        return bool(rows)
+            return self._review(flag_id, by, None)
+
+    def set_outcome(self, flag_id: int, outcome: Outcome, by: str) -> None:
+        """Record what a reviewer concluded, as a line of the flag's audit; the flag counts as
+        reviewed from the first. A false alarm is a rule's: an agent's own flag is not one."""
+        flag = self.flag(flag_id)
+        if outcome is Outcome.FALSE_ALARM and flag.raised_by != "rules":
+            raise StoreError(f"flag {flag_id} was raised by the agent, not by a rule: only a rule's flag can "
+                             "be a false alarm (`agent-assist review note` can say what you found)")
+        with self.db.transaction():
+            self._review(flag_id, by, outcome)
+
+    def _review(self, flag_id: int, by: str, outcome: Outcome | None) -> bool:
+        """Within a transaction: the audit line, and the flag marked reviewed if it was not. Just
+        marking reviewed (`outcome` None) a flag already reviewed adds nothing: False."""
+        at = utc_text()
+        first = bool(self.db.query(
+            "UPDATE flags SET reviewed_at = ?, reviewed_by = ? WHERE id = ? AND reviewed_at IS NULL "
+            "RETURNING id",
+            (at, by, flag_id),
+        ))
+        if first or outcome is not None:
+            self.db.execute("INSERT INTO reviews (flag_id, at, reviewer, outcome) VALUES (?, ?, ?, ?)",
+                            (flag_id, at, by, None if outcome is None else str(outcome)))
+        return first
 
     def note(self, flag_id: int, text: str, by: str, wellbeing: bool = False) -> None:
         self.flag(flag_id)
@@ -479,6 +535,18 @@ def _moment(value: Any) -> bool:
 
 def _moment_or_none(value: Any) -> bool:
     return value is None or _moment(value)
+
+
+def _outcome_or_none(value: Any) -> bool:
+    return value is None or value in set(Outcome)
+
+
+# a line of a flag's review audit: at, reviewer, outcome
+_AUDIT_KINDS = (_moment, _text, _outcome_or_none)
+
+
+def _audit_line(at: str, reviewer: str, outcome: str | None) -> AuditLine:
+    return AuditLine(at, reviewer, None if outcome is None else Outcome(outcome))
 
 
 # id, call_id, agent, team, call start, t, created_at, kind, severity, reason, rule, raised_by,

@@ -17,6 +17,19 @@ from agent_assist.store.connection import StoreError, _Database
 
 log = logging.getLogger(__name__)
 
+
+def reviews_migration() -> list[str]:
+    """Migration 6: the review's audit, one row per thing a reviewer did to a flag (`Store.ack`,
+    `Store.set_outcome`): who, when, and the outcome (`records.Outcome`; NULL where they marked it
+    reviewed). The flags already marked reviewed get their row from `reviewed_at`/`reviewed_by`."""
+    return [
+        """CREATE TABLE reviews (
+            id {id}, flag_id BIGINT NOT NULL REFERENCES flags (id) ON DELETE CASCADE,
+            at TEXT NOT NULL, reviewer TEXT NOT NULL, outcome TEXT)""",
+        "CREATE INDEX reviews_flag ON reviews (flag_id)",
+        "python:reviews_from_flags",
+    ]
+
 # {id} is the dialect's auto-numbered key; everything else is written the same for both databases.
 MIGRATIONS: list[list[str]] = [
     [  # 1: calls, flags and supervisors' notes
@@ -73,7 +86,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX written_call ON written (call_id)",
         "python:written_from_rows",
     ],
+    [  # 5: what the agent's overlay did with each prompt (`prompt_seen`): when it was first on screen,
+        # queued behind the "+N" tray, dismissed; all NULL where no overlay said (none was open)
+        "ALTER TABLE prompts ADD COLUMN shown_t DOUBLE PRECISION",
+        "ALTER TABLE prompts ADD COLUMN queued_t DOUBLE PRECISION",
+        "ALTER TABLE prompts ADD COLUMN dismissed_t DOUBLE PRECISION",
+    ],
 ]
+MIGRATIONS.append(reviews_migration())  # 6
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -113,9 +133,18 @@ def _written_from_rows(db: _Database) -> None:
         )
 
 
+def _reviews_from_flags(db: _Database) -> None:
+    """Before the audit, a flag kept only its first review (`reviewed_at`, `reviewed_by`)."""
+    db.execute(
+        "INSERT INTO reviews (flag_id, at, reviewer, outcome) SELECT id, reviewed_at, "
+        "COALESCE(reviewed_by, ''), NULL FROM flags WHERE reviewed_at IS NOT NULL ORDER BY id"
+    )
+
+
 _PYTHON_STEPS: dict[str, Callable[[_Database], None]] = {
     "rule_from_reason": _rule_from_reason,
     "written_from_rows": _written_from_rows,
+    "reviews_from_flags": _reviews_from_flags,
 }
 
 
