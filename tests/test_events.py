@@ -166,8 +166,8 @@ def test_hostile_text_stays_data():
                                   ' "severity": "low", "reason": "", "utterance_id": ""}',
                                   '{"type": "dropped", "t": 1, "call_id": "c", "what": "video", "count": 1,'
                                   ' "total": 1}',
-                                  '{"type": "prompt_seen", "t": 1, "call_id": "c", "rule": "r", "prompt_t": 0.5,'
-                                  ' "state": "glimpsed"}'])
+                                  '{"type": "prompt_seen", "t": 1, "call_id": "c", "rule": "r",'
+                                  ' "prompt_t": 0.5, "state": "glimpsed"}'])
 def test_bad_lines_raise_a_parse_error(line):
     with pytest.raises(EventParseError):
         event_from_json(line)
