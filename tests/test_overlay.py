@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from agent_assist.events import (
     Flag,
     Partial,
     Prompt,
+    PromptSeen,
+    PromptState,
     Retract,
     Scores,
     Speaker,
@@ -32,7 +35,8 @@ from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import EventList, JsonlEventLog
 from agent_assist.ui.app import OverlayRun, ReplayControls, display_problem
 from agent_assist.ui.bridge import EventBridge
-from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter
+from agent_assist.ui.cards import CardLook
+from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter, crisis_header, situation_of
 from agent_assist.ui.overlay import FlagDialog, Overlay, OverlaySettings, SettingsDialog
 from tests.test_cli import EXE
 
@@ -114,23 +118,87 @@ def ui(qtbot, settings):
         def shown(self) -> list[str]:
             return [c.prompt.rule for c in self.overlay.deck.shown]
 
+        def tray(self) -> list[str]:
+            return [c.prompt.rule for c in self.overlay.deck.tray]
+
+        def feedback(self) -> list[Feedback]:
+            return [e for e in self.log.events if isinstance(e, Feedback)]
+
+        def seen(self) -> list[tuple[str, PromptState]]:
+            return [(e.rule, e.state) for e in self.log.events if isinstance(e, PromptSeen)]
+
     return UI
 
 
-def test_cards_appear_capped_and_ordered(ui):
+def test_a_fresh_prompt_always_shows_and_what_did_not_fit_waits_in_the_tray(ui):
     u = ui()
     u.feed(prompt("a", 60, t=10))
     view = u.overlay.views[(CALL, "a", 10)]
     assert view.isVisible() and view.text.text() == "Do the a thing."
     assert view.tag.text() == "safety"
+    assert not u.overlay.tray_button.isVisible()
     u.feed(prompt("b", 70, t=12), prompt("c", 55, t=14))
-    assert u.shown() == ["b", "a"], "at most two; highest priority first; the lowest one goes"
+    assert u.shown() == ["b", "c"], "the newest shows whatever its priority; then the highest"
+    assert u.tray() == ["a"] and u.overlay.tray_button.isVisible()
+    assert u.overlay.tray_button.text() == "+1 more \u25be"
     u.feed(prompt("d", 70, t=20))
     assert u.shown() == ["d", "b"], "same priority: newest first"
+    assert u.tray() == ["c", "a"], "newest first"
     u.feed(prompt("b", 70, t=30))
     assert u.shown() == ["b", "d"], "a rule's new prompt replaces its card"
     assert len(u.overlay.views) == 2
     assert sum(v.isVisible() for v in u.overlay.findChildren(type(view))) == 2
+    assert u.overlay.tray_button.text() == "+2 more \u25be"
+
+
+def test_stale_cards_give_way_by_age_as_well_as_priority():
+    """The sample call's case: a manager request arriving while two 20 s old cards hold the screen
+    shows, and so does the prompt after it; the faded cards wait behind the tray until they go."""
+    clock = Clock()
+    deck = CardDeck(now=clock)
+    for rule, priority in (("bereavement", 75), ("acknowledge-disclosure", 70)):
+        deck.add(prompt(rule, priority, t=20.0))
+    deck.seen(tray_open=False)
+    clock.t += 21  # both have faded
+    deck.add(prompt("manager-request", 58, t=41.0))
+    assert [c.prompt.rule for c in deck.shown] == ["manager-request", "bereavement"]
+    clock.t += 1
+    deck.add(prompt("explain-next-steps", 40, t=42.0))
+    assert [c.prompt.rule for c in deck.shown] == ["manager-request", "explain-next-steps"], \
+        "a fresh card outranks a faded one of higher priority"
+    assert [c.prompt.rule for c in deck.tray] == ["acknowledge-disclosure", "bereavement"]
+    clock.t += 14
+    assert [c.prompt.rule for c in deck.expire()] == ["bereavement", "acknowledge-disclosure"]
+    assert deck.tray == ()
+
+
+def test_a_prompt_that_waited_is_shown_when_a_card_makes_room():
+    clock = Clock()
+    deck = CardDeck(now=clock)
+    a, b, c = (deck.add(prompt(r, p, t=t)) for r, p, t in (("a", 70, 1.0), ("b", 60, 2.0), ("c", 50, 3.0)))
+    assert [(card.prompt.rule, state) for card, state in deck.seen(tray_open=False)] == [
+        ("b", PromptState.QUEUED), ("a", PromptState.SHOWN), ("c", PromptState.SHOWN)]
+    assert deck.seen(tray_open=False) == [], "each state once"
+    clock.t += 5
+    deck.dismiss(a)
+    assert [card.prompt.rule for card in deck.shown] == ["b", "c"]
+    assert deck.seen(tray_open=False) == [(b, PromptState.SHOWN)]
+    assert b.shown_at == clock.t, "it fades from when it was shown, not from when it came"
+    assert deck.opacity(b) == 1.0 and c.shown_at == clock.t - 5
+    del c
+
+
+def test_a_prompt_that_lapses_unseen_in_the_tray_goes_and_a_withdrawn_one_goes_at_once():
+    clock = Clock()
+    deck = CardDeck(now=clock)
+    for rule, t in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)):
+        deck.add(prompt(rule, 60, t=t))
+    deck.seen(tray_open=False)
+    assert [card.prompt.rule for card in deck.tray] == ["b", "a"]
+    assert deck.retract(CALL, "b", 2.0) is not None
+    assert [card.prompt.rule for card in deck.tray] == ["a"], "never shown: gone at once, no fade"
+    clock.t += 36
+    assert [card.prompt.rule for card in deck.expire()] == ["a", "c", "d"]
 
 
 def test_why_shows_the_customers_words_and_signals(ui):
@@ -148,7 +216,8 @@ def test_cards_fade_and_go_but_crisis_cards_stay_until_acknowledged(ui):
     u.feed(prompt("ordinary", 60), prompt("crisis", 98, sticky=True))
     crisis = u.overlay.views[(CALL, "crisis", 10.0)]
     assert u.shown() == ["crisis", "ordinary"]
-    assert crisis.objectName() == "crisisCard" and crisis.support.text() == "Lifeline 13 11 14"
+    assert crisis.objectName() == "crisisCard"
+    assert crisis.support.text().replace("\u00a0", " ") == "\u260e Lifeline 13 11 14"
     u.clock.t += 25
     u.overlay.tick()
     assert FADED_OPACITY <= u.overlay.views[(CALL, "ordinary", 10.0)].effect.opacity() < 1.0
@@ -161,8 +230,9 @@ def test_cards_fade_and_go_but_crisis_cards_stay_until_acknowledged(ui):
     assert not [b for b in crisis.findChildren(QAbstractButton) if b.accessibleName() == "Dismiss prompt"]
     crisis.ack.click()
     assert u.shown() == []
-    assert u.log.events == [Feedback(t=10.0, call_id=CALL, rule="crisis", prompt_t=10.0,
+    assert u.feedback() == [Feedback(t=10.0, call_id=CALL, rule="crisis", prompt_t=10.0,
                                      rating="acknowledged")], "at the last call time seen in its call"
+    assert u.seen()[-1] == ("crisis", PromptState.DISMISSED)
 
 
 def test_a_retracted_prompt_fades_out_but_a_crisis_card_stays(ui):
@@ -178,13 +248,48 @@ def test_a_retracted_prompt_fades_out_but_a_crisis_card_stays(ui):
     assert u.shown() == ["crisis"], "gone after its fade; the crisis card waits for the agent"
 
 
-def test_three_crisis_prompts_wait_their_turn(ui):
+def test_a_crisis_card_is_never_one_of_two_equal_cards(ui):
+    """One crisis card in full, the newest; an ordinary prompt beside it is compact; further crisis
+    prompts wait at the head of the tray, which says so, each until the one shown is acknowledged."""
     u = ui()
-    u.feed(*(prompt(f"crisis{i}", 98 - i, t=10 + i, sticky=True) for i in range(3)), prompt("ordinary"))
-    assert u.shown() == ["crisis0", "crisis1"]
-    assert u.overlay.waiting_label.isVisible()
+    u.feed(*(prompt(f"crisis{i}", 98 - i, t=10 + i, sticky=True) for i in range(3)), prompt("ordinary", t=14))
+    assert u.shown() == ["crisis2", "ordinary"]
+    looks = [u.overlay.views[c.key].look for c in u.overlay.deck.shown]
+    assert looks == [CardLook.CRISIS, CardLook.COMPACT]
+    assert u.overlay.views[(CALL, "ordinary", 14.0)].objectName() == "compactCard"
+    assert u.tray() == ["crisis1", "crisis0"]
+    assert u.overlay.tray_button.text() == "+2 more \u00b7 crisis waiting \u25be"
+    assert u.overlay.tray_button.property("crisis") is True
+    u.overlay.views[(CALL, "crisis2", 12.0)].ack.click()
+    assert u.shown() == ["crisis1", "ordinary"]
+    u.overlay.views[(CALL, "crisis1", 11.0)].ack.click()
     u.overlay.views[(CALL, "crisis0", 10.0)].ack.click()
-    assert u.shown() == ["crisis1", "crisis2"]
+    assert u.shown() == ["ordinary"] and u.overlay.views[(CALL, "ordinary", 14.0)].look == CardLook.FULL
+
+
+def test_the_crisis_card_names_its_situation_and_shows_the_line_large(ui):
+    u = ui()
+    u.feed(Prompt(t=30.0, call_id=CALL, rule="crisis-family-violence", principle="safety",
+                  text="Ask if it's safe to talk now.", example="", priority=100,
+                  signals=("crisis", "crisis_violence"), why={}, sticky=True,
+                  support_line="1800RESPECT 1800 737 732 \u00b7 emergency 000"))
+    view = u.overlay.views[(CALL, "crisis-family-violence", 30.0)]
+    assert view.header.text() == "CRISIS \u00b7 FAMILY VIOLENCE"
+    lines = view.support.text().split("\n")
+    assert [line.split("\u00a0") for line in lines] == [["\u260e", "1800RESPECT", "1800", "737", "732"],
+                                                       ["\u260e", "emergency", "000"]], \
+        "a service to a line, never broken inside its number"
+    assert view.support.font().pointSize() >= view.text.font().pointSize() + 3
+    assert view.accessibleName() == "Crisis prompt: family violence. Ask if it's safe to talk now."
+    assert [situation_of(replace(p, rule=r)) for p, r in [(prompt("x", sticky=True), "crisis-self-harm"),
+                                                         (prompt("x", sticky=True), "crisis-danger"),
+                                                         (prompt("x", sticky=True), "crisis-threat")]] == \
+        ["self-harm", "danger", "threat"]
+    site_rule = replace(prompt("site-dv", sticky=True), signals=("crisis_violence", "customer_words"))
+    assert situation_of(site_rule) == "violence", "a site's own crisis rule, named by its signal"
+    transfer = replace(prompt("crisis-warm-transfer", sticky=True), signals=("crisis", "crisis_count"))
+    assert situation_of(transfer, earlier="self-harm") == "self-harm" and situation_of(transfer) == ""
+    assert crisis_header("") == "CRISIS" and situation_of(prompt("ordinary")) == ""
 
 
 def test_dismissing_an_ordinary_card(ui):
@@ -194,7 +299,8 @@ def test_dismissing_an_ordinary_card(ui):
                if b.accessibleName() == "Dismiss prompt"]
     dismiss[0].click()
     assert u.shown() == ["b"]
-    assert u.log.events == [], "dismissing is not feedback"
+    assert u.feedback() == [], "dismissing is not feedback"
+    assert u.seen() == [("a", PromptState.SHOWN), ("b", PromptState.SHOWN), ("a", PromptState.DISMISSED)]
 
 
 def test_thumbs_give_feedback_events_at_call_time(ui):
@@ -203,7 +309,7 @@ def test_thumbs_give_feedback_events_at_call_time(ui):
     view = u.overlay.views[(CALL, "a", 10.0)]
     view.helpful.click()
     view.not_helpful.click()
-    assert u.log.events == [
+    assert u.feedback() == [
         Feedback(t=14.5, call_id=CALL, rule="a", prompt_t=10.0, rating="helpful"),
         Feedback(t=14.5, call_id=CALL, rule="a", prompt_t=10.0, rating="not_helpful"),
     ]
