@@ -3,6 +3,7 @@ settings, shortcuts, the signal bridge, and the overlay over a real replayed cal
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QLineEdit
+from PyQt6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QLabel, QLineEdit
 
 from agent_assist.events import (
     CallEnd,
@@ -33,7 +34,7 @@ from agent_assist.events import (
 from agent_assist.pipeline import AgentDesk
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.sinks import EventList, JsonlEventLog
-from agent_assist.ui.app import OverlayRun, ReplayControls, display_problem
+from agent_assist.ui.app import OVERLAY_STAYS, OverlayRun, ReplayControls, display_problem
 from agent_assist.ui.bridge import EventBridge
 from agent_assist.ui.cards import CardLook
 from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter, crisis_header, situation_of
@@ -113,6 +114,13 @@ def ui(qtbot, settings):
         def feed(self, *events) -> None:
             for event in events:
                 self.bridge.emit(event)
+            qtbot.waitUntil(lambda: not self.bridge._signalled)
+
+        def burst(self, *events) -> None:
+            """Events from another thread, as the pipeline sends them: the UI takes them in one go."""
+            worker = threading.Thread(target=lambda: [self.bridge.emit(e) for e in events])
+            worker.start()
+            worker.join()
             qtbot.waitUntil(lambda: not self.bridge._signalled)
 
         def shown(self) -> list[str]:
@@ -199,6 +207,67 @@ def test_a_prompt_that_lapses_unseen_in_the_tray_goes_and_a_withdrawn_one_goes_a
     assert [card.prompt.rule for card in deck.tray] == ["a"], "never shown: gone at once, no fade"
     clock.t += 36
     assert [card.prompt.rule for card in deck.expire()] == ["a", "c", "d"]
+
+
+def test_the_tray_opens_with_one_click_never_takes_focus_and_what_it_shows_counts_as_shown(ui, qtbot):
+    u = ui()
+    u.burst(prompt("a", 70, t=1.0), prompt("b", 60, t=2.0), prompt("c", 50, t=3.0))
+    assert u.tray() == ["b"]
+    assert u.seen() == [("b", PromptState.QUEUED), ("a", PromptState.SHOWN), ("c", PromptState.SHOWN)]
+    flags = u.overlay.windowFlags()
+    button = u.overlay.tray_button
+    assert button.isVisible() and button.focusPolicy() == Qt.FocusPolicy.TabFocus
+    button.click()
+    tray = u.overlay.tray_view
+    assert u.overlay.tray_open and tray is not None and tray.isVisible()
+    assert [row.findChild(QLabel).text() for row in tray.rows] == ["Do the b thing."]
+    assert u.seen()[-1] == ("b", PromptState.SHOWN), "a line of the open tray is in front of the agent"
+    assert button.text() == "+1 more \u25b4" and button.accessibleName() == "Hide 1 more prompt(s)"
+    assert u.overlay.windowFlags() == flags and flags & Qt.WindowType.WindowDoesNotAcceptFocus
+    [dismiss] = [b for b in tray.findChildren(QAbstractButton) if b.accessibleName() == "Dismiss prompt"]
+    dismiss.click()
+    assert u.seen()[-1] == ("b", PromptState.DISMISSED)
+    assert u.tray() == [] and not u.overlay.tray_open and not button.isVisible()
+    u.feed(prompt("d", 40, t=4.0))
+    assert u.tray() == ["c"] and not u.overlay.tray_open, "an emptied tray closed; it opens again on a click"
+    qtbot.keyClick(u.overlay, Qt.Key.Key_T)
+    assert u.overlay.tray_open and u.seen()[-1] == ("d", PromptState.SHOWN)
+
+
+def test_what_the_agent_saw_reaches_the_event_log_and_the_store_through_the_recorder(qtbot, settings,
+                                                                                     tmp_path):
+    """The sinks a call has (`outputs.call_sinks`): the overlay's `prompt_seen` events go through the
+    recorder, like its feedback, into the event log and the flag store. With no pipeline attached
+    (after the call) the desk hands them to its sinks itself, the overlay among them: dismissing a
+    card, so that the one waiting is shown, once waited for ever on the desk's own lock."""
+    faulthandler.dump_traceback_later(120, exit=True)  # a deadlock ends the run rather than hang it
+    from agent_assist.outputs import call_sinks, close_store_sink
+    from agent_assist.store import FlagStoreSink, StoreOptions, open_store
+
+    store = FlagStoreSink(open_store(tmp_path / "flags.sqlite3"), StoreOptions(agent="sam"))
+    bridge = EventBridge()
+    sinks = call_sinks(store, str(tmp_path / "events.jsonl"), False, bridge)
+    desk = AgentDesk(sinks)
+    overlay = Overlay(ReplayControls(desk), bridge, settings, CardDeck(now=Clock()))
+    qtbot.addWidget(overlay)
+    overlay.show()
+    events = (start(), prompt("a", 70, t=1.0), prompt("b", 60, t=2.0), prompt("c", 50, t=3.0))
+    pipeline = threading.Thread(target=lambda: [s.emit(e) for e in events for s in desk.sinks])
+    pipeline.start()  # on a thread of its own, as the pipeline is: the overlay takes them in one go
+    pipeline.join()
+    qtbot.waitUntil(lambda: len(overlay.deck.shown) == 2)
+    overlay.dismiss(overlay.deck.shown[0])
+    for sink in sinks:
+        sink.close()
+    logged = [event_from_json(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e.rule, e.state) for e in logged if isinstance(e, PromptSeen)] == [
+        ("b", PromptState.QUEUED), ("a", PromptState.SHOWN), ("c", PromptState.SHOWN),
+        ("a", PromptState.DISMISSED), ("b", PromptState.SHOWN)]
+    seen = {p["rule"]: (p["shown_t"] is not None, p["queued_t"] is not None, p["dismissed_t"] is not None)
+            for p in store.store.call(CALL).prompts}  # type: ignore[union-attr]
+    assert seen == {"a": (True, False, True), "b": (True, True, False), "c": (True, False, False)}
+    close_store_sink(store)
+    faulthandler.cancel_dump_traceback_later()
 
 
 def test_why_shows_the_customers_words_and_signals(ui):
@@ -580,6 +649,21 @@ def test_closing_the_overlay_leaves_the_call_running(qtbot, call_models, sample_
     assert closed_at and closed_at[0] < 29
     assert end.reason == EndReason.END_OF_AUDIO and end.t == pytest.approx(30.0, abs=0.1)
     assert log.events[-1] == end and [e for e in log.events if e.t > closed_at[0] + 1]
+
+
+def test_after_the_call_the_terminal_says_the_overlay_stays_until_closed(qtbot, settings):
+    run = OverlayRun(settings)
+    said: list[str] = []
+
+    def close_once_said() -> None:
+        if said and run.overlay is not None and run.overlay.isVisible():
+            run.overlay.close()
+
+    timer = _poll(close_once_said)
+    assert run.run(ReplayControls(AgentDesk([])), lambda: "done", close_when_done=False,
+                   say=said.append) == "done"
+    timer.stop()
+    assert said == [OVERLAY_STAYS] and "close it" in OVERLAY_STAYS and "Ctrl-C" in OVERLAY_STAYS
 
 
 def test_work_that_fails_closes_the_overlay_and_raises_here(qtbot, settings):

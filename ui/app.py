@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Said once the call is over and the overlay stays up (the agent may still rate a card, or flag
+#: the call).
+OVERLAY_STAYS = ("the overlay stays open so you can still rate a prompt or flag the call: close it "
+                 "(\u00d7 at its top right) or press Ctrl-C here to finish")
+
 # The libraries Qt's xcb plugin loads at start; Qt aborts the whole process when one is missing.
 XCB_LIBRARIES = {
     "xcb-cursor": "libxcb-cursor0",
@@ -85,8 +90,8 @@ class OverlayRun(Generic[T]):
     pipeline as a sink before the call starts. `run()`:
 
     * when `work` returns: with `close_when_done` the overlay goes at once (a live session that was
-      told to quit); otherwise it stays showing the last cards until the agent closes it, or for
-      `linger_s` seconds;
+      told to quit); otherwise it stays showing the last cards until the agent closes it (and `say`
+      tells the terminal so), or for `linger_s` seconds;
     * when the overlay is closed first: the terminal says so and `run()` waits for `work`;
     * when `work` raises: the overlay goes and the exception is raised here, on the main thread.
     """
@@ -139,7 +144,11 @@ class OverlayRun(Generic[T]):
             if "error" in result or close_when_done or self.closed_early or self.quit_when_done:
                 self.app.quit()
             elif linger_s is not None:
+                if linger_s > 0:
+                    say(f"the overlay stays over the last cards for {linger_s:g} s")
                 QTimer.singleShot(int(linger_s * 1000), self.app.quit)
+            else:  # a newcomer saw the call end and nothing else happen: say what is waiting
+                say(OVERLAY_STAYS)
 
         def on_closed() -> None:
             if not finished.is_set():

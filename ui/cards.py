@@ -14,6 +14,7 @@ these only draw a card and pass the agent's clicks to the overlay (`CardActions`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
@@ -182,6 +183,12 @@ class CardView(QFrame):
             self.not_helpful.setChecked(self.card.rating == "not_helpful")
 
 
+def _for(action: Callable[[Card], None], card: Card) -> Callable[[], None]:
+    """A button's action on one card (a lambda with a default argument would be given the button's
+    `checked` flag by Qt in the card's place)."""
+    return lambda: action(card)
+
+
 class TrayView(QFrame):
     """The prompts behind "+N", one line each, newest first (crisis prompts first, in full words)."""
 
@@ -207,9 +214,8 @@ class TrayView(QFrame):
             line.addWidget(text, 1)
             if card.sticky:
                 line.addWidget(button("Acknowledge", "Acknowledge crisis prompt", "I have seen this",
-                                      lambda c=card: actions.acknowledge(c)))
+                                      _for(actions.acknowledge, card)))
             else:
-                line.addWidget(button("\u00d7", "Dismiss prompt", "Dismiss",
-                                      lambda c=card: actions.dismiss(c)))
+                line.addWidget(button("\u00d7", "Dismiss prompt", "Dismiss", _for(actions.dismiss, card)))
             layout.addWidget(row)
             self.rows.append(row)

@@ -312,7 +312,10 @@ class Overlay(QWidget):
             self.resize(380, 320)
             self._place_default()
         self.preferred_width = self.width()
-        bridge.ready.connect(self.pull)
+        # queued even from the Qt thread: the agent's own events (feedback, prompt_seen) come back
+        # through the desk's sinks to this bridge while the desk holds its lock, and a direct call
+        # into `pull` from there would submit again (what a refresh shows) and wait on that lock
+        bridge.ready.connect(self.pull, Qt.ConnectionType.QueuedConnection)
         bridge.problem.connect(self.show_problem)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.tick)
