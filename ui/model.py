@@ -82,7 +82,7 @@ class Card:
 class Layout:
     """What is on screen: at most one crisis card, in full; the ordinary cards beside it (compact while
     a crisis card is up, so a crisis is never one of two equal cards); and the tray, behind "+N",
-    of everything else the agent has not dismissed, crisis cards first, then newest first."""
+    of everything else the agent has not dismissed: crisis cards first, then the newest first."""
 
     crisis: Card | None
     cards: tuple[Card, ...]
@@ -103,8 +103,10 @@ class CardDeck:
       always has a card.
     * Stale cards give way by age as well as priority: the other card goes to the highest priority
       among the cards not yet faded; a faded card keeps its place only while nothing fresher waits.
-    * A crisis card (sticky) is shown alone in full, the newest first; it goes only when acknowledged.
-      Further crisis cards wait at the head of the tray, in order, for the one shown to be acknowledged.
+    * A crisis card (sticky) is shown alone in full, the highest priority first (the most specific
+      playbook: family violence before danger before self-harm before a warm transfer, as the rules
+      rank them), then the newest; it goes only when acknowledged. Further crisis cards wait at the
+      head of the tray, which says so, in that order, for the one shown to be acknowledged.
     * A prompt from a rule already held for the same call replaces that card.
     """
 
@@ -135,7 +137,7 @@ class CardDeck:
 
     def layout(self) -> Layout:
         now = self.now()
-        crisis = sorted((c for c in self._cards if c.sticky), key=lambda c: -c.seq)
+        crisis = sorted((c for c in self._cards if c.sticky), key=lambda c: (-c.prompt.priority, -c.seq))
         lead = crisis[0] if crisis else None
         ordinary = [c for c in self._cards if not c.sticky
                     and (c.retracted_at is None or c.shown_at is not None)]
