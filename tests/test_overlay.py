@@ -321,18 +321,22 @@ def test_a_crisis_card_is_never_one_of_two_equal_cards(ui):
     """One crisis card in full, the newest; an ordinary prompt beside it is compact; further crisis
     prompts wait at the head of the tray, which says so, each until the one shown is acknowledged."""
     u = ui()
-    u.feed(*(prompt(f"crisis{i}", 98 - i, t=10 + i, sticky=True) for i in range(3)), prompt("ordinary", t=14))
-    assert u.shown() == ["crisis2", "ordinary"]
+    u.feed(*(prompt(f"crisis{i}", 96 + i, t=10 + i, sticky=True) for i in range(3)), prompt("ordinary", t=14))
+    assert u.shown() == ["crisis2", "ordinary"], "the highest priority (the most specific playbook)"
     looks = [u.overlay.views[c.key].look for c in u.overlay.deck.shown]
     assert looks == [CardLook.CRISIS, CardLook.COMPACT]
     assert u.overlay.views[(CALL, "ordinary", 14.0)].objectName() == "compactCard"
     assert u.tray() == ["crisis1", "crisis0"]
     assert u.overlay.tray_button.text() == "+2 more \u00b7 crisis waiting \u25be"
+    u.feed(prompt("crisis-low", 90, t=15, sticky=True))
+    assert u.shown()[0] == "crisis2" and u.tray()[:3] == ["crisis1", "crisis0", "crisis-low"], \
+        "a later crisis of lower priority waits; the card in front stays"
     assert u.overlay.tray_button.property("crisis") is True
     u.overlay.views[(CALL, "crisis2", 12.0)].ack.click()
     assert u.shown() == ["crisis1", "ordinary"]
     u.overlay.views[(CALL, "crisis1", 11.0)].ack.click()
     u.overlay.views[(CALL, "crisis0", 10.0)].ack.click()
+    u.overlay.views[(CALL, "crisis-low", 15.0)].ack.click()
     assert u.shown() == ["ordinary"] and u.overlay.views[(CALL, "ordinary", 14.0)].look == CardLook.FULL
 
 
@@ -689,7 +693,11 @@ def test_replay_ui_shows_the_overlay_over_the_call(sample_clip, tmp_path):
     assert "no overlay" not in done.stderr
     assert "Offer condolences" in done.stdout  # the terminal transcript carries on beside it
     stream = [event_from_json(line) for line in events.read_text().splitlines()]
-    assert any(isinstance(e, Prompt) for e in stream) and isinstance(stream[-1], CallEnd)
+    ends = [i for i, e in enumerate(stream) if isinstance(e, CallEnd)]
+    assert any(isinstance(e, Prompt) for e in stream) and len(ends) == 1
+    after = stream[ends[0] + 1:]  # only the overlay's own: the check-in fired at the end, then shown
+    assert all(isinstance(e, PromptSeen) for e in after)
+    assert ("agent-check-in", PromptState.SHOWN) in [(e.rule, e.state) for e in after]
     stored = (tmp_path / "config" / "agent-assist" / "overlay.conf").read_text()
     assert "geometry" in stored, "the overlay remembers where it was"
 
