@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -659,14 +660,20 @@ def test_after_the_call_the_terminal_says_the_overlay_stays_until_closed(qtbot, 
     run = OverlayRun(settings)
     said: list[str] = []
 
-    def close_once_said() -> None:
-        if said and run.overlay is not None and run.overlay.isVisible():
-            run.overlay.close()
+    asked: list[float] = []
 
-    timer = _poll(close_once_said)
+    def stop_once_said() -> None:
+        if said and not asked:
+            asked.append(time.monotonic())
+            run.request_quit()  # what Ctrl-C does: it used to do nothing once the call had ended
+        elif asked and time.monotonic() - asked[0] > 10 and run.overlay is not None:
+            run.overlay.close()  # so that a regression fails here rather than hang the suite
+
+    timer = _poll(stop_once_said)
     assert run.run(ReplayControls(AgentDesk([])), lambda: "done", close_when_done=False,
                    say=said.append) == "done"
     timer.stop()
+    assert time.monotonic() - asked[0] < 5, "Ctrl-C did not close the overlay"
     assert said == [OVERLAY_STAYS] and "close it" in OVERLAY_STAYS and "Ctrl-C" in OVERLAY_STAYS
 
 
@@ -700,6 +707,25 @@ def test_replay_ui_shows_the_overlay_over_the_call(sample_clip, tmp_path):
     assert ("agent-check-in", PromptState.SHOWN) in [(e.rule, e.state) for e in after]
     stored = (tmp_path / "config" / "agent-assist" / "overlay.conf").read_text()
     assert "geometry" in stored, "the overlay remembers where it was"
+
+
+def test_replay_ui_after_the_call_says_the_overlay_stays_and_ctrl_c_closes_it(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    clip = Path(__file__).parent / "data" / "speech" / "jfk.flac"
+    app = subprocess.Popen([*EXE, "replay", str(clip), "--ui", "-q"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert app.stderr is not None
+        said = [app.stderr.readline() for _ in range(1)]
+        while said[-1] and OVERLAY_STAYS not in said[-1]:
+            said.append(app.stderr.readline())
+        assert OVERLAY_STAYS in said[-1], said
+        app.send_signal(signal.SIGINT)
+        assert app.wait(timeout=30) == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
 
 
 def test_replay_ui_without_a_display_says_so_and_uses_the_terminal(sample_clip, tmp_path):

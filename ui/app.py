@@ -115,10 +115,14 @@ class OverlayRun(Generic[T]):
         self.overlay: object | None = None
         self.closed_early = False
         self.quit_when_done = False  # set by Ctrl-C: no lingering over the last cards
+        self._work_done = threading.Event()
 
     def request_quit(self) -> None:
-        """The command is being stopped: close the overlay as soon as the work has finished."""
+        """The command is being stopped: close the overlay as soon as the work has finished, or now
+        when it has (Ctrl-C while the overlay stays over the last cards)."""
         self.quit_when_done = True
+        if self._work_done.is_set():
+            self.app.quit()
 
     def run(self, controls: Controls, work: Callable[[], T], *, close_when_done: bool,
             linger_s: float | None = None, say: Callable[[str], None] = print) -> T:
@@ -129,7 +133,7 @@ class OverlayRun(Generic[T]):
         overlay = Overlay(controls, self.bridge, self.settings)
         self.overlay = overlay
         result: dict[str, object] = {}
-        finished = threading.Event()
+        finished = self._work_done
 
         def target() -> None:
             try:

@@ -546,7 +546,7 @@ class Overlay(QWidget):
     def fit_height(self) -> None:
         """The agent sets the width (never less than the header needs at their text size); the
         height follows the cards, so nothing is clipped and no empty panel covers the screen. The
-        window stays wholly on its screen; an open tray scrolls past a share of the screen's height."""
+        window stays wholly on its screen: past the screen's height the cards and the tray scroll."""
         layout = self.layout()
         screen = self.screen()
         if layout is None or screen is None:
