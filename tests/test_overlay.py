@@ -271,6 +271,27 @@ def test_what_the_agent_saw_reaches_the_event_log_and_the_store_through_the_reco
     faulthandler.cancel_dump_traceback_later()
 
 
+def test_every_prompt_of_the_sample_call_is_shown(ui, sample_call):
+    """The sample call's prompts, at the pace of the call: each reaches the agent's screen (on a card
+    when it has room, else the tray opened at the end), the manager request and the end-of-call
+    check-in among them, which the old two-card overlay dropped behind faded cards."""
+    u = ui()
+    began = u.clock.t
+    for event in sample_call.events:
+        u.clock.t = began + event.t  # the wall clock as it runs on a call
+        u.overlay.tick()
+        u.feed(event)
+    first_shown = [rule for rule, state in u.seen() if state == PromptState.SHOWN]
+    if u.overlay.deck.tray:
+        u.overlay.tray_button.click()
+    prompts = {e.rule for e in sample_call.events if isinstance(e, Prompt)}
+    withdrawn = {e.rule for e in sample_call.events if isinstance(e, Retract)}
+    shown = {rule for rule, state in u.seen() if state == PromptState.SHOWN}
+    assert {"manager-request", "agent-check-in"} <= prompts
+    assert prompts - withdrawn <= shown, sorted(prompts - shown)
+    assert {"manager-request", "agent-check-in"} <= set(first_shown), "on a card, not only in the tray"
+
+
 def test_why_shows_the_customers_words_and_signals(ui):
     u = ui()
     u.feed(prompt("a"))
