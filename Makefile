@@ -13,10 +13,13 @@ SHARED ?= ../shared/data
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 
+# The editable install maps ui/, classifiers/ and prompts/ under agent_assist, so setuptools installs
+# it through an import hook and says so in a boxed "Editable installation" warning that is only
+# information: filtered here, by its words (any other warning still shows).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 $(BASE): $(STAMP)

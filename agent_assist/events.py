@@ -83,6 +83,14 @@ class DeviceState(StrEnum):
     RESAMPLING = "resampling"  # opened at its own rate, converted to 16 kHz
 
 
+class PromptState(StrEnum):
+    """What the overlay did with a prompt (`prompt_seen`), so a review counts only what was seen."""
+
+    SHOWN = "shown"  # on screen: a card, or a line of the "+N" tray the agent opened
+    QUEUED = "queued"  # no room on arrival: waiting, unseen, behind the "+N" tray
+    DISMISSED = "dismissed"  # the agent took it away (x on a card or a tray line, or Acknowledge)
+
+
 class DropKind(StrEnum):
     """What was skipped to keep up with a live call."""
 
@@ -354,6 +362,19 @@ class Feedback(PublicEvent):
 
 
 @dataclass(frozen=True)
+class PromptSeen(PublicEvent):
+    """The overlay's account of a prompt: `shown` when the agent could first read it, `queued` when
+    it arrived with no room and waits behind the "+N" tray, `dismissed` when the agent took it away.
+    `rule` and `prompt_t` name the prompt, as feedback's do. A prompt with no `shown` never was
+    (no overlay was open, or it was still queued when it expired or the call moved on)."""
+
+    type: ClassVar[str] = "prompt_seen"
+    rule: str
+    prompt_t: float
+    state: PromptState
+
+
+@dataclass(frozen=True)
 class Listening(PublicEvent):
     """Listening was paused or resumed. While paused nothing is captured, transcribed or stored;
     speech that was under way when the pause began ends there."""
@@ -405,8 +426,8 @@ class CallEnd(PublicEvent):
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
     cls.type: cls
-    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, Listening, DeviceStatus,
-                Dropped, CallEnd)
+    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, PromptSeen, Listening,
+                DeviceStatus, Dropped, CallEnd)
 }
 
 Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent
@@ -457,6 +478,8 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
             kwargs["state"] = DeviceState(kwargs["state"])
         if cls is Dropped and "what" in kwargs:
             kwargs["what"] = DropKind(kwargs["what"])
+        if cls is PromptSeen and "state" in kwargs:
+            kwargs["state"] = PromptState(kwargs["state"])
         if "channels" in kwargs:
             kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
         if "words" in kwargs:

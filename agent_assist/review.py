@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from agent_assist import crisis_lines
 from agent_assist.config import Config
@@ -242,6 +243,25 @@ def list_lines(flags: Sequence[FlagRecord], full: bool = False) -> list[str]:
     return lines
 
 
+def seen_note(prompt: dict[str, Any]) -> str:
+    """What the agent's overlay did with a stored prompt, in words: only a prompt with a `shown`
+    time was on the agent's screen (a supervisor must not coach an agent on a prompt never seen)."""
+    shown, queued, dismissed = (prompt.get(k) for k in ("shown_t", "queued_t", "dismissed_t"))
+    if shown is not None:
+        note = f"shown at {format_clock(shown)}" + (f" after waiting from {format_clock(queued)}"
+                                                     if queued is not None else "")
+        return note + (f", dismissed at {format_clock(dismissed)}" if dismissed is not None else "")
+    if queued is not None:
+        return f"queued at {format_clock(queued)} behind other prompts, never shown"
+    return "not shown: no overlay was open"
+
+
+def _by_seen(call: CallRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The call's prompts: those the agent was shown, and those they were not."""
+    shown = [p for p in call.prompts if p.get("shown_t") is not None]
+    return shown, [p for p in call.prompts if p.get("shown_t") is None]
+
+
 def _reason(f: FlagRecord) -> str:
     if f.raised_by == "agent":
         return "raised by the agent" + (f": {f.agent_note}" if f.agent_note else "")
@@ -313,15 +333,17 @@ def show_lines(flag: FlagRecord, call: CallRecord, lines_of: CrisisLines | None 
         f"  flag       |{_marks([flag.t], length)}|",
     ]
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}
-    if call.prompts:
-        lines += ["", "prompts shown (and the agent's word on them):"]
-        for p in call.prompts:
+    for heading, prompts in zip(("prompts shown to the agent (and their word on them):",
+                                 "prompts the agent was not shown:"), _by_seen(call), strict=True):
+        if prompts:
+            lines += ["", heading]
+        for p in prompts:
             rating = rated.get((p["rule"], round(p["t"], 1)))
             withdrawn = (f"  (withdrawn at {format_clock(p['retracted_t'])}: the final transcript did not "
                          "support it)") if p.get("retracted_t") is not None else ""
             lines.append(
                 f"  [{format_clock(p['t'])}] {clean(p['rule'])}: {clean(p['text'])}"
-                + (f"  ({rating.replace('_', ' ')})" if rating else "") + withdrawn
+                + (f"  ({rating.replace('_', ' ')})" if rating else "") + withdrawn + f"  [{seen_note(p)}]"
             )
     lines += [
         "",
@@ -608,22 +630,26 @@ def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines)
         f'<span><i class="key" style="background:{CRISIS_SCORE_COLOUR}"></i>crisis</span>'
         '<span><span class="crisis-tag">CRISIS</span> crisis flag</span>'
         f'<span><i class="key" style="background:{PROMPT_COLOUR}"></i>prompt shown</span>'
+        f'<span><i class="key" style="border:1px solid {PROMPT_COLOUR}"></i>prompt not shown</span>'
         '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
         timeline_svg(call, flags, length, lines=lines),
     ]
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}
-    if call.prompts:
+    for heading, prompts in zip(("Prompts shown to the agent, and their feedback",
+                                 "Prompts the agent was not shown"), _by_seen(call), strict=True):
+        if not prompts:
+            continue
         out.append(
-            "<h3>Prompts shown and the agent's feedback</h3><table><thead><tr><th>At</th><th>Rule</th>"
-            "<th>Prompt</th><th>Agent said</th></tr></thead><tbody>"
+            f"<h3>{heading}</h3><table><thead><tr><th>At</th><th>Rule</th>"
+            "<th>Prompt</th><th>On the agent's screen</th><th>Agent said</th></tr></thead><tbody>"
         )
-        for p in call.prompts:
+        for p in prompts:
             rating = rated.get((p["rule"], round(p["t"], 1)), "")
             if p.get("retracted_t") is not None:
                 rating = f"withdrawn at {format_clock(p['retracted_t'])}" + (f"; {rating}" if rating else "")
             out.append(
                 f"<tr><td>{_e(format_clock(p['t']))}</td><td>{_e(p['rule'])}</td><td>{_e(p['text'])}</td>"
-                f"<td>{_e(rating.replace('_', ' '))}</td></tr>"
+                f"<td>{_e(seen_note(p))}</td><td>{_e(rating.replace('_', ' '))}</td></tr>"
             )
         out.append("</tbody></table>")
     for f in flags:
@@ -717,10 +743,12 @@ def timeline_svg(
             f'stroke-width="3" stroke-dasharray="6 3"><title>flag {f.id}: {_e(f.kind)} '
             f"{_e(f.severity)}</title></line>"
         )
-    for p in call.prompts:
+    for p in call.prompts:  # a prompt the agent never saw is drawn hollow
+        paint = (f'fill="{PROMPT_COLOUR}"' if p.get("shown_t") is not None
+                 else f'fill="none" stroke="{PROMPT_COLOUR}" stroke-width="1.5"')
         out.append(
             f'<path d="M{x(p["t"]) - 6:.1f},4 L{x(p["t"]) + 6:.1f},4 L{x(p["t"]):.1f},16 Z" '
-            f'fill="{PROMPT_COLOUR}"><title>{_e(format_clock(p["t"]))} {_e(p["rule"])}</title></path>'
+            f'{paint}><title>{_e(format_clock(p["t"]))} {_e(p["rule"])} ({_e(seen_note(p))})</title></path>'
         )
     for index, colour in ((1, DISTRESS_COLOUR), (2, ESCALATION_COLOUR), (3, CRISIS_SCORE_COLOUR)):
         points = " ".join(f"{x(s[0]):.1f},{y(s[index]):.1f}" for s in call.scores)

@@ -23,6 +23,8 @@ from agent_assist.events import (
     Listening,
     Partial,
     Prompt,
+    PromptSeen,
+    PromptState,
     PublicEvent,
     Retract,
     Scores,
@@ -72,6 +74,7 @@ EXAMPLES = [
     Flag(t=95.0, call_id="c1", kind=FlagKind.AGENT, severity=Severity.MEDIUM, reason="raised by the agent",
          utterance_id="", raised_by="agent", note="asked for a manager twice"),
     Feedback(t=21.0, call_id="c1", rule="acknowledge-disclosure", prompt_t=18.2, rating="helpful"),
+    PromptSeen(t=18.4, call_id="c1", rule="acknowledge-disclosure", prompt_t=18.2, state=PromptState.SHOWN),
     Listening(t=30.5, call_id="c1", paused=True, by="keyboard"),
     DeviceStatus(t=41.0, call_id="c1", device="Jabra Evolve2 65", parties=(Speaker.AGENT,),
                  state=DeviceState.LOST, message="no audio for 2 s; retrying"),
@@ -162,7 +165,9 @@ def test_hostile_text_stays_data():
                                   '{"type": "flag", "t": 1, "call_id": "c", "kind": "martian",'
                                   ' "severity": "low", "reason": "", "utterance_id": ""}',
                                   '{"type": "dropped", "t": 1, "call_id": "c", "what": "video", "count": 1,'
-                                  ' "total": 1}'])
+                                  ' "total": 1}',
+                                  '{"type": "prompt_seen", "t": 1, "call_id": "c", "rule": "r",'
+                                  ' "prompt_t": 0.5, "state": "glimpsed"}'])
 def test_bad_lines_raise_a_parse_error(line):
     with pytest.raises(EventParseError):
         event_from_json(line)

@@ -393,3 +393,42 @@ def test_a_100k_character_word_wraps_in_the_page(tmp_path: Path) -> None:
     found = re.search(r'<p id="width">(\d+)</p>', dom.stdout)
     assert found, dom.stderr[-500:]
     assert int(found[1]) <= 1200
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_the_report_draws_a_prompt_the_agent_was_not_shown_hollow_and_lists_it_apart(tmp_path: Path) -> None:
+    """Two stores of the same call, one where the overlay showed the crisis prompt and one where no
+    overlay did: in Chromium the second has less of the prompts' green (a hollow tick), and its page
+    lists the prompt under "not shown"."""
+    from PyQt6.QtGui import QImage
+
+    from agent_assist.events import PromptSeen, PromptState
+    from agent_assist.review import PROMPT_COLOUR
+
+    chromium = _chromium()
+    assert chromium is not None
+    green: dict[str, int] = {}
+    for case in ("shown", "not-shown"):
+        url = str(tmp_path / f"{case}.sqlite3")
+        events = a_call(case)
+        if case == "shown":
+            events.append(PromptSeen(t=11.5, call_id=case, rule="crisis-safety", prompt_t=11.0,
+                                     state=PromptState.SHOWN))
+        write(url, events)
+        report = tmp_path / f"{case}.html"
+        done = agent_assist("review", "report", "--shift", "today", "--store", url, "-o", str(report))
+        assert done.returncode == 0, done.stderr
+        page = report.read_text()
+        heading = "Prompts shown to the agent" if case == "shown" else "Prompts the agent was not shown"
+        assert f"<h3>{heading}" in page
+        shot = tmp_path / f"{case}.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900",
+                        "--hide-scrollbars", f"--screenshot={shot}", report.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+        image = QImage(str(shot))
+        r, g, b = (int(PROMPT_COLOUR[i: i + 2], 16) for i in (1, 3, 5))
+        green[case] = sum(1 for y in range(image.height()) for x in range(image.width())
+                          if abs(image.pixelColor(x, y).red() - r) + abs(image.pixelColor(x, y).green() - g)
+                          + abs(image.pixelColor(x, y).blue() - b) < 40)
+    assert green["shown"] > green["not-shown"] > 0, green

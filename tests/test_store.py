@@ -24,6 +24,8 @@ from agent_assist.events import (
     Flag,
     Partial,
     Prompt,
+    PromptSeen,
+    PromptState,
     PublicEvent,
     Retract,
     Scores,
@@ -217,6 +219,53 @@ def test_a_withdrawn_prompt_is_recorded_and_shown_as_withdrawn(tmp_path: Path) -
     flag = store.flags()[0]
     assert "withdrawn at 00:09.5" in "\n".join(show_lines(flag, call))
     assert "withdrawn at 00:09.5" in report_html([flag], {"call-1": call}, "t", "s", "now")
+    store.close()
+
+
+def test_the_review_lists_as_shown_only_what_the_overlay_showed(store_url: str) -> None:
+    """Three prompts fire: one the overlay showed and the agent dismissed, one it queued behind the
+    "+N" tray and showed later, one it queued and never showed. The store keeps each state's first
+    time (a repeat, or the same events again, changes nothing), and the review lists as shown only the
+    first two."""
+    from agent_assist.review import report_html, show_lines
+
+    def prompt(rule: str, t: float) -> Prompt:
+        return Prompt(t=t, call_id="call-1", rule=rule, principle="trust", text=f"Do {rule}.", example="",
+                      priority=50, signals=("distress",), why={})
+
+    def seen(rule: str, prompt_t: float, t: float, state: PromptState) -> PromptSeen:
+        return PromptSeen(t=t, call_id="call-1", rule=rule, prompt_t=prompt_t, state=state)
+
+    events = a_call()
+    events[6:6] = [
+        prompt("slow-down", 9.0), seen("slow-down", 9.0, 9.1, PromptState.SHOWN),
+        prompt("check-back", 9.5), seen("check-back", 9.5, 9.6, PromptState.QUEUED),
+        prompt("offer-choice", 10.0), seen("offer-choice", 10.0, 10.1, PromptState.QUEUED),
+        seen("slow-down", 9.0, 10.5, PromptState.DISMISSED),
+        seen("check-back", 9.5, 10.6, PromptState.SHOWN),
+        seen("check-back", 9.5, 12.0, PromptState.SHOWN),  # shown again after a while in the tray
+    ]
+    write(store_url, events)
+    write(store_url, events)  # the same call again: nothing changes
+    store = open_store(store_url)
+    call = store.call("call-1")
+    seen_at = {p["rule"]: (p["shown_t"], p["queued_t"], p["dismissed_t"]) for p in call.prompts}
+    assert seen_at == {"slow-down": (9.1, None, 10.5), "check-back": (10.6, 9.6, None),
+                       "offer-choice": (None, 10.1, None), "crisis-safety": (None, None, None)}
+    flag = store.flags()[0]
+    text = "\n".join(show_lines(flag, call))
+    shown_part, unseen_part = text.split("prompts the agent was not shown:")
+    assert "slow-down" in shown_part and "check-back" in shown_part and "offer-choice" not in shown_part
+    assert "shown at 00:09.1, dismissed at 00:10.5" in shown_part
+    assert "shown at 00:10.6 after waiting from 00:09.6" in shown_part
+    assert "offer-choice: Do offer-choice.  [queued at 00:10.1 behind other prompts, never shown]" \
+        in unseen_part
+    assert "crisis-safety" in unseen_part and "not shown: no overlay was open" in unseen_part
+    page = report_html([flag], {"call-1": call}, "t", "s", "now")
+    shown_table, unseen_table = page.split("<h3>Prompts the agent was not shown</h3>")
+    assert "<h3>Prompts shown to the agent, and their feedback</h3>" in shown_table
+    assert "offer-choice" not in shown_table.split("<h3>Prompts shown")[1]
+    assert "queued at 00:10.1 behind other prompts, never shown" in unseen_table
     store.close()
 
 

@@ -23,6 +23,8 @@ from agent_assist.events import (
     Flag,
     FlagKind,
     Prompt,
+    PromptSeen,
+    PromptState,
     PublicEvent,
     Retract,
     Severity,
@@ -53,6 +55,8 @@ def key_of(event: PublicEvent) -> str:
         return event_key(e.type, e.call_id, float(e.t), e.rule, float(e.prompt_t), e.rating)
     if isinstance(e, Retract):
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t))
+    if isinstance(e, PromptSeen):  # each state once per prompt: the first time is the one kept
+        return event_key(e.type, e.call_id, e.rule, float(e.prompt_t), str(e.state))
     raise TypeError(f"the store does not keep {e.type} events")
 
 
@@ -316,6 +320,18 @@ class Store:
             )
         return True
 
+    def prompt_seen(self, seen: PromptSeen) -> bool:
+        """What the overlay did with a prompt: when it was first shown, queued or dismissed."""
+        column = _SEEN_COLUMNS[seen.state]
+        with self.db.transaction():
+            if not self._first_time(seen):
+                return False
+            self.db.execute(
+                f"UPDATE prompts SET {column} = ? WHERE call_id = ? AND rule = ? AND ABS(t - ?) < 0.002",
+                (seen.t, seen.call_id, seen.rule, seen.prompt_t),
+            )
+        return True
+
     def add_feedback(self, fb: Feedback) -> bool:
         with self.db.transaction():
             if not self._first_time(fb):
@@ -416,10 +432,10 @@ class Store:
             "SELECT t, distress, escalation, crisis FROM scores WHERE call_id = ? ORDER BY t", (call_id,)
         ), (_number,) * 4)
         prompts = _rows(where, f"a prompt of {what}", self.db.query(
-            "SELECT t, rule, principle, text, priority, sticky, retracted_t FROM prompts WHERE call_id = ? "
-            "ORDER BY t",
+            "SELECT t, rule, principle, text, priority, sticky, retracted_t, shown_t, queued_t, dismissed_t "
+            "FROM prompts WHERE call_id = ? ORDER BY t",
             (call_id,),
-        ), (_number, _text, _text, _text, _integer, _integer, _number_or_none))
+        ), (_number, _text, _text, _text, _integer, _integer, *(_number_or_none,) * 4))
         feedback = _rows(where, f"feedback on {what}", self.db.query(
             "SELECT t, rule, prompt_t, rating FROM feedback WHERE call_id = ? ORDER BY t", (call_id,)
         ), (_number, _text, _number, _text))
@@ -432,8 +448,8 @@ class Store:
             scores=tuple((float(t), float(d), float(e), float(c)) for t, d, e, c in scores),
             prompts=tuple(
                 {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s),
-                 "retracted_t": rt}
-                for t, r, p, x, pr, s, rt in prompts
+                 "retracted_t": rt, "shown_t": st, "queued_t": qt, "dismissed_t": dt}
+                for t, r, p, x, pr, s, rt, st, qt, dt in prompts
             ),
             feedback=tuple({"t": t, "rule": r, "prompt_t": pt, "rating": rt} for t, r, pt, rt in feedback),
             turns=tuple({"speaker": s, "start": a, "end": b, "text": x} for s, a, b, x in turns),
@@ -589,6 +605,12 @@ def _excerpt(text: str | None, flag_id: Any) -> tuple[dict[str, Any], ...]:
     ):
         raise _Damaged(f"flag {flag_id!r} is damaged (its excerpt is not a list of turns)")
     return tuple(turns)
+
+
+#: The column of `prompts` that keeps when each state of `prompt_seen` first happened (a constant
+#: name, never text from an event, is what reaches the SQL).
+_SEEN_COLUMNS = {PromptState.SHOWN: "shown_t", PromptState.QUEUED: "queued_t",
+                 PromptState.DISMISSED: "dismissed_t"}
 
 
 def _iso(started_at: str) -> str:

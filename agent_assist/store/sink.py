@@ -29,6 +29,7 @@ from agent_assist.events import (
     Flag,
     Partial,
     Prompt,
+    PromptSeen,
     PublicEvent,
     Retract,
     Utterance,
@@ -127,7 +128,7 @@ class FlagStoreSink:
 
     def emit(self, event: PublicEvent) -> None:
         if not isinstance(event, CallStart | Partial | Utterance | Flag | Prompt | Retract | Feedback
-                          | CallEnd):
+                          | PromptSeen | CallEnd):
             self.counts["not_kept"] += 1
             return
         try:
@@ -257,6 +258,8 @@ class FlagStoreSink:
             return store.retract_prompt(event)
         if isinstance(event, Feedback):
             return store.add_feedback(event)
+        if isinstance(event, PromptSeen):
+            return store.prompt_seen(event)
         if isinstance(event, CallEnd):
             return store.end_call(event)
         return None
