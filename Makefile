@@ -42,7 +42,7 @@ test: $(STAMP) $(BASE)
 
 # The fast layer only: no model, no real time, no process or server (under a minute).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m unit
+	$(BIN)/python -m pytest -m unit -n auto --maxprocesses 2
 
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)
