@@ -93,8 +93,9 @@ def encoder_watched(model, before=None):
         model.__class__ = Watched.__bases__[0]
 
 
-def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(transcriber):
-    """The encoder is most of a decode's cost: a partial's window is its audio plus 5 s."""
+def test_partials_are_encoded_in_a_short_window_and_finals_in_the_window_asked_for(transcriber):
+    """The encoder is most of a decode's cost: a partial's window is its audio plus 5 s; a final's is
+    Whisper's 30 s unless a pad is asked for (never under 3 s, where Whisper drops the last words)."""
     from faster_whisper.audio import decode_audio
 
     from agent_assist.events import SpeechSegment
@@ -106,8 +107,39 @@ def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(tra
         partial = transcriber.partial(segment)
         final = transcriber.final(segment)
     seconds = len(audio) / 16000
-    assert frames[0] == pytest.approx((seconds + 5) * 100, abs=2) and frames[1] == 3000
+    assert frames[0] == pytest.approx((seconds + 5) * 100, abs=2)
+    assert frames[1] == 3000
     assert normalise(partial.text) == normalise(final.text) == "he could wait no longer"
+    from dataclasses import replace
+
+    from agent_assist.transcriber import Transcriber
+
+    for asked, encoded in [(8.0, 8.0), (1.0, 3.0)]:  # as asked; never under the floor
+        options = replace(transcriber.options, final_window_pad_s=asked)
+        stage = Transcriber(options, model=transcriber.model, label=transcriber.label)
+        with encoder_watched(transcriber.model) as frames:
+            assert normalise(stage.final(segment).text) == "he could wait no longer"
+        assert frames == [pytest.approx((seconds + encoded) * 100, abs=2)]
+
+
+def test_a_decode_stops_at_its_token_budget_so_a_loop_costs_what_the_turn_costs(call_models):
+    """Tokens per second of audio are capped (a repetition loop on a short turn would otherwise run
+    to Whisper's 448): with a budget far under what the words need, the words stop at the budget."""
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.events import SpeechSegment
+    from agent_assist.transcriber import TOKENS_BASE, Transcriber, TranscriberOptions
+
+    audio = decode_audio(str(SPEECH / "jfk.flac"))  # 11 s, 22 words
+    segment = SpeechSegment(t=11.0, speaker=Speaker.CUSTOMER, utterance_id="u1", start=0.0,
+                            end=len(audio) / 16000, audio_start=0.0, audio=audio, final=True)
+    def words(per_s: float) -> list[str]:
+        stage = Transcriber(TranscriberOptions(max_tokens_per_s=per_s), model=call_models.whisper,
+                            label=call_models.label)
+        return normalise(stage.final(segment).text).split()
+    assert len(words(12.0)) == 22  # the default budget leaves ordinary speech whole
+    cut = words(0.0)  # TOKENS_BASE tokens, timestamps among them
+    assert 0 < len(cut) < TOKENS_BASE < 22 and cut == words(12.0)[: len(cut)]
 
 
 def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when_it_is_not(
