@@ -47,9 +47,10 @@ class EndReason(StrEnum):
 
     END_OF_AUDIO = "end_of_audio"  # a recorded call ran out
     SILENCE = "silence"  # live: both parties were silent for the configured time
-    ENDED = "ended"  # live: the agent ended the call (keyboard or overlay)
+    ENDED = "ended"  # live: the agent ended the call (keyboard or overlay); served: the platform closed it
     INTERRUPTED = "interrupted"  # Ctrl-C or the program was asked to stop
     SOURCE_ERROR = "source_error"
+    DISCONNECTED = "disconnected"  # served: the platform's connection went away mid-call
 
 
 class FlagKind(StrEnum):
@@ -254,6 +255,9 @@ class CallStart(PublicEvent):
     model: str
     schema: int = SCHEMA_VERSION
     version: str = ""
+    # a call served to the contact-centre platform (`agent-assist serve`): its ids there (optional)
+    conversation_id: str = ""
+    participant_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from agent_assist.cli.classifiers import classifiers
 from agent_assist.cli.common import logging_to_stderr
 from agent_assist.cli.review import review
 from agent_assist.cli.rules import rules
+from agent_assist.cli.serve import serve
 from agent_assist.errors import AgentAssistError
 from agent_assist.text import terminal_safe
 
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for _command in (replay, devices, run, classifiers, rules, review):
+for _command in (replay, devices, run, serve, classifiers, rules, review):
     cli.add_command(_command)
 
 

@@ -1,0 +1,104 @@
+"""`agent-assist serve`: take call audio from the contact-centre platform over AudioHook (Genesys
+Cloud's Monitor integration), run each call through the same pipeline as `replay` and `run`, and
+feed each agent's overlay over the network.
+
+By idea:
+
+* `protocol`: the AudioHook v2 session as a synchronous state machine (messages in, messages out);
+* `signature`: the handshake's HTTP Message Signature, verified;
+* `source`: a session's audio as a pipeline source (decoded on the call's thread);
+* `calls`: each session as a call through the composition root, its events to the recorder;
+* `feed`: each agent's redacted events, for the network overlay (in-process; the event bus plugs in there);
+* `settings`: the `[serve]` configuration and the secrets from the environment;
+* `app`: the WebSocket endpoints on one asyncio event loop.
+
+`serve()` below wires them; the command line only chooses the options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.asyncio.server import Server
+
+from agent_assist.call import CallOptions, Models
+from agent_assist.config import Config
+from agent_assist.server.app import AudioHookServer, Listen, ports, run_server
+from agent_assist.server.calls import CallServer
+from agent_assist.server.feed import LocalFeed
+from agent_assist.server.settings import ServeSettings
+from agent_assist.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+#: How long a stop waits for the calls still running to be written (their audio has stopped).
+DRAIN_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    listen: Listen
+    call: CallOptions
+    store_url: str | None = None  # None: the configuration's (else the default SQLite file); "none": no store
+    transcript: str = "excerpt"
+
+
+def serve(options: ServeOptions, settings: ServeSettings, config: Config,
+          say: Callable[[str], None] = print, models: Models | None = None,
+          stop: asyncio.Event | None = None,
+          on_ready: Callable[[list[int]], None] | None = None) -> CallServer:
+    """Load the models once, then serve until SIGINT/SIGTERM (or `stop`); returns the call server
+    (its counts) once every call has been written."""
+    if not settings.api_keys:
+        say("warning: no AudioHook API key configured ([serve.api_keys] or $AGENT_ASSIST_AUDIOHOOK_KEYS): "
+            "every session will be refused")
+    say("loading the models (once, for every call)…")
+    models = models.fit(options.call) if models is not None else Models.load(options.call)
+    target = options.store_url or config.store_url
+    opener: Callable[[], Store] | None = None
+    if target != "none":
+        open_store(target, config.store_timeout_s).close()  # a wrong URL fails now, not at the first call
+        timeout = config.store_timeout_s
+
+        def opener() -> Store:
+            return open_store(target, timeout)
+
+    feed = LocalFeed()
+    calls = CallServer(models, options.call, settings, feed, opener, options.transcript,
+                       store_where=str(target or "(the default store)"))
+    app = AudioHookServer(calls, feed)
+
+    async def main() -> None:
+        done = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, done.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (a test), or Windows
+            pass
+
+        def ready(server: Server) -> None:
+            bound = ports(server)
+            scheme = "wss" if options.listen.tls_cert else "ws"
+            say(f"serving AudioHook on {scheme}://{options.listen.host}:{bound[0]}/api/v1/audiohook/ws "
+                f"(at most {settings.max_calls} calls; Ctrl-C stops)")
+            if on_ready is not None:
+                on_ready(bound)
+
+        await run_server(app, options.listen, done, ready)
+
+    asyncio.run(main())
+    if calls.running:
+        say(f"stopping: writing the {calls.running} call(s) still open…")
+    calls.wait_idle(DRAIN_S)
+    stats = calls.stats
+    say(f"served {stats.accepted} call(s); refused {stats.refused_capacity} at capacity and "
+        f"{app.refused_auth} unauthorized")
+    return calls
+
+
+__all__ = ["Listen", "ServeOptions", "serve"]
