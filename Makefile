@@ -10,6 +10,10 @@ BASE := $(VENV)/.base-encoder
 
 # Where this project's machines keep the data sets that are not in the repository (read in place)
 SHARED ?= ../shared/data
+# The vendored AudioHook reference client and conformance suite (Genesys, MIT; read-only), which the
+# `serve` tests run: laid out with their Node packages, from tests/audiohook's lock, in $(AUDIOHOOK)
+VENDOR ?= ../shared/vendor
+AUDIOHOOK := $(VENV)/audiohook
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 
@@ -21,6 +25,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(AUDIOHOOK)/.installed: tests/audiohook/package-lock.json tests/audiohook/setup.sh
+	tests/audiohook/setup.sh $(VENDOR)/audiohook-reference-implementation $(AUDIOHOOK)
+	if [ -d $(AUDIOHOOK) ]; then touch $(AUDIOHOOK)/.installed; fi
 
 $(BASE): $(STAMP)
 	$(BIN)/python -m agent_assist.scoring.base
@@ -36,7 +44,7 @@ demo: $(STAMP)
 
 # Every layer: unit, models and system (README's "Tests"; tests/layers.py assigns them), in one
 # process (two, with pytest-xdist, lost a worker and then hung on this machine: see README "Tests").
-test: $(STAMP) $(BASE)
+test: $(STAMP) $(BASE) $(AUDIOHOOK)/.installed
 	$(BIN)/python -m pytest --durations 15
 
 # The fast layer only: no model, no real time, no process or server (under a minute).

@@ -188,6 +188,8 @@ class ServedCall:
         if self.source is None:
             return  # refused or never opened: no call
         error = message if reason == CloseReason.ERROR else None
+        if reason == CloseReason.ERROR:
+            log.warning("call %s: %s; the session is disconnected", self.call_id, message)
         if reason == CloseReason.VANISHED:
             log.warning("call %s: the platform's connection dropped; the call ends 'disconnected'",
                         self.call_id)

@@ -280,10 +280,13 @@ class Session:
             raise ProtocolError("the message's id is not this session's")
         position = parse_duration(message.get("position"))
         # a client may count audio it paused or discarded in its position (the reference client
-        # does), and a `resumed` or `discarded` message already counts its own
+        # does, and its clock runs on while paused), and a `resumed` or `discarded` message already
+        # counts its own
         own = parse_duration(parameters.get("discarded", "PT0S")) if kind in ("resumed", "discarded") else 0.0
         low = self.position - POSITION_TOLERANCE_S
         high = self.position + self.gap_s + own + POSITION_TOLERANCE_S
+        if self.state == State.PAUSED:
+            high = math.inf
         if not low <= position <= high:
             raise ProtocolError(f"position {position:g} s, but {self.position:g} s of audio has arrived")
         if self.state == State.FAILED and kind != "close":

@@ -5,13 +5,17 @@
 # its own package.json files also pull the AWS deployment kit, so the sources are copied beside this
 # folder's package.json instead. Usage: setup.sh VENDOR_DIR DEST
 set -euo pipefail
-vendor=$(cd "$1" && pwd)
 dest=$2
 here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -d "$1/client" ]; then
+    echo "note: no AudioHook reference implementation in $1: its tests will skip" >&2
+    exit 0
+fi
 if ! command -v npm >/dev/null; then
     echo "note: npm not found: the AudioHook reference-client tests will skip (install nodejs and npm)" >&2
     exit 0
 fi
+vendor=$(cd "$1" && pwd)
 rm -rf "$dest.tmp"
 mkdir -p "$dest.tmp/app" "$dest.tmp/client" "$dest.tmp/test"
 cp -R "$vendor/app/audiohook" "$dest.tmp/app/audiohook"

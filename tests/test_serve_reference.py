@@ -1,0 +1,102 @@
+"""`agent-assist serve` against the REAL vendored AudioHook reference client and conformance suite
+(Genesys, MIT), all on localhost: the platform's own code signs, negotiates, streams and checks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.audiohook_harness import (
+    AGENT,
+    config_text,
+    conformance_suite,
+    events_of,
+    need_harness,
+    reference_client,
+    serve_process,
+    telephone_call,
+)
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture(scope="module")
+def sample_40s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo call's first 40 s (a disclosure of a death at 19 s), as the platform streams it."""
+    need_harness()
+    folder = tmp_path_factory.mktemp("pcmu")
+    return telephone_call(SAMPLES / "sample_call.flac", folder / "sample40.wav", 40.0)
+
+
+def serve_config(tmp_path: Path, max_calls: int = 4) -> tuple[Path, Path, Path]:
+    store, events = tmp_path / "flags.sqlite3", tmp_path / "events"
+    config = tmp_path / "config.toml"
+    config.write_text(config_text(str(store), events, max_calls))
+    return config, store, events
+
+
+def test_a_call_streamed_by_the_reference_client_is_transcribed_prompted_and_flagged(tmp_path, sample_40s):
+    config, store, events_dir = serve_config(tmp_path)
+    with serve_process(config) as served:
+        client = reference_client(served.uri, "--wavfile", str(sample_40s))
+    assert client.returncode == 0, client.stdout[-3000:] + client.stderr[-2000:]
+    assert "onClosedMessage" in client.stdout  # the close was answered
+    (call_events,) = events_of(events_dir).values()
+    start, end = call_events[0], call_events[-1]
+    assert start["type"] == "call_start"
+    assert start["channels"] == {"external": "customer", "internal": "agent"}
+    assert len(start["conversation_id"]) == 36 and len(start["participant_id"]) == 36
+    assert end["type"] == "call_end" and end["reason"] == "ended" and end["t"] == pytest.approx(40.0, abs=0.1)
+    said = {e["speaker"]: [] for e in call_events if e["type"] == "utterance"}
+    for e in call_events:
+        if e["type"] == "utterance":
+            said[e["speaker"]].append(e["text"].lower())
+    assert any("brightside energy" in text for text in said["agent"])
+    assert any("passed away" in text for text in said["customer"])
+    assert "[name]" in " ".join(said["agent"])  # the log is redacted
+    rules = {e["rule"] for e in call_events if e["type"] == "prompt"}
+    assert "acknowledge-disclosure" in rules
+    with sqlite3.connect(store) as db:
+        (agent, team, reason), = db.execute("SELECT agent, team, end_reason FROM calls").fetchall()
+        flags = [r[0] for r in db.execute("SELECT rule FROM flags")]
+    assert (agent, team, reason) == (AGENT, "billing-east", "ended")  # the site's map: dnis -> agent, team
+    assert "acknowledge-disclosure" in flags
+    assert "served 1 call(s)" in served.stderr
+
+
+def test_the_conformance_suites_monitor_scenarios_pass(tmp_path):
+    config, _, _ = serve_config(tmp_path)
+    with serve_process(config, "--store", "none") as served:
+        suite = conformance_suite(served.uri)
+    report = suite.stdout + suite.stderr
+    assert suite.returncode == 0, report[-4000:]
+    for scenario in ("Open Message - Test Double Stream Double Channel", "Open Message - Test Single Stream "
+                     "Double Channel", "Open Message - Test Single Stream Single Channel External",
+                     "Audiohook Monitor - Ping Pong", "Audiohook Monitor - Send Update Message",
+                     "Audiohook Monitor - Send Discarded Message", "Audiohook Monitor - Send Error Message",
+                     "Audiohook Monitor - Send Pause & Resume Message", "Close Message"):
+        assert f"✓ {scenario}" in report, scenario
+    assert "12 passed" in report
+
+
+def test_sessions_beyond_capacity_are_refused_with_the_protocols_disconnect_and_counted(tmp_path, sample_40s):
+    config, _, events_dir = serve_config(tmp_path, max_calls=1)
+    short = telephone_call(SAMPLES / "sample_call.flac", tmp_path / "short.wav", 4.0)
+    with serve_process(config, "--store", "none") as served:
+        client = reference_client(served.uri, "--wavfile", str(short), "--session-count", "3",
+                                  "--connection-rate", "100")
+    out = client.stdout
+    assert '"reason": "error"' in out and "server at capacity (1 calls)" in out, out[-4000:]
+    assert len(events_of(events_dir)) == 1
+    assert "refused 2 at capacity" in served.stderr
+
+
+def test_a_wrong_secret_is_refused_with_401(tmp_path):
+    config, _, _ = serve_config(tmp_path)
+    with serve_process(config, "--store", "none") as served:
+        client = reference_client(served.uri, "--max-stream-duration", "2",
+                                  secret="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert "401" in client.stdout + client.stderr
+    assert "unknown API key or bad signature" in served.stderr
+    assert "refused 0 at capacity and 1 unauthorized" in served.stderr
