@@ -269,6 +269,8 @@ class Session:
             raise ProtocolError(f"protocol version {version!r} (this server speaks 2)")
         if not isinstance(kind, str) or not isinstance(parameters, dict):
             raise ProtocolError("a message needs a type and parameters")
+        if self.state == State.FAILED:  # after a disconnect only the close matters, however numbered
+            return self._on_close(parameters) if kind == "close" else []
         if not isinstance(seq, int) or isinstance(seq, bool) or seq != self.clientseq + 1:
             raise ProtocolError(f"seq {str(seq)[:20]} out of order (expected {self.clientseq + 1})")
         self.clientseq = seq
@@ -289,8 +291,6 @@ class Session:
             high = math.inf
         if not low <= position <= high:
             raise ProtocolError(f"position {position:g} s, but {self.position:g} s of audio has arrived")
-        if self.state == State.FAILED and kind != "close":
-            return []  # after a disconnect only the close matters
         handler = getattr(self, f"_on_{kind}", None)
         if handler is None:
             raise ProtocolError(f"unknown message type {kind[:40]!r}")
