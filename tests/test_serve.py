@@ -43,18 +43,22 @@ class InProcess:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._start(0)
+
+    def _start(self, port: int) -> None:
+        self._ready.clear()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(port),), daemon=True)
         self._thread.start()
         assert self._ready.wait(30)
 
-    async def _main(self) -> None:
+    async def _main(self, port: int) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
 
         def ready(server: Any) -> None:
             self.port = ports(server)[0]
             self._ready.set()
 
-        await run_server(self.app, Listen("127.0.0.1", 0), self._stop, ready)
+        await run_server(self.app, Listen("127.0.0.1", port), self._stop, ready)
 
     @property
     def uri(self) -> str:
@@ -63,10 +67,18 @@ class InProcess:
     def feed_uri(self, agent: str = AGENT, since: int = 0) -> str:
         return f"ws://127.0.0.1:{self.port}/api/v1/agents/{agent}/events?since={since}"
 
-    def stop(self) -> None:
+    def _halt(self) -> None:
         assert self._loop is not None and self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
+
+    def restart(self) -> None:
+        """Every connection dropped, then the same server listening again on the same port."""
+        self._halt()
+        self._start(self.port)
+
+    def stop(self) -> None:
+        self._halt()
         assert self.calls.wait_idle(120)
 
     def events(self) -> dict[str, list[dict[str, Any]]]:

@@ -466,7 +466,9 @@ class Overlay(QWidget):
         paused = self.state == OverlayState.PAUSED
         text = {OverlayState.STARTING: "Starting\u2026",
                 OverlayState.LISTENING: "Listening" if self.controls.live else "Replaying",
-                OverlayState.PAUSED: "Paused", OverlayState.ENDED: "Call ended"}[self.state]
+                # a served call's pause stops scoring and storing, and says so (`feed_client`)
+                OverlayState.PAUSED: getattr(self.controls, "paused_text", "Paused"),
+                OverlayState.ENDED: "Call ended"}[self.state]
         if self.in_call:
             minutes, seconds = divmod(int(self.call_t), 60)
             text += f" \u00b7 {minutes}:{seconds:02d}"
