@@ -83,10 +83,18 @@ def pcmu_payload(wav: Path) -> bytes:
         return b"".join(bytes(p) for p in container.demux(audio=0))
 
 
-def need_harness() -> Path:
+def harness_problem() -> str | None:
+    """Why the reference client cannot run here, or None."""
     if not (HARNESS / "node_modules" / ".bin" / "jest").exists():
-        pytest.skip(f"the AudioHook reference client is not set up in {HARNESS} (make does it: "
-                    "tests/audiohook/setup.sh; it needs node and npm)")
+        return (f"the AudioHook reference client is not set up in {HARNESS} (make does it: "
+                "tests/audiohook/setup.sh; it needs node and npm)")
+    return None
+
+
+def need_harness() -> Path:
+    problem = harness_problem()
+    if problem:
+        pytest.skip(problem)
     return HARNESS
 
 
