@@ -183,7 +183,7 @@ class FeedClient:
             except (EventParseError, KeyError, TypeError) as exc:
                 log.warning("an event from the server could not be read (%s); skipped", exc)
                 continue
-            self.last_seq = max(self.last_seq, int(data.get("seq", 0)))
+            self.last_seq = int(data.get("seq", 0))  # lower only when the server restarted
             if isinstance(event, CallStart):
                 self.call_id, self._paused = event.call_id, False
             elif isinstance(event, CallEnd) and event.call_id == self.call_id:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from agent_assist.store import open_store
 from tests.audiohook_harness import (
     AGENT,
     config_text,
@@ -36,8 +36,11 @@ def serve_config(tmp_path: Path, max_calls: int = 4) -> tuple[Path, Path, Path]:
     return config, store, events
 
 
-def test_a_call_streamed_by_the_reference_client_is_transcribed_prompted_and_flagged(tmp_path, sample_40s):
-    config, store, events_dir = serve_config(tmp_path)
+def test_a_call_streamed_by_the_reference_client_is_transcribed_prompted_and_flagged(tmp_path, sample_40s,
+                                                                                   store_url):
+    """End to end, into the store a floor uses (PostgreSQL) as well as the default (SQLite)."""
+    config, _, events_dir = serve_config(tmp_path)
+    config.write_text(config_text(store_url, events_dir))
     with serve_process(config) as served:
         client = reference_client(served.uri, "--wavfile", str(sample_40s))
     assert client.returncode == 0, client.stdout[-3000:] + client.stderr[-2000:]
@@ -57,11 +60,15 @@ def test_a_call_streamed_by_the_reference_client_is_transcribed_prompted_and_fla
     assert "[name]" in " ".join(said["agent"])  # the log is redacted
     rules = {e["rule"] for e in call_events if e["type"] == "prompt"}
     assert "acknowledge-disclosure" in rules
-    with sqlite3.connect(store) as db:
-        (agent, team, reason), = db.execute("SELECT agent, team, end_reason FROM calls").fetchall()
-        flags = [r[0] for r in db.execute("SELECT rule FROM flags")]
-    assert (agent, team, reason) == (AGENT, "billing-east", "ended")  # the site's map: dnis -> agent, team
-    assert "acknowledge-disclosure" in flags
+    store = open_store(store_url)
+    try:
+        call = store.call(start["call_id"])
+        flags = store.flags()
+    finally:
+        store.close()
+    assert (call.agent, call.team, call.end_reason) == (AGENT, "billing-east", "ended")  # the site's map
+    assert "acknowledge-disclosure" in {f.rule for f in flags}
+    assert {f.agent for f in flags} == {AGENT}
     assert "served 1 call(s)" in served.stderr
 
 

@@ -162,6 +162,8 @@ class AudioHookServer:
             since = max(0, int(query.get("since", ["0"])[0]))
         except ValueError:
             since = 0
+        if since > self.feed.latest(agent):  # numbered by an instance that has since restarted
+            since = 0
         reader = asyncio.create_task(self._from_overlay(connection, agent))
         try:
             async for item in self.feed.subscribe(agent, since):

@@ -159,14 +159,20 @@ class ServedCall:
                         server.settings.max_calls, server.stats.refused_capacity)
             return f"server at capacity ({server.settings.max_calls} calls); try another instance"
         self.assignment = server.settings.assign(request)
+        try:
+            writers, store = server.writers(self.call_id, self.assignment)
+            stages = call_stages(server.models, server.options)
+        except Exception as exc:  # the event log's folder unwritable, …: this call cannot be kept
+            log.error("call %s cannot start: %s", self.call_id, exc)
+            server.finished(self, None)
+            return f"the server cannot take this call now ({type(exc).__name__}); see its log"
         self.source = StreamSource(
             self.call_id, request.media,
             f"audiohook: {request.media.format} {len(request.media.channels)} ch",
             conversation_id=request.conversation_id, participant_id=str(request.participant.get("id", "")))
-        writers, store = server.writers(self.call_id, self.assignment)
         sinks: list[Sink] = [Recorder(writers)]
-        self.pipeline = Pipeline(call_stages(server.models, server.options), sinks, realtime=True,
-                                 model_label=server.models.label, max_blocks_in_flight=2000)
+        self.pipeline = Pipeline(stages, sinks, realtime=True, model_label=server.models.label,
+                                 max_blocks_in_flight=2000)
         log.info("call %s: session %s, conversation %s, agent %s", self.call_id, self.session_id,
                  request.conversation_id, self.assignment.agent)
         self._thread = threading.Thread(target=self._run, args=(store,), name=f"call-{self.call_id}",
