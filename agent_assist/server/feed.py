@@ -7,10 +7,16 @@ recorder's writer thread (per call) ──publish(event, agent, team)──► E
 
 `EventFeed` is the small interface the server delivers through; `LocalFeed` delivers within this
 process. Several `serve` instances behind a load balancer need an agent's events from whichever
-instance hosts the call: the event bus (`agent_assist.bus`, PostgreSQL LISTEN/NOTIFY) carries them,
-and plugs in here: the recorder publishes to the bus instead of `LocalFeed.publish`, and one thread
-per instance reads `bus.subscribe()` and calls `LocalFeed.publish` with what arrives (see
-`server.app.FeedWriter`, the one place that publishes).
+instance hosts the call. The event bus (`agent_assist.bus`: PostgreSQL LISTEN/NOTIFY, redacted
+events published after the store's commit, with agent and team) carries them, and plugs in at two
+places, nothing else changing:
+
+* publishing: `calls.CallServer.writers` ends each call's writers with `calls.FeedWriter`, which
+  calls `EventFeed.publish`. With the bus, that writer publishes to the bus instead
+  (`bus.publish(event, agent=, team=)`), or is dropped if the recorder publishes itself;
+* delivering: `server.serve` builds one `LocalFeed`; with the bus, one thread per instance reads
+  `bus.subscribe()` and calls `LocalFeed.publish(event, agent=, team=)` for each event, so every
+  instance's overlays get every instance's calls, numbered per instance for resuming.
 
 Each agent's events are numbered (`seq`, from 1, per agent, per instance) and the latest
 `KEEP_PER_AGENT` kept, so an overlay that reconnects asks for what came after the last it saw.
