@@ -6,7 +6,9 @@ overlay feed carries redacted events, resumes after a reconnect, and takes the a
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from agent_assist.call import CallOptions, Models
+from agent_assist.events import Speaker
 from agent_assist.server.app import AudioHookServer, Listen, ports, run_server
 from agent_assist.server.calls import CallServer
 from agent_assist.server.feed import LocalFeed
@@ -247,3 +250,34 @@ def test_feed_tokens_are_per_agent(server: InProcess):
     assert asyncio.run(status(server.feed_uri(), TOKEN)) == 101
     assert asyncio.run(status(server.feed_uri(), "not-the-token-at-all")) == 401
     assert asyncio.run(status(server.feed_uri("jo.b"), TOKEN)) == 401  # sam's token is not jo's
+
+
+def test_an_overlay_that_stops_reading_is_dropped_and_holds_up_no_one(server: InProcess):
+    """A slow reader: its events pile up until a send waits too long; it is disconnected (it would
+    reconnect and resume), while another overlay of the same agent gets every event at once."""
+    from agent_assist.events import Utterance
+
+    server.app.send_timeout_s = 1.0
+    # 100 kB of text that does not compress (the connection deflates): the socket's buffers fill soon
+    words = base64.b64encode(os.urandom(75_000)).decode()
+
+    async def scenario() -> int:
+        stuck = await connect(server.feed_uri(), additional_headers={"Authorization": f"Bearer {TOKEN}"},
+                              max_queue=1, max_size=None)
+        reader = await subscriber(server.feed_uri())
+        got = 0
+        for i in range(300):
+            said = Utterance(t=float(i), call_id="c", utterance_id=f"u{i}", speaker=Speaker.AGENT,
+                             start=float(i), end=i + 0.5, text=words)
+            server.feed.publish(said, agent=AGENT, team="east")
+            await asyncio.wait_for(reader.recv(), 10)  # the other overlay keeps up, event by event
+            got += 1
+            if server.app.slow_overlays:
+                break
+        await reader.close()
+        stuck.transport.abort()
+        return got
+
+    got = asyncio.run(scenario())
+    assert server.app.slow_overlays == 1
+    assert got < 300  # dropped well before the end, the other overlay having had every event

@@ -78,6 +78,8 @@ class AudioHookServer:
         self.feed = feed
         self.clock = clock
         self.refused_auth = 0
+        self.send_timeout_s = SEND_TIMEOUT_S
+        self.slow_overlays = 0  # dropped for not taking their events
 
     # -- the handshake ---------------------------------------------------------------------------
 
@@ -165,13 +167,15 @@ class AudioHookServer:
         if since > self.feed.latest(agent):  # numbered by an instance that has since restarted
             since = 0
         reader = asyncio.create_task(self._from_overlay(connection, agent))
+        items = self.feed.subscribe(agent, since)
         try:
-            async for item in self.feed.subscribe(agent, since):
+            async for item in items:
                 text = json.dumps({"seq": item.seq, "event": item.event.to_dict()}, ensure_ascii=False,
                                   separators=(",", ":"))
                 try:
-                    await asyncio.wait_for(connection.send(text), SEND_TIMEOUT_S)
+                    await asyncio.wait_for(connection.send(text), self.send_timeout_s)
                 except TimeoutError:
+                    self.slow_overlays += 1
                     log.warning("overlay of %s too slow to read its events: disconnected (it resumes)", agent)
                     break
                 if reader.done():
@@ -180,6 +184,7 @@ class AudioHookServer:
             pass
         finally:
             reader.cancel()
+            await items.aclose()  # no longer a subscriber, before the close handshake's wait
             await connection.close()
 
     async def _from_overlay(self, connection: ServerConnection, agent: str) -> None:

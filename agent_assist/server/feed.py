@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,7 +49,7 @@ class EventFeed(Protocol):
     def publish(self, event: PublicEvent, *, agent: str, team: str) -> None:
         """Deliver a redacted event of `agent`'s call (any thread; never blocks on a subscriber)."""
 
-    def subscribe(self, agent: str, since: int = 0) -> AsyncIterator[FeedItem]:
+    def subscribe(self, agent: str, since: int = 0) -> AsyncGenerator[FeedItem, None]:
         """`agent`'s events numbered after `since`, then each as it comes (until cancelled)."""
 
 
@@ -91,7 +91,7 @@ class LocalFeed:
         with self._lock:
             return [item for item in self._events.get(agent, ()) if item.seq > since]
 
-    async def subscribe(self, agent: str, since: int = 0) -> AsyncIterator[FeedItem]:
+    async def subscribe(self, agent: str, since: int = 0) -> AsyncGenerator[FeedItem, None]:
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             self._waiters.setdefault(agent, set()).add(waiter)
