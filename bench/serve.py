@@ -14,7 +14,9 @@ feed, as an overlay does, and notes when each event arrives:
   read) to its arrival;
 - per-call CPU: the server process's CPU time over the round, per call, per second of call audio
   (1.0 = one core for each call);
-- what each call shed to keep up (partials skipped, audio dropped), from its `call_end`.
+- what each call shed to keep up (partials skipped, audio dropped), from its `call_end`;
+- the machine's 1-minute load average after the round (other work on a shared machine takes the
+  CPU the calls need, and latency follows it).
 
 Times are anchored at each call's `call_start` arriving over the same feed, so the feed's own delay
 cancels out. Each run reports the largest N that keeps prompt p95 at or under 2 s.
@@ -138,6 +140,8 @@ def main() -> None:
             cpu = cpu_seconds(served.process.pid) - before_cpu
             row = round_result(feed.events[before_events:], n, cpu, args.seconds)
             row["wall_s"] = round(time.monotonic() - started, 1)
+            # the machine's load over the last minute: on a shared machine it moves every number
+            row["load_1min_after"] = round(os.getloadavg()[0], 2)
             rounds.append(row)
             print(json.dumps(row), flush=True)
         client.stop()

@@ -24,6 +24,7 @@ from agent_assist.events import Speaker
 from agent_assist.server.app import AudioHookServer, Listen, ports, run_server
 from agent_assist.server.calls import CallServer
 from agent_assist.server.feed import LocalFeed
+from agent_assist.server.protocol import duration
 from agent_assist.server.settings import load as load_settings
 from agent_assist.store import open_store
 from tests.audiohook_harness import AGENT, TOKEN, PythonClient, config_text, pcmu_payload, telephone_call
@@ -281,3 +282,30 @@ def test_an_overlay_that_stops_reading_is_dropped_and_holds_up_no_one(server: In
     got = asyncio.run(scenario())
     assert server.app.slow_overlays == 1
     assert got < 300  # dropped well before the end, the other overlay having had every event
+
+
+def test_the_platforms_pause_is_a_gap_in_call_time(server: InProcess, speech: bytes):
+    """Paused by the platform for 3 s (its `resumed` says what it discarded): the call's clock jumps
+    over the gap, so what is said after it is placed where it was said."""
+    second = 2 * 8000  # bytes of stereo PCMU in a second
+
+    async def scenario() -> None:
+        client = PythonClient(server.uri)
+        await client.connect()
+        await client.open()
+        await client.stream(speech[: 12 * second], pace=0.2)
+        await client.send("paused")
+        client.position += 3.0  # the platform's clock runs on while paused
+        await client.send("resumed", {"start": duration(12.0), "discarded": "PT3S"})
+        await client.stream(speech[12 * second: 22 * second], pace=0.2)
+        await client.close()
+
+    asyncio.run(scenario())
+    assert server.calls.wait_idle(120)
+    (events,) = server.events().values()
+    pauses = [(e["t"], e["paused"], e["by"]) for e in events if e["type"] == "listening"]
+    assert pauses == [(12.0, True, "platform"), (15.0, False, "platform")]
+    starts = [e["start"] for e in events if e["type"] == "utterance"]
+    # the turn the pause cut resumes at 15 s (the segmenter places a start to within its 32 ms window)
+    assert [s for s in starts if s > 12.0] and min(s for s in starts if s > 12.0) >= 14.95
+    assert events[-1]["t"] == pytest.approx(25.0, abs=0.05)  # 22 s of audio and the 3 s gap
