@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from agent_assist.events import CallEnd, CallStart, Flag, FlagKind, Listening, Severity, Utterance
 from agent_assist.feed_client import FeedClient
 from agent_assist.sinks import EventList
@@ -49,6 +51,7 @@ def stream_call(server: InProcess, speech: bytes, *, during=None) -> None:  # no
     assert server.calls.wait_idle(120)
 
 
+@pytest.mark.system  # a server on localhost, the call streamed at a pace
 def test_a_headless_subscriber_gets_the_call_and_sends_the_agents_flag_and_pause(server: InProcess,  # noqa: F811
                                                                                    speech: bytes):  # noqa: F811
     sink = Watched()
@@ -81,6 +84,7 @@ def test_a_headless_subscriber_gets_the_call_and_sends_the_agents_flag_and_pause
     assert client.last_seq == len(events)
 
 
+@pytest.mark.system  # a server on localhost, the call streamed at a pace
 def test_the_subscriber_resumes_after_the_server_comes_back(server: InProcess, speech: bytes):  # noqa: F811
     sink = Watched()
     client = FeedClient(f"ws://127.0.0.1:{server.port}", AGENT, TOKEN, sink)

@@ -30,6 +30,9 @@ from agent_assist.store import open_store
 from tests.audiohook_harness import AGENT, TOKEN, PythonClient, config_text, pcmu_payload, telephone_call
 from tests.conftest import SAMPLES
 
+# a server on localhost, and calls streamed at a pace (real-time waits no test can see)
+pytestmark = pytest.mark.system
+
 
 class InProcess:
     """The server's parts, wired as `server.serve` wires them, on an event loop of its own thread."""

@@ -44,7 +44,6 @@ def test_a_call_streamed_by_the_reference_client_is_transcribed_prompted_and_fla
     with serve_process(config) as served:
         client = reference_client(served.uri, "--wavfile", str(sample_40s))
     assert client.returncode == 0, client.stdout[-3000:] + client.stderr[-2000:]
-    assert "onClosedMessage" in client.stdout  # the close was answered
     (call_events,) = events_of(events_dir).values()
     start, end = call_events[0], call_events[-1]
     assert start["type"] == "call_start"
@@ -104,6 +103,8 @@ def test_a_wrong_secret_is_refused_with_401(tmp_path):
     with serve_process(config, "--store", "none") as served:
         client = reference_client(served.uri, "--max-stream-duration", "2",
                                   secret="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-    assert "401" in client.stdout + client.stderr
+    # the server's account (the client exits 0 either way, and Node may exit before its last log
+    # lines reach the pipe)
+    assert "onOpenedMessage" not in client.stdout
     assert "unknown API key or bad signature" in served.stderr
     assert "refused 0 at capacity and 1 unauthorized" in served.stderr
