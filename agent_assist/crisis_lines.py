@@ -17,6 +17,7 @@ from agent_assist import resources
 from agent_assist.config import Config
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import FlagKind
+from agent_assist.rules.engine import answers_several_crises
 from agent_assist.rules.packs import Pack, load_for_run
 
 #: The situation a crisis rule is for: the shipped crisis rules by their id (the words the overlay's
@@ -33,6 +34,9 @@ class CrisisLines:
     by_rule: dict[str, str] = field(default_factory=dict)  # rule id: its support line
     situations: dict[str, str] = field(default_factory=dict)  # crisis rule id: the situation it names
     fallback: str = ""  # the region's first crisis rule's line
+    # crisis rules for whatever crisis the call is in (the warm transfer): their card offered the line
+    # of the call's earlier crisis card (`rules.engine.crisis_line`)
+    any_crisis: frozenset[str] = frozenset()
     note: str = ""  # why the lines come from fewer packs than the configuration names
 
     def line(self, rule: str) -> tuple[str, bool]:
@@ -60,6 +64,7 @@ def of_pack(pack: Pack, region: str, note: str = "") -> CrisisLines:
         region=region,
         by_rule={r.id: r.support_line for r in pack.rules.values() if r.support_line},
         situations=situations,
+        any_crisis=frozenset(r.id for r in crisis if answers_several_crises(r)),
         fallback=next((r.support_line for r in crisis if r.support_line), ""),
         note=note,
     )

@@ -42,6 +42,7 @@ from agent_assist.events import (
 )
 from agent_assist.rules import conditions
 from agent_assist.rules.conditions import Signal
+from agent_assist.rules.fields import MOMENT_KINDS
 from agent_assist.rules.packs import Pack, Rule
 from agent_assist.scoring.turns import CRISIS_KINDS
 
@@ -69,6 +70,28 @@ class CallState:
     # prompts fired on a turn's partials, by utterance id: the final neither repeats nor keeps
     # one it no longer supports
     early: dict[str, list[Prompt]] = field(default_factory=dict)
+    # the support line of this call's latest crisis card for one kind of crisis (`crisis_line`)
+    crisis_line: str = ""
+
+
+#: The crisis moments a rule can answer (`answers`), one per kind of crisis.
+CRISIS_MOMENTS = frozenset(m for m in MOMENT_KINDS if m.startswith("crisis-"))
+
+
+def answers_several_crises(rule: Rule) -> bool:
+    """A crisis rule for whatever crisis the call is in (the warm transfer), not for one kind."""
+    return len(CRISIS_MOMENTS.intersection(rule.answers)) > 1
+
+
+def crisis_line(rule: Rule, earlier: str) -> str:
+    """The support line a crisis rule's card offers. A rule for one kind of crisis offers its own; a
+    rule for any crisis (the warm transfer: "connect you with someone who can help") offers the line
+    of the call's earlier crisis card, since that is the crisis the customer is in: a warm transfer
+    after a family-violence disclosure is to 1800RESPECT, not to Lifeline. Its own line is the
+    fallback for a call with no earlier crisis card."""
+    if answers_several_crises(rule) and earlier:
+        return earlier
+    return rule.support_line
 
 
 class RulesEngine:
@@ -220,11 +243,13 @@ class RulesEngine:
                 priority=rule.priority,
                 signals=tuple(used),
                 why=why,
-                support_line=rule.support_line,
+                support_line=crisis_line(rule, st.crisis_line) if sticky else rule.support_line,
                 sticky=sticky,
             )
             if isinstance(about, Partial):
                 st.early.setdefault(utterance_id, []).append(prompt)
+            if sticky and rule.support_line and not answers_several_crises(rule):
+                st.crisis_line = rule.support_line
             yield prompt
             if rule.flag:
                 values = ", ".join(f"{k} {v:.2f}" for k, v in why["values"].items())

@@ -144,6 +144,7 @@ class Filters:
     kinds: tuple[str, ...] = ()
     severities: tuple[str, ...] = ()
     reviewed: bool | None = None
+    calls: tuple[str, ...] = ()  # call ids
 
     def sql(self) -> tuple[str, list[Any]]:
         where, params = [], []
@@ -158,6 +159,7 @@ class Filters:
             ("c.team", self.teams),
             ("f.kind", self.kinds),
             ("f.severity", self.severities),
+            ("f.call_id", self.calls),
         ):
             if values:
                 where.append(f"{column} IN ({', '.join('?' for _ in values)})")
