@@ -64,6 +64,27 @@ def lint(paths: tuple[Path, ...], no_default: bool) -> None:
         sys.exit(1)
 
 
+@rules.command()
+@click.argument("path", required=False, default="site-pack.toml", type=click.Path(path_type=Path))
+def init(path: Path) -> None:
+    """Start a site pack: write a commented copy of the example site pack (prompts/site-example.toml)
+    to PATH (default site-pack.toml), showing how to change a default rule's words, change a
+    threshold, set a crisis rule's support line and add a rule of your own. It lints clean as it is.
+    An existing file is never overwritten.
+
+    \b
+    Examples:
+      agent-assist rules init our-centre.toml
+      agent-assist rules lint our-centre.toml
+    """
+    from agent_assist.rules import packs
+
+    packs.write_example(path)
+    click.echo(f"wrote {terminal_safe(path)}: edit it, check it with `agent-assist rules lint "
+               f"{terminal_safe(path)}`, then use it with --rules or [rules] site_packs in the configuration",
+               err=True)
+
+
 @rules.command(name="replay")
 @click.argument("calls", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--rules", "site_packs", multiple=True, type=click.Path(path_type=Path, dir_okay=False),

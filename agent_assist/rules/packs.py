@@ -40,7 +40,7 @@ from agent_assist.rules.fields import MOMENT_KINDS, ON, PRINCIPLES, Flag
 from agent_assist.text import excerpt, terminal_safe
 
 __all__ = ["MOMENT_KINDS", "ON", "PRINCIPLES", "Flag", "Pack", "Problem", "Rule", "errors", "load",
-           "load_for_run"]
+           "load_for_run", "write_example"]
 
 #: What a site pack may not change in a crisis rule (one that raises a crisis flag): when it fires,
 #: whether it does, and how soon it may again. Its words and support line are the site's to set.
@@ -285,3 +285,20 @@ def load_for_run(site_packs: Sequence[Path] = ()) -> Pack:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise AgentAssistError(f"{bad[0]}{more}; run `agent-assist rules lint` to see them all")
     return pack
+
+
+def write_example(path: Path) -> None:
+    """A copy of the commented example site pack (`resources.site_example`) at `path`, to start a
+    site's own pack from; never over a file that is there (one line saying so)."""
+    from agent_assist import resources
+    from agent_assist.errors import AgentAssistError
+
+    text = resources.site_example().read_text(encoding="utf-8")
+    try:
+        with path.open("x", encoding="utf-8") as out:  # "x": fails if anything is at `path`
+            out.write(text)
+    except FileExistsError:
+        raise AgentAssistError(f"{terminal_safe(path)} already exists; `rules init` never overwrites a "
+                               "file: give another path, or move that one away") from None
+    except OSError as exc:
+        raise AgentAssistError(f"{terminal_safe(path)}: cannot write ({exc.strerror or exc})") from None
