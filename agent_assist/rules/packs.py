@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from agent_assist import inputs
 from agent_assist.events import FlagKind
-from agent_assist.rules import conditions, fields, layout
+from agent_assist.rules import conditions, fields, layout, toml_errors
 from agent_assist.rules.fields import MOMENT_KINDS, ON, PRINCIPLES, Flag
 from agent_assist.text import excerpt, terminal_safe
 
@@ -138,8 +138,8 @@ def _parse(text: str, where: str) -> tuple[dict[str, Any] | None, list[Problem]]
     try:
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        return None, [Problem(where, int(m.group(1)) if m else 0, f"not valid TOML: {exc}")]
+        said = toml_errors.explain(exc, text)
+        return None, [Problem(where, said.line, said.message, said.hint)]
     except RecursionError:
         return None, [Problem(where, _deepest_line(text), "not valid TOML: nested too deeply",
                               "a rule needs lists and tables one level deep at most")]
