@@ -361,5 +361,5 @@ def test_a_false_alarm_counts_against_the_rule_that_fired(tmp_path: Path, calls:
     assert nothing.returncode == 2 and "nothing to measure: give labelled calls" in nothing.stderr
     later = agent_assist("rules", "evaluate", "--store", url, "--since", "2099-01-01")
     assert later.returncode == 0 and later.stdout == (
-        "no flags reviewed as handled well or false alarm: nothing to measure (`agent-assist review outcome` "
-        "records them)\n")
+        "no flags reviewed as handled well or false alarm, and no prompts rated by agents: nothing to "
+        "measure (`agent-assist review outcome` and the cards' Helpful / Not helpful record them)\n")

@@ -136,6 +136,17 @@ class CallRecord:
 
 
 @dataclass(frozen=True)
+class FeedbackRecord:
+    """An agent's rating of a prompt card (`Feedback`): "helpful", "not_helpful" or "acknowledged"."""
+
+    call_id: str
+    t: float
+    rule: str
+    prompt_t: float
+    rating: str
+
+
+@dataclass(frozen=True)
 class Filters:
     since: str | None = None  # ISO UTC, by call start
     until: str | None = None
@@ -382,6 +393,20 @@ class Store:
             except _Damaged as exc:
                 log.warning("flag store %s: %s; left out", self.where, exc)
         return out
+
+    def feedback(self, since: str | None = None) -> list[FeedbackRecord]:
+        """Every rating agents gave a prompt, of the calls that started from `since` (ISO UTC) on, in
+        the order the calls started and the ratings were given (`rules evaluate --store` reads them
+        as labels of the prompts' rules)."""
+        where, params = (" WHERE c.started_at >= ?", [since]) if since else ("", [])
+        rows = self.db.query(
+            "SELECT f.call_id, f.t, f.rule, f.prompt_t, f.rating FROM feedback f JOIN calls c "
+            f"ON c.call_id = f.call_id{where} ORDER BY c.started_at, f.call_id, f.t",
+            params,
+        )
+        kinds = (_text, _number, _text, _number, _text)
+        return [FeedbackRecord(c, float(t), r, float(pt), rt)
+                for c, t, r, pt, rt in _rows(self.where, "feedback", rows, kinds)]
 
     def flag(self, flag_id: int) -> FlagRecord:
         rows = self.db.query(
