@@ -34,6 +34,9 @@ def pack(tmp_path: Path, line: str, when: str = WHEN) -> Path:
     ("when = 'customer says \"can't pay\" and distress >= 0.4'",
      APOSTROPHE,
      'when = "customer says \\"can\'t pay\\" and distress >= 0.4"'),
+    # the phrases in single quotes too: the line offered writes them the rule language's way
+    ("when = 'customer says 'can't pay', 'won't' and distress >= 0.4'", APOSTROPHE,
+     'when = "customer says \\"can\'t pay\\", \\"won\'t\\" and distress >= 0.4"'),
     # SQL's way of writing an apostrophe, and a comment after the value
     ("example = 'It''s fine'  # it's our wording", APOSTROPHE,
      'example = "It\'s fine"'),
@@ -106,3 +109,11 @@ def test_lint_and_a_run_say_it_in_one_line(tmp_path):
         load_for_run((path,))
     assert str(caught.value).startswith(f"{path}:4: error: not valid TOML, text in single quotes")
     assert str(caught.value).endswith("; run `agent-assist rules lint` to see them all")
+
+
+def test_a_phrase_in_single_quotes_in_valid_toml_says_how_to_write_it(tmp_path):
+    path = pack(tmp_path, "when = \"customer says 'hardship' and distress >= 0.4\"")
+    _, problems = load([path])
+    assert len(problems) == 1
+    assert "unexpected character \"'\"" in str(problems[0])
+    assert 'a phrase goes in double quotes: customer says "can\'t pay"' in str(problems[0])

@@ -15,6 +15,8 @@ import re
 import tomllib
 from typing import NamedTuple
 
+from agent_assist.rules import conditions
+
 _WHERE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
 _ASSIGNMENT = re.compile(r"^(\s*[A-Za-z0-9_.\"' -]+?\s*=\s*)(.*?)\s*(#[^'\"]*)?$")
 SHOWN = 100  # characters of the offending line shown
@@ -65,6 +67,30 @@ def _requoted(value: str) -> str | None:
     return '"' + re.sub(r'(?<!\\)"', r'\\"', inner) + '"'
 
 
+#: A phrase in single quotes inside a condition: the quotes stand at word edges, so an apostrophe
+#: inside a word ("can't") is not one of them.
+_SINGLE_QUOTED_PHRASE = re.compile(r"(?<![\w\\])'(.+?)'(?!\w)")
+
+
+def _phrases_double_quoted(value: str) -> str:
+    """A `when` value in double quotes (as `_requoted` writes it) with its phrases in single quotes
+    written the rule language's way, in double quotes: "customer says \"can't pay\""."""
+    inner = value[1:-1]
+    return '"' + _SINGLE_QUOTED_PHRASE.sub(lambda m: '\\"' + m.group(1) + '\\"', inner) + '"'
+
+
+def _is_condition(line: str) -> bool:
+    """True unless `line` sets `when` to a condition the rule language cannot read."""
+    table = tomllib.loads(line)
+    if "when" not in table:
+        return True
+    try:
+        conditions.parse(str(table["when"]))
+    except conditions.ConditionError:
+        return False
+    return True
+
+
 def _parses(line: str) -> bool:
     try:
         tomllib.loads(line)
@@ -80,8 +106,11 @@ def _diagnosis(reason: str, source: str) -> tuple[str, str]:
     if reason.startswith("Expected newline or end of document") and value[:1] in ("'", '"'):
         # the value, or the value without a trailing comment (which may hold quotes of its own)
         candidates = [value, *(value[:i].rstrip() for i in range(len(value) - 1, 0, -1) if value[i] == "#")]
-        fixed = [f"{key}{q}".strip() for q in map(_requoted, candidates) if q]
-        offer = next((f": {_shown(line)}" for line in fixed if _parses(line)), "")
+        requoted = [q for q in map(_requoted, candidates) if q]
+        if key.strip().rstrip("=").strip() == "when":  # its phrases go in double quotes too
+            requoted = [_phrases_double_quoted(q) for q in requoted]
+        fixed = [f"{key}{q}".strip() for q in requoted]
+        offer = next((f": {_shown(line)}" for line in fixed if _parses(line) and _is_condition(line)), "")
         if value[0] == "'":
             return ("text in single quotes ends at the next ' (an apostrophe too)",
                     f"write the value in double quotes, a \" inside them as \\\"{offer}")
