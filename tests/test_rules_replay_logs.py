@@ -211,3 +211,29 @@ def test_an_event_log_written_by_replay_events_replays_the_same(tmp_path):
     from_log = agent_assist("rules", "replay", str(log))
     assert from_log.returncode == 0, from_log.stderr
     assert from_log.stdout == from_audio.stdout and from_log.stdout.startswith("call jfk (00:11.0)")
+
+
+def test_a_rule_held_back_by_its_cooldown_is_not_blamed_on_its_condition(tmp_path):
+    """B fires deescalate-validate at 0.77 where A did not: A's own condition (>= 0.6) holds on the
+    same scores, so A held it back (its cooldown after an earlier one); at 0.65 A's condition
+    (>= 0.7 there) is what differs, and compare says that instead."""
+    from agent_assist.events import Prompt
+    from agent_assist.quality.compare import _elsewhere
+
+    stricter = '[[override]]\nid = "deescalate-validate"\nwhen = "escalation >= 0.7"\n'
+    a = load_for_run([write(tmp_path, stricter, "a.toml")])
+    b = load_for_run(())
+
+    def fired(escalation: float) -> Prompt:
+        return Prompt(t=23.7, call_id="c", rule="deescalate-validate", principle="safety", text="…",
+                      example="", priority=60, signals=("escalation",),
+                      why={"utterance_id": "u6", "values": {"escalation": escalation}})
+
+    assert _elsewhere(fired(0.77), b, a, "A") == (
+        "held back in A (a cooldown, a cap, or a prompt of higher priority); its condition there holds "
+        "too: when escalation >= 0.7")
+    assert _elsewhere(fired(0.65), b, a, "A") == "A: when escalation >= 0.7"
+    # a condition reading a signal the prompt did not record cannot be judged: its words are shown
+    a2 = load_for_run([write(tmp_path, '[[override]]\nid = "deescalate-validate"\n'
+                                       'when = "escalation >= 0.5 and call_s >= 30"\n', "a2.toml")])
+    assert _elsewhere(fired(0.77), b, a2, "A") == "A: when escalation >= 0.5 and call_s >= 30"

@@ -24,6 +24,7 @@ from typing import Any
 from agent_assist.events import Prompt, Speaker, Utterance
 from agent_assist.quality.calls import CallResult
 from agent_assist.redact import CallRedactor
+from agent_assist.rules import conditions
 from agent_assist.rules.packs import Pack
 from agent_assist.sinks import format_clock
 from agent_assist.text import printable
@@ -82,15 +83,30 @@ def redacted(result: CallResult) -> CallResult:
     return replace(result, events=[redactor.event(e) for e in result.events])
 
 
-def _elsewhere(rule_id: str, mine: Pack, other: Pack, other_name: str) -> str:
-    theirs, ours = other.rules.get(rule_id), mine.rules.get(rule_id)
+def _elsewhere(prompt: Prompt, mine: Pack, other: Pack, other_name: str) -> str:
+    theirs, ours = other.rules.get(prompt.rule), mine.rules.get(prompt.rule)
     if theirs is None:
         return f"not in {other_name}"
     if not theirs.enabled:
         return f"switched off in {other_name}"
+    held = f"held back in {other_name} (a cooldown, a cap, or a prompt of higher priority)"
     if ours is not None and theirs.when != ours.when:
+        if _holds(theirs.condition, prompt):  # its own condition holds on these scores too
+            return f"{held}; its condition there holds too: when {theirs.when}"
         return f"{other_name}: when {theirs.when}"
-    return f"held back in {other_name} (a cooldown, a cap, or a prompt of higher priority)"
+    return held
+
+
+def _holds(condition: conditions.Node, prompt: Prompt) -> bool:
+    """Whether `condition` holds on the scores and words that fired `prompt`; False when it reads a
+    signal the prompt did not record (it cannot be told from here)."""
+    values = prompt.why.get("values", {})
+    wanted = conditions.signals(condition)
+    if not isinstance(values, dict) or not all(s.value in values for s in wanted):
+        return False
+    said = prompt.why.get("said", {})
+    return conditions.evaluate(condition, {s: float(values[s.value]) for s in wanted},
+                               said if isinstance(said, dict) else {})
 
 
 def _key(p: Prompt) -> tuple[str, str]:
@@ -119,8 +135,8 @@ def pair(a: CallResult, b: CallResult, pack_a: Pack, pack_b: Pack) -> CallPair:
     same prompt at least `MOVED_S` sooner or later (a threshold changed on a partial's words, say)."""
     a, b = redacted(a), redacted(b)
     only_a, only_b, both = _matched(a.prompts, b.prompts)
-    diffs = ([Difference("-", p, _elsewhere(p.rule, pack_a, pack_b, "B")) for p in only_a]
-             + [Difference("+", p, _elsewhere(p.rule, pack_b, pack_a, "A")) for p in only_b]
+    diffs = ([Difference("-", p, _elsewhere(p, pack_a, pack_b, "B")) for p in only_a]
+             + [Difference("+", p, _elsewhere(p, pack_b, pack_a, "A")) for p in only_b]
              + [Difference("~", pb, f"A at {format_clock(pa.t)}, {pb.t - pa.t:+.1f} s with B", pa)
                 for pa, pb in both if abs(pb.t - pa.t) >= MOVED_S])
     diffs.sort(key=lambda d: (d.prompt.t, d.sign))
