@@ -28,6 +28,7 @@ from agent_assist.events import (
     PublicEvent,
     Retract,
     Severity,
+    SupervisorNote,
     Utterance,
 )
 from agent_assist.redact import redact
@@ -57,6 +58,8 @@ def key_of(event: PublicEvent) -> str:
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t))
     if isinstance(e, PromptSeen):  # each state once per prompt: the first time is the one kept
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t), str(e.state))
+    if isinstance(e, SupervisorNote):
+        return event_key(e.type, e.call_id, float(e.t), e.author, e.text)
     raise TypeError(f"the store does not keep {e.type} events")
 
 
@@ -339,6 +342,18 @@ class Store:
             self.db.execute(
                 "INSERT INTO feedback (call_id, t, rule, prompt_t, rating) VALUES (?, ?, ?, ?, ?)",
                 (fb.call_id, fb.t, fb.rule, fb.prompt_t, fb.rating),
+            )
+        return True
+
+    def add_supervisor_note(self, note: SupervisorNote) -> bool:
+        """A supervisor's note to the agent (redacted by whoever made it an event)."""
+        with self.db.transaction():
+            if not self._first_time(note):
+                return False
+            self.db.execute(
+                "INSERT INTO supervisor_notes (call_id, t, created_at, author, agent, text) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (note.call_id, note.t, utc_text(), note.author, note.agent, note.text),
             )
         return True
 
