@@ -84,6 +84,7 @@ SCRIPT = r"""
     say(ev.data);
     if (sound && sound.checked) { beep(); }
   });
+  tick();
   setInterval(tick, 1000);
 })();
 """
@@ -118,8 +119,8 @@ def login_page(message: str = "") -> str:
 
 def sparkline(points: Sequence[tuple[float, float, float]], width: int = 120, height: int = 28) -> str:
     """Distress (blue) and escalation (amber) over the call's last turns, 0 to 1."""
-    if not points:
-        return '<span class="meta">no turns yet</span>'
+    if len(points) < 2:
+        return '<span class="meta">' + ("no turns yet" if not points else "one turn so far") + "</span>"
     first, last = points[0][0], points[-1][0]
     span = max(last - first, 1e-6)
 
