@@ -145,7 +145,7 @@ def test_the_wallboard_shows_counts_and_no_names_or_words(floor, kim) -> None:
     wait_for(lambda: _text(kim, "#live_calls .n") == str(before + 1), 3)  # live, by the bus
     body = kim.find_element("tag name", "body").text
     for word in ("walter", "wallteam", "c-wall-secret", "secret words", "prompt's own", "sam", "noor", "lee",
-                 "CRISIS on"):
+                 "kim", "CRISIS on"):
         assert word not in body, word
     assert {"live calls", "open crisis alerts", "escalations in the last hour"} <= {
         line.strip() for line in body.splitlines()}
@@ -221,18 +221,53 @@ def test_a_check_in_is_shown_only_to_the_agents_own_team_leader(floor, lee, kim)
     desk.close()
 
 
-def test_the_board_and_the_wallboard_screenshots(floor, lee, kim, tmp_path: Path) -> None:
-    """Pictures for docs/ (README): written to the test's folder, or to docs/ with FLOOR_SCREENSHOTS=1."""
+def test_the_board_and_the_wallboard_as_a_shift_shows_them(pg_server, lee, kim, tmp_path: Path) -> None:
+    """A shift of five calls on a floor of its own: the board (a crisis claimed, a high escalation
+    open, sparklines, the latest prompts) and the wallboard, as pictures for docs/ (written to the
+    test's folder, or to docs/ with FLOOR_SCREENSHOTS=1)."""
     import os
 
-    base, _ = floor
+    from tests import pg
+
+    url = pg.fresh_database(pg_server)
+    open_store(url).close()
     out = Path(__file__).parent.parent / "docs" if os.environ.get("FLOOR_SCREENSHOTS") else tmp_path
-    lee.get(base + "/")
-    wait_for(lambda: _css(lee, "#calls"), 5)
-    lee.save_screenshot(str(out / "floor-board.png"))
-    kim.get(base + "/wall")
-    wait_for(lambda: _css(kim, "#live_calls"), 5)
-    kim.save_screenshot(str(out / "floor-wallboard.png"))
+    with site.floor_server(url, tmp_path) as base:
+        desks = []
+        shift = [("sam.k", "east", [0.2, 0.35, 0.5, 0.62, 0.81], "crisis"),
+                 ("ana.r", "east", [0.3, 0.4, 0.45, 0.5, 0.55], "escalation"),
+                 ("dev.p", "west", [0.5, 0.4, 0.3, 0.25, 0.2], ""),
+                 ("mei.l", "west", [0.1, 0.15, 0.2, 0.2, 0.3], ""),
+                 ("tom.b", "north", [0.2, 0.3, 0.25, 0.35, 0.3], "")]
+        for n, (agent, team, distress, flag) in enumerate(shift):
+            call_id = f"call-{n + 1:02d}"
+            desk = Desk(url, agent, team)
+            desk.emit(start(call_id), *[turn(call_id, i, 10.0 * (i + 1), "words", d)
+                                        for i, d in enumerate(distress)])
+            words = ["Acknowledge the fear before the process.", "Offer a choice about next steps.",
+                     "Summarise what you'll do.", "Check they have what they need.",
+                     "Signpost the hardship team."][n]
+            desk.emit(prompt(call_id, 45.0, words))
+            if flag == "crisis":
+                desk.emit(crisis(call_id, 50.0, 5))
+            elif flag == "escalation":
+                desk.emit(Flag(t=52.0, call_id=call_id, kind="escalation", severity="high", utterance_id="u5",
+                               reason="manager-request: escalation 0.91", rule="manager-request"))
+            desks.append(desk)
+        for driver, user in ((lee, "lee"), (kim, "kim")):
+            site.sign_in(driver, base, user)
+        lee.execute_script("document.querySelector('tr[data-kind=\"crisis\"] button.claim').click()")
+        wait_for(lambda: "Claimed by lee" in _text(lee, "#alerts"), 5)
+        lee.get(base + "/")
+        wait_for(lambda: _css(lee, "#calls svg.spark"), 5)
+        time.sleep(1.2)  # the clocks tick once
+        lee.save_screenshot(str(out / "floor-board.png"))
+        kim.get(base + "/wall")
+        wait_for(lambda: _text(kim, "#live_calls .n") == "5", 5)
+        kim.save_screenshot(str(out / "floor-wallboard.png"))
+        assert _text(kim, "#open_crisis_alerts .n") == "0"  # claimed
+        for desk in desks:
+            desk.close()
     assert (out / "floor-board.png").stat().st_size > 10_000
 
 

@@ -41,6 +41,7 @@ form.inline{display:inline}
 .wall .w{font-size:1.6em}
 .checkin{background:#24613b;color:#fff;border-radius:3px;padding:0 .4em}
 svg.spark{vertical-align:middle}
+.key-d{border-bottom:3px solid #3b6ea5}.key-e{border-bottom:3px solid #b37400}
 """
 
 SCRIPT = r"""
@@ -92,7 +93,9 @@ SCRIPT = r"""
 
 def page(title: str, body: str, user: str = "", csrf: str = "", view: str = "board",
          sound: bool = False) -> str:
-    who = (f'<span class="who">{_e(user)} · <a href="/logout">sign out</a></span>' if user else "")
+    # the wallboard hangs where anyone passing reads it: not even the signed-in supervisor's name
+    name = "" if view == "wall" else f"{_e(user)} · "
+    who = (f'<span class="who">{name}<a href="/logout">sign out</a></span>' if user else "")
     controls = ""
     if user and view == "board":
         controls = ('<a href="/wall">wallboard</a>'
@@ -186,7 +189,8 @@ def board_fragment(board: Board, viewer: Account, csrf: str, now: float) -> str:
         out.append('<p class="meta" id="no-calls">No calls under way.</p>')
         return "".join(out)
     out.append('<table id="calls"><thead><tr><th>Agent</th><th>Team</th><th>Call time</th><th>Distress</th>'
-               "<th>Escalation</th><th>Trend</th><th>Flags</th><th>Latest prompt</th>"
+               '<th>Escalation</th><th>Trend <span class="meta"><span class="key-d">distress</span> '
+               '<span class="key-e">escalation</span></span></th><th>Flags</th><th>Latest prompt</th>'
                "<th>Note to the agent</th><th>Review</th></tr></thead><tbody>")
     for call in rows:
         flags = [f for f in call.flags.values() if not f.check_in or call.team in leads]
