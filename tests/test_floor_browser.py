@@ -221,7 +221,8 @@ def test_a_check_in_is_shown_only_to_the_agents_own_team_leader(floor, lee, kim)
     desk.close()
 
 
-def test_the_board_and_the_wallboard_as_a_shift_shows_them(pg_server, lee, kim, tmp_path: Path) -> None:
+def test_the_board_and_the_wallboard_as_a_shift_shows_them(pg_server, floor, lee, kim,
+                                                          tmp_path: Path) -> None:
     """A shift of five calls on a floor of its own: the board (a crisis claimed, a high escalation
     open, sparklines, the latest prompts) and the wallboard, as pictures for docs/ (written to the
     test's folder, or to docs/ with FLOOR_SCREENSHOTS=1)."""
@@ -268,6 +269,8 @@ def test_the_board_and_the_wallboard_as_a_shift_shows_them(pg_server, lee, kim, 
         assert _text(kim, "#open_crisis_alerts .n") == "0"  # claimed
         for desk in desks:
             desk.close()
+    for driver, user in ((lee, "lee"), (kim, "kim")):  # a cookie is the host's, whatever the port
+        site.sign_in(driver, floor[0], user)
     assert (out / "floor-board.png").stat().st_size > 10_000
 
 
@@ -330,8 +333,9 @@ def test_a_replayed_call_appears_live_and_its_crisis_flag_within_2_s(floor, lee,
          "--store", url, "--agent-id", "rita", "--team", "east", "--call-id", "replayed-03"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: 'data-call="replayed-03"' in lee.page_source, 90, every=0.2)  # live, while it plays
-        assert replay.poll() is None
+        wait_for(lambda: 'data-call="replayed-03"' in lee.page_source or replay.poll() is not None, 90,
+                 every=0.2)  # live, while it plays
+        assert replay.poll() is None, replay.communicate()[1][-800:]
         seen = wait_for(lambda: _css(lee, 'tr.alert[data-kind="crisis"]') and
                         "rita" in _text(lee, "#alerts") and time.monotonic(), 60, every=0.02)
         _, err = replay.communicate(timeout=120)

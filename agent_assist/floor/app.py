@@ -82,7 +82,11 @@ class Floor:
     def __init__(self, store_url: str | None, settings: FloorSettings, timeout_s: float = 5.0) -> None:
         self.settings = settings
         self.store: Store = open_store(store_url, timeout_s)
-        self.bus: Bus = open_bus(store_url, timeout_s)
+        try:
+            self.bus: Bus = open_bus(store_url, timeout_s)
+        except BaseException:
+            self.store.close()
+            raise
         self.subscription = self.bus.subscribe()  # first: nothing published while loading is missed
         self.board = Board()
         self.lock = threading.Lock()
@@ -156,11 +160,14 @@ class Floor:
             if self._dirty or expired:
                 self.push()
 
-    def close(self) -> None:
-        self.subscription.close()
+    def end_streams(self) -> None:
+        """Every open page's stream ends (on the event loop)."""
         for client in list(self.clients):
             with contextlib.suppress(asyncio.QueueFull):
                 client.queue.put_nowait(None)
+
+    def close(self) -> None:
+        self.subscription.close()
         self._thread.join(timeout=3)
         self.bus.close()
         self.store.close()
@@ -367,6 +374,7 @@ def build_app(floor: Floor) -> Starlette:
             yield
         finally:
             task.cancel()
+            floor.end_streams()
             await run_in_threadpool(floor.close)
 
     return Starlette(routes=[

@@ -246,7 +246,8 @@ def outcome_panel(flags: Sequence[tuple[int, str, str, str]], csrf: str) -> str:
             f'<input type="hidden" name="outcome" value="{_e(o.value)}">'
             f"<button>{_e(o.words)}</button></form> "
             for o in Outcome)
-        rows.append(f'<tr data-flag="{flag_id}"><td>{flag_id}</td><td>{_flag_words(kind, severity)}</td>'
+        rows.append(f'<tr data-flag="{flag_id}"><td>{flag_id} <code>agent-assist review show {flag_id}</code>'
+                    f"</td><td>{_flag_words(kind, severity)}</td>"
                     f"<td>{_e(stands) or 'not yet'}</td><td>{buttons}</td></tr>")
     return ('<section id="outcomes"><h2>Outcomes</h2><table><thead><tr><th>Flag</th><th>Kind</th>'
             "<th>Stands at</th><th>Set</th></tr></thead><tbody>" + "".join(rows)
