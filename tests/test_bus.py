@@ -219,3 +219,17 @@ def test_a_message_that_is_not_the_bus_s_is_refused_with_a_parse_error(text: str
 
     with pytest.raises(EventParseError):
         BusMessage.from_payload(text)
+
+
+def test_a_purge_takes_the_bus_s_copies_of_old_events_too(tmp_path: Path) -> None:
+    """The bus keeps events in the store's `bus_events` (all of them on SQLite) until newer ones
+    push them out; a desk that stopped publishing leaves the last ones there, which a purge removes."""
+    path = str(tmp_path / "flags.sqlite3")
+    bus = open_bus(path)
+    bus.publish(NOTE, agent="sam", team="east")
+    store = open_store(path)
+    store.db.execute("UPDATE bus_events SET at = '2020-01-01T00:00:00Z'")
+    store.purge(1)
+    assert store.db.query("SELECT COUNT(*) FROM bus_events")[0][0] == 0
+    store.close()
+    bus.close()

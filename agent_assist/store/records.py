@@ -520,6 +520,8 @@ class Store:
             )[0][0]
             # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
+            # and the event bus's copies (`agent_assist.bus`), which a store no desk writes to keeps
+            self.db.execute("DELETE FROM bus_events WHERE at < ?", (cutoff,))
         if not self.db.scrub():  # also what an earlier purge could not scrub
             log.warning("flag store %s: purged, but another program is reading the store, so what was "
                         "purged stays on disk until it stops; purge again then", self.where)
