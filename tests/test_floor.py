@@ -145,3 +145,16 @@ def test_passwords_sessions_and_the_csrf_token():
     assert sessions.get(again.id) is None  # past the session's whole length, however active
     proxied = sessions.for_user("kim")
     assert sessions.for_user("kim") is proxied
+
+
+def test_hash_password_prints_a_hash_the_floor_accepts():
+    from click.testing import CliRunner
+
+    from agent_assist.cli import cli
+
+    done = CliRunner().invoke(cli, ["floor", "hash-password", "--password-stdin"], input="s3cret\n")
+    assert done.exit_code == 0 and done.output.startswith("$argon2id$")
+    settings = FloorSettings(accounts={"lee": Account("lee", done.output.strip())})
+    assert check_password(settings, "lee", "s3cret") and not check_password(settings, "lee", "s3cret\n")
+    empty = CliRunner().invoke(cli, ["floor", "hash-password", "--password-stdin"], input="")
+    assert empty.exit_code == 2 and "an empty password" in empty.output
