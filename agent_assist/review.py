@@ -17,7 +17,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -526,12 +526,13 @@ def _badge(severity: str) -> str:
 
 def report_html(
     flags: Sequence[FlagRecord], calls: dict[str, CallRecord], title: str, subtitle: str, generated_at: str,
-    lines: CrisisLines | None = None,
+    lines: CrisisLines | None = None, views: Mapping[str, Sequence[Any]] | None = None,
 ) -> str:
     """The page: a crisis banner when there is a crisis, the flags call by call (the call's worst
     first, as `review list`), the agents' check-ins in their own section, then each call's timeline,
     prompts, excerpts, notes and review. `lines` names the support lines (default: the default
-    configuration's, region AU)."""
+    configuration's, region AU). `views`: by call, who was shown its words on the supervisors'
+    floor and when (`store.floor.views`), listed under the call."""
     lines = lines or crisis_lines.load(Config())
     groups, check_ins = by_call(flags)
     counts = {s: sum(1 for f in flags if f.severity == s) for s in reversed(SEVERITIES)}
@@ -611,7 +612,7 @@ def report_html(
     for f in review_order(flags):
         ordered.setdefault(f.call_id, []).append(f)
     for call_id in shown:
-        parts.append(_call_section(calls[call_id], ordered[call_id], lines))
+        parts.append(_call_section(calls[call_id], ordered[call_id], lines, (views or {}).get(call_id, ())))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -633,7 +634,8 @@ def _review_cell(f: FlagRecord) -> str:
         f"{_e(f.reviewed_by or '')} {_e(local_time(f.reviewed_at))}")
 
 
-def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines) -> str:
+def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines,
+                  views: Sequence[Any] = ()) -> str:
     length = call.length_s or max([f.t for f in flags] + [s[0] for s in call.scores] + [1.0])
     out = [
         f'<h2 id="call-{_e(call.call_id)}">Call {_e(call.call_id)}</h2>',
@@ -649,6 +651,9 @@ def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines)
         '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
         timeline_svg(call, flags, length, lines=lines),
     ]
+    if views:  # the floor's audit: every view of this call's words there
+        out.append('<p class="meta views">Its words viewed on the floor by: ' + "; ".join(
+            f"{_e(v.viewer)} ({_e(local_time(v.at))}, {_e(v.what)})" for v in views) + "</p>")
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}
     for heading, prompts in zip(("Prompts shown to the agent, and their feedback",
                                  "Prompts the agent was not shown"), _by_seen(call), strict=True):
@@ -810,10 +815,13 @@ def opened_store(url: str | None) -> Iterator[Store]:
 def shift_report(store: Store, filters: Filters, label: str) -> tuple[str, int, int]:
     """The HTML report of the flags `filters` choose, with the calls they came from: (the page, how
     many flags, how many calls). Crisis flags name the support line of the configuration's region."""
+    from agent_assist.store.floor import views
+
     flags = store.flags(filters)
     calls = {f.call_id: store.call(f.call_id) for f in flags}
     page = report_html(flags, calls, title=REPORT_TITLE, subtitle=f"{label} · {store.where}",
-                       generated_at=utc_text(), lines=crisis_lines.load(load_config()))
+                       generated_at=utc_text(), lines=crisis_lines.load(load_config()),
+                       views=views(store, list(calls)))
     return page, len(flags), len(calls)
 
 

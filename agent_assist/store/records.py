@@ -28,6 +28,7 @@ from agent_assist.events import (
     PublicEvent,
     Retract,
     Severity,
+    SupervisorNote,
     Utterance,
 )
 from agent_assist.redact import redact
@@ -57,6 +58,8 @@ def key_of(event: PublicEvent) -> str:
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t))
     if isinstance(e, PromptSeen):  # each state once per prompt: the first time is the one kept
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t), str(e.state))
+    if isinstance(e, SupervisorNote):
+        return event_key(e.type, e.call_id, float(e.t), e.author, e.text)
     raise TypeError(f"the store does not keep {e.type} events")
 
 
@@ -355,6 +358,18 @@ class Store:
             )
         return True
 
+    def add_supervisor_note(self, note: SupervisorNote) -> bool:
+        """A supervisor's note to the agent (redacted by whoever made it an event)."""
+        with self.db.transaction():
+            if not self._first_time(note):
+                return False
+            self.db.execute(
+                "INSERT INTO supervisor_notes (call_id, t, created_at, author, agent, text) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (note.call_id, note.t, utc_text(), note.author, note.agent, note.text),
+            )
+        return True
+
     # -- the review. A row the review cannot show (written by hand, or by a version that let a
     # wrong type through) is left out with one warning naming it, rather than failing every
     # review of the store.
@@ -532,6 +547,8 @@ class Store:
             )[0][0]
             # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
+            # and the event bus's copies (`agent_assist.bus`), which a store no desk writes to keeps
+            self.db.execute("DELETE FROM bus_events WHERE at < ?", (cutoff,))
         if not self.db.scrub():  # also what an earlier purge could not scrub
             log.warning("flag store %s: purged, but another program is reading the store, so what was "
                         "purged stays on disk until it stops; purge again then", self.where)
