@@ -17,15 +17,8 @@ from agent_assist import resources
 from agent_assist.config import Config
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import FlagKind
-from agent_assist.rules.engine import answers_several_crises
+from agent_assist.rules.engine import answers_several_crises, situation
 from agent_assist.rules.packs import Pack, load_for_run
-
-#: The situation a crisis rule is for: the shipped crisis rules by their id (the words the overlay's
-#: crisis card uses), a site's own by the crisis moment it answers (`answers` in the pack).
-RULE_SITUATIONS = {"crisis-self-harm": "self-harm", "crisis-family-violence": "family violence",
-                   "crisis-threat": "threat of harm", "crisis-danger": "immediate danger"}
-SITUATIONS = {"crisis-self-harm": "self-harm", "crisis-violence": "violence or abuse",
-              "crisis-danger": "immediate danger"}
 
 
 @dataclass(frozen=True)
@@ -53,13 +46,8 @@ class CrisisLines:
 
 def of_pack(pack: Pack, region: str, note: str = "") -> CrisisLines:
     crisis = [r for r in pack.rules.values() if r.flag is not None and r.flag.kind == FlagKind.CRISIS]
-    situations = {}
-    for rule in crisis:
-        named = {SITUATIONS[a] for a in rule.answers if a in SITUATIONS}
-        if rule.id in RULE_SITUATIONS:
-            situations[rule.id] = RULE_SITUATIONS[rule.id]
-        elif len(named) == 1:
-            situations[rule.id] = named.pop()
+    # what each crisis rule's card named (the warm transfer's, the call's earlier crisis: none here)
+    situations = {r.id: named for r in crisis if (named := situation(r, ""))}
     return CrisisLines(
         region=region,
         by_rule={r.id: r.support_line for r in pack.rules.values() if r.support_line},

@@ -307,6 +307,7 @@ class Prompt(PublicEvent):
     why: dict[str, Any]
     support_line: str = ""
     sticky: bool = False
+    situation: str = ""  # a crisis prompt's situation, as its card's header names it ("family violence")
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,10 @@ class Rule:
     flag: Flag | None = None
     enabled: bool = True
     support_line: str = ""
+    # what a crisis card's header names ("family violence"): a crisis rule's own words for the crisis
+    # it is for; empty for a rule for any crisis (the warm transfer), whose card names the call's
+    # earlier crisis (`rules.engine.crisis_line`)
+    situation: str = ""
     on: str = "final"  # "partial": may fire on the words heard so far in a turn (see `ON`)
     answers: tuple[str, ...] = ()  # the moments (`MOMENT_KINDS`) this rule's prompt answers
     origin: str = ""  # file:line where it was last defined or changed
