@@ -17,14 +17,8 @@ from agent_assist import resources
 from agent_assist.config import Config
 from agent_assist.errors import AgentAssistError
 from agent_assist.events import FlagKind
+from agent_assist.rules.engine import answers_several_crises, situation
 from agent_assist.rules.packs import Pack, load_for_run
-
-#: The situation a crisis rule is for: the shipped crisis rules by their id (the words the overlay's
-#: crisis card uses), a site's own by the crisis moment it answers (`answers` in the pack).
-RULE_SITUATIONS = {"crisis-self-harm": "self-harm", "crisis-family-violence": "family violence",
-                   "crisis-threat": "threat of harm", "crisis-danger": "immediate danger"}
-SITUATIONS = {"crisis-self-harm": "self-harm", "crisis-violence": "violence or abuse",
-              "crisis-danger": "immediate danger"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +27,9 @@ class CrisisLines:
     by_rule: dict[str, str] = field(default_factory=dict)  # rule id: its support line
     situations: dict[str, str] = field(default_factory=dict)  # crisis rule id: the situation it names
     fallback: str = ""  # the region's first crisis rule's line
+    # crisis rules for whatever crisis the call is in (the warm transfer): their card offered the line
+    # of the call's earlier crisis card (`rules.engine.crisis_line`)
+    any_crisis: frozenset[str] = frozenset()
     note: str = ""  # why the lines come from fewer packs than the configuration names
 
     def line(self, rule: str) -> tuple[str, bool]:
@@ -49,17 +46,13 @@ class CrisisLines:
 
 def of_pack(pack: Pack, region: str, note: str = "") -> CrisisLines:
     crisis = [r for r in pack.rules.values() if r.flag is not None and r.flag.kind == FlagKind.CRISIS]
-    situations = {}
-    for rule in crisis:
-        named = {SITUATIONS[a] for a in rule.answers if a in SITUATIONS}
-        if rule.id in RULE_SITUATIONS:
-            situations[rule.id] = RULE_SITUATIONS[rule.id]
-        elif len(named) == 1:
-            situations[rule.id] = named.pop()
+    # what each crisis rule's card named (the warm transfer's, the call's earlier crisis: none here)
+    situations = {r.id: named for r in crisis if (named := situation(r, ""))}
     return CrisisLines(
         region=region,
         by_rule={r.id: r.support_line for r in pack.rules.values() if r.support_line},
         situations=situations,
+        any_crisis=frozenset(r.id for r in crisis if answers_several_crises(r)),
         fallback=next((r.support_line for r in crisis if r.support_line), ""),
         note=note,
     )

@@ -311,6 +311,7 @@ class Prompt(PublicEvent):
     why: dict[str, Any]
     support_line: str = ""
     sticky: bool = False
+    situation: str = ""  # a crisis prompt's situation, as its card's header names it ("family violence")
 
 
 @dataclass(frozen=True)
@@ -379,6 +380,21 @@ class PromptSeen(PublicEvent):
 
 
 @dataclass(frozen=True)
+class SupervisorNote(PublicEvent):
+    """A short note from a supervisor to the agent on a call (`agent-assist floor`): the agent's
+    overlay shows it as a card of its own ("Team leader: I'm listening in, take your time") that
+    never takes focus. `text` is a person's words, redacted like every other; `author` is the
+    supervisor's account, `agent` the agent it is for. `t` is the call time the floor had last seen
+    in the call when the note was sent."""
+
+    type: ClassVar[str] = "supervisor_note"
+    spoken: ClassVar[tuple[str, ...]] = ("text",)
+    text: str
+    author: str
+    agent: str
+
+
+@dataclass(frozen=True)
 class Listening(PublicEvent):
     """Listening was paused or resumed. While paused nothing is captured, transcribed or stored;
     speech that was under way when the pause began ends there."""
@@ -430,8 +446,8 @@ class CallEnd(PublicEvent):
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
     cls.type: cls
-    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, PromptSeen, Listening,
-                DeviceStatus, Dropped, CallEnd)
+    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, PromptSeen, SupervisorNote,
+                Listening, DeviceStatus, Dropped, CallEnd)
 }
 
 Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent

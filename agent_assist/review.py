@@ -17,7 +17,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -290,11 +290,22 @@ def is_crisis(flag: FlagRecord) -> bool:
     return flag.kind == FlagKind.CRISIS
 
 
-def crisis_words(flag: FlagRecord, lines: CrisisLines) -> tuple[str, str]:
+def crisis_words(flag: FlagRecord, lines: CrisisLines,
+                 call_flags: Sequence[FlagRecord] = ()) -> tuple[str, str]:
     """A crisis flag's heading ("CRISIS · self-harm") and the support line its rule offered
-    ("support line (region AU): Lifeline 13 11 14 · emergency 000")."""
-    situation = lines.situation(flag.rule)
-    line, own = lines.line(flag.rule)
+    ("support line (region AU): Lifeline 13 11 14 · emergency 000").
+
+    A rule for any crisis (the warm transfer) offered the line of the call's earlier crisis card
+    (`rules.engine.crisis_line`), so with the call's flags its heading and line are that crisis's."""
+    rule = flag.rule
+    if rule in lines.any_crisis:
+        earlier = [f for f in call_flags if is_crisis(f) and f.call_id == flag.call_id and f.id != flag.id
+                   and f.t <= flag.t
+                   and lines.situation(f.rule) and lines.line(f.rule)[1]]
+        if earlier:
+            rule = max(earlier, key=lambda f: f.t).rule
+    situation = lines.situation(rule)
+    line, own = lines.line(rule)
     where = f"region {lines.region}" if lines.region != "default" else "the default pack"
     offered = (f"support line ({where}): {line}" if own
                else f"support line: {line} ({where}'s crisis line; the packs hold no line for "
@@ -303,7 +314,10 @@ def crisis_words(flag: FlagRecord, lines: CrisisLines) -> tuple[str, str]:
     return "CRISIS" + (f" · {situation}" if situation else ""), offered
 
 
-def show_lines(flag: FlagRecord, call: CallRecord, lines_of: CrisisLines | None = None) -> list[str]:
+def show_lines(flag: FlagRecord, call: CallRecord, lines_of: CrisisLines | None = None,
+               call_flags: Sequence[FlagRecord] = ()) -> list[str]:
+    """`review show`: one flag, whole (`call_flags`: the call's other flags, for a crisis rule that
+    offered the line of the call's earlier crisis card)."""
     length = call.length_s or max([flag.t, *[s[0] for s in call.scores]], default=1.0)
     state = (
         f"reviewed by {clean(flag.reviewed_by or '?')} at {local_time(flag.reviewed_at)}"
@@ -314,7 +328,7 @@ def show_lines(flag: FlagRecord, call: CallRecord, lines_of: CrisisLines | None 
         state += "; " + ", ".join(o.words for o in flag.outcomes)
     crisis: list[str] = []
     if is_crisis(flag):
-        heading, offered = crisis_words(flag, lines_of or crisis_lines.load(Config()))
+        heading, offered = crisis_words(flag, lines_of or crisis_lines.load(Config()), call_flags)
         crisis = [f"{heading}: {clean(offered)}"]
     lines = [
         f"flag {flag.id}: {flag.severity.upper()} {clean(flag.kind)} ({state})",
@@ -512,12 +526,13 @@ def _badge(severity: str) -> str:
 
 def report_html(
     flags: Sequence[FlagRecord], calls: dict[str, CallRecord], title: str, subtitle: str, generated_at: str,
-    lines: CrisisLines | None = None,
+    lines: CrisisLines | None = None, views: Mapping[str, Sequence[Any]] | None = None,
 ) -> str:
     """The page: a crisis banner when there is a crisis, the flags call by call (the call's worst
     first, as `review list`), the agents' check-ins in their own section, then each call's timeline,
     prompts, excerpts, notes and review. `lines` names the support lines (default: the default
-    configuration's, region AU)."""
+    configuration's, region AU). `views`: by call, who was shown its words on the supervisors'
+    floor and when (`store.floor.views`), listed under the call."""
     lines = lines or crisis_lines.load(Config())
     groups, check_ins = by_call(flags)
     counts = {s: sum(1 for f in flags if f.severity == s) for s in reversed(SEVERITIES)}
@@ -544,7 +559,8 @@ def report_html(
         parts.append(
             f'<div class="crisis-banner" id="crisis"><span class="crisis-tag">CRISIS</span> '
             f"{len(crises)} crisis flag(s) in this report: "
-            + "; ".join(f'<a href="#flag-{f.id}">flag {f.id}</a> ({_e(crisis_words(f, lines)[0].lower())}, '
+            + "; ".join(f'<a href="#flag-{f.id}">flag {f.id}</a> '
+                        f"({_e(crisis_words(f, lines, crises)[0].lower())}, "
                         f"call {_e(f.call_id)}, agent {_e(f.agent or '?')})" for f in crises)
             + (f'<br><span class="meta">{_e(lines.note)}</span>' if lines.note else "")
             + "</div>"
@@ -596,7 +612,7 @@ def report_html(
     for f in review_order(flags):
         ordered.setdefault(f.call_id, []).append(f)
     for call_id in shown:
-        parts.append(_call_section(calls[call_id], ordered[call_id], lines))
+        parts.append(_call_section(calls[call_id], ordered[call_id], lines, (views or {}).get(call_id, ())))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -618,7 +634,8 @@ def _review_cell(f: FlagRecord) -> str:
         f"{_e(f.reviewed_by or '')} {_e(local_time(f.reviewed_at))}")
 
 
-def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines) -> str:
+def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines,
+                  views: Sequence[Any] = ()) -> str:
     length = call.length_s or max([f.t for f in flags] + [s[0] for s in call.scores] + [1.0])
     out = [
         f'<h2 id="call-{_e(call.call_id)}">Call {_e(call.call_id)}</h2>',
@@ -634,6 +651,9 @@ def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines)
         '<span><i class="key" style="background:#7a1020"></i>flag</span></p>',
         timeline_svg(call, flags, length, lines=lines),
     ]
+    if views:  # the floor's audit: every view of this call's words there
+        out.append('<p class="meta views">Its words viewed on the floor by: ' + "; ".join(
+            f"{_e(v.viewer)} ({_e(local_time(v.at))}, {_e(v.what)})" for v in views) + "</p>")
     rated = {(f["rule"], round(f["prompt_t"], 1)): f["rating"] for f in call.feedback}
     for heading, prompts in zip(("Prompts shown to the agent, and their feedback",
                                  "Prompts the agent was not shown"), _by_seen(call), strict=True):
@@ -655,7 +675,7 @@ def _call_section(call: CallRecord, flags: list[FlagRecord], lines: CrisisLines)
     for f in flags:
         out.append(f'<div class="flag{" crisis" if is_crisis(f) else ""}" id="flag-{f.id}">')
         if is_crisis(f):
-            heading, offered = crisis_words(f, lines)
+            heading, offered = crisis_words(f, lines, flags)
             out.append(f'<h3><span class="crisis-tag">{_e(heading)}</span> Flag {f.id}: {_badge(f.severity)} '
                        f"at {_e(format_clock(f.t))}</h3>")
             out.append(f'<p class="support">{_e(offered[:1].upper() + offered[1:])}</p>')
@@ -764,7 +784,7 @@ def timeline_svg(
         label_x = at + 6 if at + 70 < width - right else at - 70
         out.append(
             f'<g class="crisis-mark"><title>flag {f.id}: crisis at {_e(format_clock(f.t))}'
-            f"{_e('; ' + crisis_words(f, lines)[1]) if lines else ''}</title>"
+            f"{_e('; ' + crisis_words(f, lines, crises)[1]) if lines else ''}</title>"
             f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{top}" y2="{top + plot_h}" stroke="{CRISIS_COLOUR}" '
             f'stroke-width="5"/><rect x="{label_x:.1f}" y="{top + 2}" width="64" height="18" rx="3" '
             f'fill="{CRISIS_COLOUR}"/><text x="{label_x + 32:.1f}" y="{top + 15}" font-size="12" '
@@ -795,10 +815,13 @@ def opened_store(url: str | None) -> Iterator[Store]:
 def shift_report(store: Store, filters: Filters, label: str) -> tuple[str, int, int]:
     """The HTML report of the flags `filters` choose, with the calls they came from: (the page, how
     many flags, how many calls). Crisis flags name the support line of the configuration's region."""
+    from agent_assist.store.floor import views
+
     flags = store.flags(filters)
     calls = {f.call_id: store.call(f.call_id) for f in flags}
     page = report_html(flags, calls, title=REPORT_TITLE, subtitle=f"{label} · {store.where}",
-                       generated_at=utc_text(), lines=crisis_lines.load(load_config()))
+                       generated_at=utc_text(), lines=crisis_lines.load(load_config()),
+                       views=views(store, list(calls)))
     return page, len(flags), len(calls)
 
 

@@ -47,11 +47,11 @@ CALL = "screens"
 
 def prompt(rule: str, text: str, priority: int, t: float, *, example: str = "", support: str = "",
            sticky: bool = False, principle: str = "safety",
-           signals: tuple[str, ...] = ("distress",)) -> Prompt:
+           signals: tuple[str, ...] = ("distress",), situation: str = "") -> Prompt:
     return Prompt(t=t, call_id=CALL, rule=rule, principle=principle, text=text, example=example,
                   priority=priority, signals=signals,
                   why={"utterance_id": "u3", "text": "words", "values": {"distress": 0.9}},
-                  support_line=support, sticky=sticky)
+                  support_line=support, sticky=sticky, situation=situation)
 
 
 ORDINARY = [
@@ -67,7 +67,7 @@ FAMILY_VIOLENCE = prompt(
     "crisis-family-violence", "Ask if it's safe to talk now. Don't send mail home without consent.",
     100, 20.0,
     example="Is it safe for you to talk right now? We can go at your pace.",
-    support="1800RESPECT 1800 737 732 · emergency 000", sticky=True,
+    support="1800RESPECT 1800 737 732 · emergency 000", sticky=True, situation="family violence",
     signals=("crisis", "crisis_violence", "customer_says", "customer_words", "text_escalation"))
 MANAGER = prompt("manager-request",
                  "Respect the request. Say what you can do now, then arrange the escalation.", 58, 22.0,

@@ -236,8 +236,12 @@ def test_crisis_flags_offer_the_regions_support_line(tmp_path: Path) -> None:
     sink = FlagStoreSink(store, StoreOptions(agent="sam"))
     sink.emit(Flag(t=60.0, call_id="c-violence", kind="crisis", severity="critical",  # type: ignore[arg-type]
                    reason="old-site-crisis: crisis 0.9", utterance_id="", rule="old-site-crisis"))
+    # the warm transfer answers any crisis: it offered the line of the call's family-violence card
+    sink.emit(Flag(t=65.0, call_id="c-violence", kind="crisis", severity="critical",  # type: ignore[arg-type]
+                   reason="crisis-warm-transfer: crisis 0.95", utterance_id="", rule="crisis-warm-transfer"))
     sink.close()
     unknown = next(f.id for f in store.flags() if f.rule == "old-site-crisis")
+    transfer = next(f.id for f in store.flags() if f.rule == "crisis-warm-transfer")
     store.close()
     uk = tmp_path / "config.toml"
     uk.write_text('[rules]\nregion = "UK"\n')
@@ -254,13 +258,17 @@ def test_crisis_flags_offer_the_regions_support_line(tmp_path: Path) -> None:
         shown = agent_assist("review", "show", str(unknown), "--store", url, env=env).stdout.splitlines()
         assert shown[1] == (f"CRISIS: support line: {sh_line} (region {region}'s crisis line; the packs hold "
                             "no line for rule old-site-crisis)")
+        shown = agent_assist("review", "show", str(transfer), "--store", url, env=env).stdout.splitlines()
+        assert shown[1] == f"CRISIS · family violence: support line (region {region}): {fv_line}"
         report = tmp_path / f"report-{region}.html"
         assert agent_assist("review", "report", "--store", url, "-o", str(report), env=env).returncode == 0
         page = report.read_text()
         assert f'<p class="support">Support line (region {region}): {html.escape(fv_line)}</p>' in page
         assert f'<p class="support">Support line (region {region}): {html.escape(sh_line)}</p>' in page
         banner = page.split('<div class="crisis-banner" id="crisis">')[1].split("</div>")[0]
-        assert all(f'href="#flag-{i}"' in banner for i in (fv, sh, unknown))
+        assert all(f'href="#flag-{i}"' in banner for i in (fv, sh, unknown, transfer))
+        card = page.split(f'id="flag-{transfer}">')[1].split('<div class="flag')[0]
+        assert f'<p class="support">Support line (region {region}): {html.escape(fv_line)}</p>' in card
         assert page.index('id="crisis"') < page.index('id="flags"')  # before anything else
     assert "crisis" not in agent_assist("review", "show", str(ids["c-manager:manager-request"]), "--store",
                                         url).stdout.splitlines()[1].lower()
@@ -353,5 +361,5 @@ def test_a_false_alarm_counts_against_the_rule_that_fired(tmp_path: Path, calls:
     assert nothing.returncode == 2 and "nothing to measure: give labelled calls" in nothing.stderr
     later = agent_assist("rules", "evaluate", "--store", url, "--since", "2099-01-01")
     assert later.returncode == 0 and later.stdout == (
-        "no flags reviewed as handled well or false alarm: nothing to measure (`agent-assist review outcome` "
-        "records them)\n")
+        "no flags reviewed as handled well or false alarm, and no prompts rated by agents: nothing to "
+        "measure (`agent-assist review outcome` and the cards' Helpful / Not helpful record them)\n")

@@ -39,7 +39,8 @@ def test_compare_shows_what_a_change_adds_and_removes(tmp_path):
     default = REPO / "prompts" / "default.toml"
     result = agent_assist("rules", "replay", str(SCRIPTED), "--compare", str(default), str(quieter))
     assert result.returncode == 0, result.stderr
-    assert "call hard-1:\n  - manager-request at u5" in result.stdout
+    assert ("call hard-1 (00:24.0):\n  - [00:19.5] manager-request on u5: a phrase (switched off in B)\n"
+            '      "i want to speak to a manager right now"\n') in result.stdout
     assert "call calm-1" not in result.stdout
     assert "(-1)" in result.stdout
 

@@ -397,7 +397,7 @@ def _old_store(url: str) -> None:
 def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None:
     _old_store(store_url)
     store = open_store(store_url)
-    assert store.version() == SCHEMA_VERSION == 6
+    assert store.version() == SCHEMA_VERSION == 7
     [old] = store.flags()
     assert (old.call_id, old.kind, old.severity, old.rule) == (
         "old-call",
@@ -421,7 +421,7 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     open_store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(6\)"):
+    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(7\)"):
         open_store(path)
 
 

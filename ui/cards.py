@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
 
 from agent_assist.events import Prompt
 from agent_assist.ui.look import button, label
-from agent_assist.ui.model import SITUATION_WORDS, Card, crisis_header
+from agent_assist.ui.model import Card, crisis_header
 
 
 class CardActions(Protocol):
@@ -125,7 +125,7 @@ class CardView(QFrame):
             self.header = label(crisis_header(card.situation), "Crisis", "crisisHeader")
             self.header.setWordWrap(False)
             top.addWidget(self.header, 1)
-            about = SITUATION_WORDS.get(card.situation, "")
+            about = card.situation
             self.setAccessibleName(f"Crisis prompt: {about + '. ' if about else ''}{prompt.text}")
         else:
             self.setAccessibleName("Prompt: " + prompt.text)

@@ -48,6 +48,8 @@ def stylesheet(high_contrast: bool) -> str:
                         border-radius: 6px; }}
     QLabel#crisisHeader {{ background: {c['crisis_band']}; color: {c['crisis_ink']}; border-radius: 3px;
                           padding: 2px 8px; }}
+    QFrame#supervisorNote {{ background: {c['card']}; border: 2px solid {c['ok']}; border-radius: 6px; }}
+    QLabel#noteFrom {{ color: {c['ok']}; }}
     QLabel#support {{ color: {c['fg']}; }}
     QLabel#crisisSupport {{ color: {c['fg']}; border: 1px solid {c['crisis_edge']}; border-radius: 4px;
                            padding: 4px 8px; }}
@@ -72,7 +74,8 @@ def stylesheet(high_contrast: bool) -> str:
 # sizes relative to the agent's text size, by object name
 SIZES = {"cardText": (2, True), "support": (1, True), "crisisSupport": (5, True), "crisisHeader": (1, True),
          "why": (-1, False), "example": (-1, False), "tag": (-2, False), "status": (-2, False),
-         "hint": (-1, False), "acknowledge": (1, True), "compactText": (0, False)}
+         "hint": (-1, False), "acknowledge": (1, True), "compactText": (0, False),
+         "noteFrom": (-1, True), "noteText": (1, False)}
 
 
 def sized(widget: QWidget, base_pt: int) -> None:

@@ -24,34 +24,16 @@ RETRACTED_GONE_S = 3.0  # a withdrawn card fades out over this long, so the agen
 TREND_WINDOW_S = 60.0  # call time the trend indicator covers
 TREND_CHANGE = 0.15  # a change over the window smaller than this is "steady"
 
-#: What a crisis card's header names, by the situation the crisis rule is for.
-SITUATION_WORDS = {"self-harm": "self-harm", "violence": "family violence", "threat": "threat of harm",
-                   "danger": "immediate danger"}
-#: The shipped crisis rules (prompts/default.toml), each one situation's playbook. The crisis kind of a
-#: turn alone cannot tell a threat against the agent from violence against the customer: the rules do.
-RULE_SITUATIONS = {"crisis-self-harm": "self-harm", "crisis-family-violence": "violence",
-                   "crisis-threat": "threat", "crisis-danger": "danger"}
-#: A site's own crisis rule is named by the crisis signal its condition reads.
-SIGNAL_SITUATIONS = {"crisis_self_harm": "self-harm", "crisis_violence": "violence",
-                     "crisis_danger": "danger"}
-
-
-def situation_of(prompt: Prompt, earlier: str = "") -> str:
-    """The situation a crisis prompt is about (a key of `SITUATION_WORDS`), or "" for an ordinary
-    prompt. A crisis rule that reads no kind (the warm transfer, after a second crisis) carries on the
-    call's `earlier` situation; with none, it is a crisis of no named kind ("")."""
-    if not prompt.sticky:
-        return ""
-    if prompt.rule in RULE_SITUATIONS:
-        return RULE_SITUATIONS[prompt.rule]
-    kinds = [SIGNAL_SITUATIONS[s] for s in prompt.signals if s in SIGNAL_SITUATIONS]
-    return kinds[0] if len(set(kinds)) == 1 else earlier
+def situation_of(prompt: Prompt) -> str:
+    """The situation a crisis prompt is about ("family violence", as the rules named it: the crisis
+    rule's `situation`, or for the warm transfer the call's earlier crisis), or "" for an ordinary
+    prompt or a crisis of no named kind."""
+    return prompt.situation if prompt.sticky else ""
 
 
 def crisis_header(situation: str) -> str:
     """A crisis card's header: "CRISIS · FAMILY VIOLENCE", or "CRISIS" when the kind is not known."""
-    words = SITUATION_WORDS.get(situation, "")
-    return f"CRISIS \u00b7 {words.upper()}" if words else "CRISIS"
+    return f"CRISIS \u00b7 {situation.upper()}" if situation else "CRISIS"
 
 
 @dataclass(eq=False)
@@ -118,17 +100,11 @@ class CardDeck:
         self.gone_after_s = gone_after_s
         self._cards: list[Card] = []
         self._seq = itertools.count()
-        self._situations: dict[str, str] = {}  # the latest crisis situation of each call
 
     def add(self, prompt: Prompt) -> Card:
         self._cards = [c for c in self._cards
                        if not (c.prompt.call_id == prompt.call_id and c.prompt.rule == prompt.rule)]
-        situation = situation_of(prompt, self._situations.get(prompt.call_id, ""))
-        if situation:
-            self._situations[prompt.call_id] = situation
-            while len(self._situations) > 20:
-                del self._situations[next(iter(self._situations))]
-        card = Card(prompt, self.now(), next(self._seq), situation)
+        card = Card(prompt, self.now(), next(self._seq), situation_of(prompt))
         self._cards.append(card)
         return card
 

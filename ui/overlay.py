@@ -52,6 +52,7 @@ from agent_assist.events import (
     PublicEvent,
     Retract,
     Severity,
+    SupervisorNote,
     Utterance,
 )
 from agent_assist.ui.bridge import EventBridge
@@ -66,6 +67,7 @@ __all__ = ["NOTE_MAX", "SHORTCUTS", "Controls", "FlagDialog", "Overlay", "Overla
 log = logging.getLogger(__name__)
 
 TICK_MS = 1000
+MAX_NOTES = 2  # a supervisor's notes on screen at once, the newest first (older ones give way)
 
 
 class Controls(Protocol):
@@ -273,6 +275,11 @@ class Overlay(QWidget):
         body = QVBoxLayout(self.body)
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(6)
+        # a supervisor's notes, above the prompts: a card of their own, never a prompt
+        self.notes_box = QVBoxLayout()
+        self.notes_box.setSpacing(6)
+        body.addLayout(self.notes_box)
+        self.note_views: list[QFrame] = []
         self.cards_box = QVBoxLayout()
         self.cards_box.setSpacing(6)
         body.addLayout(self.cards_box)
@@ -429,6 +436,8 @@ class Overlay(QWidget):
             self.deck.add(event)
         elif isinstance(event, Retract):
             self.deck.retract(event.call_id, event.rule, event.prompt_t)
+        elif isinstance(event, SupervisorNote):
+            self.show_note(event)
         elif isinstance(event, Flag):
             who = "you" if event.raised_by == "agent" else f"{event.kind}, {event.severity}"
             self.status.setText(f"Flagged for supervisor review ({who})")
@@ -446,6 +455,36 @@ class Overlay(QWidget):
                 self.status.setText(event.error)
             elif event.reason == EndReason.SOURCE_ERROR:
                 self.status.setText("capture failed")
+
+    def show_note(self, note: SupervisorNote) -> None:
+        """A supervisor's note (`agent-assist floor`) as a card of its own at the top, in the
+        overlay's own window: shown without taking focus, until the agent dismisses it."""
+        card = QFrame()
+        card.setObjectName("supervisorNote")
+        card.setAccessibleName("Note from your team leader: " + note.text)
+        layout = QVBoxLayout(card)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+        row = QHBoxLayout()
+        row.addWidget(label(f"Team leader ({note.author})" if note.author else "Team leader",
+                            "Note from", "noteFrom"), 1)
+        row.addWidget(button("\u00d7", "Dismiss note", "Dismiss this note", lambda: self.drop_note(card)))
+        layout.addLayout(row)
+        layout.addWidget(label(note.text, "Note", "noteText"))
+        self.note_views.insert(0, card)
+        self.notes_box.insertWidget(0, card)
+        self._size_fonts(card)
+        card.show()
+        while len(self.note_views) > MAX_NOTES:
+            self.drop_note(self.note_views[-1])
+
+    def drop_note(self, card: QFrame) -> None:
+        if card in self.note_views:
+            self.note_views.remove(card)
+            self.notes_box.removeWidget(card)
+            card.hide()
+            card.deleteLater()
+            self.fit_height()
 
     def show_problem(self, message: str) -> None:
         self.status.setText(message.splitlines()[0] if message else "")

@@ -16,6 +16,7 @@ from agent_assist import __version__
 from agent_assist.cli.calls import devices, replay, run
 from agent_assist.cli.classifiers import classifiers
 from agent_assist.cli.common import logging_to_stderr
+from agent_assist.cli.floor import floor
 from agent_assist.cli.overlay import overlay
 from agent_assist.cli.review import review
 from agent_assist.cli.rules import rules
@@ -41,7 +42,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for _command in (replay, devices, run, serve, overlay, classifiers, rules, review):
+for _command in (replay, devices, run, serve, overlay, classifiers, rules, review, floor):
     cli.add_command(_command)
 
 

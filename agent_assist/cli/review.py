@@ -15,7 +15,8 @@ from agent_assist.cli.common import say
 from agent_assist.config import load as load_config
 from agent_assist.crisis_lines import load as load_crisis_lines
 from agent_assist.errors import AgentAssistError
-from agent_assist.store import Outcome, import_files
+from agent_assist.events import FlagKind
+from agent_assist.store import Filters, Outcome, import_files
 
 #: Refused lines of an import listed one by one; beyond these, a count.
 SHOWN_REFUSALS = 20
@@ -119,7 +120,9 @@ def review_show(flag_id: int, store_url: str | None) -> None:
     """
     with rv.opened_store(store_url) as store:
         flag = store.flag(flag_id)
-        for line in rv.show_lines(flag, store.call(flag.call_id), load_crisis_lines(load_config())):
+        call_flags = store.flags(Filters(calls=(flag.call_id,), kinds=(FlagKind.CRISIS.value,)))
+        lines = load_crisis_lines(load_config())
+        for line in rv.show_lines(flag, store.call(flag.call_id), lines, call_flags):
             click.echo(line)
 
 

@@ -187,7 +187,10 @@ def _tokens(source: str) -> list[_Tok]:
         m = _TOKEN.match(source, pos)
         if not m or m.end() == pos:
             col = _SPACE.match(source, pos).end() + 1  # type: ignore[union-attr]
-            raise ConditionError(f"unexpected character {source[col - 1]!r}", col)
+            char = source[col - 1]
+            raise ConditionError(f"unexpected character {char!r}", col,
+                                 'a phrase goes in double quotes: customer says "can\'t pay"; in a TOML '
+                                 'value in double quotes write each as \\"' if char == "'" else "")
         kind = m.lastgroup or ""
         text = m.group(kind)
         out.append(_Tok(kind, text, m.start(kind) + 1))

@@ -44,6 +44,7 @@ FIELDS = {
     "flag",
     "enabled",
     "support_line",
+    "situation",
     "on",
     "answers",
 }
@@ -76,6 +77,7 @@ class Issue:
 #: The longest rule id, and the longest prompt, example, source or support line, in characters.
 MAX_ID = 100
 MAX_TEXT = 1000
+MAX_SITUATION = 40  # a crisis card's header: a few words, in capitals, on one line
 # no control character belongs in a rule's text, which is shown to agents as written: only the
 # tabs and line breaks a multi-line TOML string may hold
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -194,6 +196,7 @@ _CHECKS: dict[str, Any] = {
     "flag": _flag,
     "enabled": _enabled,
     "support_line": _text("support_line", MAX_TEXT),
+    "situation": _text("situation", MAX_SITUATION),
     "on": _one_of("on", ON, "'partial' lets a rule fire on the words heard so far in a turn"),
     "answers": _answers,
 }

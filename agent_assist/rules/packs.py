@@ -35,12 +35,12 @@ from typing import Any, NamedTuple
 
 from agent_assist import inputs
 from agent_assist.events import FlagKind
-from agent_assist.rules import conditions, fields, layout
+from agent_assist.rules import conditions, fields, layout, toml_errors
 from agent_assist.rules.fields import MOMENT_KINDS, ON, PRINCIPLES, Flag
 from agent_assist.text import excerpt, terminal_safe
 
 __all__ = ["MOMENT_KINDS", "ON", "PRINCIPLES", "Flag", "Pack", "Problem", "Rule", "errors", "load",
-           "load_for_run"]
+           "load_for_run", "write_example"]
 
 #: What a site pack may not change in a crisis rule (one that raises a crisis flag): when it fires,
 #: whether it does, and how soon it may again. Its words and support line are the site's to set.
@@ -62,6 +62,10 @@ class Rule:
     flag: Flag | None = None
     enabled: bool = True
     support_line: str = ""
+    # what a crisis card's header names ("family violence"): a crisis rule's own words for the crisis
+    # it is for; empty for a rule for any crisis (the warm transfer), whose card names the call's
+    # earlier crisis (`rules.engine.crisis_line`)
+    situation: str = ""
     on: str = "final"  # "partial": may fire on the words heard so far in a turn (see `ON`)
     answers: tuple[str, ...] = ()  # the moments (`MOMENT_KINDS`) this rule's prompt answers
     origin: str = ""  # file:line where it was last defined or changed
@@ -138,8 +142,8 @@ def _parse(text: str, where: str) -> tuple[dict[str, Any] | None, list[Problem]]
     try:
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        return None, [Problem(where, int(m.group(1)) if m else 0, f"not valid TOML: {exc}")]
+        said = toml_errors.explain(exc, text)
+        return None, [Problem(where, said.line, said.message, said.hint)]
     except RecursionError:
         return None, [Problem(where, _deepest_line(text), "not valid TOML: nested too deeply",
                               "a rule needs lists and tables one level deep at most")]
@@ -285,3 +289,20 @@ def load_for_run(site_packs: Sequence[Path] = ()) -> Pack:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise AgentAssistError(f"{bad[0]}{more}; run `agent-assist rules lint` to see them all")
     return pack
+
+
+def write_example(path: Path) -> None:
+    """A copy of the commented example site pack (`resources.site_example`) at `path`, to start a
+    site's own pack from; never over a file that is there (one line saying so)."""
+    from agent_assist import resources
+    from agent_assist.errors import AgentAssistError
+
+    text = resources.site_example().read_text(encoding="utf-8")
+    try:
+        with path.open("x", encoding="utf-8") as out:  # "x": fails if anything is at `path`
+            out.write(text)
+    except FileExistsError:
+        raise AgentAssistError(f"{terminal_safe(path)} already exists; `rules init` never overwrites a "
+                               "file: give another path, or move that one away") from None
+    except OSError as exc:
+        raise AgentAssistError(f"{terminal_safe(path)}: cannot write ({exc.strerror or exc})") from None

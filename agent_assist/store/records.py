@@ -28,6 +28,7 @@ from agent_assist.events import (
     PublicEvent,
     Retract,
     Severity,
+    SupervisorNote,
     Utterance,
 )
 from agent_assist.redact import redact
@@ -57,6 +58,8 @@ def key_of(event: PublicEvent) -> str:
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t))
     if isinstance(e, PromptSeen):  # each state once per prompt: the first time is the one kept
         return event_key(e.type, e.call_id, e.rule, float(e.prompt_t), str(e.state))
+    if isinstance(e, SupervisorNote):
+        return event_key(e.type, e.call_id, float(e.t), e.author, e.text)
     raise TypeError(f"the store does not keep {e.type} events")
 
 
@@ -136,6 +139,17 @@ class CallRecord:
 
 
 @dataclass(frozen=True)
+class FeedbackRecord:
+    """An agent's rating of a prompt card (`Feedback`): "helpful", "not_helpful" or "acknowledged"."""
+
+    call_id: str
+    t: float
+    rule: str
+    prompt_t: float
+    rating: str
+
+
+@dataclass(frozen=True)
 class Filters:
     since: str | None = None  # ISO UTC, by call start
     until: str | None = None
@@ -144,6 +158,7 @@ class Filters:
     kinds: tuple[str, ...] = ()
     severities: tuple[str, ...] = ()
     reviewed: bool | None = None
+    calls: tuple[str, ...] = ()  # call ids
 
     def sql(self) -> tuple[str, list[Any]]:
         where, params = [], []
@@ -158,6 +173,7 @@ class Filters:
             ("c.team", self.teams),
             ("f.kind", self.kinds),
             ("f.severity", self.severities),
+            ("f.call_id", self.calls),
         ):
             if values:
                 where.append(f"{column} IN ({', '.join('?' for _ in values)})")
@@ -342,6 +358,18 @@ class Store:
             )
         return True
 
+    def add_supervisor_note(self, note: SupervisorNote) -> bool:
+        """A supervisor's note to the agent (redacted by whoever made it an event)."""
+        with self.db.transaction():
+            if not self._first_time(note):
+                return False
+            self.db.execute(
+                "INSERT INTO supervisor_notes (call_id, t, created_at, author, agent, text) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (note.call_id, note.t, utc_text(), note.author, note.agent, note.text),
+            )
+        return True
+
     # -- the review. A row the review cannot show (written by hand, or by a version that let a
     # wrong type through) is left out with one warning naming it, rather than failing every
     # review of the store.
@@ -380,6 +408,20 @@ class Store:
             except _Damaged as exc:
                 log.warning("flag store %s: %s; left out", self.where, exc)
         return out
+
+    def feedback(self, since: str | None = None) -> list[FeedbackRecord]:
+        """Every rating agents gave a prompt, of the calls that started from `since` (ISO UTC) on, in
+        the order the calls started and the ratings were given (`rules evaluate --store` reads them
+        as labels of the prompts' rules)."""
+        where, params = (" WHERE c.started_at >= ?", [since]) if since else ("", [])
+        rows = self.db.query(
+            "SELECT f.call_id, f.t, f.rule, f.prompt_t, f.rating FROM feedback f JOIN calls c "
+            f"ON c.call_id = f.call_id{where} ORDER BY c.started_at, f.call_id, f.t",
+            params,
+        )
+        kinds = (_text, _number, _text, _number, _text)
+        return [FeedbackRecord(c, float(t), r, float(pt), rt)
+                for c, t, r, pt, rt in _rows(self.where, "feedback", rows, kinds)]
 
     def flag(self, flag_id: int) -> FlagRecord:
         rows = self.db.query(
@@ -505,6 +547,8 @@ class Store:
             )[0][0]
             # flags, notes, scores, prompts, feedback and turns go with their call (ON DELETE CASCADE)
             calls = self.db.query("DELETE FROM calls WHERE started_at < ? RETURNING call_id", (cutoff,))
+            # and the event bus's copies (`agent_assist.bus`), which a store no desk writes to keeps
+            self.db.execute("DELETE FROM bus_events WHERE at < ?", (cutoff,))
         if not self.db.scrub():  # also what an earlier purge could not scrub
             log.warning("flag store %s: purged, but another program is reading the store, so what was "
                         "purged stays on disk until it stops; purge again then", self.where)

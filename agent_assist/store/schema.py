@@ -30,6 +30,33 @@ def reviews_migration() -> list[str]:
         "python:reviews_from_flags",
     ]
 
+def floor_migration() -> list[str]:
+    """Migration 7, for `agent-assist floor` and the event bus (`agent_assist.bus`):
+
+    * `claims`: who said "I've got this" on a flag, and when; the flag is the key, so of two
+      supervisors claiming at once exactly one wins (the other's insert does nothing);
+    * `supervisor_notes`: the notes supervisors sent to agents (`SupervisorNote`), redacted;
+    * `floor_audit`: every view of a call's words on the floor (who, when, which call, what page);
+      not tied to `calls`, so the record of who read a call outlives the call's purge;
+    * `bus_events`: events on the bus that did not fit a PostgreSQL notification (8000 bytes), sent
+      by reference, and on SQLite every event, for a subscriber in another process to read."""
+    return [
+        """CREATE TABLE claims (
+            flag_id BIGINT PRIMARY KEY REFERENCES flags (id) ON DELETE CASCADE,
+            claimed_by TEXT NOT NULL, claimed_at TEXT NOT NULL)""",
+        """CREATE TABLE supervisor_notes (
+            id {id}, call_id TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+            t DOUBLE PRECISION NOT NULL, created_at TEXT NOT NULL, author TEXT NOT NULL,
+            agent TEXT NOT NULL, text TEXT NOT NULL)""",
+        "CREATE INDEX supervisor_notes_call ON supervisor_notes (call_id)",
+        """CREATE TABLE floor_audit (
+            id {id}, at TEXT NOT NULL, viewer TEXT NOT NULL, call_id TEXT NOT NULL, what TEXT NOT NULL)""",
+        "CREATE INDEX floor_audit_call ON floor_audit (call_id)",
+        """CREATE TABLE bus_events (
+            id {id}, at TEXT NOT NULL, agent TEXT NOT NULL, team TEXT NOT NULL, payload TEXT NOT NULL)""",
+    ]
+
+
 # {id} is the dialect's auto-numbered key; everything else is written the same for both databases.
 MIGRATIONS: list[list[str]] = [
     [  # 1: calls, flags and supervisors' notes
@@ -94,6 +121,7 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 MIGRATIONS.append(reviews_migration())  # 6
+MIGRATIONS.append(floor_migration())  # 7
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

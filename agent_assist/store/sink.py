@@ -32,6 +32,7 @@ from agent_assist.events import (
     PromptSeen,
     PublicEvent,
     Retract,
+    SupervisorNote,
     Utterance,
     check,
 )
@@ -128,7 +129,7 @@ class FlagStoreSink:
 
     def emit(self, event: PublicEvent) -> None:
         if not isinstance(event, CallStart | Partial | Utterance | Flag | Prompt | Retract | Feedback
-                          | PromptSeen | CallEnd):
+                          | PromptSeen | SupervisorNote | CallEnd):
             self.counts["not_kept"] += 1
             return
         try:
@@ -260,6 +261,8 @@ class FlagStoreSink:
             return store.add_feedback(event)
         if isinstance(event, PromptSeen):
             return store.prompt_seen(event)
+        if isinstance(event, SupervisorNote):
+            return store.add_supervisor_note(event)
         if isinstance(event, CallEnd):
             return store.end_call(event)
         return None
