@@ -10,9 +10,9 @@ BASE := $(VENV)/.base-encoder
 
 # Where this project's machines keep the data sets that are not in the repository (read in place)
 SHARED ?= ../shared/data
-# The vendored AudioHook reference client and conformance suite (Genesys, MIT; read-only), which the
-# `serve` tests run: laid out with their Node packages, from tests/audiohook's lock, in $(AUDIOHOOK)
-VENDOR ?= ../shared/vendor
+# The AudioHook reference client and conformance suite (Genesys, MIT; a copy in tests/audiohook/reference),
+# which the `serve` tests run: laid out with their Node packages, from tests/audiohook's lock, in $(AUDIOHOOK)
+AUDIOHOOK_SOURCE ?= tests/audiohook/reference
 AUDIOHOOK := $(VENV)/audiohook
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(AUDIOHOOK)/.installed: tests/audiohook/package-lock.json tests/audiohook/setup.sh
-	tests/audiohook/setup.sh $(VENDOR)/audiohook-reference-implementation $(AUDIOHOOK)
+	tests/audiohook/setup.sh $(AUDIOHOOK_SOURCE) $(AUDIOHOOK)
 	if [ -d $(AUDIOHOOK) ]; then touch $(AUDIOHOOK)/.installed; fi
 
 $(BASE): $(STAMP)

@@ -50,6 +50,7 @@ from agent_assist.events import (
     EventParseError,
     Feedback,
     Flag,
+    Listening,
     Prompt,
     PromptSeen,
     PublicEvent,
@@ -71,8 +72,10 @@ MAX_PAYLOAD = 7900
 POLL_S = 0.25
 #: How long an event stays in `bus_events` (a reference not read by then is lost, and logged).
 KEEP_S = 600.0
-#: The events the bus carries: what the store keeps, and the supervisor's notes.
-CARRIED = (CallStart, Utterance, Prompt, Retract, Flag, Feedback, PromptSeen, SupervisorNote, CallEnd)
+#: The events the bus carries: what the store keeps, the supervisor's notes, and pauses (an agent's
+#: overlay connected to another `serve` instance than its call's says that listening is paused).
+CARRIED = (CallStart, Utterance, Prompt, Retract, Flag, Feedback, PromptSeen, SupervisorNote, Listening,
+           CallEnd)
 #: Messages a subscriber holds before the oldest go (a watcher stalled for minutes), counted.
 MAX_HELD = 10_000
 

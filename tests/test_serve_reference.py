@@ -108,3 +108,55 @@ def test_a_wrong_secret_is_refused_with_401(tmp_path):
     assert "onOpenedMessage" not in client.stdout
     assert "unknown API key or bad signature" in served.stderr
     assert "refused 0 at capacity and 1 unauthorized" in served.stderr
+
+
+def test_an_overlay_on_one_instance_gets_the_call_another_instance_hosts(tmp_path, sample_40s, pg_server):
+    """Two `serve` processes behind a load balancer share one PostgreSQL: the reference client's call
+    goes to A, the agent's overlay is subscribed on B, and gets the call's redacted events through
+    the store's LISTEN/NOTIFY; each flag is in the store once."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from tests import pg
+    from tests.audiohook_harness import TOKEN
+
+    url = pg.fresh_database(pg_server)
+    configs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = folder / "config.toml"
+        config.write_text(config_text(url, folder / "events"))
+        configs.append(config)
+    with serve_process(configs[0]) as a, serve_process(configs[1]) as b:
+        feed_uri = f"ws://127.0.0.1:{b.port}/api/v1/agents/{AGENT}/events?since=0"
+
+        async def watch() -> list[dict]:
+            got: list[dict] = []
+            async with connect(feed_uri, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as feed:
+                streaming = asyncio.create_task(asyncio.to_thread(
+                    reference_client, a.uri, "--wavfile", str(sample_40s)))
+                while not got or got[-1]["event"]["type"] != "call_end":
+                    got.append(json.loads(await asyncio.wait_for(feed.recv(), 180)))
+                client = await streaming
+                assert client.returncode == 0, client.stdout[-3000:] + client.stderr[-2000:]
+            return got
+
+        got = asyncio.run(watch())
+    events = [item["event"] for item in got]
+    (hosted,) = events_of(tmp_path / "a" / "events").values()
+    assert not (tmp_path / "b" / "events").exists() or not events_of(tmp_path / "b" / "events")
+    assert events[0]["type"] == "call_start" and events[0]["call_id"] == hosted[0]["call_id"]
+    prompts = [(e["rule"], e["t"]) for e in events if e["type"] == "prompt"]
+    assert ("acknowledge-disclosure" in {rule for rule, _ in prompts}
+            and prompts == [(e["rule"], e["t"]) for e in hosted if e["type"] == "prompt"])
+    said = " ".join(e["text"] for e in events if e["type"] == "utterance")
+    assert "passed away" in said.lower() and "[name]" in said  # redacted, as A's log is
+    store = open_store(url)
+    try:
+        flags = [f for f in store.flags() if f.call_id == hosted[0]["call_id"]]
+    finally:
+        store.close()
+    assert flags and len({(f.rule, f.t) for f in flags}) == len(flags)

@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from websockets.asyncio.server import Server
 
+from agent_assist.bus import Bus, open_bus
 from agent_assist.call import CallOptions, Models
 from agent_assist.config import Config
 from agent_assist.server.app import AudioHookServer, Listen, ports, run_server
@@ -37,6 +39,31 @@ log = logging.getLogger(__name__)
 
 #: How long a stop waits for the calls still running to be written (their audio has stopped).
 DRAIN_S = 60.0
+
+
+class BusRelay:
+    """Every other instance's calls to this instance's overlays: each event on the store's bus
+    (PostgreSQL LISTEN/NOTIFY, after that instance's store commit) whose call this instance does not
+    host goes to the local feed, so an agent's overlay may be connected to any instance behind the
+    load balancer. Events of this instance's own calls reach its feed directly, and are skipped."""
+
+    def __init__(self, bus: Bus, calls: CallServer, feed: LocalFeed) -> None:
+        self.calls, self.feed = calls, feed
+        self.relayed = 0
+        self._sub = bus.subscribe()  # before any call starts: nothing published from now is missed
+        self._thread = threading.Thread(target=self._run, name="bus-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for message in self._sub:
+            if self.calls.hosts(message.event.call_id):
+                continue
+            self.feed.publish(message.event, agent=message.agent, team=message.team)
+            self.relayed += 1
+
+    def close(self) -> None:
+        self._sub.close()
+        self._thread.join(timeout=5.0)
 
 
 @dataclass(frozen=True)
@@ -68,8 +95,10 @@ def serve(options: ServeOptions, settings: ServeSettings, config: Config,
             return open_store(target, timeout)
 
     feed = LocalFeed()
+    bus = open_bus(target, config.store_timeout_s) if opener is not None else None
     calls = CallServer(models, options.call, settings, feed, opener, options.transcript,
-                       store_where=str(target or "(the default store)"))
+                       store_where=str(target or "(the default store)"), bus=bus)
+    relay = BusRelay(bus, calls, feed) if bus is not None else None
     app = AudioHookServer(calls, feed)
 
     async def main() -> None:
@@ -95,6 +124,10 @@ def serve(options: ServeOptions, settings: ServeSettings, config: Config,
     if calls.running:
         say(f"stopping: writing the {calls.running} call(s) still open…")
     calls.wait_idle(DRAIN_S)
+    if relay is not None:
+        relay.close()
+    if bus is not None:
+        bus.close()
     stats = calls.stats
     say(f"served {stats.accepted} call(s); refused {stats.refused_capacity} at capacity and "
         f"{app.refused_auth} unauthorized")

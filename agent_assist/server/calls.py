@@ -19,10 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_assist.bus import Bus, BusWriter
 from agent_assist.call import CallOptions, Models, call_stages
 from agent_assist.events import CallEnd, EndReason, PublicEvent
 from agent_assist.pipeline import Pipeline, Sink
@@ -35,6 +37,9 @@ from agent_assist.sinks import JsonlEventLog
 from agent_assist.store import FlagStoreSink, Store, StoreOptions
 
 log = logging.getLogger(__name__)
+
+#: Calls remembered as this instance's, so their events coming back over the bus are not doubled.
+HOSTED_KEPT = 10_000
 
 _END_REASONS = {
     CloseReason.CLOSED: EndReason.ENDED,
@@ -71,7 +76,7 @@ class CallServer:
 
     def __init__(self, models: Models, options: CallOptions, settings: ServeSettings, feed: EventFeed,
                  store_opener: Callable[[], Store] | None = None, transcript: str = "excerpt",
-                 store_where: str = "") -> None:
+                 store_where: str = "", bus: Bus | None = None) -> None:
         self.models = models
         self.options = options
         self.settings = settings
@@ -80,6 +85,10 @@ class CallServer:
         self.transcript = transcript
         self.store_where = store_where
         self.stats = ServerStats()
+        # the store's event bus: this instance's calls for the floor and other instances' overlays
+        self.bus = bus
+        # the calls this instance hosts or hosted lately: their events on the bus are its own
+        self.hosted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._calls: dict[str, ServedCall] = {}
         self._idle = threading.Condition(self._lock)
@@ -103,8 +112,16 @@ class CallServer:
                 self.stats.refused_capacity += 1
                 return False
             self._calls[call.call_id] = call
+            self.hosted[call.call_id] = None
+            while len(self.hosted) > HOSTED_KEPT:
+                self.hosted.popitem(last=False)
             self.stats.accepted += 1
             return True
+
+    def hosts(self, call_id: str) -> bool:
+        """Whether the call is (or lately was) this instance's."""
+        with self._lock:
+            return call_id in self.hosted
 
     def finished(self, call: ServedCall, end: CallEnd | None) -> None:
         with self._lock:
@@ -129,6 +146,9 @@ class CallServer:
             options = StoreOptions(assignment.agent, assignment.team, self.transcript)
             store = FlagStoreSink(self.store_opener, options, where=self.store_where, redact=False)
             writers.append(store)
+        if self.bus is not None:  # after the store: the floor and other instances' overlays
+            writers.append(BusWriter(self.bus, assignment.agent, assignment.team, self.transcript,
+                                     owns_bus=False))
         writers.append(FeedWriter(self.feed, assignment))  # last: after the store has each event
         return writers, store
 

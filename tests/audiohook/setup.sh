@@ -3,7 +3,7 @@
 # installed from this folder's package-lock.json (`npm ci`: exactly the locked versions, nothing newer).
 # Run once by `make` (the set-up of `make test`), never by a test. The vendored tree is read-only and
 # its own package.json files also pull the AWS deployment kit, so the sources are copied beside this
-# folder's package.json instead. Usage: setup.sh VENDOR_DIR DEST
+# folder's package.json instead. Usage: setup.sh SOURCE_DIR DEST (SOURCE_DIR: tests/audiohook/reference)
 set -euo pipefail
 dest=$2
 here=$(cd "$(dirname "$0")" && pwd)
