@@ -37,9 +37,27 @@ def group_of(item: pytest.Function) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, pytest.Function) and not item.get_closest_marker("xdist_group"):
             group = group_of(item)
             if group is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(tryfirst=True)  # before the worker sends the ids
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What a worker tells xdist's scheduler is each test's id, and `--dist loadgroup` reads the
+    group from its end (`...::test_x@group`). xdist 3.8 writes that suffix into `item._nodeid`,
+    which pytest 9 no longer reads (an id is `item._id`), so every test went out on its own and
+    the groups were ignored; written here where xdist's did not take."""
+    if not session.config.getvalue("loadgroup"):  # set in a worker of `--dist loadgroup` alone
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in session.items:
+        marks = item.iter_markers("xdist_group")
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        if names and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
