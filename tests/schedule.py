@@ -52,7 +52,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     group from its end (`...::test_x@group`). xdist 3.8 writes that suffix into `item._nodeid`,
     which pytest 9 no longer reads (an id is `item._id`), so every test went out on its own and
     the groups were ignored; written here where xdist's did not take."""
-    if not session.config.getvalue("loadgroup"):  # set in a worker of `--dist loadgroup` alone
+    if not getattr(session.config.option, "loadgroup", False):  # a worker of `--dist loadgroup`
         return
     from _pytest.nodeid import NodeId
 
