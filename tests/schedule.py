@@ -13,7 +13,9 @@ uses, so a new test lands in the right one without saying so:
   tests are one of these: they share one sound server and run one at a time, so a live session
   never competes with another for the sound server or for its deadlines.
 
-Without xdist (plain `pytest`) the marks change nothing.
+The tests go out heaviest layer first (models and system before unit), so the many quick unit tests
+fill in at the end while a worker finishes a long test. Without xdist (plain `pytest`) nothing here
+changes the run.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     from _pytest.nodeid import NodeId
 
+    # and the heavy ones first: a worker that is free takes the next in this order, so the many
+    # quick unit tests come last and fill in while the other worker finishes a long test
+    session.items.sort(key=lambda item: not (item.get_closest_marker("models")
+                                             or item.get_closest_marker("system")))
     for item in session.items:
         marks = item.iter_markers("xdist_group")
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
