@@ -40,7 +40,7 @@ from agent_assist.ui.bridge import EventBridge
 from agent_assist.ui.cards import CardLook
 from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter, crisis_header, situation_of
 from agent_assist.ui.overlay import FlagDialog, Overlay, OverlaySettings, SettingsDialog
-from tests.test_cli import EXE
+from tests.test_cli import EXE, agent_assist
 
 CALL = "c1"
 
@@ -750,9 +750,10 @@ def test_replay_ui_after_the_call_says_the_overlay_stays_and_ctrl_c_closes_it(tm
 
 
 def test_replay_ui_without_a_display_says_so_and_uses_the_terminal(sample_clip, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    done = subprocess.run([*EXE, "replay", str(sample_clip), "--ui"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    """In this process (what a display is, is read from the environment): no display, no Wayland,
+    no Qt platform named."""
+    done = agent_assist("replay", str(sample_clip), "--ui",
+                        env={"DISPLAY": None, "WAYLAND_DISPLAY": None, "QT_QPA_PLATFORM": None})
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[0] == ("note: no overlay: no display (DISPLAY is not set); "
                                            "the transcript is shown here instead")
