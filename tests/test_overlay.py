@@ -241,7 +241,11 @@ def test_what_the_agent_saw_reaches_the_event_log_and_the_store_through_the_reco
     recorder, like its feedback, into the event log and the flag store. With no pipeline attached
     (after the call) the desk hands them to its sinks itself, the overlay among them: dismissing a
     card, so that the one waiting is shown, once waited for ever on the desk's own lock."""
-    faulthandler.dump_traceback_later(120, exit=True)  # a deadlock ends the run rather than hang it
+    # a deadlock ends the run rather than hang it; every thread's stack is kept in the test's own
+    # folder (written to the captured stderr it was lost with the process, which left only xdist's
+    # "node down: Not properly terminated")
+    stacks = (tmp_path / "deadlocked-stacks.txt").open("w")
+    faulthandler.dump_traceback_later(120, exit=True, file=stacks)
     from agent_assist.outputs import call_sinks, close_store_sink
     from agent_assist.store import FlagStoreSink, StoreOptions, open_store
 
@@ -269,6 +273,7 @@ def test_what_the_agent_saw_reaches_the_event_log_and_the_store_through_the_reco
     assert seen == {"a": (True, False, True), "b": (True, True, False), "c": (True, False, False)}
     close_store_sink(store)
     faulthandler.cancel_dump_traceback_later()
+    stacks.close()
 
 
 def test_every_prompt_of_the_sample_call_is_shown(ui, sample_call):
