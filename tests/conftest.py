@@ -18,8 +18,9 @@ from agent_assist.replay import ReplayOptions, replay
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
 
-# the suite's layers (unit, models, system): assigned by the fixtures a test uses, and enforced
-pytest_plugins = ["tests.layers", "pytester"]
+# the suite's layers (unit, models, system): assigned by the fixtures a test uses, and enforced; and
+# where each test runs when the suite is spread over processes (tests/schedule.py)
+pytest_plugins = ["tests.layers", "tests.schedule", "pytester"]
 
 # Qt widgets in tests draw offscreen unless a test starts its own X server (tests/test_overlay_x11.py)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -40,7 +40,7 @@ from agent_assist.ui.bridge import EventBridge
 from agent_assist.ui.cards import CardLook
 from agent_assist.ui.model import FADED_OPACITY, CardDeck, TrendMeter, crisis_header, situation_of
 from agent_assist.ui.overlay import FlagDialog, Overlay, OverlaySettings, SettingsDialog
-from tests.test_cli import EXE
+from tests.test_cli import EXE, agent_assist
 
 CALL = "c1"
 
@@ -241,7 +241,11 @@ def test_what_the_agent_saw_reaches_the_event_log_and_the_store_through_the_reco
     recorder, like its feedback, into the event log and the flag store. With no pipeline attached
     (after the call) the desk hands them to its sinks itself, the overlay among them: dismissing a
     card, so that the one waiting is shown, once waited for ever on the desk's own lock."""
-    faulthandler.dump_traceback_later(120, exit=True)  # a deadlock ends the run rather than hang it
+    # a deadlock ends the run rather than hang it; every thread's stack is kept in the test's own
+    # folder (written to the captured stderr it was lost with the process, which left only xdist's
+    # "node down: Not properly terminated")
+    stacks = (tmp_path / "deadlocked-stacks.txt").open("w")
+    faulthandler.dump_traceback_later(120, exit=True, file=stacks)
     from agent_assist.outputs import call_sinks, close_store_sink
     from agent_assist.store import FlagStoreSink, StoreOptions, open_store
 
@@ -269,6 +273,7 @@ def test_what_the_agent_saw_reaches_the_event_log_and_the_store_through_the_reco
     assert seen == {"a": (True, False, True), "b": (True, True, False), "c": (True, False, False)}
     close_store_sink(store)
     faulthandler.cancel_dump_traceback_later()
+    stacks.close()
 
 
 def test_every_prompt_of_the_sample_call_is_shown(ui, sample_call):
@@ -745,9 +750,10 @@ def test_replay_ui_after_the_call_says_the_overlay_stays_and_ctrl_c_closes_it(tm
 
 
 def test_replay_ui_without_a_display_says_so_and_uses_the_terminal(sample_clip, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    done = subprocess.run([*EXE, "replay", str(sample_clip), "--ui"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    """In this process (what a display is, is read from the environment): no display, no Wayland,
+    no Qt platform named."""
+    done = agent_assist("replay", str(sample_clip), "--ui",
+                        env={"DISPLAY": None, "WAYLAND_DISPLAY": None, "QT_QPA_PLATFORM": None})
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[0] == ("note: no overlay: no display (DISPLAY is not set); "
                                            "the transcript is shown here instead")

@@ -257,18 +257,15 @@ def test_the_html_report_in_headless_chromium(tmp_path: Path) -> None:
     assert shot.exists(), done.stderr[-500:]
     from PyQt6.QtGui import QImage
 
+    from tests.pixels import near, rgb
+
     image = QImage(str(shot))
     assert image.width() >= 1000
 
+    every_other = rgb(image)[::2, ::2]  # every second pixel of every second row
+
     def pixels(colour: str) -> int:
-        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-        count = 0
-        for y in range(0, image.height(), 2):
-            for x in range(0, image.width(), 2):
-                c = image.pixelColor(x, y)
-                if abs(c.red() - r) + abs(c.green() - g) + abs(c.blue() - b) < 40:
-                    count += 1
-        return count
+        return int(near(every_other, colour).sum())
 
     assert pixels(DISTRESS_COLOUR) > 50  # the distress line of the timeline plot
     assert pixels(ESCALATION_COLOUR) > 50
@@ -404,6 +401,7 @@ def test_the_report_draws_a_prompt_the_agent_was_not_shown_hollow_and_lists_it_a
 
     from agent_assist.events import PromptSeen, PromptState
     from agent_assist.review import PROMPT_COLOUR
+    from tests.pixels import near, rgb
 
     chromium = _chromium()
     assert chromium is not None
@@ -426,9 +424,5 @@ def test_the_report_draws_a_prompt_the_agent_was_not_shown_hollow_and_lists_it_a
                         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900",
                         "--hide-scrollbars", f"--screenshot={shot}", report.as_uri()],
                        capture_output=True, text=True, timeout=120)
-        image = QImage(str(shot))
-        r, g, b = (int(PROMPT_COLOUR[i: i + 2], 16) for i in (1, 3, 5))
-        green[case] = sum(1 for y in range(image.height()) for x in range(image.width())
-                          if abs(image.pixelColor(x, y).red() - r) + abs(image.pixelColor(x, y).green() - g)
-                          + abs(image.pixelColor(x, y).blue() - b) < 40)
+        green[case] = int(near(rgb(QImage(str(shot))), PROMPT_COLOUR).sum())
     assert green["shown"] > green["not-shown"] > 0, green
