@@ -67,6 +67,19 @@ def config_path() -> Path:
     return Path(env) if env else Path(platformdirs.user_config_dir("agent-assist")) / "config.toml"
 
 
+def read_file(path: Path | None = None) -> tuple[Path, dict[str, Any] | None]:
+    """The configuration file (`path`, else `config_path()`) and its tables; None when there is no
+    file. A file that cannot be read or is not TOML is one line naming it (every reader of the
+    configuration, `[serve]`, `[floor]` and `[overlay]` as well as this module's, reads it here)."""
+    path = path or config_path()
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return path, None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
+
+
 def _table(data: dict[str, Any], name: str, known: tuple[str, ...], path: Path) -> dict[str, Any]:
     """The `[name]` table of the file (empty when absent), holding only `known` settings."""
     table = data.get(name, {})
@@ -79,13 +92,9 @@ def _table(data: dict[str, Any], name: str, known: tuple[str, ...], path: Path) 
 
 
 def load(path: Path | None = None) -> Config:
-    path = path or config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    path, data = read_file(path)
+    if data is None:
         return Config()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
     rules = _table(data, "rules", ("region", "site_packs"), path)
     region = rules.get("region", "AU")
     packs = rules.get("site_packs", [])

@@ -26,7 +26,6 @@ import logging
 import os
 import signal
 import threading
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -198,15 +197,10 @@ def agent_token(config: Path | None = None) -> str:
     token = os.environ.get(TOKEN_ENV)
     if token:
         return token
-    from agent_assist.config import config_path
+    from agent_assist.config import read_file
 
-    path = config or config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        data = {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
+    path, found = read_file(config)
+    data = found or {}
     token = (data.get("overlay") or {}).get("token")
     if not isinstance(token, str) or not token:
         raise AgentAssistError(f"no overlay token: set ${TOKEN_ENV}, or token in the [overlay] table of "

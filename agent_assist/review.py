@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import html
 import io
 import os
 import re
@@ -41,6 +40,7 @@ from agent_assist.store import (
     open_store,
     utc_text,
 )
+from agent_assist.text import html_text as _e
 from agent_assist.text import printable
 
 _SHIFT = re.compile(
@@ -510,11 +510,19 @@ details summary{cursor:pointer}
 """
 
 
-def _e(value: object) -> str:
-    """Text for the page: escaped for HTML, and without control or bidirectional formatting
-    characters (an override left open reverses the rest of the page, a control character
-    is not text)."""
-    return html.escape(printable(str(value)), quote=True)
+def page_head(title: str, css: str, subtitle: str) -> list[str]:
+    """The top of a self-contained page (the report, the packs compared): inline CSS, no script, no
+    network, and a Content-Security-Policy that would stop a script even if one slipped in."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{css}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">{_e(subtitle)}</p>',
+    ]
 
 
 def _badge(severity: str) -> str:
@@ -539,14 +547,7 @@ def report_html(
     open_count = sum(1 for f in flags if not f.reviewed)
     follow_ups = sum(1 for f in flags if f.follow_up)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">{_e(subtitle)} · generated {_e(generated_at)} · transcript text is redacted</p>',
+        *page_head(title, _CSS, f"{subtitle} · generated {generated_at} · transcript text is redacted"),
         '<p class="summary">'
         + "".join(f"<span>{_badge(s)} {n}</span>" for s, n in counts.items())
         + f"<span>{open_count} not reviewed</span>"

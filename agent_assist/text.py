@@ -14,11 +14,13 @@ controls (U+202E RIGHT-TO-LEFT OVERRIDE and friends) make text read differently 
 
 `excerpt` quotes a value for an error message: safe, and bounded, whatever its type or size.
 `printable` is for a page (the HTML report, which escapes markup on top): the same characters are
-removed rather than shown, except tab and newline, which a page lays out as white space.
+removed rather than shown, except tab and newline, which a page lays out as white space;
+`html_text` is both, for a page's text and attributes.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import reprlib
 from typing import Any
@@ -74,3 +76,10 @@ def excerpt(value: Any, limit: int = 60) -> str:
 
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 40, 40, 40
+
+
+def html_text(value: object) -> str:
+    """Text for a page (the review report, the packs compared, the floor): escaped for HTML, and
+    without control or bidirectional formatting characters (an override left open reverses the rest
+    of the page, a control character is not text)."""
+    return html.escape(printable(str(value)), quote=True)

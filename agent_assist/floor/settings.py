@@ -18,12 +18,11 @@ account names only the teams its user leads. Passwords are hashed with Argon2id 
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_assist.config import config_path
+from agent_assist.config import read_file
 from agent_assist.errors import AgentAssistError
 
 
@@ -56,13 +55,9 @@ _KNOWN = ("bind", "port", "session_minutes", "idle_minutes", "user_header", "sou
 def load(path: Path | None = None) -> FloorSettings:
     """The `[floor]` table of the configuration file (defaults when there is none); a wrong setting
     is one line naming the file and the setting."""
-    path = path or config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    path, data = read_file(path)
+    if data is None:
         return FloorSettings()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
     table = data.get("floor", {})
     if not isinstance(table, dict):
         raise AgentAssistError(f"{path}: [floor] must be a table")

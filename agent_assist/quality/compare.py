@@ -16,7 +16,6 @@ escaped without its control and bidirectional formatting characters; `review.sav
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,10 +23,11 @@ from typing import Any
 from agent_assist.events import Prompt, Speaker, Utterance
 from agent_assist.quality.calls import CallResult
 from agent_assist.redact import CallRedactor
+from agent_assist.review import page_head
 from agent_assist.rules import conditions
 from agent_assist.rules.packs import Pack
 from agent_assist.sinks import format_clock
-from agent_assist.text import printable
+from agent_assist.text import html_text as _e
 
 WORDS_SHOWN = 160  # characters of the customer's words on a terminal line
 MOVED_S = 1.0  # the same prompt this much sooner or later with B is a difference ("~")
@@ -185,11 +185,6 @@ svg{display:block;max-width:100%;height:auto}
 """
 
 
-def _e(value: object) -> str:
-    """Text for the page: escaped, without control or bidirectional formatting characters."""
-    return html.escape(printable(str(value)), quote=True)
-
-
 def _tip(p: Prompt, pack: str) -> str:
     values = ", ".join(f"{k} {v:.2f}" for k, v in p.why.get("values", {}).items()) or "a phrase"
     words = str(p.why.get("text", ""))
@@ -279,15 +274,8 @@ def page(pairs: Sequence[CallPair], name_a: str, name_b: str, generated_at: str)
     removed = sum(1 for p in pairs for d in p.differences if d.sign == "-")
     title = "agent-assist: two rule packs compared"
     parts: list[Any] = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">A: {_e(name_a)} · B: {_e(name_b)} · generated {_e(generated_at)} · '
-        "transcript text is redacted</p>",
+        *page_head(title, _CSS, f"A: {name_a} · B: {name_b} · generated {generated_at} · "
+                   "transcript text is redacted"),
         f'<p class="summary">{len(pairs)} calls, {len(changed)} with differences · prompts: {na} with A, '
         f"{nb} with B ({nb - na:+d}) · B adds {added}, removes {removed}</p>",
         f'<p class="key"><span><i style="background:{SAME}"></i>both packs</span>'

@@ -28,12 +28,11 @@ import base64
 import binascii
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_assist.config import config_path
+from agent_assist.config import read_file
 from agent_assist.errors import AgentAssistError
 from agent_assist.server.protocol import OpenRequest
 
@@ -99,13 +98,8 @@ def _env_map(name: str) -> dict[str, Any]:
 def load(path: Path | None = None, team: str = "") -> ServeSettings:
     """The settings from the configuration file (`AGENT_ASSIST_CONFIG` or the user's) and the
     environment; a broken one is one line naming what is wrong."""
-    path = path or config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        data = {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
+    path, found = read_file(path)
+    data = found or {}
     table = data.get("serve", {})
     if not isinstance(table, dict):
         raise AgentAssistError(f"{path}: [serve] must be a table")
