@@ -75,6 +75,20 @@ def test_no_evaluation_sentence_is_in_the_training_data(training_rows):
     assert _near(turns, [r.text for r in rows]) == []
 
 
+def test_no_labelled_call_turn_is_in_the_training_turns():
+    """The labelled calls (data/samples/calls) measure the whole pipeline, so the training turns
+    written for what it missed must not copy their customers' words (a turn of five words or more;
+    "Okay. Okay." is in every call)."""
+    calls = REPO / "data" / "samples" / "calls"
+    said = [t["text"] for path in sorted(calls.glob("*.json"))
+            for t in json.loads(path.read_text(encoding="utf-8"))["turns"]
+            if t["speaker"] == "customer" and len(_words(t["text"])) >= 5]
+    assert len(said) > 200
+    turns = [row.text for path in sorted((REPO / "data" / "contact_centre" / "turns").glob("*.jsonl"))
+             for row in corpus.read_turns(path)]
+    assert _near(said, turns) == []
+
+
 def test_the_held_back_test_portion_is_large_and_covers_every_category():
     rows = [row for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
     assert len(rows) >= 500
