@@ -233,3 +233,28 @@ def test_a_purge_takes_the_bus_s_copies_of_old_events_too(tmp_path: Path) -> Non
     assert store.db.query("SELECT COUNT(*) FROM bus_events")[0][0] == 0
     store.close()
     bus.close()
+
+
+def test_serve_relays_other_instances_calls_and_every_note_to_its_overlays(tmp_path: Path) -> None:
+    """An instance of `serve` relays from the bus what its overlays would not get otherwise: the
+    events of calls another instance hosts, and a supervisor's note (the floor publishes it) even on
+    a call it hosts itself; its own calls' events it delivered already, and are not doubled."""
+    from agent_assist.server import BusRelay
+    from agent_assist.server.feed import LocalFeed
+
+    bus = open_bus(str(tmp_path / "flags.sqlite3"))
+    feed = LocalFeed()
+    relay = BusRelay(bus, lambda call_id: call_id == "c1", feed)  # this instance hosts c1
+    ours = Flag(t=5.0, call_id="c1", kind="crisis", severity="critical", reason="r",  # type: ignore[arg-type]
+                utterance_id="u1", rule="crisis-self-harm")
+    theirs = Flag(t=6.0, call_id="c2", kind="crisis", severity="critical", reason="r",  # type: ignore[arg-type]
+                  utterance_id="u1", rule="crisis-self-harm")
+    for event in (ours, NOTE, theirs):
+        assert bus.publish(event, agent="sam", team="east")
+    deadline = time.monotonic() + 10
+    while relay.relayed < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    relay.close()
+    bus.close()
+    assert [(item.event.type, item.event.call_id) for item in feed._after("sam", 0)] == [
+        ("supervisor_note", "c1"), ("flag", "c2")]

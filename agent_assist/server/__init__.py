@@ -29,6 +29,7 @@ from websockets.asyncio.server import Server
 from agent_assist.bus import Bus, open_bus
 from agent_assist.call import CallOptions, Models
 from agent_assist.config import Config
+from agent_assist.events import SupervisorNote
 from agent_assist.server.app import AudioHookServer, Listen, ports, run_server
 from agent_assist.server.calls import CallServer
 from agent_assist.server.feed import LocalFeed
@@ -45,10 +46,11 @@ class BusRelay:
     """Every other instance's calls to this instance's overlays: each event on the store's bus
     (PostgreSQL LISTEN/NOTIFY, after that instance's store commit) whose call this instance does not
     host goes to the local feed, so an agent's overlay may be connected to any instance behind the
-    load balancer. Events of this instance's own calls reach its feed directly, and are skipped."""
+    load balancer. Events of this instance's own calls reach its feed directly, and are skipped;
+    a supervisor's note (`agent-assist floor` publishes it) is relayed whichever call it is about."""
 
-    def __init__(self, bus: Bus, calls: CallServer, feed: LocalFeed) -> None:
-        self.calls, self.feed = calls, feed
+    def __init__(self, bus: Bus, hosts: Callable[[str], bool], feed: LocalFeed) -> None:
+        self.hosts, self.feed = hosts, feed
         self.relayed = 0
         self._sub = bus.subscribe()  # before any call starts: nothing published from now is missed
         self._thread = threading.Thread(target=self._run, name="bus-relay", daemon=True)
@@ -56,7 +58,7 @@ class BusRelay:
 
     def _run(self) -> None:
         for message in self._sub:
-            if self.calls.hosts(message.event.call_id):
+            if self.hosts(message.event.call_id) and not isinstance(message.event, SupervisorNote):
                 continue
             self.feed.publish(message.event, agent=message.agent, team=message.team)
             self.relayed += 1
@@ -98,7 +100,7 @@ def serve(options: ServeOptions, settings: ServeSettings, config: Config,
     bus = open_bus(target, config.store_timeout_s) if opener is not None else None
     calls = CallServer(models, options.call, settings, feed, opener, options.transcript,
                        store_where=str(target or "(the default store)"), bus=bus)
-    relay = BusRelay(bus, calls, feed) if bus is not None else None
+    relay = BusRelay(bus, calls.hosts, feed) if bus is not None else None
     app = AudioHookServer(calls, feed)
 
     async def main() -> None:
@@ -134,4 +136,4 @@ def serve(options: ServeOptions, settings: ServeSettings, config: Config,
     return calls
 
 
-__all__ = ["Listen", "ServeOptions", "serve"]
+__all__ = ["BusRelay", "Listen", "ServeOptions", "serve"]
