@@ -335,7 +335,8 @@ def show_lines(flag: FlagRecord, call: CallRecord, lines_of: CrisisLines | None 
         *crisis,
         *(["agent check-in: a rule's check-in with the agent after a hard call"] if flag.check_in else []),
         f"call {clean(call.call_id)} · agent {clean(call.agent) or '?'} · team {clean(call.team) or '-'} · "
-        f"started {local_time(call.started_at)} · {clean(call.source)}",
+        f"started {local_time(call.started_at)} · {clean(call.source)}"
+        + (f" · platform conversation {clean(call.conversation_id)}" if call.conversation_id else ""),
         f"at {format_clock(flag.t)} of {format_clock(length)}"
         + (f" · ended: {call.end_reason}" if call.end_reason else " · the call did not end cleanly"),
         f"reason: {clean(_reason(flag))}",

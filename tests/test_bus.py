@@ -183,18 +183,23 @@ def test_a_note_reaches_the_agents_desktop_and_its_overlay_as_a_card_of_its_own(
 
 
 def test_a_writer_never_publishes_what_the_bus_does_not_carry(tmp_path: Path) -> None:
-    from agent_assist.events import Listening
+    from agent_assist.events import DeviceState, DeviceStatus, DropKind, Dropped, Listening, Speaker
 
     bus = open_bus(str(tmp_path / "flags.sqlite3"))
     sub = bus.subscribe()
     writer = BusWriter(bus, "sam", "east", transcript="none", owns_bus=False)
-    writer.emit(Listening(t=1.0, call_id="c1", paused=True, by="keyboard"))
+    writer.emit(DeviceStatus(t=1.0, call_id="c1", device="Jabra", parties=(Speaker.AGENT,),
+                             state=DeviceState.LOST, message="no audio for 2 s; retrying"))
+    writer.emit(Dropped(t=1.5, call_id="c1", what=DropKind.AUDIO, count=3, total=5, seconds=0.096))
     for event in call():
         writer.emit(event)
-    got = [sub.get(timeout=2) for _ in range(5)]
+    # a pause is carried: an overlay connected to another `serve` instance says listening is paused
+    writer.emit(Listening(t=9.0, call_id="c1", paused=True, by="overlay"))
+    got = [sub.get(timeout=2) for _ in range(6)]
     utterance = got[1].event if got[1] else None
     assert getattr(utterance, "text", None) == "" and getattr(utterance, "words", None) == ()
-    assert [m.event.type for m in got if m] == ["call_start", "utterance", "prompt", "flag", "call_end"]
+    assert [m.event.type for m in got if m] == ["call_start", "utterance", "prompt", "flag", "call_end",
+                                               "listening"]
     sub.close()
     bus.close()
 

@@ -66,6 +66,8 @@ def test_a_call_streamed_by_the_reference_client_is_transcribed_prompted_and_fla
     finally:
         store.close()
     assert (call.agent, call.team, call.end_reason) == (AGENT, "billing-east", "ended")  # the site's map
+    # the platform's ids, so a supervisor finds the call in Genesys
+    assert (call.conversation_id, call.participant_id) == (start["conversation_id"], start["participant_id"])
     assert "acknowledge-disclosure" in {f.rule for f in flags}
     assert {f.agent for f in flags} == {AGENT}
     assert "served 1 call(s)" in served.stderr

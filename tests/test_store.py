@@ -397,7 +397,7 @@ def _old_store(url: str) -> None:
 def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None:
     _old_store(store_url)
     store = open_store(store_url)
-    assert store.version() == SCHEMA_VERSION == 7
+    assert store.version() == SCHEMA_VERSION == 8
     [old] = store.flags()
     assert (old.call_id, old.kind, old.severity, old.rule) == (
         "old-call",
@@ -420,8 +420,10 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "flags.sqlite3"
     open_store(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(7\)"):
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer = SCHEMA_VERSION + 1
+    said = rf"schema version {newer}, newer than this agent-assist understands \({SCHEMA_VERSION}\)"
+    with pytest.raises(StoreError, match=said):
         open_store(path)
 
 
@@ -766,3 +768,22 @@ def test_a_purge_while_a_reader_is_mid_query_says_so_and_the_next_one_scrubs(
     assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
     store.close()
     reader.close()
+
+
+def test_a_served_call_keeps_the_platforms_conversation_and_participant(store_url: str) -> None:
+    """A call from `serve` (AudioHook) is stored with the platform's ids, and `review show` names the
+    conversation, so a supervisor can find the call on the platform; a call from a file has none."""
+    store = open_store(store_url)
+    try:
+        served = CallStart(t=0.0, call_id="served-1", source="audiohook", channels={},
+                           started_at="2026-11-30T09:00:00Z", model="m",
+                           conversation_id="6a4f2d10-0c5b-4d8e-9a41-1f2e3d4c5b6a",
+                           participant_id="0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b")
+        store.add_call(served, "sam", "east", "excerpt")
+        store.add_call(CallStart(t=0.0, call_id="file-1", source="x.wav", channels={},
+                                 started_at="2026-11-30T09:00:00Z", model="m"), "sam", "east", "excerpt")
+        call = store.call("served-1")
+        assert (call.conversation_id, call.participant_id) == (served.conversation_id, served.participant_id)
+        assert (store.call("file-1").conversation_id, store.call("file-1").participant_id) == ("", "")
+    finally:
+        store.close()

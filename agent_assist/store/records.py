@@ -136,6 +136,8 @@ class CallRecord:
     prompts: tuple[dict[str, Any], ...] = ()
     feedback: tuple[dict[str, Any], ...] = ()
     turns: tuple[dict[str, Any], ...] = ()
+    conversation_id: str = ""  # the platform's conversation and participant of a served call
+    participant_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,8 @@ class Store:
             exists = self.db.query("SELECT 1 FROM calls WHERE call_id = ?", (call.call_id,))
             if not exists:
                 self.db.execute(
-                    "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO calls (call_id, agent, team, source, started_at, transcript_mode, "
+                    "conversation_id, participant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         call.call_id,
                         agent,
@@ -229,6 +231,8 @@ class Store:
                         _source_name(call.source),
                         _iso(call.started_at),
                         transcript_mode,
+                        call.conversation_id,
+                        call.participant_id,
                     ),
                 )
             return self._first_time(call)
@@ -460,13 +464,14 @@ class Store:
     def call(self, call_id: str) -> CallRecord:
         rows = self.db.query(
             "SELECT call_id, agent, team, source, started_at, length_s, end_reason, "
-            "transcript_mode FROM calls WHERE call_id = ?",
+            "transcript_mode, conversation_id, participant_id FROM calls WHERE call_id = ?",
             (call_id,),
         )
         if not rows:
             raise StoreError(f"no call {call_id!r} in {self.where}")
         head = list(rows[0])
-        problem = _problem(head, (_text, _text, _text, _text, _moment, _number_or_none, _text_or_none, _text))
+        problem = _problem(head, (_text, _text, _text, _text, _moment, _number_or_none, _text_or_none, _text,
+                                  _text, _text))
         if problem:
             raise StoreError(f"flag store {self.where}: call {call_id!r} is damaged ({problem})")
         where, what = self.where, f"call {call_id!r}"
@@ -484,9 +489,12 @@ class Store:
         turns = _rows(where, f"a turn of {what}", self.db.query(
             "SELECT speaker, start_t, end_t, text FROM turns WHERE call_id = ? ORDER BY start_t", (call_id,)
         ), (_text, _number, _number, _text))
+        *head, conversation_id, participant_id = head
         names = [f.name for f in dataclasses.fields(CallRecord)][: len(head)]
         return CallRecord(
             **dict(zip(names, head, strict=True)),
+            conversation_id=conversation_id,
+            participant_id=participant_id,
             scores=tuple((float(t), float(d), float(e), float(c)) for t, d, e, c in scores),
             prompts=tuple(
                 {"t": t, "rule": r, "principle": p, "text": x, "priority": pr, "sticky": bool(s),

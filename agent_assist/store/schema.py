@@ -122,6 +122,10 @@ MIGRATIONS: list[list[str]] = [
 ]
 MIGRATIONS.append(reviews_migration())  # 6
 MIGRATIONS.append(floor_migration())  # 7
+MIGRATIONS.append([  # 8: the contact-centre platform's ids of a served call (`serve`: AudioHook)
+    "ALTER TABLE calls ADD COLUMN conversation_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE calls ADD COLUMN participant_id TEXT NOT NULL DEFAULT ''",
+])
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
