@@ -121,8 +121,32 @@ def test_a_note_reaches_the_agents_desktop_redacted(floor, lee) -> None:
     received = EventList()
     feed = NoteFeed(url, "noor", received)  # what `run` starts: noor's desktop, listening
     assert feed.ready.wait(10)
-    row = wait_for(lambda: _css(lee, 'tr[data-call="c-note"] form.note input[name="text"]'), 5)
-    row[0].send_keys("I'm listening in, take your time. Card 4111 1111 1111 1111")
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    def redrawn(element: Any) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        return False
+
+    def clicked() -> Any:  # the note's box, clicked (the board may be drawn again as it is found)
+        try:
+            found = _css(lee, 'tr[data-call="c-note"] form.note input[name="text"]')
+            if found:
+                found[0].click()
+                return found[0]
+        except StaleElementReferenceException:
+            pass
+        return None
+
+    box = wait_for(clicked, 5)
+    ActionChains(lee).send_keys("I'm listening in, ").perform()
+    # the call goes on while the supervisor types: the board is drawn again, and the words stay
+    desk.emit(turn("c-note", 2, 8.0, "still here", 0.3))
+    wait_for(lambda: redrawn(box), 5)
+    ActionChains(lee).send_keys("take your time. Card 4111 1111 1111 1111").perform()
     lee.find_element(By.CSS_SELECTOR, 'tr[data-call="c-note"] form.note button').click()
     notes = wait_for(lambda: [e for e in received.events if isinstance(e, SupervisorNote)], 5)
     assert notes[0].author == "lee" and notes[0].agent == "noor" and notes[0].call_id == "c-note"

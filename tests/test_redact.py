@@ -123,6 +123,9 @@ AUTHORED = {
     "type", "call_id", "utterance_id", "model", "started_at", "version", "rule", "principle", "text",
     "example", "support_line", "kind", "severity", "reason", "raised_by", "rating", "by", "device",
     "state", "message", "what", "error", "speaker", "channels", "parties", "signals",
+    "situation",  # a crisis rule's own words from its pack
+    "author", "agent",  # a supervisor's and an agent's account names (a note's words are spoken)
+    "conversation_id", "participant_id",  # the contact-centre platform's ids of a served call
 }
 
 

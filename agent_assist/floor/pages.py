@@ -78,8 +78,28 @@ SCRIPT = r"""
     form.reset();
   });
   const source = new EventSource(wall ? '/events?view=wall' : '/events');
+  // The board is drawn again on every change on the floor: a note being typed to an agent keeps
+  // its words, its focus and its caret across that (by the call's row, which may have moved).
+  function noteOf(row) { return row.querySelector('form.note input[name="text"]'); }
   source.addEventListener('board', function (ev) {
-    document.getElementById('board').innerHTML = ev.data; received = Date.now(); tick();
+    const board = document.getElementById('board');
+    const typed = {};
+    board.querySelectorAll('tr[data-call]').forEach(function (row) {
+      const input = noteOf(row);
+      if (input && input.value) { typed[row.dataset.call] = input.value; }
+    });
+    const active = document.activeElement;
+    const activeRow = active && active.name === 'text' ? active.closest('tr[data-call]') : null;
+    const focused = activeRow ? activeRow.dataset.call : null;
+    const caret = focused ? [active.selectionStart, active.selectionEnd] : null;
+    board.innerHTML = ev.data;
+    board.querySelectorAll('tr[data-call]').forEach(function (row) {
+      const input = noteOf(row);
+      if (!input) { return; }
+      if (typed[row.dataset.call]) { input.value = typed[row.dataset.call]; }
+      if (row.dataset.call === focused) { input.focus(); input.setSelectionRange(caret[0], caret[1]); }
+    });
+    received = Date.now(); tick();
   });
   source.addEventListener('alert', function (ev) {
     say(ev.data);
