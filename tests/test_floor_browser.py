@@ -96,10 +96,19 @@ def test_a_crisis_flag_shows_within_2_s_and_of_two_claims_one_wins_visibly(floor
         banner = wait_for(lambda d=driver: _text(d, "#banner"), 2.0)
         assert "CRISIS on sam's call (east): crisis-self-harm" in banner
     first = _css(lee, "tr.alert-open button.claim")[0].get_attribute("data-flag")
-    # both click at once (the two browsers' clicks sent before either answer comes back)
+    # both click at once (the two browsers' clicks sent before either answer comes back). Each page
+    # keeps its claim form as it was, so a click that reaches a board already drawn again with the
+    # other's claim (a loaded machine: the first answer may come back before the second click is
+    # sent) is still the click its supervisor made on the board they saw, through the page's code.
+    for driver in (lee, kim):
+        driver.execute_script("window.seen = document.querySelector("
+                              "'button.claim[data-flag=\"' + arguments[0] + '\"]').form.outerHTML", first)
     for driver in (lee, kim):
         driver.execute_script(
-            "document.querySelector('button.claim[data-flag=\"' + arguments[0] + '\"]').click()", first)
+            "let b = document.querySelector('button.claim[data-flag=\"' + arguments[0] + '\"]');"
+            "if (!b) { const held = document.createElement('div'); held.innerHTML = window.seen;"
+            "          document.body.appendChild(held); b = held.querySelector('button.claim'); }"
+            "b.click();", first)
     winner = open_store(url)
     claims = wait_for(lambda: floor_store.claims(winner, [int(first)]), 5)
     who = claims[int(first)].by
