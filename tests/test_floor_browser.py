@@ -68,6 +68,21 @@ def _text(driver: Any, selector: str) -> str:
         return ""
 
 
+def _click(driver: Any, selector: str) -> bool:
+    """Click the first element `selector` finds; False when there is none yet or the board was
+    drawn again under it (every change on the floor draws it again): try again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        found = _css(driver, selector)
+        if found:
+            found[0].click()
+            return True
+    except StaleElementReferenceException:
+        pass
+    return False
+
+
 def test_an_unauthenticated_request_is_sent_to_sign_in_or_refused(floor: tuple[str, str]) -> None:
     anyone = site.Http(floor[0])
     status, _, headers = anyone.request("/", headers={"Accept": "text/html"})
@@ -122,7 +137,6 @@ def test_a_crisis_flag_shows_within_2_s_and_of_two_claims_one_wins_visibly(floor
 
 
 def test_a_note_reaches_the_agents_desktop_redacted(floor, lee) -> None:
-    from selenium.webdriver.common.by import By
 
     url = floor[1]
     desk = Desk(url, "noor", "east")
@@ -156,7 +170,7 @@ def test_a_note_reaches_the_agents_desktop_redacted(floor, lee) -> None:
     desk.emit(turn("c-note", 2, 8.0, "still here", 0.3))
     wait_for(lambda: redrawn(box), 5)
     ActionChains(lee).send_keys("take your time. Card 4111 1111 1111 1111").perform()
-    lee.find_element(By.CSS_SELECTOR, 'tr[data-call="c-note"] form.note button').click()
+    wait_for(lambda: _click(lee, 'tr[data-call="c-note"] form.note button'), 5)
     notes = wait_for(lambda: [e for e in received.events if isinstance(e, SupervisorNote)], 5)
     assert notes[0].author == "lee" and notes[0].agent == "noor" and notes[0].call_id == "c-note"
     assert "take your time" in notes[0].text and "4111" not in notes[0].text
@@ -215,10 +229,9 @@ def test_hostile_text_renders_inert_and_every_view_of_the_words_is_audited(floor
     desk.emit(start("c-hostile"), turn("c-hostile", 1, 4.0, "they said " + HOSTILE, 0.6),
               prompt("c-hostile", 4.0), crisis("c-hostile", 6.0, 1), turn("c-hostile", 2, 8.0, HOSTILE, 0.5))
     lee.get(base + "/")
-    row = wait_for(lambda: _css(lee, 'tr[data-call="c-hostile"]'), 5)[0]
-    assert HOSTILE in row.text  # shown as text
+    wait_for(lambda: HOSTILE in _text(lee, 'tr[data-call="c-hostile"]'), 5)  # shown as text
     assert lee.title != "pwned" and not _css(lee, "#board img")
-    lee.find_element(By.CSS_SELECTOR, 'tr[data-call="c-hostile"] a[href="/call/c-hostile"]').click()
+    wait_for(lambda: _click(lee, 'tr[data-call="c-hostile"] a[href="/call/c-hostile"]'), 5)
     wait_for(lambda: "c-hostile" in lee.title, 5)
     assert HOSTILE in lee.find_element(By.CSS_SELECTOR, ".excerpt").text
     assert lee.title != "pwned" and not _css(lee, "main img, .excerpt img, .excerpt script")
@@ -290,7 +303,7 @@ def test_the_board_and_the_wallboard_as_a_shift_shows_them(pg_server, floor, lee
             desks.append(desk)
         for driver, user in ((lee, "lee"), (kim, "kim")):
             site.sign_in(driver, base, user)
-        lee.execute_script("document.querySelector('tr[data-kind=\"crisis\"] button.claim').click()")
+        wait_for(lambda: _click(lee, 'tr[data-kind="crisis"] button.claim'), 5)
         wait_for(lambda: "Claimed by lee" in _text(lee, "#alerts"), 5)
         lee.get(base + "/")
         wait_for(lambda: _css(lee, "#calls svg.spark"), 5)
