@@ -13,6 +13,7 @@ import pytest
 
 from agent_assist.review import CRISIS_COLOUR, SEVERITY_COLOURS
 from agent_assist.store import Outcome, open_store
+from tests.pixels import contrast, luminance, near_colour
 from tests.review_shift import LONG_NOTE, ORDER, write_shift
 from tests.test_cli import agent_assist
 from tests.test_review import _chromium
@@ -107,40 +108,27 @@ def test_a_crisis_flag_is_the_most_visible_mark_on_its_timeline(tmp_path: Path) 
     svg_x, svg_y, _, svg_h = boxes["svg"]
     assert svg_y + svg_h < WINDOW[1], "the first call's timeline is below the screenshot"
 
-    def near(c: QColor, hex_colour: str, within: int = 40) -> bool:
-        r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-        return abs(c.red() - r) + abs(c.green() - g) + abs(c.blue() - b) < within
-
-    def luminance(c: QColor) -> float:
-        def channel(v: int) -> float:
-            s = v / 255
-            return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
-
-        return 0.2126 * channel(c.red()) + 0.7152 * channel(c.green()) + 0.0722 * channel(c.blue())
-
-    def contrast(a: QColor, b: QColor) -> float:
-        hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
-        return (hi + 0.05) / (lo + 0.05)
 
     # the label: crisis-red, with white text on it
     lx, ly, lw, lh = (round(v) for v in boxes["label"])
     label = [image.pixelColor(x, y) for x in range(lx + 1, lx + lw - 1) for y in range(ly + 1, ly + lh - 1)]
-    assert sum(near(c, CRISIS_COLOUR) for c in label) > 0.5 * len(label)
+    assert sum(near_colour(c, CRISIS_COLOUR) for c in label) > 0.5 * len(label)
     lightest = max(label, key=luminance)
     assert contrast(lightest, QColor(CRISIS_COLOUR)) >= 4.5 and luminance(lightest) > 0.8
     # the line: crisis-red from the label down to the axis, whatever crosses it (the score lines)
     line_x = round(boxes["line"][0] + boxes["line"][2] / 2)
     bottom = round(boxes["line"][1] + boxes["line"][3])
     column = [image.pixelColor(line_x, y) for y in range(ly + lh + 2, bottom)]
-    assert len(column) > 100 and all(near(c, CRISIS_COLOUR) for c in column)
+    assert len(column) > 100 and all(near_colour(c, CRISIS_COLOUR) for c in column)
     background = image.pixelColor(round(svg_x + 60), round(svg_y + svg_h / 2 + 20))  # empty plot
-    assert near(background, "#fbfcfd", 12)
+    assert near_colour(background, "#fbfcfd", 12)
     assert contrast(column[len(column) // 2], background) >= 3.0
     # wider than any other flag's line (the dashed one of a non-crisis flag, in its severity's colour)
     mid = round(svg_y + svg_h * 0.6)
-    crisis_width = sum(near(image.pixelColor(x, mid), CRISIS_COLOUR) for x in range(line_x - 10, line_x + 11))
+    crisis_width = sum(near_colour(image.pixelColor(x, mid), CRISIS_COLOUR)
+                       for x in range(line_x - 10, line_x + 11))
     other_x = round(boxes["other"][0] + boxes["other"][2] / 2)
     colours = list(SEVERITY_COLOURS.values())
-    other_width = max(sum(any(near(image.pixelColor(x, y), c) for c in colours)
+    other_width = max(sum(any(near_colour(image.pixelColor(x, y), c) for c in colours)
                           for x in range(other_x - 10, other_x + 11)) for y in range(mid - 8, mid + 8))
     assert crisis_width >= 4 and 1 <= other_width < crisis_width, (crisis_width, other_width)

@@ -14,6 +14,7 @@ import pytest
 
 from agent_assist.quality.compare import ONLY_A, ONLY_B
 from tests.conftest import REPO
+from tests.pixels import contrast, near_colour
 from tests.test_cli import agent_assist
 from tests.test_review import _chromium
 from tests.test_rules_replay_logs import STRICTER, WEEK
@@ -118,22 +119,8 @@ def test_in_chromium_each_pack_s_marks_are_in_its_lane_and_readable(tmp_path):
     def colour_at(x: float, y: float) -> QColor:
         return image.pixelColor(round(x), round(y))
 
-    def near(c: QColor, hex_colour: str, within: int = 40) -> bool:
-        r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-        return abs(c.red() - r) + abs(c.green() - g) + abs(c.blue() - b) < within
-
-    def luminance(c: QColor) -> float:
-        def channel(v: int) -> float:
-            s = v / 255
-            return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
-
-        return 0.2126 * channel(c.red()) + 0.7152 * channel(c.green()) + 0.0722 * channel(c.blue())
-
-    def contrast(p: QColor, q: QColor) -> float:
-        hi, lo = sorted((luminance(p), luminance(q)), reverse=True)
-        return (hi + 0.05) / (lo + 0.05)
 
     removed, added = colour_at(a_x + a_w / 2, a_y + a_h / 2), colour_at(b_x + b_w / 2, b_y + b_h / 2)
-    assert near(removed, ONLY_A) and near(added, ONLY_B)
+    assert near_colour(removed, ONLY_A) and near_colour(added, ONLY_B)
     lane = colour_at(a_x + 40, a_y + a_h / 2)  # the lane's background beside the mark
     assert contrast(removed, lane) >= 3.0 and contrast(added, lane) >= 3.0  # WCAG's 3:1 for a mark
