@@ -66,7 +66,7 @@ def _pack_key(options: CallOptions) -> tuple[Any, ...]:
 class Models:
     """The read-only models a call uses, loaded once and shared by every call that runs on them."""
 
-    speech: SpeechModel  # Moonshine tiny-en unless the options name another (`transcriber.MODELS`)
+    speech: SpeechModel  # `transcriber.DEFAULT_MODEL` unless the options name another (`MODELS`)
     classifiers: Classifiers | None  # None: calls are not scored
     pack: Pack | None  # None: no rules run
     speech_key: tuple[Any, ...] = ()

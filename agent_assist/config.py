@@ -16,6 +16,7 @@
     team = "billing-east"
     transcript = "excerpt"                  # none | excerpt (the turns around each flag) | full
     retain_days = 90                        # older calls are purged when a session starts
+    timeout_s = 5                           # the longest one write waits (a lock, a silent server)
 
 `AGENT_ASSIST_CONFIG` names another file. A missing file means the defaults; a broken one is a
 one-line error that names it.
@@ -47,6 +48,7 @@ class Config:
     team: str = ""
     transcript: str = "excerpt"
     retain_days: float | None = None
+    store_timeout_s: float = 5.0
     path: Path | None = None
 
     def rule_packs(self, extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
@@ -65,6 +67,19 @@ def config_path() -> Path:
     return Path(env) if env else Path(platformdirs.user_config_dir("agent-assist")) / "config.toml"
 
 
+def read_file(path: Path | None = None) -> tuple[Path, dict[str, Any] | None]:
+    """The configuration file (`path`, else `config_path()`) and its tables; None when there is no
+    file. A file that cannot be read or is not TOML is one line naming it (every reader of the
+    configuration, `[serve]`, `[floor]` and `[overlay]` as well as this module's, reads it here)."""
+    path = path or config_path()
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return path, None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
+
+
 def _table(data: dict[str, Any], name: str, known: tuple[str, ...], path: Path) -> dict[str, Any]:
     """The `[name]` table of the file (empty when absent), holding only `known` settings."""
     table = data.get(name, {})
@@ -77,13 +92,9 @@ def _table(data: dict[str, Any], name: str, known: tuple[str, ...], path: Path) 
 
 
 def load(path: Path | None = None) -> Config:
-    path = path or config_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    path, data = read_file(path)
+    if data is None:
         return Config()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AgentAssistError(f"{path}: unreadable configuration ({exc})") from None
     rules = _table(data, "rules", ("region", "site_packs"), path)
     region = rules.get("region", "AU")
     packs = rules.get("site_packs", [])
@@ -100,7 +111,7 @@ def load(path: Path | None = None) -> Config:
     silence = live.get("end_silence_s", 60.0)
     if isinstance(silence, bool) or not isinstance(silence, int | float) or silence < 1:
         raise AgentAssistError(f"{path}: live.end_silence_s must be a number of seconds, at least 1")
-    store = _table(data, "store", ("url", "agent_id", "team", "transcript", "retain_days"), path)
+    store = _table(data, "store", ("url", "agent_id", "team", "transcript", "retain_days", "timeout_s"), path)
     for key in ("url", "agent_id", "team", "transcript"):
         if key in store and not isinstance(store[key], str):
             raise AgentAssistError(f"{path}: store.{key} must be text")
@@ -110,9 +121,13 @@ def load(path: Path | None = None) -> Config:
     number = isinstance(retain, int | float) and not isinstance(retain, bool)
     if retain is not None and (not number or retain <= 0):
         raise AgentAssistError(f"{path}: store.retain_days must be a number of days above 0")
+    timeout = store.get("timeout_s", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.5 <= timeout <= 600:
+        raise AgentAssistError(f"{path}: store.timeout_s must be a number of seconds from 0.5 to 600")
     base = path.parent
     return Config(region=region, site_packs=tuple((base / p).expanduser() for p in packs),
                   agent_device=devices[0], customer_device=devices[1], end_silence_s=float(silence),
                   store_url=store.get("url"), agent_id=store.get("agent_id"), team=store.get("team", ""),
                   transcript=store.get("transcript", "excerpt"),
-                  retain_days=float(retain) if retain is not None else None, path=path)
+                  retain_days=float(retain) if retain is not None else None, store_timeout_s=float(timeout),
+                  path=path)

@@ -17,8 +17,12 @@ and passes it on, so the end of a call needs no second code path.
 from __future__ import annotations
 
 import json
+import math
 import threading
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -43,9 +47,10 @@ class EndReason(StrEnum):
 
     END_OF_AUDIO = "end_of_audio"  # a recorded call ran out
     SILENCE = "silence"  # live: both parties were silent for the configured time
-    ENDED = "ended"  # live: the agent ended the call (keyboard or overlay)
+    ENDED = "ended"  # live: the agent ended the call (keyboard or overlay); served: the platform closed it
     INTERRUPTED = "interrupted"  # Ctrl-C or the program was asked to stop
     SOURCE_ERROR = "source_error"
+    DISCONNECTED = "disconnected"  # served: the platform's connection went away mid-call
 
 
 class FlagKind(StrEnum):
@@ -77,6 +82,14 @@ class DeviceState(StrEnum):
     LOST = "lost"  # unplugged or failing; capture retries with back-off
     BACK = "back"  # capturing again
     RESAMPLING = "resampling"  # opened at its own rate, converted to 16 kHz
+
+
+class PromptState(StrEnum):
+    """What the overlay did with a prompt (`prompt_seen`), so a review counts only what was seen."""
+
+    SHOWN = "shown"  # on screen: a card, or a line of the "+N" tray the agent opened
+    QUEUED = "queued"  # no room on arrival: waiting, unseen, behind the "+N" tray
+    DISMISSED = "dismissed"  # the agent took it away (x on a card or a tray line, or Acknowledge)
 
 
 class DropKind(StrEnum):
@@ -217,7 +230,13 @@ class PublicEvent:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        """One line of JSON. NaN and infinity are not JSON: an event carrying one is refused here
+        (ValueError) rather than written as a line no JSON reader accepts."""
+        try:
+            return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise ValueError(f"{self.type} at {self.t}: a number that is not finite (NaN or infinity) "
+                             "cannot be written") from None
 
 
 @dataclass(frozen=True)
@@ -236,6 +255,9 @@ class CallStart(PublicEvent):
     model: str
     schema: int = SCHEMA_VERSION
     version: str = ""
+    # a call served to the contact-centre platform (`agent-assist serve`): its ids there (optional)
+    conversation_id: str = ""
+    participant_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -289,6 +311,7 @@ class Prompt(PublicEvent):
     why: dict[str, Any]
     support_line: str = ""
     sticky: bool = False
+    situation: str = ""  # a crisis prompt's situation, as its card's header names it ("family violence")
 
 
 @dataclass(frozen=True)
@@ -344,6 +367,34 @@ class Feedback(PublicEvent):
 
 
 @dataclass(frozen=True)
+class PromptSeen(PublicEvent):
+    """The overlay's account of a prompt: `shown` when the agent could first read it, `queued` when
+    it arrived with no room and waits behind the "+N" tray, `dismissed` when the agent took it away.
+    `rule` and `prompt_t` name the prompt, as feedback's do. A prompt with no `shown` never was
+    (no overlay was open, or it was still queued when it expired or the call moved on)."""
+
+    type: ClassVar[str] = "prompt_seen"
+    rule: str
+    prompt_t: float
+    state: PromptState
+
+
+@dataclass(frozen=True)
+class SupervisorNote(PublicEvent):
+    """A short note from a supervisor to the agent on a call (`agent-assist floor`): the agent's
+    overlay shows it as a card of its own ("Team leader: I'm listening in, take your time") that
+    never takes focus. `text` is a person's words, redacted like every other; `author` is the
+    supervisor's account, `agent` the agent it is for. `t` is the call time the floor had last seen
+    in the call when the note was sent."""
+
+    type: ClassVar[str] = "supervisor_note"
+    spoken: ClassVar[tuple[str, ...]] = ("text",)
+    text: str
+    author: str
+    agent: str
+
+
+@dataclass(frozen=True)
 class Listening(PublicEvent):
     """Listening was paused or resumed. While paused nothing is captured, transcribed or stored;
     speech that was under way when the pause began ends there."""
@@ -395,8 +446,8 @@ class CallEnd(PublicEvent):
 
 PUBLIC_EVENT_TYPES: dict[str, type[PublicEvent]] = {
     cls.type: cls
-    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, Listening, DeviceStatus,
-                Dropped, CallEnd)
+    for cls in (CallStart, Partial, Utterance, Prompt, Retract, Flag, Feedback, PromptSeen, SupervisorNote,
+                Listening, DeviceStatus, Dropped, CallEnd)
 }
 
 Event = AudioChunk | SpeechSegment | VoiceFeatures | AudioDropped | PublicEvent
@@ -447,6 +498,8 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
             kwargs["state"] = DeviceState(kwargs["state"])
         if cls is Dropped and "what" in kwargs:
             kwargs["what"] = DropKind(kwargs["what"])
+        if cls is PromptSeen and "state" in kwargs:
+            kwargs["state"] = PromptState(kwargs["state"])
         if "channels" in kwargs:
             kwargs["channels"] = {k: Speaker(v) for k, v in kwargs["channels"].items()}
         if "words" in kwargs:
@@ -460,16 +513,174 @@ def event_from_dict(data: dict[str, Any]) -> PublicEvent:
         if cls is Flag and "rule" not in kwargs and kwargs.get("raised_by", "rules") == "rules":
             # written before flags carried their rule: it was the start of `reason` ("rule-id: …")
             kwargs["rule"] = str(kwargs.get("reason", "")).split(":", 1)[0].strip()
-        return cls(**kwargs)
+        event = cls(**kwargs)
     except (TypeError, ValueError, AttributeError) as exc:
         raise EventParseError(f"bad {kind} event: {exc}") from exc
+    check(event)
+    return event
+
+
+def _not_json(constant: str) -> Any:
+    raise EventParseError(f"{constant} is not a number JSON has")
 
 
 def event_from_json(line: str) -> PublicEvent:
     try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise EventParseError(f"not JSON: {exc}") from exc
+        data = json.loads(line, parse_constant=_not_json)
+    except RecursionError:
+        raise EventParseError("not JSON this reader takes: nested too deep") from None
+    except ValueError as exc:  # JSONDecodeError, and an integer of more than 4300 digits
+        raise EventParseError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EventParseError("an event must be a JSON object")
     return event_from_dict(data)
+
+
+# --------------------------------------------------------------------------------------------
+# The schema's types, checked
+
+
+#: The largest integer a field may hold: the store keeps counts and priorities in 32-bit columns.
+MAX_INT = 2**31 - 1
+
+
+def check(event: PublicEvent) -> None:
+    """Raise EventParseError unless every field of `event` holds what its type says: a finite
+    number where a number belongs (1e309 reads as infinity), an integer that fits the store's
+    columns, text that is valid Unicode without NUL (a lone surrogate cannot be written as UTF-8;
+    PostgreSQL refuses NUL), a value of the closed set where one is named. The dataclasses
+    themselves check nothing, so a line such as `{"type": "flag", "t": "soon", ...}` would
+    otherwise become an event that poisons whatever later reads it (the store, the report)."""
+    problem = _checker(type(event))(event)
+    if problem:
+        raise EventParseError(f"bad {event.type} event: {problem}")
+
+
+#: What is wrong with a value, or "" when nothing is.
+_Check = Callable[[Any], str]
+_CHECKS: dict[Any, _Check] = {}
+
+
+def _checker(hint: Any) -> _Check:
+    """The check of a field's type, built once per type from its annotation (the flag store runs
+    it on every event it writes: tens of microseconds for a turn of fifty words)."""
+    found = _CHECKS.get(hint)
+    if found is None:
+        found = _CHECKS[hint] = _build(hint)
+    return found
+
+
+def _build(hint: Any) -> _Check:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return lambda value: _json_mismatch(value, depth=0)
+    if origin in (types.UnionType, typing.Union):
+        inner = _checker(next(a for a in args if a is not type(None)))
+        nullable = type(None) in args
+        return lambda value: "" if value is None and nullable else inner(value)
+    if hint in _SCALARS:
+        return _SCALARS[hint]
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        known = hint._value2member_map_
+
+        def closed_set(value: Any) -> str:
+            if isinstance(value, str) and value in known:
+                return ""
+            return f"{_shown(value)} is not one of {', '.join(known)}"
+
+        return closed_set
+    if origin is tuple:
+        item = _checker(args[0])
+
+        def sequence(value: Any) -> str:
+            if not isinstance(value, tuple | list):
+                return f"{_shown(value)} is not a list"
+            return next((p for p in map(item, value) if p), "")
+
+        return sequence
+    if origin is dict:
+        key_check, item_check = _checker(args[0]), _checker(args[1])
+
+        def mapping(value: Any) -> str:
+            if not isinstance(value, dict):
+                return f"{_shown(value)} is not an object"
+            return next((p for k, v in value.items() for p in (key_check(k) or item_check(v),) if p), "")
+
+        return mapping
+    if isinstance(hint, type) and is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        checks = [(f.name, _checker(hints[f.name])) for f in fields(hint)]
+
+        def record(value: Any) -> str:
+            if not isinstance(value, hint):
+                return f"{_shown(value)} is not a {hint.__name__}"
+            for name, field_check in checks:
+                problem = field_check(getattr(value, name))
+                if problem:
+                    return f"{name}: {problem}"
+            return ""
+
+        return record
+    raise TypeError(f"no check for {hint!r}")  # a new field type: teach `_build` it
+
+
+def _float_mismatch(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isfinite(value) else f"{value} is not a finite number"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{_shown(value)} is not a number"
+    return "" if abs(value) <= 2**53 else f"{_shown(value)} is out of range"  # exact as a REAL
+
+
+def _int_mismatch(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{_shown(value)} is not an integer"
+    return "" if abs(value) <= MAX_INT else f"{_shown(value)} is out of range"
+
+
+def _bool_mismatch(value: Any) -> str:
+    return "" if isinstance(value, bool) else f"{_shown(value)} is not true or false"
+
+
+def _text_mismatch(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"{_shown(value)} is not text"
+    if "\x00" in value:
+        return "text with a NUL character"
+    if value.isascii():
+        return ""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text that is not valid Unicode (a lone surrogate)"
+    return ""
+
+
+def _json_mismatch(value: Any, depth: int) -> str:
+    """A free-form value (a prompt's `why`): JSON of finite numbers and valid text."""
+    if depth > 64:
+        return "nested too deep"
+    if value is None or isinstance(value, bool | int):
+        return ""
+    if isinstance(value, float):
+        return "" if math.isfinite(value) else f"{value} is not a finite number"
+    if isinstance(value, str):
+        return _text_mismatch(value)
+    if isinstance(value, list | tuple):
+        return next((p for p in (_json_mismatch(v, depth + 1) for v in value) if p), "")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _text_mismatch(key) or _json_mismatch(item, depth + 1)
+            if problem:
+                return problem
+        return ""
+    return f"{_shown(value)} is not JSON"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_SCALARS: dict[Any, _Check] = {float: _float_mismatch, int: _int_mismatch, bool: _bool_mismatch,
+                               str: _text_mismatch}

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent_assist.bus import BusWriter, open_bus
 from agent_assist.config import Config
 from agent_assist.config import load as load_config
 from agent_assist.pipeline import Sink
@@ -43,7 +44,7 @@ def open_store_sink(choice: StoreChoice, say: Callable[[str], None],
     days = choice.retain_days or config.retain_days
 
     def opened() -> Store:
-        store = open_store(target)
+        store = open_store(target, config.store_timeout_s)
         if days:
             calls, flags = store.purge(days)
             if calls:
@@ -64,6 +65,22 @@ def open_store_sink(choice: StoreChoice, say: Callable[[str], None],
     return sink
 
 
+def open_bus_writer(choice: StoreChoice, sink: FlagStoreSink, say: Callable[[str], None],
+                    config: Config | None = None) -> BusWriter | None:
+    """The recorder's writer that publishes each event on the store's event bus once the store has
+    it, for the supervisors' floor (`agent-assist floor`). A bus that cannot be reached does not
+    stop the call: `say` gets one warning and the call goes on unwatched (the store has it all)."""
+    config = config or load_config()
+    target = choice.url or config.store_url
+    try:
+        bus = open_bus(target, config.store_timeout_s)
+    except StoreError as exc:
+        say(f"warning: event bus: {exc}; the supervisors' floor will not see this call live")
+        return None
+    options = sink.options
+    return BusWriter(bus, options.agent, options.team, options.transcript)
+
+
 def close_store_sink(sink: FlagStoreSink | None) -> None:
     """Write (or save aside) what is still waiting, then close the store itself."""
     if sink is not None:
@@ -73,9 +90,10 @@ def close_store_sink(sink: FlagStoreSink | None) -> None:
 
 
 def call_sinks(store: FlagStoreSink | None, events_path: str | None, transcript: bool,
-               overlay: Sink | None = None) -> list[Sink]:
-    """The sinks of a call: the recorder, which writes the event log (`-` is stdout) and the flag
-    store on a thread of its own, after redacting each event once (nothing on the call's threads
+               overlay: Sink | None = None, bus: BusWriter | None = None) -> list[Sink]:
+    """The sinks of a call: the recorder, which writes the event log (`-` is stdout), the flag
+    store and then the event bus (`bus`, for the supervisors' floor) on a thread of its own, after
+    redacting each event once (nothing on the call's threads
     waits for a disk); the transcript in the terminal (on stderr when the events take stdout, so the
     JSONL stays clean); and the overlay, which gets each event at once except a flag, which the
     recorder hands it once the store has it."""
@@ -85,6 +103,8 @@ def call_sinks(store: FlagStoreSink | None, events_path: str | None, transcript:
     if store is not None:
         store.redact = False
         writers.append(store)
+    if bus is not None:
+        writers.append(bus)  # after the store: what the floor is shown is committed
     recorder = Recorder(writers) if writers else None
     sinks: list[Sink] = [recorder] if recorder is not None else []
     if transcript:

@@ -229,6 +229,9 @@ class Pipeline:
             t=0.0, call_id=call_id, source=source.description, channels=dict(source.channels),
             started_at=datetime.now(UTC).isoformat(timespec="seconds"), model=self.model_label,
             version=__version__,
+            # a served call's ids on the platform (`server.source.StreamSource`); none elsewhere
+            conversation_id=getattr(source, "conversation_id", ""),
+            participant_id=getattr(source, "participant_id", ""),
         )
         feeder = threading.Thread(target=self._feed, args=(source, call_id), name="audio-source",
                                   daemon=True)

@@ -30,9 +30,9 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
 from agent_assist.events import CallEnd, CallStart, Flag, PublicEvent
+from agent_assist.pipeline import Sink
 from agent_assist.redact import CallRedactor
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,8 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 100_000
 
 
-class Writer(Protocol):
-    """Where the recorder writes: given events already redacted, on the writer thread only."""
-
-    def emit(self, event: PublicEvent) -> None: ...
-
-    def close(self) -> None: ...
+#: Where the recorder writes: a sink given events already redacted, on the writer thread only.
+Writer = Sink
 
 
 class Recorder:
@@ -157,12 +153,6 @@ class Recorder:
         if isinstance(event, CallEnd):
             self._redactors.pop(call_id, None)
         return redacted
-
-
-class Sink(Protocol):
-    def emit(self, event: PublicEvent) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class _Marker:

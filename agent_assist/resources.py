@@ -41,6 +41,12 @@ def default_pack() -> Path:
     return _folder("agent_assist.prompts") / "default.toml"
 
 
+def site_example() -> Path:
+    """The commented example site pack (`rules init` copies it): an override, a threshold, a crisis
+    rule's support line, a rule of the site's own."""
+    return _folder("agent_assist.prompts") / "site-example.toml"
+
+
 def regions() -> Path:
     """The folder of the regions' support lines, one `<region>.toml` each."""
     return _folder("agent_assist.prompts") / "regions"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
 from pathlib import Path
@@ -24,9 +23,7 @@ from agent_assist.events import (
     Utterance,
 )
 from agent_assist.redact import CallRedactor
-
-# Control characters (terminal escape sequences among them) never reach a terminal from a transcript.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from agent_assist.text import terminal_safe
 
 
 class EventList:
@@ -149,7 +146,7 @@ class ConsoleTranscript:
         elif isinstance(event, Prompt):
             self._clear_partial()
             line = f" · {clean(event.support_line)}" if event.support_line else ""
-            self.stream.write(f"{'':>20}» {clean(event.text)}  ({event.principle}){line}\n")
+            self.stream.write(f"{'':>20}» {clean(event.text)}  ({clean(event.principle)}){line}\n")
         elif isinstance(event, Flag):
             self._clear_partial()
             if event.raised_by == "agent":
@@ -159,7 +156,7 @@ class ConsoleTranscript:
                 self.stream.write(f"{'':>20}⚑ flag: {event.kind}, {event.severity}\n")
         elif isinstance(event, Feedback):
             self._clear_partial()
-            self.stream.write(f"{'':>20}  agent: {event.rule} {event.rating.replace('_', ' ')}\n")
+            self.stream.write(f"{'':>20}  agent: {clean(event.rule)} {event.rating.replace('_', ' ')}\n")
         elif isinstance(event, Listening):
             self._clear_partial()
             state = "paused: nothing is captured" if event.paused else "resumed"
@@ -174,7 +171,7 @@ class ConsoleTranscript:
                               "of audio dropped\n")
         elif isinstance(event, CallStart):
             channels = ", ".join(f"{ch} = {who}" for ch, who in event.channels.items())
-            self.stream.write(f"call {event.call_id} from {clean(event.source)} ({channels})\n")
+            self.stream.write(f"call {clean(event.call_id)} from {clean(event.source)} ({channels})\n")
         elif isinstance(event, CallEnd):
             self._clear_partial()
             note = f"; {event.partials_dropped} partials skipped" if event.partials_dropped else ""
@@ -192,5 +189,6 @@ class ConsoleTranscript:
 
 
 def clean(text: str) -> str:
-    """Text from a call, safe to print in a terminal (no control characters or escape sequences)."""
-    return _CONTROL.sub("", str(text))
+    """Text from a call, safe to print in a terminal: `text.terminal_safe` (no control character,
+    escape sequence or bidi override acts on the terminal; a line break is a space)."""
+    return terminal_safe(text)

@@ -1,13 +1,15 @@
 """Speech-to-text: partial and final transcripts of speech segments, from a shared speech model.
 
-Two kinds of model do the hearing (`agent_assist.speech.SpeechModel`):
+Two kinds of model do the hearing (`agent_assist.speech.SpeechModel`), chosen by `--model`; the
+default is `DEFAULT_MODEL` (one line):
 
-- `moonshine-tiny-en` (the default): Moonshine tiny-en from the PyPI package moonshine-voice==0.1.0,
+- `moonshine-tiny-en`: Moonshine tiny-en from the PyPI package moonshine-voice==0.1.0,
   run with plain onnxruntime (`agent_assist.moonshine`). Its encoder takes the audio as it is, so a
   decode costs what the utterance costs. Word times are estimated from the sound
   (`agent_assist.wordtimes`).
-- `whisper-tiny.en`, or any CTranslate2 Whisper directory: Whisper through faster-whisper
-  (`agent_assist.whisper`), with its own word times. It always encodes a 30 s window for a final.
+- `whisper-tiny.en` (the default), or any CTranslate2 Whisper directory: Whisper through
+  faster-whisper (`agent_assist.whisper`), with its own word times. It encodes a 30 s window for a
+  final unless `final_window_pad_s` asks for less.
 
 Nothing is fetched at run time: both default models come in PyPI packages.
 """
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 MOONSHINE = "moonshine-tiny-en"
 WHISPER = "whisper-tiny.en"
 # The speech model a call uses when none is named: the one line that chooses the default.
-DEFAULT_MODEL = MOONSHINE
+DEFAULT_MODEL = WHISPER
 MODELS = (MOONSHINE, WHISPER)  # the names --model knows, besides a CTranslate2 directory
 _WORD_MARGIN_S = 0.05
 
@@ -49,9 +51,16 @@ class TranscriberOptions:
     partial_beam_size: int = 1
     # Whisper: a partial is decoded in a window of its audio plus this much silence, not Whisper's
     # whole 30 s: the encoder is most of the cost and scales with the window (a 3 s partial: 0.15 s,
-    # not 0.56 s). Finals keep the full window that Whisper was trained on. 0: partials get the full
-    # window too. (Moonshine always decodes just the audio.)
+    # not 0.56 s). 0: the full window. (Moonshine always decodes just the audio.)
     partial_window_pad_s: float = 5.0
+    # Whisper: the same for finals (0: the full 30 s window Whisper was trained on; never under
+    # MIN_FINAL_PAD_S, where Whisper starts to drop the last words). Audio + 8 s halves the finals'
+    # CPU but costs prompts: 60 of 90 labelled moments against 63 (README, "Tried and not kept").
+    final_window_pad_s: float = 0.0
+    # Whisper: a decode stops after this many tokens per second of audio (and `TOKENS_BASE` more),
+    # so a repetition loop on a short turn costs what the turn costs, not 448 tokens. Speech runs
+    # 2-5. (Moonshine has its own cap, `moonshine.MAX_TOKENS_PER_S`, without timestamp tokens.)
+    max_tokens_per_s: float = 12.0
     # Whisper: a decoded window is dropped as non-speech when Whisper itself thinks so...
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
@@ -71,6 +80,10 @@ class TranscriberOptions:
     @property
     def model_name(self) -> str:
         return self.model or DEFAULT_MODEL
+
+
+MIN_FINAL_PAD_S = 3.0  # Whisper
+TOKENS_BASE = 16  # Whisper
 
 
 def load_speech_model(options: TranscriberOptions) -> SpeechModel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import threading
 from pathlib import Path
@@ -114,13 +115,18 @@ class WhisperSpeech:
              unwanted: threading.Event | None = None) -> Heard:
         """A partial's text, or a final's words with Whisper's own times and probabilities, with
         what Whisper itself takes for non-speech or a repetition loop left out."""
+        from agent_assist.transcriber import MIN_FINAL_PAD_S, TOKENS_BASE
+
         opt = options
         next_decode = getattr(self.model, "next_decode", None)  # absent on a model given in
         if next_decode is not None:
-            pad = 0.0 if final else opt.partial_window_pad_s
+            pad = (max(opt.final_window_pad_s, MIN_FINAL_PAD_S) if opt.final_window_pad_s > 0
+                   else 0.0) if final else opt.partial_window_pad_s
             next_decode(round((len(audio) / 16000 + pad) * 100) if pad > 0 else None, unwanted)
+        seconds = len(audio) / 16000
         segments, _info = self.model.transcribe(
             audio,
+            max_new_tokens=min(400, TOKENS_BASE + math.ceil(seconds * opt.max_tokens_per_s)),
             language=opt.language,
             beam_size=opt.final_beam_size if final else opt.partial_beam_size,
             temperature=0.0,  # deterministic: the same call gives the same transcript

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from agent_assist.call import Models
+from agent_assist.events import PublicEvent
 from agent_assist.replay import ReplayOptions, replay
 from agent_assist.sinks import EventList
 from agent_assist.transcriber import Transcriber
+
+# the suite's layers (unit, models, system): assigned by the fixtures a test uses, and enforced; and
+# where each test runs when the suite is spread over processes (tests/schedule.py)
+pytest_plugins = ["tests.layers", "tests.schedule", "pytester"]
 
 # Qt widgets in tests draw offscreen unless a test starts its own X server (tests/test_overlay_x11.py)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -24,10 +31,28 @@ DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
 REPO = Path(__file__).parent.parent
 SAMPLES = REPO / "data" / "samples"
+# Harper Valley's simulated bank calls (Apache-2.0, LICENSE beside them): calm callers, so any
+# prompt or score over its operating point on them is a false alarm
+HARPER = DATA / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
 
 
 class Collector(EventList):
     """A sink that keeps every event in memory."""
+
+
+class Timed(EventList):
+    """Keeps events and the wall-clock moment each arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: list[float] = []
+
+    def emit(self, event: PublicEvent) -> None:
+        self.at.append(time.monotonic())
+        super().emit(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
 
 
 def normalise(text: str) -> str:
@@ -47,25 +72,62 @@ def call_models() -> Models:
     return Models.load()
 
 
+@pytest.fixture(scope="session")
+def classifiers():
+    """The shipped classifiers for tests that score many texts at once: the text model on every
+    core, as `classifiers eval` runs it (the same scores, to the bit, as on a call's one thread)."""
+    from agent_assist.scoring.models import Classifiers
+
+    return Classifiers(encoder_threads=os.cpu_count() or 1)
+
+
 @pytest.fixture
 def transcriber(call_models: Models) -> Transcriber:
     """A transcriber stage of its own (a call's state) on the shared speech model."""
     return Transcriber(model=call_models.speech)
 
 
-@pytest.fixture(scope="session")
-def whisper_models() -> Models:
-    """The models with Whisper tiny.en (`--model whisper-tiny.en`) as the speech model, loaded once."""
+def _with_speech_model(call_models: Models, name: str) -> Models:
+    """The product's models with `name` as the speech model: `call_models` itself when that is the
+    default, else the same classifiers and pack around the other speech model, loaded once."""
     from agent_assist.call import CallOptions
-    from agent_assist.transcriber import WHISPER, TranscriberOptions
+    from agent_assist.transcriber import TranscriberOptions
 
-    return Models.load(CallOptions(scoring=False, transcriber=TranscriberOptions(model=WHISPER)))
+    return call_models.fit(CallOptions(transcriber=TranscriberOptions(model=name)))
+
+
+@pytest.fixture(scope="session")
+def whisper_models(call_models: Models) -> Models:
+    """The models with Whisper tiny.en (`--model whisper-tiny.en`) as the speech model."""
+    from agent_assist.transcriber import WHISPER
+
+    return _with_speech_model(call_models, WHISPER)
+
+
+@pytest.fixture(scope="session")
+def moonshine_models(call_models: Models) -> Models:
+    """The models with Moonshine tiny-en (`--model moonshine-tiny-en`) as the speech model."""
+    from agent_assist.transcriber import MOONSHINE
+
+    return _with_speech_model(call_models, MOONSHINE)
+
+
+@pytest.fixture(params=["whisper-tiny.en", "moonshine-tiny-en"])
+def each_speech_model(request: pytest.FixtureRequest, call_models: Models) -> Models:
+    """The product's models on each speech model in turn, for what any speech model must do."""
+    return _with_speech_model(call_models, request.param)
 
 
 @pytest.fixture
 def whisper_transcriber(whisper_models: Models) -> Transcriber:
     """A transcriber stage of its own on the shared Whisper tiny.en."""
     return Transcriber(model=whisper_models.speech)
+
+
+@pytest.fixture
+def moonshine_transcriber(moonshine_models: Models) -> Transcriber:
+    """A transcriber stage of its own on the shared Moonshine tiny-en."""
+    return Transcriber(model=moonshine_models.speech)
 
 
 @pytest.fixture
@@ -79,11 +141,31 @@ def run_replay(call_models: Models):
 
 
 @pytest.fixture(scope="session")
-def sample_call(call_models: Models) -> Collector:
+def sample_call(call_models: Models, tmp_path_factory: pytest.TempPathFactory) -> Collector:
     """The demo's sample call, replayed once (unpaced, so without partials) for every test that
-    reads it."""
+    reads it: once per run, even with the suite spread over processes (`make test` runs two), where
+    the first process to need it replays it and the others read its event log (events round-trip
+    exactly)."""
+    from agent_assist.events import event_from_json
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing to share
+        sink = Collector()
+        replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
+        return sink
+    shared = tmp_path_factory.getbasetemp().parent / f"sample-call-{run}.jsonl"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait while the first replays
+        if not shared.exists():
+            sink = Collector()
+            replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
+            part = shared.with_suffix(".part")
+            part.write_text("".join(e.to_json() + "\n" for e in sink.events), encoding="utf-8")
+            part.rename(shared)
+            return sink
     sink = Collector()
-    replay(SAMPLES / "sample_call.flac", [sink], ReplayOptions(), call_models)
+    for line in shared.read_text(encoding="utf-8").split("\n")[:-1]:
+        sink.emit(event_from_json(line))
     return sink
 
 

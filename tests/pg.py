@@ -9,6 +9,7 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -127,3 +128,39 @@ def fresh_database(server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return server_url.replace("/postgres?", f"/{name}?", 1)
+
+
+def _processes(server_url: str) -> list[int]:
+    """The server's postmaster and every process it started (backends, checkpointer, ...)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    sock = Path(parse_qs(urlsplit(server_url).query)["host"][0])
+    postmaster = int((sock.parent / "data" / "postmaster.pid").read_text().split()[0])
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == postmaster:
+                    children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+@contextlib.contextmanager
+def frozen(server_url: str) -> Iterator[None]:
+    """The server stops answering, as a hung host does: every one of its processes is stopped
+    (SIGSTOP), its connections stay open, and its kernel still accepts what is sent. Resumed
+    (SIGCONT) on the way out."""
+    stopped = _processes(server_url)
+    # run as root, the server's parent is `runuser`, which stops itself when its child stops (as
+    # su does) and must be resumed too, or it never passes on the SIGTERM that ends the server
+    parent = int(Path(f"/proc/{stopped[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    runuser = Path(f"/proc/{parent}/comm").read_text().strip() == "runuser"
+    try:
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in [*stopped, *([parent] if runuser else [])]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)

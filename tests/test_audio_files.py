@@ -235,3 +235,86 @@ def test_ten_ms_of_nan_in_a_pause_loses_no_speech(tmp_path, run_replay):
     replayed = run_replay(damaged)
     assert [u.text for u in replayed.utterances] == [u.text for u in before]
     assert replayed.events[-1].damaged_s == 0.01  # and the call's end says so
+
+
+# -- damaged headers: each says what is wrong, none is read as noise ----------------------------------
+
+def riff(tag: int = 1, channels: int = 1, rate: int = 16000, bits: int = 16, block: int | None = None,
+         data: bytes | None = None, extra: bytes = b"") -> bytes:
+    """A RIFF/WAVE file written field by field, so any field can be wrong."""
+    samples = (tone(rate or 16000, 0.5) * 32767).astype("<i2")
+    data = samples.tobytes() if data is None else data
+    block = channels * ((bits + 7) // 8) if block is None else block
+    fmt = (tag.to_bytes(2, "little") + channels.to_bytes(2, "little") + rate.to_bytes(4, "little")
+           + ((rate * block) & 0xFFFFFFFF).to_bytes(4, "little") + block.to_bytes(2, "little")
+           + bits.to_bytes(2, "little") + extra)
+    body = (b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data"
+            + len(data).to_bytes(4, "little") + data)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def extensible(sub: int, bits: int, container: int) -> bytes:
+    guid_tail = bytes.fromhex("000000001000800000aa00389b71")
+    ext = ((22).to_bytes(2, "little") + bits.to_bytes(2, "little") + (4).to_bytes(4, "little")
+           + sub.to_bytes(2, "little") + guid_tail)
+    return riff(tag=0xFFFE, bits=bits, block=container // 8, extra=ext)
+
+
+@pytest.mark.parametrize(("damaged", "says"), [
+    (riff(tag=0), "format tag 0"),
+    (riff(bits=0), "0 bits per sample"),
+    (riff(bits=12, block=1), "blocks of 1 bytes"),  # 12 bits claimed in a 1-byte block
+    (riff(bits=64), "64 bits per sample"),  # integer PCM stops at 32 bits
+    (riff(tag=3, bits=16), "16 bits per sample"),  # IEEE float is 32 or 64
+    (riff(block=3), "blocks of 3 bytes"),
+    (riff(channels=0), "0 channels"),
+    (riff(rate=0), "sample rate of 0 Hz"),
+    (riff(tag=0xFFFE), "extensible format chunk too short"),
+    (extensible(sub=2, bits=16, container=16), "sub-format 2"),
+    (riff()[:30], "ends inside its format chunk"),
+])
+def test_a_damaged_wav_header_is_refused_saying_what_is_wrong(tmp_path, damaged, says):
+    path = tmp_path / "damaged.wav"
+    path.write_bytes(damaged)
+    with pytest.raises(AudioSourceError, match="damaged WAV header: .*" + says):
+        FileSource(path)
+
+
+@pytest.mark.parametrize("tag", [999, 0x1234])
+def test_a_format_ffmpeg_cannot_decode_is_one_line(tmp_path, tag):
+    path = tmp_path / "odd.wav"
+    path.write_bytes(riff(tag=tag))
+    with pytest.raises(AudioSourceError, match=r"not one FFmpeg can decode|not a readable audio file"):
+        FileSource(path)
+
+
+@pytest.mark.parametrize("good", [
+    riff(bits=12, block=2),  # 12-bit samples in 16-bit containers, as the format allows
+    extensible(sub=1, bits=16, container=16),
+    riff(tag=3, bits=32, data=(tone(16000, 0.5)).astype("<f4").tobytes()),
+])
+def test_unusual_but_valid_wav_headers_are_read(tmp_path, good):
+    path = tmp_path / "good.wav"
+    path.write_bytes(good)
+    audio = decode_all(FileSource(path))[Speaker.UNKNOWN]
+    assert len(audio) == 8000 and np.abs(audio).max() > 0.2
+
+
+def test_a_file_of_nothing_but_nan_is_refused_after_saying_so(tmp_path):
+    path = tmp_path / "nan.wav"
+    path.write_bytes(riff(tag=3, bits=32, data=np.full(16000, np.nan, "<f4").tobytes()))
+    source = FileSource(path)
+    with pytest.raises(AudioSourceError, match="no sample in it is a number"):
+        decode_all(source)
+    assert source.damaged_s == pytest.approx(1.0)
+
+
+def test_a_pipe_or_an_impossible_name_is_one_line_not_a_hang(tmp_path):
+    import os
+
+    fifo = tmp_path / "call.wav"
+    os.mkfifo(fifo)  # nobody writes to it: opening it to read would wait for ever
+    with pytest.raises(AudioSourceError, match="not a regular file"):
+        FileSource(fifo)
+    with pytest.raises(AudioSourceError, match="cannot be read"):
+        FileSource(tmp_path / ("x" * 300 + ".wav"))  # longer than any file name may be

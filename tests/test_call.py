@@ -28,11 +28,12 @@ def run(path: Path, call_id: str, models: Models) -> list[PublicEvent]:
     return comparable(sink.events)
 
 
-def test_two_calls_at_once_on_shared_models_give_each_its_solo_events(call_models, sample_clip):
+def test_two_calls_at_once_on_shared_models_give_each_its_solo_events(each_speech_model, sample_clip):
     """What a network server does: several calls at the same time on one loaded set of models. Each
     call's transcripts, scores, prompts and flags must be exactly those it gives alone; a stage that
     kept a call's state in a shared model (the context of the last turn, an early decode, a rule's
-    cooldown) would leak it into the other call."""
+    cooldown, a decode's KV cache) would leak it into the other call. On each speech model."""
+    call_models = each_speech_model
     calls = {"first": sample_clip, "second": SPEECH / "stereo_diarization.wav"}
     solo = {call_id: run(path, call_id, call_models) for call_id, path in calls.items()}
     assert any(isinstance(e, Prompt) for e in solo["first"])  # something for a leak to disturb

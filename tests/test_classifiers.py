@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,15 +17,14 @@ from agent_assist import resources
 from agent_assist.errors import ModelError
 from agent_assist.events import Speaker, Utterance
 from agent_assist.scoring import corpus, training
-from agent_assist.scoring.models import Classifiers, shipped
+from agent_assist.scoring.models import Classifiers
 from agent_assist.scoring.turns import Turn
-from tests.conftest import REPO
+from tests.conftest import DATA, HARPER, REPO
 from tests.test_cli import agent_assist
 
-SHARED = REPO.parent / "shared" / "data"
-DEV = SHARED / "text" / "dev-eval"
-VOICE = SHARED / "emotional-speech"
-CALLS = SHARED / "calls" / "harper_valley_dev.jsonl"
+# written in the dev sets' formats; the dev sets themselves are evaluation only and never copied
+DEV = DATA / "dev_eval"
+VOICES = DATA / "voices"  # synthesised: the acted corpora may not be copied (make_voices.py)
 CRISIS_EVAL = REPO / "tests" / "data" / "crisis_eval.tsv"
 MOMENTS = REPO / "tests" / "data" / "moments"
 # what `classifiers eval` reads besides the dev sets, named as `make eval` names them
@@ -35,14 +35,11 @@ CRISIS_RECALL_FLOOR = 0.69
 CRISIS_INDIRECT_RECALL_FLOOR = 0.59
 IN_DOMAIN_AUC_FLOOR = {"distress": 0.95, "escalation": 0.95, "crisis": 0.97}
 
-needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason=f"dev sets not on this machine ({DEV})")
-needs_voice = pytest.mark.skipif(not VOICE.is_dir(), reason=f"emotional speech not on this machine ({VOICE})")
-needs_calls = pytest.mark.skipif(not CALLS.is_file(), reason=f"calm calls not on this machine ({CALLS})")
 
 
-@pytest.fixture(scope="module")
-def models() -> Classifiers:
-    return shipped()
+@pytest.fixture
+def models(classifiers: Classifiers) -> Classifiers:
+    return classifiers
 
 
 def score(models: Classifiers, *texts: str) -> np.ndarray:
@@ -207,10 +204,9 @@ def test_context_sharpens_the_words_but_cannot_replace_them(models):
     assert disclosure.signals[0, 2] >= 0.5  # still a disclosure (about 0.84; the network alone 0.96)
 
 
-@needs_calls
 def test_calm_calls_rarely_raise_anything(models):
     """Harper Valley's scripted bank calls: any alert there is a false alarm."""
-    calls = [json.loads(line) for line in CALLS.read_text(encoding="utf-8").splitlines()]
+    calls = [json.loads(line) for line in HARPER.read_text(encoding="utf-8").splitlines()]
     turns = [t["text"] for c in calls for t in c["turns"] if t["speaker"] == "customer"]
     p = models.score_text(turns)
     signals = ("distress", "escalation", "crisis")
@@ -221,24 +217,48 @@ def test_calm_calls_rarely_raise_anything(models):
     assert over["distress"] <= 0.04 * len(turns)
 
 
-@needs_dev
-def test_eval_reports_dev_sets_beside_the_baseline(tmp_path):
+def _slice(rows_from: Path, to: Path, every: int) -> Path:
+    """Every `every`-th line of a file (its header kept), or of each file of a folder."""
+    if rows_from.is_dir():
+        to.mkdir()
+        for path in rows_from.iterdir():
+            _slice(path, to / path.name, every)
+        return to
+    lines = rows_from.read_text(encoding="utf-8").splitlines(keepends=True)
+    head = lines[:1] if rows_from.suffix == ".tsv" else []
+    to.write_text("".join(head + lines[len(head)::every]), encoding="utf-8")
+    return to
+
+
+def test_eval_reports_each_dev_set_beside_the_baseline_and_the_calm_calls(tmp_path):
+    """`classifiers eval` end to end: every dev set, each line alone and in its dialogue's context,
+    beside the baseline; the crisis set, the held-back turns and the calm calls. The dev sets here
+    are ours, written in the four sets' formats (tests/data/dev_eval/README.md); the real ones are
+    evaluation only, never copied, and measured by the same command (classifiers/CARD.md). The
+    crisis set and the held-back turns are measured in full above; a tenth of each will do here,
+    and the baseline is fitted on a few hundred rows."""
     out = tmp_path / "eval.json"
-    calls = ("--calls", str(CALLS)) if CALLS.is_file() else ()
-    result = agent_assist("classifiers", "eval", *EVAL_SETS, "--dev-data", str(DEV), *calls,
-                          "--json", str(out))
+    result = agent_assist("classifiers", "eval", "--data", str(_tiny_data(tmp_path)), "--dev-data", str(DEV),
+                          "--crisis-set", str(_slice(CRISIS_EVAL, tmp_path / "crisis.tsv", 10)),
+                          "--moments", str(_slice(REPO / "tests" / "data" / "moments", tmp_path / "m", 10)),
+                          "--calls", str(HARPER), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "MELD dev" in result.stdout and "crisis set" in result.stdout
     report = json.loads(out.read_text())
     dev = report["dev"]
-    # floors a little under what shipped (see classifiers/CARD.md), so a regression fails here
-    assert dev["DailyDialog dev"]["distress"]["model"]["roc_auc"] >= 0.87
-    assert dev["DailyDialog dev"]["escalation"]["model"]["roc_auc"] >= 0.86
-    assert dev["MELD dev"]["distress"]["model"]["roc_auc"] >= 0.73
-    assert dev["MELD dev"]["escalation"]["model"]["roc_auc"] >= 0.67
-    for name in dev:
-        for signal, m in dev[name].items():
-            assert m["model"]["roc_auc"] >= m["baseline"]["roc_auc"] - 0.02, (name, signal)
+    assert set(dev) == {"MELD dev", "EmoryNLP dev", "DailyDialog dev", "Dreaddit"}
+    assert set(dev["Dreaddit"]) == {"distress"} and set(dev["MELD dev"]) == {"distress", "escalation"}
+    for name, signals in dev.items():
+        for signal, m in signals.items():
+            # labelled, as the real sets are, by the speaker's emotion ("Oh, Sam. Come here." is
+            # sadness): 0.81-1.0 when written; the baseline, fitted on a few hundred rows here,
+            # need only be measured
+            assert m["model"]["roc_auc"] >= 0.75, (name, signal, m["model"])
+            assert 0 <= m["baseline"]["roc_auc"] <= 1 and m["model"]["rows"] == m["baseline"]["rows"]
+            assert ("in_context" in m) == (name != "Dreaddit")  # Dreaddit's posts have no dialogue
+    assert report["crisis"]["rows"] > 40 and report["in_domain"]["rows"] > 50
+    calm = report["calm_calls"]
+    assert calm["calls"] == 35 and calm["crisis"]["turns_over"] == 0
     assert report["text_ms_per_utterance"] > 0
 
 
@@ -319,16 +339,27 @@ def test_data_folders_are_named_not_guessed_from_a_checkout(command, option):
     assert result.stderr.strip().splitlines()[-1] == f"Error: Missing option '{option}'."
 
 
-@pytest.mark.parametrize("case", ["no-column", "missing-file", "not-utf8"])
+@pytest.mark.parametrize("case", ["no-column", "missing-file", "not-utf8", "fifo", "unclosed-quote",
+                                  "huge-field"])
 def test_score_bad_input_is_one_line(tmp_path, case):
+    """Never a hang (a FIFO nobody writes to), never rows shifted (a quote never closed would swallow
+    the rows after it), never an internal error (a 17 MB field): one line, with the file's line."""
     path = tmp_path / "in.csv"
     if case == "no-column":
         path.write_text("a,b\n1,2\n", encoding="utf-8")
     elif case == "not-utf8":
         path.write_bytes(b"text\n\xff\xfe bad\n")
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "unclosed-quote":
+        path.write_text('text\nfirst\n"second\nthird\n', encoding="utf-8")
+    elif case == "huge-field":
+        path.write_text("text\n" + "a" * 17_000_000 + "\n", encoding="utf-8")
     result = agent_assist("classifiers", "score", str(path))
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "agent-assist: error:" in result.stderr
+    where = {"not-utf8": ":2: ", "unclosed-quote": ":3: ", "huge-field": ":2: ", "fifo": "is a FIFO"}
+    assert where.get(case, "") in result.stderr
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -354,7 +385,7 @@ def _tiny_data(root: Path) -> Path:
         shutil.copy(src / "contact_centre" / name, data / "contact_centre" / name)
     for path in (src / "contact_centre" / "turns").glob("*.jsonl"):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        (data / "contact_centre" / "turns" / path.name).write_text("".join(lines[::8]), encoding="utf-8")
+        (data / "contact_centre" / "turns" / path.name).write_text("".join(lines[::16]), encoding="utf-8")
     return data
 
 
@@ -371,7 +402,7 @@ def test_training_is_reproducible_to_the_byte(tmp_path):
         out.mkdir()
         for name in ("acoustic.onnx", "manifest.json"):
             shutil.copy(MODEL_DIR / name, out / name)
-        training.train(data, out, voice_dir=None, options=TrainOptions(max_steps=4, batch_size=8),
+        training.train(data, out, voice_dir=None, options=TrainOptions(max_steps=2, batch_size=8),
                        sample=TINY)
         outs.append(out)
     assert (outs[0] / "text.onnx").read_bytes() == (outs[1] / "text.onnx").read_bytes()
@@ -385,6 +416,7 @@ def test_training_is_reproducible_to_the_byte(tmp_path):
     assert scores.signals.shape == (1, 3) and scores.kinds.shape == (1, 3)
 
 
+@pytest.mark.models  # fine-tunes the encoder a few steps (PyTorch)
 def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
     """The hand-written graph, in float, gives PyTorch's logits; quantised, nearly the same."""
     import onnx
@@ -458,18 +490,30 @@ def test_sample_call_customer_turns_carry_scores(sample_call, models):
     assert any(u.scores.trend["escalation_rise"] > 0.15 for u in customer if u.scores)
 
 
-@needs_voice
-def test_unseen_voices_through_the_pipeline(models, call_models):
-    """Two actors the acoustic model never heard: angry against neutral and calm, in a call."""
+def test_a_voice_never_heard_through_the_pipeline(models, call_models):
+    """A voice the acoustic model never heard (Piper's, tests/data/voices: the acted corpora may not
+    be copied), saying the same words neutral, calm, angry, sad and fearful, one clip after another
+    in a call that opens with two neutral clips. The voice must carry what the words cannot.
+
+    On the acted corpora's unseen actors (`classifiers eval --voice-data`) angry against calm is
+    ROC-AUC 0.97 and sad or fearful against calm 0.81-0.90 (classifiers/CARD.md); a synthetic voice's
+    sadness is not read (its sad clips score as its neutral ones), so only anger and fear are asked
+    of it here."""
     from agent_assist.scoring import evaluation
 
-    report = evaluation.voice(models, VOICE, ["ravdess-10", "ravdess-11"], call_models, lambda _: None,
-                              clips_per_emotion=4)
+    report = evaluation.voice(models, VOICES, ["piper"], call_models, lambda _: None, clips_per_emotion=2)
     print(json.dumps(report))
-    assert report["missing"] == 0
-    # 0.875 here, 0.92 over all four unseen actors (0.98 before the text model read context: the
-    # acted corpus's lines, one after another, are odd context, and lift the words' escalation
-    # 0.1-0.46 on the same sentence); classifiers/CARD.md has the numbers
-    assert report["escalation"]["in_call"] >= 0.85
+    results = report["results"]
+    assert report["missing"] == 0 and len(results) == 10
+    assert all(r["voice"] is not None and r["baseline"] for r in results)  # judged against the opening
+
+    def voice(emotions: tuple[str, ...], head: str) -> list[float]:
+        return [r["voice"][head] for r in results if r["emotion"] in emotions]
+
+    calm = ("neutral", "calm")
+    assert min(voice(("angry",), "angry")) > max(voice(calm, "angry")) + 0.3
+    assert min(voice(("fearful",), "fearful")) > max(voice(calm, "fearful")) + 0.3
+    # the same words: in the call, the angry voice raises escalation over what the words alone say
+    angry = [r for r in results if r["emotion"] == "angry"]
+    assert all(r["in_call"]["escalation"] > 1.5 * r["text_only"]["escalation"] for r in angry)
     assert report["escalation"]["in_call"] > report["escalation"]["text_only"]
-    assert report["distress"]["in_call"] > report["distress"]["text_only"]

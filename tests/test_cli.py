@@ -33,9 +33,10 @@ class Ran:
     stderr: str
 
 
-def agent_assist(*args: str, env: dict[str, str] | None = None) -> Ran:
+def agent_assist(*args: str, env: dict[str, str | None] | None = None) -> Ran:
     """Run the command line in this process, through `main` as the installed command runs it (its
-    one-line errors and exit statuses too), with stdout and stderr apart."""
+    one-line errors and exit statuses too), with stdout and stderr apart. `env` is set for the
+    run (None takes a variable away)."""
     with CliRunner().isolation(env={**NO_CONFIG, **(env or {})}) as (out, err, _):
         try:
             main(list(args))

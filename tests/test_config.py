@@ -51,6 +51,7 @@ def test_site_packs_are_relative_to_the_config_file(tmp_path):
     ('[store]\ntranscript = "all"\n', "store.transcript must be none, excerpt or full"),
     ("[store]\nretain_days = 0\n", "store.retain_days must be a number of days above 0"),
     ("[store]\nurl = 5\n", "store.url must be text"),
+    ("[store]\ntimeout_s = 0\n", "store.timeout_s must be a number of seconds from 0.5 to 600"),
 ])
 def test_a_bad_configuration_is_one_line_naming_the_file(tmp_path, text, message):
     path = tmp_path / "config.toml"

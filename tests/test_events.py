@@ -23,11 +23,14 @@ from agent_assist.events import (
     Listening,
     Partial,
     Prompt,
+    PromptSeen,
+    PromptState,
     PublicEvent,
     Retract,
     Scores,
     Severity,
     Speaker,
+    SupervisorNote,
     Utterance,
     Word,
     event_from_json,
@@ -72,6 +75,9 @@ EXAMPLES = [
     Flag(t=95.0, call_id="c1", kind=FlagKind.AGENT, severity=Severity.MEDIUM, reason="raised by the agent",
          utterance_id="", raised_by="agent", note="asked for a manager twice"),
     Feedback(t=21.0, call_id="c1", rule="acknowledge-disclosure", prompt_t=18.2, rating="helpful"),
+    PromptSeen(t=18.4, call_id="c1", rule="acknowledge-disclosure", prompt_t=18.2, state=PromptState.SHOWN),
+    SupervisorNote(t=44.0, call_id="c1", text="I'm listening in, take your time", author="lee.t",
+                   agent="sam.k"),
     Listening(t=30.5, call_id="c1", paused=True, by="keyboard"),
     DeviceStatus(t=41.0, call_id="c1", device="Jabra Evolve2 65", parties=(Speaker.AGENT,),
                  state=DeviceState.LOST, message="no audio for 2 s; retrying"),
@@ -162,7 +168,9 @@ def test_hostile_text_stays_data():
                                   '{"type": "flag", "t": 1, "call_id": "c", "kind": "martian",'
                                   ' "severity": "low", "reason": "", "utterance_id": ""}',
                                   '{"type": "dropped", "t": 1, "call_id": "c", "what": "video", "count": 1,'
-                                  ' "total": 1}'])
+                                  ' "total": 1}',
+                                  '{"type": "prompt_seen", "t": 1, "call_id": "c", "rule": "r",'
+                                  ' "prompt_t": 0.5, "state": "glimpsed"}'])
 def test_bad_lines_raise_a_parse_error(line):
     with pytest.raises(EventParseError):
         event_from_json(line)
@@ -184,3 +192,50 @@ def test_scores_document_covers_every_field():
         assert f"| `{f.name}` |" in doc, f"scores.{f.name} is not documented"
     for key in ("angry", "sad", "fearful", "distress_rise", "escalation_rise"):
         assert f"`{key}`" in doc
+
+
+def test_a_number_that_is_not_finite_is_refused_both_ways():
+    """NaN and infinity are not JSON: a log line carrying one would be read by nothing else."""
+    flag = next(e for e in EXAMPLES if isinstance(e, Flag))
+    with pytest.raises(ValueError, match="not finite"):
+        replace(flag, t=float("nan")).to_json()
+    line = flag.to_json().replace('"t":18.2', '"t":NaN')
+    assert "NaN" in line
+    with pytest.raises(EventParseError, match="NaN"):
+        event_from_json(line)
+    with pytest.raises(EventParseError, match="Infinity"):
+        event_from_json(flag.to_json().replace('"t":18.2', '"t":Infinity'))
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("t", '"soon"', "flag event: t: 'soon' is not a number"),
+    ("t", "1e309", "flag event: t: inf is not a finite number"),
+    ("t", "true", "flag event: t: True is not a number"),
+    ("call_id", "5", "flag event: call_id: 5 is not text"),
+    ("reason", '["x"]', "flag event: reason: ['x'] is not text"),
+    ("reason", '"\\ud800"', "flag event: reason: text that is not valid Unicode"),
+    ("reason", '"a\\u0000b"', "flag event: reason: text with a NUL character"),
+    ("utterance_id", "null", "flag event: utterance_id: None is not text"),
+])
+def test_every_field_must_hold_its_type(field, value, says):
+    """The dataclasses check nothing: before, such a line became an event, and a flag at t="soon"
+    put into the store broke every review of it."""
+    flag = json.loads(next(e for e in EXAMPLES if isinstance(e, Flag)).to_json())
+    line = json.dumps({**flag, field: "PLACEHOLDER"}).replace('"PLACEHOLDER"', value)
+    with pytest.raises(EventParseError, match=re.escape(says)):
+        event_from_json(line)
+
+
+def test_nested_fields_and_integers_are_checked_too():
+    utterance = json.loads(next(e for e in EXAMPLES if isinstance(e, Utterance) and e.scores).to_json())
+    with pytest.raises(EventParseError, match="scores: distress: 'high' is not a number"):
+        event_from_json(json.dumps({**utterance, "scores": {**utterance["scores"], "distress": "high"}}))
+    with pytest.raises(EventParseError, match="words: start: 'x' is not a number"):
+        event_from_json(json.dumps({**utterance, "words": [{"text": "a", "start": "x", "end": 1, "p": 1}]}))
+    prompt = json.loads(next(e for e in EXAMPLES if isinstance(e, Prompt)).to_json())
+    with pytest.raises(EventParseError, match="priority: 1000000000000 is out of range"):
+        event_from_json(json.dumps({**prompt, "priority": 10**12}))
+    with pytest.raises(EventParseError, match="nested too deep"):
+        event_from_json("[" * 100_000)
+    for event in EXAMPLES:  # and every event as written still reads back as itself
+        assert event_from_json(event.to_json()) == event

@@ -1,4 +1,4 @@
-"""Moonshine tiny-en, the default speech model, on real audio: what it hears, what it keeps out of
+"""Moonshine tiny-en (`--model moonshine-tiny-en`) on real audio: what it hears, what it keeps out of
 the transcript, the word times it is given, and the choice between it and Whisper."""
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from agent_assist.speech import Abandoned
 from agent_assist.transcriber import DEFAULT_MODEL, MOONSHINE, WHISPER, TranscriberOptions
 from tests.conftest import SPEECH, normalise, references
 
-pytestmark = pytest.mark.slow
 MONO = [r for r in references() if r["channel"] == "mono"]
 
 
 @pytest.fixture(scope="module")
-def moonshine(call_models) -> MoonshineModel:
-    assert call_models.label == MOONSHINE
-    return call_models.speech.model
+def moonshine(moonshine_models) -> MoonshineModel:
+    assert moonshine_models.label == MOONSHINE
+    return moonshine_models.speech.model
 
 
 def segment(audio: np.ndarray, start: float = 0.0, end: float | None = None) -> SpeechSegment:
@@ -33,11 +32,15 @@ def segment(audio: np.ndarray, start: float = 0.0, end: float | None = None) -> 
                          end=seconds if end is None else end, audio_start=0.0, audio=audio, final=True)
 
 
-def test_the_default_speech_model_is_moonshine_and_whisper_is_one_option_away(call_models, whisper_models):
-    assert DEFAULT_MODEL == MOONSHINE == call_models.label == TranscriberOptions().model_name
-    assert whisper_models.label == WHISPER
-    assert type(call_models.speech).__name__ == "MoonshineSpeech"
+def test_the_default_speech_model_is_one_line_and_the_other_one_option_away(call_models, whisper_models,
+                                                                           moonshine_models):
+    assert DEFAULT_MODEL in (MOONSHINE, WHISPER)
+    assert call_models.label == DEFAULT_MODEL == TranscriberOptions().model_name
+    assert whisper_models.label == WHISPER and moonshine_models.label == MOONSHINE
+    assert type(moonshine_models.speech).__name__ == "MoonshineSpeech"
     assert type(whisper_models.speech).__name__ == "WhisperSpeech"
+    # the other speech model shares the classifiers and the pack: only the speech model is loaded
+    assert whisper_models.classifiers is moonshine_models.classifiers is call_models.classifiers
 
 
 def test_each_clip_decoded_whole_is_what_was_said(moonshine):
@@ -69,25 +72,26 @@ def test_a_decode_no_longer_wanted_stops_once_encoded(moonshine):
         moonshine.decode(decode_audio(str(SPEECH / "jfk.flac")), unwanted)
 
 
-def test_what_moonshine_writes_on_silence_and_hum_is_not_kept(call_models):
+def test_what_moonshine_writes_on_silence_and_hum_is_not_kept(moonshine_models):
     """On digital silence tiny-en writes "You", on mains hum "♪♪♪": neither is a word said."""
     t = np.arange(16000) / 16000
     hum = sum(0.05 / k * np.sin(2 * np.pi * 50 * k * t) for k in (1, 2, 3, 5)).astype(np.float32)
     options = TranscriberOptions()
     for audio in (np.zeros(16000, np.float32), hum):
-        assert call_models.speech.hear(audio, final=True, options=options).words == ()
-        assert call_models.speech.hear(audio, final=False, options=options).text == ""
-    said = call_models.speech.model.text(call_models.speech.model.decode(np.zeros(16000, np.float32)).tokens)
+        assert moonshine_models.speech.hear(audio, final=True, options=options).words == ()
+        assert moonshine_models.speech.hear(audio, final=False, options=options).text == ""
+    model = moonshine_models.speech.model
+    said = model.text(model.decode(np.zeros(16000, np.float32)).tokens)
     assert said == "You"  # the model itself still says it: the check is what keeps it out
 
 
-def test_a_partials_last_word_heard_in_part_is_left_out_when_the_model_is_unsure(call_models):
+def test_a_partials_last_word_heard_in_part_is_left_out_when_the_model_is_unsure(moonshine_models):
     """Cut at 8.5 s, JFK is between "...do for you," and "ask": tiny-en guesses "and" (p 0.3)."""
     audio = decode_audio(str(SPEECH / "jfk.flac"))[: int(8.5 * 16000)]
     options = TranscriberOptions()
-    partial = call_models.speech.hear(audio, final=False, options=options).text
+    partial = moonshine_models.speech.hear(audio, final=False, options=options).text
     assert normalise(partial).endswith("can do for you")
-    guessed = call_models.speech.hear(audio, final=True, options=options).words[-1]
+    guessed = moonshine_models.speech.hear(audio, final=True, options=options).words[-1]
     assert normalise(guessed.text) == "and" and guessed.p < options.partial_last_word_min_p
 
 
@@ -112,7 +116,7 @@ def test_a_cap_on_tokens_per_second_ends_a_decode_that_never_ends(moonshine):
     assert len(decoded.tokens) <= int(1.0 * 6.5) + 4
 
 
-def test_estimated_word_times_are_in_order_inside_the_speech_and_near_whispers(call_models,
+def test_estimated_word_times_are_in_order_inside_the_speech_and_near_whispers(moonshine_models,
                                                                              whisper_models):
     """Moonshine gives no word times: they are estimated from the sound (`wordtimes`). On two
     sentences with a pause between them, each word lies within the VAD's span, the words follow one
@@ -124,7 +128,7 @@ def test_estimated_word_times_are_in_order_inside_the_speech_and_near_whispers(c
     pause = np.zeros(int(0.8 * 16000), np.float32)
     audio = np.concatenate([first, pause, second])
     seg = segment(audio, start=0.3, end=len(audio) / 16000 - 0.2)
-    utterance = Transcriber(model=call_models.speech).final(seg)
+    utterance = Transcriber(model=moonshine_models.speech).final(seg)
     reference = Transcriber(model=whisper_models.speech).final(seg)
     assert utterance is not None and reference is not None
     words = utterance.words

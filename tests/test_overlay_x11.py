@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from PyQt6.QtGui import QColor, QImage
 
+from tests.pixels import contrast
 from tests.test_cli import EXE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,17 +86,6 @@ def overlay_window(env: dict[str, str]) -> tuple[str, int, int, int, int] | None
     return None
 
 
-def luminance(c: QColor) -> float:
-    def channel(v: int) -> float:
-        s = v / 255
-        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
-
-    return 0.2126 * channel(c.red()) + 0.7152 * channel(c.green()) + 0.0722 * channel(c.blue())
-
-
-def contrast(a: QColor, b: QColor) -> float:
-    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
 
 
 def test_overlay_window_on_a_real_x_server(sample_clip, tmp_path):
@@ -157,8 +147,9 @@ def test_overlay_window_on_a_real_x_server(sample_clip, tmp_path):
         app.send_signal(signal.SIGINT)  # Ctrl-C: the call ends cleanly, the overlay goes
         _, err = app.communicate(timeout=60)
         assert app.returncode == 0, err
-        last = json.loads(events.read_text().splitlines()[-1])
-        assert last["type"] == "call_end"
+        kinds = [json.loads(line)["type"] for line in events.read_text().splitlines()]
+        assert kinds.count("call_end") == 1  # and after it only what the overlay did with the prompts
+        assert set(kinds[kinds.index("call_end") + 1:]) <= {"prompt_seen"}
     finally:
         if app is not None and app.poll() is None:
             app.kill()

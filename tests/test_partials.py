@@ -17,7 +17,6 @@ from tests.conftest import SAMPLES, Collector
 from tests.test_audio_files import write_audio
 
 CALLS = SAMPLES / "calls"
-pytestmark = pytest.mark.slow
 
 
 def first_seconds(name: str, seconds: float, folder: Path) -> tuple[Path, dict]:
@@ -33,18 +32,36 @@ def first_seconds(name: str, seconds: float, folder: Path) -> tuple[Path, dict]:
     return write_audio(folder / f"{name}.flac", stereo, 16000, "flac", "flac"), label
 
 
+# A site rule that holds on the words so far ("the stove", before "boxes") but not on the whole
+# final of the gas call's long turn: the real partial fires it and the real final withdraws it.
+STOVE = "stove-before-boxes"
+STOVE_PACK = f'''[[rule]]
+id = "{STOVE}"
+when = 'customer says "stove" and not customer says "boxes"'
+on = "partial"
+prompt = "Ask about the smell."
+principle = "safety"
+source = "test"
+cooldown_s = 0
+'''
+
+
 @pytest.fixture(scope="module")
 def gas_call(tmp_path_factory, call_models):
     """long-03: a new tenant mentions a strong smell of gas 8 s into a 23 s turn, then carries on
-    about the lease; replayed unpaced, partials in lock-step, as a quality team replays it."""
-    path, label = first_seconds("long-03", 46.0, tmp_path_factory.mktemp("gas"))
+    about the lease; replayed unpaced, partials in lock-step, as a quality team replays it, with the
+    default pack and the stove site rule. Returns the events, the labels, the audio and the pack."""
+    folder = tmp_path_factory.mktemp("gas")
+    pack = folder / "site.toml"
+    pack.write_text(STOVE_PACK, encoding="utf-8")
+    path, label = first_seconds("long-03", 46.0, folder)
     sink = Collector()
-    replay(path, [sink], ReplayOptions(call_id="gas"), models=call_models)
-    return sink, label
+    replay(path, [sink], ReplayOptions(call_id="gas", site_packs=(pack,)), models=call_models)
+    return sink, label, path, pack
 
 
 def test_a_danger_early_in_a_long_turn_is_answered_from_a_partial_before_the_turn_ends(gas_call):
-    sink, label = gas_call
+    sink, label, _, _ = gas_call
     [moment] = label["moments"]
     turn = label["turns"][moment["turn"]]
     danger = [e for e in sink.events if isinstance(e, Prompt) and e.rule == "crisis-danger"]
@@ -62,11 +79,11 @@ def test_a_danger_early_in_a_long_turn_is_answered_from_a_partial_before_the_tur
                if isinstance(e, Utterance) and e.utterance_id == partial.utterance_id)
     # the turn's finals came afterwards and did not fire it again
     assert [e.rule for e in sink.events if isinstance(e, Prompt)].count("crisis-danger") == 1
-    assert not [e for e in sink.events if isinstance(e, Retract)]
+    assert {e.rule for e in sink.events if isinstance(e, Retract)} <= {STOVE}  # none of the pack's
 
 
 def test_partials_carry_scores_and_the_long_turn_is_finalised_sentence_by_sentence(gas_call):
-    sink, label = gas_call
+    sink, label, _, _ = gas_call
     turn = label["turns"][label["moments"][0]["turn"]]
     finals = [e for e in sink.events if isinstance(e, Utterance) and e.speaker == Speaker.CUSTOMER
               and turn["start"] - 0.6 <= e.start < turn["end"]]
@@ -79,24 +96,11 @@ def test_partials_carry_scores_and_the_long_turn_is_finalised_sentence_by_senten
     assert not [e for e in sink.events if isinstance(e, Partial) and e.speaker == Speaker.AGENT]
 
 
-def test_a_prompt_the_final_no_longer_supports_is_retracted(tmp_path, call_models):
-    """A site rule that holds on the words so far ("the stove", before "boxes") but not on the whole
-    final: the real partial fires it and the real final withdraws it."""
-    pack = tmp_path / "site.toml"
-    pack.write_text('''[[rule]]
-id = "stove-before-boxes"
-when = 'customer says "stove" and not customer says "boxes"'
-on = "partial"
-prompt = "Ask about the smell."
-principle = "safety"
-source = "test"
-cooldown_s = 0
-''', encoding="utf-8")
-    path, _ = first_seconds("long-03", 46.0, tmp_path)
-    sink = Collector()
-    replay(path, [sink], ReplayOptions(call_id="gas", site_packs=(pack,)), models=call_models)
-    fired = [e for e in sink.events if isinstance(e, Prompt) and e.rule == "stove-before-boxes"]
-    retracted = [e for e in sink.events if isinstance(e, Retract) and e.rule == "stove-before-boxes"]
+def test_a_prompt_the_final_no_longer_supports_is_retracted(gas_call):
+    """The stove site rule: the real partial fires it and the real final withdraws it."""
+    sink, _, _, _ = gas_call
+    fired = [e for e in sink.events if isinstance(e, Prompt) and e.rule == STOVE]
+    retracted = [e for e in sink.events if isinstance(e, Retract) and e.rule == STOVE]
     assert fired and fired[0].why["partial"] is True
     assert [(r.prompt_t, r.utterance_id) for r in retracted] == [(fired[0].t, fired[0].why["utterance_id"])]
     final = next(e for e in sink.events if isinstance(e, Utterance)
@@ -104,18 +108,19 @@ cooldown_s = 0
     assert "boxes" in final.text.lower() and sink.events.index(retracted[0]) > sink.events.index(final)
 
 
-def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, call_models, tmp_path):
+@pytest.mark.system  # paced at real time (46 s)
+def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, call_models):
     """The same call paced at real time (the transcriber on its own worker, partials skipped when it
-    is busy): the same prompts, at nearly the same call times."""
-    fast, _ = gas_call
-    path, _ = first_seconds("long-03", 46.0, tmp_path)
+    is busy): the same prompts of the default pack, at nearly the same call times. (Whether the
+    stove rule fires live depends on which partials were skipped: it is not compared.)"""
+    fast, _, path, pack = gas_call
     live = Collector()
-    replay(path, [live], ReplayOptions(call_id="gas", realtime=True), models=call_models)
+    replay(path, [live], ReplayOptions(call_id="gas", realtime=True, site_packs=(pack,)), models=call_models)
 
     def fired(sink: Collector) -> dict[str, float]:
         out: dict[str, float] = {}
         for e in sink.events:
-            if isinstance(e, Prompt):
+            if isinstance(e, Prompt) and e.rule != STOVE:
                 out.setdefault(e.rule, e.t)
         return out
 

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import numpy as np
+import pytest
 
 from agent_assist.audio.files import FileSource
 from agent_assist.events import CallEnd, Dropped, Event, Partial, SpeechSegment, Utterance
@@ -46,6 +47,7 @@ def run(realtime: bool, delay: float) -> tuple[Collector, CallEnd, SlowTranscrib
     return sink, end, slow
 
 
+@pytest.mark.system  # paced at real time (11 s)
 def test_a_slow_live_transcriber_skips_partials_counts_them_and_keeps_every_final():
     fast_sink, fast_end, fast = run(realtime=False, delay=0.0)
     sink, end, slow = run(realtime=True, delay=1.5)

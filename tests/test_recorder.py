@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from agent_assist.events import (
     CallEnd,
     CallStart,
@@ -22,6 +24,7 @@ from agent_assist.events import (
 from agent_assist.recorder import Recorder
 from agent_assist.sinks import EventList, JsonlEventLog
 from agent_assist.store import FlagStoreSink, StoreOptions, open_store
+from tests.conftest import Timed
 
 CARD = "4111 1111 1111 1111"
 
@@ -131,6 +134,7 @@ def test_events_after_close_are_refused_with_a_line(tmp_path, caplog):
     assert "recorder closed" in caplog.text
 
 
+@pytest.mark.system  # paced at real time (30 s)
 def test_with_the_store_locked_for_10_s_mid_call_prompts_reach_the_overlay_on_time(
         tmp_path, call_models, sample_clip):
     """A real call at real time, its store locked by another process for 10 s around its first
@@ -140,16 +144,7 @@ def test_with_the_store_locked_for_10_s_mid_call_prompts_reach_the_overlay_on_ti
 
     recorder, sink, _ = recorder_for(tmp_path, timeout_s=10.0)  # each write waits out the whole lock
 
-    class Overlay(EventList):
-        def __init__(self) -> None:
-            super().__init__()
-            self.at: list[float] = []
-
-        def emit(self, event: PublicEvent) -> None:
-            self.at.append(time.monotonic())
-            super().emit(event)
-
-    overlay = Overlay()
+    overlay = Timed()
     call_run = Replay(sample_clip, [recorder, recorder.after_commit(overlay)],
                       ReplayOptions(realtime=True, call_id="locked"), call_models)
     locked = threading.Event()

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -129,14 +130,15 @@ def test_list_order_filters_and_shifts(tmp_path: Path) -> None:
     listed = agent_assist("review", "list", "--store", url)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[1].split()[1:3] == ["critical", "crisis"] and lines[2].split()[1:3] == ["medium", "agent"]
-    assert "raised by the agent: call back on [phone] tomorrow" in lines[2]
+    assert lines[1].startswith("call a · agent sam · team east · started ")
+    assert lines[2].split()[1:3] == ["critical", "crisis"] and lines[3].split()[1:3] == ["medium", "agent"]
+    assert "raised by the agent: call back on [phone] tomorrow" in lines[3]
     assert "2 flag(s), 2 not reviewed" in listed.stderr
     assert "no flags match" in agent_assist("review", "list", "--store", url, "--shift", "2020-01-01").stdout
-    assert agent_assist("review", "list", "--store", url, "--min-severity", "high").stdout.count("\n") == 2
+    assert agent_assist("review", "list", "--store", url, "--min-severity", "high").stdout.count("\n") == 3
     assert (
-        "agent"
-        not in agent_assist("review", "list", "--store", url, "--kind", "crisis").stdout.split("\n")[1]
+        "raised by the agent"
+        not in agent_assist("review", "list", "--store", url, "--kind", "crisis").stdout
     )
     bad = agent_assist("review", "list", "--store", url, "--shift", "monday")
     assert (
@@ -255,18 +257,15 @@ def test_the_html_report_in_headless_chromium(tmp_path: Path) -> None:
     assert shot.exists(), done.stderr[-500:]
     from PyQt6.QtGui import QImage
 
+    from tests.pixels import near, rgb
+
     image = QImage(str(shot))
     assert image.width() >= 1000
 
+    every_other = rgb(image)[::2, ::2]  # every second pixel of every second row
+
     def pixels(colour: str) -> int:
-        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-        count = 0
-        for y in range(0, image.height(), 2):
-            for x in range(0, image.width(), 2):
-                c = image.pixelColor(x, y)
-                if abs(c.red() - r) + abs(c.green() - g) + abs(c.blue() - b) < 40:
-                    count += 1
-        return count
+        return int(near(every_other, colour).sum())
 
     assert pixels(DISTRESS_COLOUR) > 50  # the distress line of the timeline plot
     assert pixels(ESCALATION_COLOUR) > 50
@@ -284,3 +283,146 @@ def test_filters_for_a_shift_a_period_and_severities() -> None:
     assert label == "from 2026-11-01 until 2026-11-08" and chosen.since < chosen.until
     assert chosen.severities == ("low", "critical") and chosen.teams == ("east",)
     assert flag_filters() == (Filters(), "all flags")
+
+
+def test_report_and_export_never_write_through_a_link_and_end_up_private(tmp_path: Path) -> None:
+    """Before, `-o` onto a symbolic link overwrote what it pointed at, and `-o` over a 0644 or 0666
+    file kept that mode."""
+    url = str(tmp_path / "flags.sqlite3")
+    write(url, a_call())
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's own file\n")
+    for command in (["report"], ["export", "--csv"]):
+        link = tmp_path / f"out-{command[0]}"
+        link.symlink_to(precious)
+        done = agent_assist("review", *command, "--store", url, "-o", str(link))
+        assert done.returncode == 1
+        assert done.stderr.strip() == (f"agent-assist: error: {link} is a symbolic link: not written "
+                                       "(give the file itself)")
+        assert precious.read_text() == "the user's own file\n" and link.is_symlink()
+        for mode in (0o644, 0o666):
+            loose = tmp_path / f"loose-{command[0]}-{mode:o}"
+            loose.write_text("old")
+            loose.chmod(mode)
+            done = agent_assist("review", *command, "--store", url, "-o", str(loose))
+            assert done.returncode == 0, done.stderr
+            assert stat.S_IMODE(loose.stat().st_mode) == 0o600 and loose.read_text() != "old"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+
+
+def test_a_store_option_naming_some_other_file_leaves_it_as_it_was(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    notes.chmod(0o644)
+    done = agent_assist("review", "list", "--store", str(notes))
+    assert done.returncode == 1 and "not a database, so not an agent-assist store" in done.stderr
+    assert stat.S_IMODE(notes.stat().st_mode) == 0o644 and notes.read_text() == "my notes\n"
+
+
+#: What must never reach the page as itself: the bidirectional formatting characters (overrides,
+#: embeddings, isolates, marks) and control characters (C0 but tab and newline, DEL, C1).
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+CONTROL = "".join(chr(c) for c in [*range(1, 9), *range(11, 32), *range(0x7f, 0xa0)])
+LONG_WORD = "A" * 100_000  # one turn of a 100k-character token
+
+
+def _hostile_store(tmp_path: Path) -> str:
+    """A call whose every text field carries bidi and control characters, and a turn with a
+    100k-character word (written unredacted: the text's shape, not its content, is the point)."""
+    from agent_assist.events import Flag
+    from agent_assist.store import FlagStoreSink, StoreOptions
+
+    url = str(tmp_path / "flags.sqlite3")
+    nasty = f"x{BIDI}y{CONTROL}z"
+    call_id = f"call{nasty}"
+    events = a_call(call_id)
+    events[0] = type(events[0])(**{**events[0].__dict__, "source": f"line {nasty}"})
+    events[5] = say(call_id, 4, Speaker.CUSTOMER, 9.0, f"{LONG_WORD} {nasty}", scores(0.9, crisis=0.97))
+    events[-1] = Flag(t=20.0, call_id=call_id, kind="agent", severity="medium", reason="raised by the agent",
+                      utterance_id="", raised_by="agent", note=f"{'n' * 3000} {nasty}")
+    store = open_store(url)
+    sink = FlagStoreSink(store, StoreOptions(agent=f"sam{nasty}", team=f"east{nasty}", transcript="full"),
+                         redact=False)
+    for event in events:
+        sink.emit(event)
+    sink.close()
+    store.note(store.flags()[0].id, f"supervisor {nasty}", by=f"lee{nasty}")
+    store.close()
+    return url
+
+
+def test_the_html_report_has_no_control_or_bidi_characters(tmp_path: Path) -> None:
+    """Before: every one of them reached the page as itself (36 bidi and 61 control characters)."""
+    url = _hostile_store(tmp_path)
+    report = tmp_path / "report.html"
+    done = agent_assist("review", "report", "--store", url, "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    page = report.read_text()
+    assert [c for c in page if c in BIDI or c in CONTROL] == []
+    assert page.count("xyz") >= 8 and LONG_WORD in page  # the text itself is all there
+    assert "overflow-wrap:anywhere" in page
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_a_100k_character_word_wraps_in_the_page(tmp_path: Path) -> None:
+    """Measured in headless Chromium: the page is as wide as its window, where before the word made
+    it 1,067,926 pixels wide."""
+    import re
+
+    url = _hostile_store(tmp_path)
+    report = tmp_path / "report.html"
+    assert agent_assist("review", "report", "--store", url, "-o", str(report)).returncode == 0
+    # the page runs no script (its Content-Security-Policy says so): a copy without that line,
+    # with one script added at the end that writes down how wide the page lays out
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", report.read_text())
+    measured = tmp_path / "measured.html"
+    measured.write_text(page.replace("</body>", "<script>document.body.insertAdjacentHTML('beforeend', "
+                                     "'<p id=\"width\">' + document.documentElement.scrollWidth + '</p>')"
+                                     "</script></body>"))
+    chromium = _chromium()
+    assert chromium is not None
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=1200,1400", "--dump-dom", measured.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    found = re.search(r'<p id="width">(\d+)</p>', dom.stdout)
+    assert found, dom.stderr[-500:]
+    assert int(found[1]) <= 1200
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_the_report_draws_a_prompt_the_agent_was_not_shown_hollow_and_lists_it_apart(tmp_path: Path) -> None:
+    """Two stores of the same call, one where the overlay showed the crisis prompt and one where no
+    overlay did: in Chromium the second has less of the prompts' green (a hollow tick), and its page
+    lists the prompt under "not shown"."""
+    from PyQt6.QtGui import QImage
+
+    from agent_assist.events import PromptSeen, PromptState
+    from agent_assist.review import PROMPT_COLOUR
+    from tests.pixels import near, rgb
+
+    chromium = _chromium()
+    assert chromium is not None
+    green: dict[str, int] = {}
+    for case in ("shown", "not-shown"):
+        url = str(tmp_path / f"{case}.sqlite3")
+        events = a_call(case)
+        if case == "shown":
+            events.append(PromptSeen(t=11.5, call_id=case, rule="crisis-safety", prompt_t=11.0,
+                                     state=PromptState.SHOWN))
+        write(url, events)
+        report = tmp_path / f"{case}.html"
+        done = agent_assist("review", "report", "--shift", "today", "--store", url, "-o", str(report))
+        assert done.returncode == 0, done.stderr
+        page = report.read_text()
+        heading = "Prompts shown to the agent" if case == "shown" else "Prompts the agent was not shown"
+        assert f"<h3>{heading}" in page
+        shot = tmp_path / f"{case}.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900",
+                        "--hide-scrollbars", f"--screenshot={shot}", report.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+        green[case] = int(near(rgb(QImage(str(shot))), PROMPT_COLOUR).sum())
+    assert green["shown"] > green["not-shown"] > 0, green

@@ -140,7 +140,7 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "latin1.toml").write_bytes(b'x = "\xe9"\n')
     _, problems = load([tmp_path / "nope.toml", tmp_path / "latin1.toml"])
     assert str(problems[0]).endswith("nope.toml:0: error: no such file")
-    assert "latin1.toml:0: error: cannot read" in str(problems[1])
+    assert "latin1.toml:1: error: not UTF-8 text" in str(problems[1])
 
 
 # -- the default pack and the linter's command line -------------------------------------------
@@ -216,3 +216,71 @@ def test_on_and_answers_are_checked(tmp_path):
     assert not errors(problems)
     rule = pack.rules["acknowledge-distress"]
     assert rule.on == "partial" and rule.answers == ("distress", "grief")
+
+
+# -- what TOML allows but a pack must not hide: structure, types, bounds --------------------------
+
+SOUND = 'when = "distress >= 0.5"\nprompt = "p"\nprinciple = "safety"\nsource = "s"\n'
+
+
+def test_tables_are_found_as_toml_reads_them(tmp_path):
+    """A `[[rule]]` line inside a multi-line string is text, a quoted header is a header, and
+    every problem keeps its own line; rules written as an inline list are refused, never skipped."""
+    odd = write(tmp_path, "odd.toml", f'''\
+[[rule]]
+id = "first"
+{SOUND}example = """
+[[rule]]
+id = "not-a-rule"
+"""
+
+[["rule"]]
+id = "second"
+{SOUND}colour = "red"
+''')
+    pack, problems = load([odd])
+    assert list(pack.rules) == ["first"]
+    assert [(p.line, p.message) for p in problems] == [(18, "unknown field 'colour'")]
+    fields = SOUND.strip().replace("\n", ", ")
+    inline = write(tmp_path, "inline.toml", f'rule = [{{ id = "a", {fields} }}]\n')
+    pack, problems = load([inline])
+    assert not pack.rules and [(p.line, p.message.split(";")[0]) for p in problems] == [
+        (1, "rules must be written as [[rule]] tables, one for each rule")]
+    sub = write(tmp_path, "sub.toml", f'[[rule]]\nid = "a"\n{SOUND}\n[[rule.flag]]\nkind = "crisis"\n'
+                                      'severity = "low"\n')
+    assert [(p.line, p.message) for p in load([sub])[1]] == [(8, "flag must be { kind = …, severity = … }")]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("prompt", "1979-05-27T07:32:00Z",
+     "prompt must be text in quotes, not the date or time 1979-05-27 07:32:00+00:00"),
+    ("id", "{ a = 1 }", "id must be text in quotes, not a table"),
+    ("principle", '["safety"]', "principle must be text in quotes, not a list"),
+    ("priority", "9" * 400, "priority must be a number from 0 to 100, not an integer of about 400 digits"),
+    ("cooldown_s", "nan", "cooldown_s must be a number from 0 to 86400, not nan"),
+    ("enabled", '"yes"', "enabled must be true or false"),
+    ("example", '"\\u001b[2J"', "example holds the control character U+001B at character 1"),
+    ("source", '"' + "x" * 1001 + '"', "source is 1,001 characters long; at most 1,000"),
+    ("when", '"' + "(" * 21 + "distress >= 0.5" + ")" * 21 + '"',
+     "when, column 21: nested more than 20 deep (parentheses and 'not')"),
+    ("when", '"call_s >= 1' + "0" * 400 + '"',
+     "when, column 11: the number 10000000000000000000… is too large"),
+    ("flag", '{ kind = "crisis", severity = "high", x = 1 }', "flag must be { kind = …, severity = … }"),
+])
+def test_a_value_of_the_wrong_kind_is_an_error_at_its_line(tmp_path, field, value, message):
+    """What lints clean is what the engine runs, so a value the engine could not use (a date where
+    text belongs, a table for an id) is an error, never a rule that crashes a call."""
+    lines = ['[[rule]]', 'id = "a"', *SOUND.strip().split("\n")]
+    lines = [line for line in lines if not line.startswith(f"{field} = ")] + [f"{field} = {value}"]
+    pack, problems = load([write(tmp_path, "p.toml", "\n".join(lines) + "\n")])
+    assert not pack.rules
+    assert [(p.line, p.message) for p in errors(problems)] == [(len(lines), message)]
+
+
+def test_every_shipped_pack_lints_clean_and_loads_every_rule():
+    """The default and the regional packs: what lint passes is what runs."""
+    regions = sorted((REPO / "prompts" / "regions").glob("*.toml"))
+    for region in regions:
+        pack, problems = load([DEFAULT, region])
+        assert problems == [], region
+        assert len(pack.rules) == len(load([DEFAULT])[0].rules)

@@ -20,7 +20,7 @@ from agent_assist.events import (
     Utterance,
 )
 from agent_assist.rules.conditions import SIGNALS, Signal
-from agent_assist.rules.engine import RulesEngine
+from agent_assist.rules.engine import RulesEngine, crisis_line
 from agent_assist.rules.packs import errors, load, load_for_run
 
 HANG_OVER = 0.5  # the segmenter's: an utterance is final this long after its speech ends
@@ -207,6 +207,61 @@ def test_each_crisis_kind_gets_its_own_playbook_and_line():
     for kind in ("self-harm", "violence", "danger"):  # one crisis card, never two equal ones
         said = customer(6, 1.0, 5.0, "some words said here", crisis=0.95, kind=kind)
         assert len([p for p in prompts(run([said])) if p.t == said.t]) == 1
+
+
+def test_a_warm_transfer_offers_the_line_of_the_crisis_the_call_is_in():
+    def transfer(kind: str) -> Prompt:
+        said = [customer(n, 10.0 * n, 10.0 * n + 4, "some words said here again", crisis=0.95, kind=kind)
+                for n in (1, 2, 3)]
+        return next(p for p in prompts(run(said)) if p.rule == "crisis-warm-transfer")
+
+    assert "1800RESPECT" in transfer("violence").support_line  # not Lifeline after family violence
+    assert "Lifeline" not in transfer("violence").support_line
+    assert "Lifeline" in transfer("self-harm").support_line
+    assert "000" in transfer("danger").support_line and "Lifeline" not in transfer("danger").support_line
+    # with no earlier crisis card in the call, the rule's own line
+    alone = RulesEngine(load_for_run(()))
+    rule = alone.by_id["crisis-warm-transfer"]
+    assert crisis_line(rule, "") == rule.support_line
+
+
+SITE_CRISIS = """[[override]]
+id = "crisis-family-violence"
+situation = "abuse at home"
+
+[[rule]]
+id = "site-wandering"
+when = 'crisis_danger >= 0.5 and customer says "not in her room"'
+prompt = "Ask when she was last seen; offer to call 000 with them."
+principle = "safety"
+source = "site"
+priority = 100
+flag = { kind = "crisis", severity = "critical" }
+"""
+
+
+def test_each_crisis_card_names_its_situation_and_a_site_may_name_its_own(tmp_path):
+    def card(kind: str, escalation: float = 0.05, site: tuple[Path, ...] = ()) -> Prompt:
+        said = customer(6, 1.0, 5.0, "some words said here", crisis=0.9, kind=kind, escalation=escalation)
+        return next(p for p in prompts(run([said], site)) if p.t == said.t)
+
+    assert [card(k).situation for k in ("self-harm", "violence", "danger")] == \
+        ["self-harm", "family violence", "immediate danger"]
+    assert card("violence", escalation=0.95).situation == "threat of harm"
+    calm = run([customer(2, 1.0, 5.0, "my husband passed away", distress=0.95)])
+    assert prompts(calm) and all(not p.situation for p in prompts(calm))
+    # a site pack renames a situation, and a crisis rule of its own is named by its signal
+    site = tmp_path / "site.toml"
+    site.write_text(SITE_CRISIS, encoding="utf-8")
+    assert card("violence", site=(site,)).situation == "abuse at home"
+    said = customer(6, 1.0, 5.0, "mum is not in her room at the home", crisis=0.6, kind="danger")
+    fired = next(p for p in prompts(run([said], (site,))) if p.t == said.t)
+    assert (fired.rule, fired.situation) == ("site-wandering", "immediate danger")
+    # the warm transfer names the crisis the call is in
+    turns = [customer(n, 10.0 * n, 10.0 * n + 4, "some words said here again", crisis=0.95, kind="danger")
+             for n in (1, 2, 3)]
+    transfer = next(p for p in prompts(run(turns)) if p.rule == "crisis-warm-transfer")
+    assert transfer.situation == "immediate danger"
 
 
 def test_the_final_does_not_fire_again_what_a_partial_of_its_turn_fired(tmp_path):

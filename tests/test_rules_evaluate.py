@@ -125,3 +125,14 @@ def test_a_replayed_call_is_judged_and_its_log_kept_redacted(tmp_path):
     assert any(json.loads(line)["type"] == "partial" for line in log.splitlines())  # as a live call has them
     again = agent_assist("rules", "evaluate", label, "--events-dir", str(logs))
     assert again.returncode == 0 and again.stdout == first.stdout
+
+
+def test_an_event_log_with_line_separators_in_its_words_is_read_whole(tmp_path):
+    """The log is written with its words as they are, so a U+2028 or NEL sits raw inside a JSON
+    string: the reader splits lines at \\n alone, and the turn comes back whole."""
+    said = "first line\u2028second\x85third\x0cfourth"
+    start = CallStart(t=0.0, call_id="c", source="x", channels={}, started_at="", model="")
+    label = write_call(tmp_path, "odd", [], [start, customer(1, 2.0, 5.0, said),
+                                             CallEnd(t=9.0, call_id="c", reason=EndReason.END_OF_AUDIO)])
+    events = evaluate.call_events(evaluate.read_labels(label), [], tmp_path / "events")
+    assert [e.text for e in events if isinstance(e, Utterance)] == [said]

@@ -3,14 +3,17 @@ two packs, and prompts per call-hour."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+
 import pytest
 
 from agent_assist.events import event_from_json
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, HARPER, REPO
 from tests.test_cli import agent_assist
 
 SCRIPTED = DATA / "calls" / "scripted_calls.jsonl"
-HARPER = REPO.parent / "shared" / "data" / "calls" / "harper_valley_dev.jsonl"
 
 
 def test_timeline_events_and_summary(tmp_path):
@@ -36,13 +39,18 @@ def test_compare_shows_what_a_change_adds_and_removes(tmp_path):
     default = REPO / "prompts" / "default.toml"
     result = agent_assist("rules", "replay", str(SCRIPTED), "--compare", str(default), str(quieter))
     assert result.returncode == 0, result.stderr
-    assert "call hard-1:\n  - manager-request at u5" in result.stdout
+    assert ("call hard-1 (00:24.0):\n  - [00:19.5] manager-request on u5: a phrase (switched off in B)\n"
+            '      "i want to speak to a manager right now"\n') in result.stdout
     assert "call calm-1" not in result.stdout
     assert "(-1)" in result.stdout
 
 
-@pytest.mark.parametrize("line", ["not json", '{"call_id": "x"}',
-                                  '{"call_id": "x", "turns": [{"speaker": "customer"}]}'])
+@pytest.mark.parametrize("line", [
+    "not json", '{"call_id": "x"}', '{"call_id": "x", "turns": [{"speaker": "customer"}]}',
+    # NaN and infinity are not times
+    '{"call_id": "x", "turns": [{"speaker": "customer", "start": NaN, "end": 2, "text": "hi"}]}',
+    '{"call_id": "x", "turns": [{"speaker": "customer", "start": 1, "end": 1e309, "text": "hi"}]}',
+])
 def test_a_bad_transcript_line_is_one_line_with_its_number(tmp_path, line):
     path = tmp_path / "calls.jsonl"
     first = SCRIPTED.read_text(encoding="utf-8").splitlines()[0]
@@ -53,9 +61,30 @@ def test_a_bad_transcript_line_is_one_line_with_its_number(tmp_path, line):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(not HARPER.is_file(), reason=f"calm calls not on this machine ({HARPER})")
+def test_hostile_transcripts_print_safely_and_what_is_not_a_file_is_refused(tmp_path):
+    """Escape sequences and bidi overrides in a call id or a turn are shown escaped, never acted on;
+    a U+2028 inside a JSON string is text, not a line break; a FIFO is refused, not waited on."""
+    said = "I want to speak to a manager \x1b]0;owned\x07 \u202eevil\u202c now\u2028please"
+    turn = {"speaker": "customer", "start": 1.0, "end": 3.0, "text": said}
+    call = {"call_id": "call\x1b[2J", "turns": [turn]}
+    path = tmp_path / "hostile.jsonl"
+    path.write_text(json.dumps(call, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = agent_assist("rules", "replay", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "call call\\x1b[2J" in result.stdout and "manager-request" in result.stdout
+    assert "\\u202eevil\\u202c now please" in result.stdout
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u202a-\u202e]", result.stdout)
+    fifo = tmp_path / "calls.jsonl"
+    os.mkfifo(fifo)
+    refused = agent_assist("rules", "replay", str(fifo))
+    assert refused.returncode == 1
+    assert refused.stderr == (f"agent-assist: error: {fifo}: is a FIFO (named pipe), not a file; save the "
+                              "data to a file and give that\n")
+
+
 def test_calm_bank_calls_stay_calm():
-    """Ordinary bank calls: at most two prompts per call-hour (one per half hour of calm talk)."""
+    """Ordinary bank calls (Harper Valley's 35, tests/data/calls/harper_valley): at most two prompts
+    per call-hour (one per half hour of calm talk)."""
     result = agent_assist("rules", "replay", str(HARPER), "-q")
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]

@@ -4,6 +4,7 @@ commit-before-show, migrations, crash safety, a locked store, retention."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -23,12 +24,16 @@ from agent_assist.events import (
     Flag,
     Partial,
     Prompt,
+    PromptSeen,
+    PromptState,
     PublicEvent,
     Retract,
     Scores,
     Speaker,
     Utterance,
 )
+from agent_assist.recorder import Recorder
+from agent_assist.sinks import JsonlEventLog
 from agent_assist.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -217,6 +222,53 @@ def test_a_withdrawn_prompt_is_recorded_and_shown_as_withdrawn(tmp_path: Path) -
     store.close()
 
 
+def test_the_review_lists_as_shown_only_what_the_overlay_showed(store_url: str) -> None:
+    """Three prompts fire: one the overlay showed and the agent dismissed, one it queued behind the
+    "+N" tray and showed later, one it queued and never showed. The store keeps each state's first
+    time (a repeat, or the same events again, changes nothing), and the review lists as shown only the
+    first two."""
+    from agent_assist.review import report_html, show_lines
+
+    def prompt(rule: str, t: float) -> Prompt:
+        return Prompt(t=t, call_id="call-1", rule=rule, principle="trust", text=f"Do {rule}.", example="",
+                      priority=50, signals=("distress",), why={})
+
+    def seen(rule: str, prompt_t: float, t: float, state: PromptState) -> PromptSeen:
+        return PromptSeen(t=t, call_id="call-1", rule=rule, prompt_t=prompt_t, state=state)
+
+    events = a_call()
+    events[6:6] = [
+        prompt("slow-down", 9.0), seen("slow-down", 9.0, 9.1, PromptState.SHOWN),
+        prompt("check-back", 9.5), seen("check-back", 9.5, 9.6, PromptState.QUEUED),
+        prompt("offer-choice", 10.0), seen("offer-choice", 10.0, 10.1, PromptState.QUEUED),
+        seen("slow-down", 9.0, 10.5, PromptState.DISMISSED),
+        seen("check-back", 9.5, 10.6, PromptState.SHOWN),
+        seen("check-back", 9.5, 12.0, PromptState.SHOWN),  # shown again after a while in the tray
+    ]
+    write(store_url, events)
+    write(store_url, events)  # the same call again: nothing changes
+    store = open_store(store_url)
+    call = store.call("call-1")
+    seen_at = {p["rule"]: (p["shown_t"], p["queued_t"], p["dismissed_t"]) for p in call.prompts}
+    assert seen_at == {"slow-down": (9.1, None, 10.5), "check-back": (10.6, 9.6, None),
+                       "offer-choice": (None, 10.1, None), "crisis-safety": (None, None, None)}
+    flag = store.flags()[0]
+    text = "\n".join(show_lines(flag, call))
+    shown_part, unseen_part = text.split("prompts the agent was not shown:")
+    assert "slow-down" in shown_part and "check-back" in shown_part and "offer-choice" not in shown_part
+    assert "shown at 00:09.1, dismissed at 00:10.5" in shown_part
+    assert "shown at 00:10.6 after waiting from 00:09.6" in shown_part
+    assert "offer-choice: Do offer-choice.  [queued at 00:10.1 behind other prompts, never shown]" \
+        in unseen_part
+    assert "crisis-safety" in unseen_part and "not shown: no overlay was open" in unseen_part
+    page = report_html([flag], {"call-1": call}, "t", "s", "now")
+    shown_table, unseen_table = page.split("<h3>Prompts the agent was not shown</h3>")
+    assert "<h3>Prompts shown to the agent, and their feedback</h3>" in shown_table
+    assert "offer-choice" not in shown_table.split("<h3>Prompts shown")[1]
+    assert "queued at 00:10.1 behind other prompts, never shown" in unseen_table
+    store.close()
+
+
 def test_a_flag_fired_while_the_customer_speaks_shows_the_words_heard_then_the_final(
         tmp_path: Path) -> None:
     url = str(tmp_path / "flags.sqlite3")
@@ -345,7 +397,7 @@ def _old_store(url: str) -> None:
 def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None:
     _old_store(store_url)
     store = open_store(store_url)
-    assert store.version() == SCHEMA_VERSION == 3
+    assert store.version() == SCHEMA_VERSION == 8
     [old] = store.flags()
     assert (old.call_id, old.kind, old.severity, old.rule) == (
         "old-call",
@@ -357,6 +409,10 @@ def test_an_older_schema_is_migrated_and_keeps_its_flags(store_url: str) -> None
     for event in a_call():
         sink.emit(event)
     assert [f.kind for f in store.flags()] == ["crisis", "escalation", "agent"]
+    # the rows already there have their ids: the old flag's event, imported again, is known
+    sink.emit(Flag(t=30.0, call_id="old-call", kind="escalation", severity="high",
+                   reason="manager-request: escalation 0.91", utterance_id="c9", rule="manager-request"))
+    assert sink.counts["already"] == 1 and len(store.flags()) == 3
     store.close()
 
 
@@ -364,17 +420,37 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "flags.sqlite3"
     open_store(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(StoreError, match=r"schema version 9, newer than this agent-assist understands \(3\)"):
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer = SCHEMA_VERSION + 1
+    said = rf"schema version {newer}, newer than this agent-assist understands \({SCHEMA_VERSION}\)"
+    with pytest.raises(StoreError, match=said):
         open_store(path)
 
 
 def test_not_a_store_and_unknown_urls(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+    junk.chmod(0o644)
+    with pytest.raises(StoreError, match="not a database, so not an agent-assist store"):
         open_store(junk)
     assert junk.read_bytes().startswith(b"this is not a database")  # left as it was
+    assert stat.S_IMODE(junk.stat().st_mode) == 0o644  # mode and all (it was made 0600 before)
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises(StoreError, match="not an agent-assist store, or is damaged"):
+        open_store(damaged)
+    foreign = tmp_path / "photos.db"
+    with sqlite3.connect(foreign) as other:
+        other.execute("CREATE TABLE photos (name TEXT)")
+    foreign.chmod(0o644)
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="a database of some other program, not an agent-assist store"):
+        open_store(foreign)
+    assert foreign.read_bytes() == before and stat.S_IMODE(foreign.stat().st_mode) == 0o644
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        open_store(fifo)
     with pytest.raises(StoreError, match="unknown store 'mysql://x'"):
         open_store("mysql://x")
     with pytest.raises(StoreError, match=r"flag store postgresql://sam:\*\*\*@127\.0\.0\.1:1/flags"):
@@ -576,3 +652,138 @@ def test_a_store_that_cannot_be_opened_yet_is_tried_again(tmp_path: Path) -> Non
     store = open_store(path)
     assert [f.kind for f in store.flags()] == ["crisis", "agent"]
     store.close()
+
+
+def _frozen_mid_call(pg_server: str, tmp_path: Path) -> tuple[Recorder, FlagStoreSink, Path, str]:
+    """A call recorded to the event log and a PostgreSQL store with a 1 s deadline, whose server
+    freezes (every process SIGSTOPped, the connection left open) after the call's fifth event; the
+    rest of the call is emitted and must be written to the log at once. Returns with the server
+    still frozen."""
+    from tests import pg
+
+    url = pg.fresh_database(pg_server)
+    sink = FlagStoreSink(open_store(url, timeout_s=1.0), spill_dir=tmp_path / "unsaved", redact=False)
+    log = tmp_path / "events.jsonl"
+    recorder = Recorder([JsonlEventLog(str(log), redact=False), sink])
+    events = a_call()
+    for event in events[:5]:
+        recorder.emit(event)
+    assert recorder.flush(timeout=10)
+    return recorder, sink, log, url
+
+
+def test_a_frozen_postgresql_holds_nothing_up_and_what_it_missed_is_saved_aside(
+    pg_server: str, tmp_path: Path
+) -> None:
+    """Before deadlines, nothing was written (the event log neither) until the server resumed."""
+    from tests import pg
+
+    recorder, sink, log, url = _frozen_mid_call(pg_server, tmp_path)
+    with pg.frozen(pg_server):
+        started = time.monotonic()
+        for event in a_call()[5:]:
+            recorder.emit(event)
+        assert recorder.flush(timeout=10)
+        assert time.monotonic() - started < 4  # one deadline (1 s), not as long as the freeze
+        assert len(log.read_text().splitlines()) == len(a_call())
+        recorder.close()  # still frozen: what the store missed is saved aside
+        assert sink.spilled is not None and sink.store is not None
+        sink.store.close()
+    done = agent_assist("review", "import", str(sink.spilled), "--store", url)
+    assert done.returncode == 0 and done.stdout.startswith("imported 9 event(s)"), done
+    store = open_store(url)
+    assert [f.kind for f in store.flags()] == ["crisis", "agent"]
+    assert len(store.call("call-1").scores) == 3  # each written once
+    store.close()
+
+
+def test_a_postgresql_that_resumes_gets_what_it_missed_and_nothing_is_saved_aside(
+    pg_server: str, tmp_path: Path
+) -> None:
+    from tests import pg
+
+    recorder, sink, _, _ = _frozen_mid_call(pg_server, tmp_path)
+    with pg.frozen(pg_server):
+        for event in a_call()[5:]:
+            recorder.emit(event)
+        assert recorder.flush(timeout=10)
+    recorder.close()  # resumed: the events kept in memory are written
+    assert sink.spilled is None and sink.store is not None
+    assert [f.kind for f in sink.store.flags()] == ["crisis", "agent"]
+    assert len(sink.store.call("call-1").scores) == 3
+    sink.store.close()
+
+
+PURGED = "Wattlebird Crescent"  # a detail the redaction keeps, so the store holds it as text
+
+
+def _copies(path: Path) -> dict[str, int]:
+    """How often the purged call's words are in each of the store's files."""
+    return {suffix: Path(f"{path}{suffix}").read_bytes().count(PURGED.encode())
+            for suffix in ("", "-wal", "-shm") if Path(f"{path}{suffix}").exists()}
+
+
+def _old_call_and_a_new_one(path: Path) -> None:
+    events = a_call("old", started_at=(datetime.now(UTC) - timedelta(days=100)).isoformat())
+    events[5] = say("old", 4, Speaker.CUSTOMER, 9.0, f"I walk along {PURGED} every night",
+                    scores(0.9, crisis=0.97))
+    write(str(path), events + a_call("new"), transcript="full")
+
+
+def test_purged_text_is_gone_from_every_file_of_the_store_while_a_session_is_open(tmp_path: Path) -> None:
+    """Before, the purged text stayed in the main file until the last connection closed (40 copies
+    of a turn's words in a probe like this one), and a running agent's session keeps one open all
+    shift."""
+    path = tmp_path / "flags.sqlite3"
+    _old_call_and_a_new_one(path)
+    session = open_store(path)  # an agent's session, running
+    assert [f.call_id for f in session.flags()].count("old") == 2
+    other = sqlite3.connect(path)  # and another program with the file open
+    other.execute("SELECT COUNT(*) FROM turns").fetchall()
+    assert sum(_copies(path).values()) > 0
+    done = agent_assist("review", "purge", "--older-than", "90", "--store", str(path))
+    assert done.returncode == 0 and "purged 1 call(s) and 2 flag(s)" in done.stdout
+    assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
+    assert {f.call_id for f in session.flags()} == {"new"}  # the session reads on, and writes
+    FlagStoreSink(session).emit(Flag(t=30.0, call_id="new", kind="agent", severity="low", reason="",
+                                     utterance_id="", raised_by="agent"))
+    assert len(session.flags()) == 3
+    other.close()
+    session.close()
+
+
+def test_a_purge_while_a_reader_is_mid_query_says_so_and_the_next_one_scrubs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "flags.sqlite3"
+    _old_call_and_a_new_one(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM turns").fetchall()  # a report being written
+    store = open_store(path, timeout_s=0.2)
+    assert store.purge(90) == (1, 2)
+    assert "another program is reading the store, so what was purged stays on disk" in caplog.text
+    reader.execute("COMMIT")
+    assert store.purge(90) == (0, 0)
+    assert _copies(path) == {"": 0, "-wal": 0, "-shm": 0}
+    store.close()
+    reader.close()
+
+
+def test_a_served_call_keeps_the_platforms_conversation_and_participant(store_url: str) -> None:
+    """A call from `serve` (AudioHook) is stored with the platform's ids, and `review show` names the
+    conversation, so a supervisor can find the call on the platform; a call from a file has none."""
+    store = open_store(store_url)
+    try:
+        served = CallStart(t=0.0, call_id="served-1", source="audiohook", channels={},
+                           started_at="2026-11-30T09:00:00Z", model="m",
+                           conversation_id="6a4f2d10-0c5b-4d8e-9a41-1f2e3d4c5b6a",
+                           participant_id="0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b")
+        store.add_call(served, "sam", "east", "excerpt")
+        store.add_call(CallStart(t=0.0, call_id="file-1", source="x.wav", channels={},
+                                 started_at="2026-11-30T09:00:00Z", model="m"), "sam", "east", "excerpt")
+        call = store.call("served-1")
+        assert (call.conversation_id, call.participant_id) == (served.conversation_id, served.participant_id)
+        assert (store.call("file-1").conversation_id, store.call("file-1").participant_id) == ("", "")
+    finally:
+        store.close()

@@ -1,5 +1,6 @@
 """Golden tests on real recordings through the streaming path, with the real speech models: the
-default (Moonshine tiny-en) and, where a test is about Whisper, whisper-tiny.en."""
+default (`transcriber.DEFAULT_MODEL`), both Moonshine tiny-en and Whisper tiny.en where a test is
+about what any speech model must do, and Whisper alone where it is about Whisper's window."""
 
 import contextlib
 import time
@@ -34,9 +35,9 @@ def streamed_and_offline(models):
     return rows
 
 
-@pytest.mark.parametrize("which", ["call_models", "whisper_models"])
-def test_streaming_wer_is_at_most_8_percent_and_within_2_points_of_offline(which, request):
-    rows = streamed_and_offline(request.getfixturevalue(which))
+def test_streaming_wer_is_at_most_8_percent_and_within_2_points_of_offline(each_speech_model):
+    which = each_speech_model.label
+    rows = streamed_and_offline(each_speech_model)
     refs = [r for r, _, _ in rows]
     streaming = jiwer.wer(refs, [s for _, s, _ in rows])
     offline = jiwer.wer(refs, [o for _, _, o in rows])
@@ -95,8 +96,11 @@ def encoder_watched(speech, before=None):
         model.__class__ = Watched.__bases__[0]
 
 
-def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(whisper_transcriber):
-    """The encoder is most of a decode's cost: a partial's window is its audio plus 5 s."""
+def test_partials_are_encoded_in_a_short_window_and_finals_in_the_window_asked_for(
+        whisper_transcriber):
+    """Whisper: the encoder is most of a decode's cost: a partial's window is its audio plus 5 s; a
+    final's is Whisper's 30 s unless a pad is asked for (never under 3 s, where Whisper drops the
+    last words)."""
     from faster_whisper.audio import decode_audio
 
     transcriber = whisper_transcriber
@@ -111,14 +115,46 @@ def test_a_partial_is_encoded_in_a_short_window_and_a_final_in_whispers_30_s(whi
         final = transcriber.final(segment)
     seconds = len(audio) / 16000
     # the encoder halves the mel frames (10 ms each)
-    assert frames[0] * 2 == pytest.approx((seconds + 5) * 100, abs=2) and frames[1] * 2 == 3000
+    assert frames[0] * 2 == pytest.approx((seconds + 5) * 100, abs=2)
+    assert frames[1] * 2 == 3000
     assert normalise(partial.text) == normalise(final.text) == "he could wait no longer"
+    from dataclasses import replace
+
+    from agent_assist.transcriber import Transcriber
+
+    for asked, encoded in [(8.0, 8.0), (1.0, 3.0)]:  # as asked; never under the floor
+        options = replace(transcriber.options, final_window_pad_s=asked)
+        stage = Transcriber(options, model=transcriber.model)
+        with encoder_watched(transcriber.model) as frames:
+            assert normalise(stage.final(segment).text) == "he could wait no longer"
+        assert [f * 2 for f in frames] == [pytest.approx((seconds + encoded) * 100, abs=2)]
 
 
-@pytest.fixture(params=["transcriber", "whisper_transcriber"])
-def any_transcriber(request):
-    """A transcriber on each speech model in turn: Moonshine tiny-en, then Whisper tiny.en."""
-    return request.getfixturevalue(request.param)
+def test_a_decode_stops_at_its_token_budget_so_a_loop_costs_what_the_turn_costs(whisper_models):
+    """Tokens per second of audio are capped (a repetition loop on a short turn would otherwise run
+    to Whisper's 448): with a budget far under what the words need, the words stop at the budget."""
+    from faster_whisper.audio import decode_audio
+
+    from agent_assist.events import SpeechSegment
+    from agent_assist.transcriber import TOKENS_BASE, Transcriber, TranscriberOptions
+
+    audio = decode_audio(str(SPEECH / "jfk.flac"))  # 11 s, 22 words
+    segment = SpeechSegment(t=11.0, speaker=Speaker.CUSTOMER, utterance_id="u1", start=0.0,
+                            end=len(audio) / 16000, audio_start=0.0, audio=audio, final=True)
+    def words(per_s: float) -> list[str]:
+        stage = Transcriber(TranscriberOptions(max_tokens_per_s=per_s), model=whisper_models.speech)
+        return normalise(stage.final(segment).text).split()
+    assert len(words(12.0)) == 22  # the default budget leaves ordinary speech whole
+    cut = words(0.0)  # TOKENS_BASE tokens, timestamps among them
+    assert 0 < len(cut) < TOKENS_BASE < 22 and cut == words(12.0)[: len(cut)]
+
+
+@pytest.fixture
+def any_transcriber(each_speech_model):
+    """A transcriber on each speech model in turn: Whisper tiny.en, then Moonshine tiny-en."""
+    from agent_assist.transcriber import Transcriber
+
+    return Transcriber(model=each_speech_model.speech)
 
 
 def test_an_early_decode_is_the_final_when_the_audio_is_the_same_and_is_not_when_it_is_not(
@@ -191,13 +227,19 @@ def test_an_early_decode_no_longer_wanted_is_skipped_or_given_up_after_the_encod
     assert normalise(final.text) == "he could wait no longer"
 
 
-def test_silence_noise_hold_music_and_tones_yield_no_text(run_replay):
-    out = run_replay(DATA / "nonspeech" / "nonspeech.flac", partials=True)  # as a live call asks
+def test_silence_noise_hold_music_and_tones_yield_no_text(each_speech_model):
+    from agent_assist.replay import ReplayOptions, replay
+    from tests.conftest import Collector
+
+    out = Collector()
+    replay(DATA / "nonspeech" / "nonspeech.flac", [out], ReplayOptions(partials=True),  # as a live call asks
+           each_speech_model)
     assert [e for e in out.events if isinstance(e, Utterance | Partial)] == []
     end = out.events[-1]
     assert isinstance(end, CallEnd) and end.t > 40
 
 
+@pytest.mark.system  # paced at real time
 def test_realtime_and_fast_replay_give_the_same_finals(run_replay, call_models):
     from agent_assist.replay import Replay, ReplayOptions
     from agent_assist.transcriber import Transcriber
@@ -236,9 +278,13 @@ def test_only_a_call_someone_watches_asks_for_early_finals_and_every_call_has_pa
 
 
 def test_a_long_monologue_is_transcribed_in_parts_without_losing_or_repeating_words(
-        run_replay, tmp_path):
+        each_speech_model, tmp_path):
+    """The monologue cut works on each speech model's word times (Whisper's own, Moonshine's
+    estimated)."""
     from faster_whisper.audio import decode_audio
 
+    from agent_assist.replay import ReplayOptions, replay
+    from tests.conftest import Collector
     from tests.test_audio_files import write_audio
 
     gap = np.zeros(int(0.25 * 16000), dtype=np.float32)  # shorter than the hang-over
@@ -249,7 +295,8 @@ def test_a_long_monologue_is_transcribed_in_parts_without_losing_or_repeating_wo
     monologue = np.concatenate(pieces)
     assert len(monologue) / 16000 > 35
     path = write_audio(tmp_path / "monologue.flac", monologue[None, :], 16000, "flac", "flac")
-    out = run_replay(path)
+    out = Collector()
+    replay(path, [out], ReplayOptions(), each_speech_model)
     # the first ~27 s (LibriSpeech clips 0.25 s apart) has no pause the hang-over would end:
     # it must have been cut into parts
     assert sum(u.start < 27 for u in out.utterances) >= 2

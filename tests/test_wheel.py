@@ -27,7 +27,7 @@ import pytest
 from agent_assist import __version__
 from tests.conftest import REPO, SPEECH, normalise
 
-pytestmark = pytest.mark.slow  # loads the real speech model, in a process of its own
+# the system layer (tests/layers.py: it builds and runs the real program in processes of its own)
 
 CLIP = SPEECH / "1089-134691-0001.flac"  # 5 s: "for a full hour he had paced up and down waiting ..."
 TIMEOUT = 120

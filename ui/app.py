@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Said once the call is over and the overlay stays up (the agent may still rate a card, or flag
+#: the call).
+OVERLAY_STAYS = ("the overlay stays open so you can still rate a prompt or flag the call: close it "
+                 "(\u00d7 at its top right) or press Ctrl-C here to finish")
+
 # The libraries Qt's xcb plugin loads at start; Qt aborts the whole process when one is missing.
 XCB_LIBRARIES = {
     "xcb-cursor": "libxcb-cursor0",
@@ -85,8 +90,8 @@ class OverlayRun(Generic[T]):
     pipeline as a sink before the call starts. `run()`:
 
     * when `work` returns: with `close_when_done` the overlay goes at once (a live session that was
-      told to quit); otherwise it stays showing the last cards until the agent closes it, or for
-      `linger_s` seconds;
+      told to quit); otherwise it stays showing the last cards until the agent closes it (and `say`
+      tells the terminal so), or for `linger_s` seconds;
     * when the overlay is closed first: the terminal says so and `run()` waits for `work`;
     * when `work` raises: the overlay goes and the exception is raised here, on the main thread.
     """
@@ -110,10 +115,14 @@ class OverlayRun(Generic[T]):
         self.overlay: object | None = None
         self.closed_early = False
         self.quit_when_done = False  # set by Ctrl-C: no lingering over the last cards
+        self._work_done = threading.Event()
 
     def request_quit(self) -> None:
-        """The command is being stopped: close the overlay as soon as the work has finished."""
+        """The command is being stopped: close the overlay as soon as the work has finished, or now
+        when it has (Ctrl-C while the overlay stays over the last cards)."""
         self.quit_when_done = True
+        if self._work_done.is_set():
+            self.app.quit()
 
     def run(self, controls: Controls, work: Callable[[], T], *, close_when_done: bool,
             linger_s: float | None = None, say: Callable[[str], None] = print) -> T:
@@ -124,7 +133,7 @@ class OverlayRun(Generic[T]):
         overlay = Overlay(controls, self.bridge, self.settings)
         self.overlay = overlay
         result: dict[str, object] = {}
-        finished = threading.Event()
+        finished = self._work_done
 
         def target() -> None:
             try:
@@ -139,7 +148,11 @@ class OverlayRun(Generic[T]):
             if "error" in result or close_when_done or self.closed_early or self.quit_when_done:
                 self.app.quit()
             elif linger_s is not None:
+                if linger_s > 0:
+                    say(f"the overlay stays over the last cards for {linger_s:g} s")
                 QTimer.singleShot(int(linger_s * 1000), self.app.quit)
+            else:  # a newcomer saw the call end and nothing else happen: say what is waiting
+                say(OVERLAY_STAYS)
 
         def on_closed() -> None:
             if not finished.is_set():

@@ -1,7 +1,8 @@
 """What the overlay shows, without Qt: the prompt cards and the customer's trend over the last minute.
 
-Kept apart from the widgets so the rules of the display (how many cards, in what order, when they
-fade, what a crisis card needs) are plain Python, tested on their own, and the widgets only draw.
+Kept apart from the widgets so the rules of the display (which cards are on screen and which wait
+behind the "+N" tray, when they fade, what a crisis card is about and needs, what the agent has been
+shown) are plain Python, tested on their own, and the widgets only draw.
 """
 
 from __future__ import annotations
@@ -12,25 +13,41 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent_assist.events import Prompt, Utterance
+from agent_assist.events import Prompt, PromptState, Utterance
 
 MAX_CARDS = 2  # an agent glances; more than two is a list, not a prompt
-FADE_AFTER_S = 20.0  # an ordinary card starts to fade this long after it appeared …
-GONE_AFTER_S = 35.0  # … and is gone after this (crisis cards stay until acknowledged)
+FADE_AFTER_S = 20.0  # an ordinary card starts to fade this long after it was first shown …
+GONE_AFTER_S = 35.0  # … and is gone after this (crisis cards stay until acknowledged); a prompt that
+# waited this long behind the tray without being shown has lapsed too
 FADED_OPACITY = 0.4
 RETRACTED_GONE_S = 3.0  # a withdrawn card fades out over this long, so the agent sees it go
 TREND_WINDOW_S = 60.0  # call time the trend indicator covers
 TREND_CHANGE = 0.15  # a change over the window smaller than this is "steady"
 
+def situation_of(prompt: Prompt) -> str:
+    """The situation a crisis prompt is about ("family violence", as the rules named it: the crisis
+    rule's `situation`, or for the warm transfer the call's earlier crisis), or "" for an ordinary
+    prompt or a crisis of no named kind."""
+    return prompt.situation if prompt.sticky else ""
+
+
+def crisis_header(situation: str) -> str:
+    """A crisis card's header: "CRISIS · FAMILY VIOLENCE", or "CRISIS" when the kind is not known."""
+    return f"CRISIS \u00b7 {situation.upper()}" if situation else "CRISIS"
+
 
 @dataclass(eq=False)
 class Card:
-    """One prompt on screen. `seq` orders arrivals; `shown_at` is the wall clock (fading is about
-    what the agent has had time to read, not call time)."""
+    """One prompt the overlay holds. `seq` orders arrivals; `arrived_at` and `shown_at` (first on the
+    agent's screen, None until then) are the wall clock: fading is about what the agent has had time to
+    read, not call time. `queued` says the prompt waited behind the tray (reported once)."""
 
     prompt: Prompt
-    shown_at: float
+    arrived_at: float
     seq: int
+    situation: str = ""  # a crisis card's situation (`situation_of`)
+    shown_at: float | None = None
+    queued: bool = False
     rating: str | None = None  # the agent's feedback, once given
     retracted_at: float | None = None  # withdrawn: the final transcript no longer supported it
 
@@ -43,13 +60,36 @@ class Card:
         return (self.prompt.call_id, self.prompt.rule, self.prompt.t)
 
 
-class CardDeck:
-    """The prompt cards: at most `MAX_CARDS` shown, newest highest-priority first.
+@dataclass(frozen=True)
+class Layout:
+    """What is on screen: at most one crisis card, in full; the ordinary cards beside it (compact while
+    a crisis card is up, so a crisis is never one of two equal cards); and the tray, behind "+N",
+    of everything else the agent has not dismissed: crisis cards first, then the newest first."""
 
-    Order: crisis (sticky) cards first, then by priority, then newest first. A prompt from a rule
-    already on screen for the same call replaces that card. When a card must go to make room, the
-    lowest-ranked ordinary card goes; a crisis card only ever goes when acknowledged, and crisis
-    cards beyond the first `MAX_CARDS` wait, in order, for room.
+    crisis: Card | None
+    cards: tuple[Card, ...]
+    tray: tuple[Card, ...]
+
+    @property
+    def shown(self) -> list[Card]:
+        return [c for c in (self.crisis, *self.cards) if c is not None]
+
+
+class CardDeck:
+    """The prompt cards: which are on screen, which wait behind the "+N" tray, and when they go.
+
+    Nothing is dropped unseen without a trace: a prompt with no room waits in the tray (the agent
+    opens it with one click) and is shown as soon as it has a card.
+
+    * A fresh prompt always shows: the newest prompt, until it has been on screen `fade_after_s`,
+      always has a card.
+    * Stale cards give way by age as well as priority: the other card goes to the highest priority
+      among the cards not yet faded; a faded card keeps its place only while nothing fresher waits.
+    * A crisis card (sticky) is shown alone in full, the highest priority first (the most specific
+      playbook: family violence before danger before self-harm before a warm transfer, as the rules
+      rank them), then the newest; it goes only when acknowledged. Further crisis cards wait at the
+      head of the tray, which says so, in that order, for the one shown to be acknowledged.
+    * A prompt from a rule already held for the same call replaces that card.
     """
 
     def __init__(self, now: Callable[[], float] = time.monotonic, max_cards: int = MAX_CARDS,
@@ -64,30 +104,76 @@ class CardDeck:
     def add(self, prompt: Prompt) -> Card:
         self._cards = [c for c in self._cards
                        if not (c.prompt.call_id == prompt.call_id and c.prompt.rule == prompt.rule)]
-        card = Card(prompt, self.now(), next(self._seq))
+        card = Card(prompt, self.now(), next(self._seq), situation_of(prompt))
         self._cards.append(card)
-        self._cards.sort(key=lambda c: (not c.sticky, -c.prompt.priority, -c.seq))
-        ordinary_room = max(0, self.max_cards - sum(c.sticky for c in self._cards))
-        ordinary = [c for c in self._cards if not c.sticky]
-        for extra in ordinary[ordinary_room:]:
-            self._cards.remove(extra)
         return card
+
+    def _stale(self, card: Card, now: float) -> bool:
+        return card.shown_at is not None and now - card.shown_at >= self.fade_after_s
+
+    def layout(self) -> Layout:
+        now = self.now()
+        crisis = sorted((c for c in self._cards if c.sticky), key=lambda c: (-c.prompt.priority, -c.seq))
+        lead = crisis[0] if crisis else None
+        ordinary = [c for c in self._cards if not c.sticky
+                    and (c.retracted_at is None or c.shown_at is not None)]
+        room = self.max_cards - (1 if lead else 0)
+
+        def rank(c: Card) -> tuple[bool, bool, int, int]:
+            return (c.retracted_at is not None, self._stale(c, now), -c.prompt.priority, -c.seq)
+
+        ranked = sorted(ordinary, key=rank)
+        on_screen: list[Card] = []
+        fresh = [c for c in ordinary if c.retracted_at is None and not self._stale(c, now)]
+        if fresh and room:
+            on_screen.append(max(fresh, key=lambda c: c.seq))
+        for card in ranked:
+            if len(on_screen) >= room:
+                break
+            if card not in on_screen:
+                on_screen.append(card)
+        on_screen.sort(key=rank)
+        waiting = [c for c in ordinary if c not in on_screen and c.retracted_at is None]
+        tray = (*crisis[1:], *sorted(waiting, key=lambda c: -c.seq))
+        return Layout(lead, tuple(on_screen), tray)
 
     @property
     def shown(self) -> list[Card]:
-        return self._cards[: self.max_cards]
+        """The cards on screen, the crisis card first."""
+        return self.layout().shown
 
     @property
-    def waiting(self) -> int:
-        """Crisis cards not yet on screen for lack of room."""
-        return max(0, len(self._cards) - self.max_cards)
+    def tray(self) -> tuple[Card, ...]:
+        return self.layout().tray
+
+    @property
+    def cards(self) -> list[Card]:
+        """Every card held, in order of arrival."""
+        return list(self._cards)
+
+    def seen(self, tray_open: bool) -> list[tuple[Card, PromptState]]:
+        """After the screen shows `layout()`: each card first on screen now (`shown`), and each card
+        that has begun to wait behind the tray unseen (`queued`). A line of the open tray counts as
+        shown: the agent has it in front of them."""
+        now, layout, changes = self.now(), self.layout(), []
+        for card in layout.tray:
+            if card.shown_at is None and not card.queued and not tray_open:
+                card.queued = True
+                changes.append((card, PromptState.QUEUED))
+        for card in (*layout.shown, *(layout.tray if tray_open else ())):
+            if card.shown_at is None:
+                card.shown_at = now
+                changes.append((card, PromptState.SHOWN))
+        return changes
 
     def retract(self, call_id: str, rule: str, prompt_t: float) -> Card | None:
-        """A prompt withdrawn by the rules (its partial misheard): its card fades out and goes.
-        Crisis cards are never withdrawn; they wait for the agent."""
+        """A prompt withdrawn by the rules (its partial misheard): a card on screen fades out and goes,
+        one still waiting goes at once. Crisis cards are never withdrawn; they wait for the agent."""
         for card in self._cards:
             if card.key == (call_id, rule, prompt_t) and not card.sticky and card.retracted_at is None:
                 card.retracted_at = self.now()
+                if card.shown_at is None:
+                    self._cards.remove(card)
                 return card
         return None
 
@@ -115,6 +201,8 @@ class CardDeck:
         if card.retracted_at is not None:
             gone = (self.now() - card.retracted_at) / RETRACTED_GONE_S
             return max(0.0, FADED_OPACITY * (1.0 - gone))
+        if card.shown_at is None:
+            return 1.0
         age = self.now() - card.shown_at
         if age <= self.fade_after_s:
             return 1.0
@@ -122,10 +210,11 @@ class CardDeck:
         return max(FADED_OPACITY, 1.0 - (1.0 - FADED_OPACITY) * (age - self.fade_after_s) / span)
 
     def expire(self) -> list[Card]:
-        """Remove ordinary cards past `gone_after_s`; returns them."""
+        """Remove ordinary cards past `gone_after_s` on screen (or waiting unseen), and withdrawn
+        cards once faded out; returns them."""
         now = self.now()
         gone = [c for c in self._cards if not c.sticky and (
-            now - c.shown_at >= self.gone_after_s
+            now - (c.shown_at if c.shown_at is not None else c.arrived_at) >= self.gone_after_s
             or (c.retracted_at is not None and now - c.retracted_at >= RETRACTED_GONE_S))]
         for card in gone:
             self._cards.remove(card)

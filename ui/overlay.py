@@ -1,9 +1,14 @@
 """The agent's overlay: a small frameless always-on-top window that never takes keyboard focus.
 
-It shows at most two prompt cards (crisis cards look different, stay until acknowledged and carry
-the support line), a calm trend of the customer's distress and escalation over the last minute, a
-listening indicator with a pause button, a button to flag the call for a supervisor, and thumbs
-up / down on each card, which go back into the event stream as `feedback` events.
+It shows the prompt cards (at most two: a crisis card alone in full with its situation named and its
+support line large, until acknowledged; see `ui/cards.py`), a "+N" tray holding every prompt that
+did not fit, opened with one click, a calm trend of the customer's distress and escalation over the
+last minute, a listening indicator with a pause button, a button to flag the call for a supervisor,
+and thumbs up / down on each card, which go back into the event stream as `feedback` events.
+
+What the agent was shown is recorded: each prompt's first time on screen (`shown`), its wait behind
+the tray (`queued`) and its dismissal (`dismissed`) go into the event stream as `prompt_seen`
+events, so a review never counts a prompt the agent did not see.
 
 Everything it knows arrives through `EventBridge`; everything it does goes out through `Controls`
 (the live session, or a replay). It holds no call state the pipeline needs: closing it, or a bug in
@@ -13,29 +18,22 @@ it, leaves the call running.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
 from PyQt6.QtCore import QByteArray, QPoint, QRectF, QSettings, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QCloseEvent, QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen
-from PyQt6.QtWidgets import (
-    QCheckBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
-    QFrame,
-    QGraphicsOpacityEffect,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSizeGrip,
-    QSlider,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
+from PyQt6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
 )
+from PyQt6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QSizeGrip, QVBoxLayout, QWidget
 
 from agent_assist.events import (
     CallEnd,
@@ -49,18 +47,27 @@ from agent_assist.events import (
     FlagKind,
     Listening,
     Prompt,
+    PromptSeen,
+    PromptState,
     PublicEvent,
     Retract,
     Severity,
+    SupervisorNote,
     Utterance,
 )
 from agent_assist.ui.bridge import EventBridge
+from agent_assist.ui.cards import CardView, TrayView, look_of, why_text
+from agent_assist.ui.dialogs import NOTE_MAX, FlagDialog, SettingsDialog, place_near
+from agent_assist.ui.look import THEMES, button, label, size_fonts, stylesheet
 from agent_assist.ui.model import Card, CardDeck, TrendMeter, TrendReading
+
+__all__ = ["NOTE_MAX", "SHORTCUTS", "Controls", "FlagDialog", "Overlay", "OverlaySettings", "OverlayState",
+           "SettingsDialog", "why_text"]
 
 log = logging.getLogger(__name__)
 
-NOTE_MAX = 200  # characters in the agent's note on a flag: one line
 TICK_MS = 1000
+MAX_NOTES = 2  # a supervisor's notes on screen at once, the newest first (older ones give way)
 
 
 class Controls(Protocol):
@@ -112,152 +119,7 @@ class OverlaySettings:
         self.store.sync()
 
 
-# -- look ------------------------------------------------------------------------------------------
-
-THEMES = {
-    # text on background is at least 7:1 in both (WCAG AAA); crisis is calm blue, not alarm red
-    False: {"bg": "#1b2430", "fg": "#f4f6f8", "dim": "#c3cdd8", "card": "#243142", "edge": "#3a4a5e",
-            "crisis": "#14324d", "crisis_edge": "#6cb8ee", "tag": "#33445a", "button": "#2f3e52",
-            "distress": "#9db8d9", "escalation": "#d9c49d", "ok": "#7fc8a9", "paused": "#e3c27a"},
-    True: {"bg": "#000000", "fg": "#ffffff", "dim": "#ffffff", "card": "#000000", "edge": "#ffffff",
-           "crisis": "#000000", "crisis_edge": "#ffff00", "tag": "#000000", "button": "#000000",
-           "distress": "#00ffff", "escalation": "#ffff00", "ok": "#00ff00", "paused": "#ffff00"},
-}
-
-
-def stylesheet(high_contrast: bool) -> str:
-    """Colours only: sizes are set as fonts (`_sized`), which layouts measure reliably."""
-    c = THEMES[high_contrast]
-    return f"""
-    QWidget#overlay {{ background: {c['bg']}; border: 1px solid {c['edge']}; border-radius: 8px; }}
-    QWidget {{ color: {c['fg']}; }}
-    QLabel#status, QLabel#tag, QLabel#why, QLabel#example {{ color: {c['dim']}; }}
-    QLabel#tag {{ background: {c['tag']}; border-radius: 4px; padding: 1px 6px; }}
-    QFrame#card {{ background: {c['card']}; border: 1px solid {c['edge']}; border-radius: 6px; }}
-    QFrame#crisisCard {{ background: {c['crisis']}; border: 2px solid {c['crisis_edge']};
-                        border-radius: 6px; }}
-    QPushButton {{ background: {c['button']}; border: 1px solid {c['edge']}; border-radius: 4px;
-                  padding: 2px 8px; }}
-    QPushButton:checked {{ border: 2px solid {c['ok']}; }}
-    QPushButton:disabled {{ color: {c['dim']}; border-style: dashed; }}
-    QPushButton:focus {{ outline: 2px solid {c['crisis_edge']}; }}
-    """
-
-
-# sizes relative to the agent's text size, by object name
-SIZES = {"cardText": (2, True), "support": (1, True), "why": (-1, False), "example": (-1, False),
-         "tag": (-2, False), "status": (-2, False)}
-
-
-def _sized(widget: QWidget, base_pt: int) -> None:
-    delta, bold = SIZES.get(widget.objectName(), (0, False))
-    font = QFont(widget.font())
-    font.setPointSize(max(7, base_pt + delta))
-    font.setBold(bold)
-    widget.setFont(font)
-
-
-# -- pieces --------------------------------------------------------------------------------------
-
-
-def _button(text: str, name: str, tip: str, on_click: Callable[[], object]) -> QPushButton:
-    button = QPushButton(text)
-    button.setAccessibleName(name)
-    button.setToolTip(tip)
-    button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click never moves keyboard focus here
-    button.clicked.connect(on_click)
-    return button
-
-
-def _label(text: str, name: str, object_name: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)  # transcript text is data, never markup
-    label.setWordWrap(True)
-    label.setAccessibleName(name)
-    if object_name:
-        label.setObjectName(object_name)
-    return label
-
-
-def why_text(prompt: Prompt) -> str:
-    words = str(prompt.why.get("text", "")).strip()
-    values = prompt.why.get("values") or {}
-    parts = [f"They said: \u201c{words}\u201d" if words else ""]
-    if values:
-        parts.append("Signals: " + ", ".join(f"{k.replace('_', ' ')} {float(v):.2f}"
-                                             for k, v in values.items()))
-    elif prompt.signals:
-        parts.append("Signals: " + ", ".join(s.replace("_", " ") for s in prompt.signals))
-    return "\n".join(p for p in parts if p)
-
-
-class CardView(QFrame):
-    """One prompt card. A crisis card has no dismiss and no fading: only Acknowledge."""
-
-    def __init__(self, card: Card, overlay: Overlay) -> None:
-        super().__init__()
-        self.card = card
-        self.overlay = overlay
-        prompt = card.prompt
-        self.setObjectName("crisisCard" if card.sticky else "card")
-        self.setAccessibleName(("Crisis prompt: " if card.sticky else "Prompt: ") + prompt.text)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 8, 10, 8)
-        layout.setSpacing(4)
-
-        top = QHBoxLayout()
-        self.tag = _label(prompt.principle.replace("-", " "), "Principle", "tag")
-        self.tag.setWordWrap(False)
-        top.addWidget(self.tag)
-        top.addStretch(1)
-        self.why_button = _button("Why", "Show why", "What the customer said and the signals",
-                                  self.toggle_why)
-        self.why_button.setCheckable(True)
-        top.addWidget(self.why_button)
-        if not card.sticky:
-            top.addWidget(_button("\u00d7", "Dismiss prompt", "Dismiss",
-                                  lambda: overlay.dismiss(card)))
-        layout.addLayout(top)
-
-        self.text = _label(prompt.text, "Prompt text", "cardText")
-        layout.addWidget(self.text)
-        if prompt.example:
-            self.example = _label(f"\u201c{prompt.example}\u201d", "Example words", "example")
-            layout.addWidget(self.example)
-        if card.sticky and prompt.support_line:
-            self.support = _label(prompt.support_line, "Support line", "support")
-            layout.addWidget(self.support)
-        self.why = _label(why_text(prompt), "Why this prompt", "why")
-        self.why.setVisible(False)
-        layout.addWidget(self.why)
-
-        actions = QHBoxLayout()
-        self.helpful = _button("\u2713 Helpful", "Helpful", "This prompt helped",
-                               lambda: overlay.rate(card, "helpful"))
-        self.not_helpful = _button("\u2717 Not helpful", "Not helpful", "This prompt did not help",
-                                   lambda: overlay.rate(card, "not_helpful"))
-        for b in (self.helpful, self.not_helpful):
-            b.setCheckable(True)
-            actions.addWidget(b)
-        actions.addStretch(1)
-        if card.sticky:
-            self.ack = _button("Acknowledge", "Acknowledge crisis prompt",
-                               "I have seen this; take it away", lambda: overlay.acknowledge(card))
-            actions.addWidget(self.ack)
-        layout.addLayout(actions)
-        self.effect = QGraphicsOpacityEffect(self)
-        self.effect.setOpacity(1.0)
-        self.setGraphicsEffect(self.effect)
-        self.show_rating()
-
-    def toggle_why(self) -> None:
-        self.why.setVisible(not self.why.isVisible())
-        self.why_button.setChecked(self.why.isVisible())
-        self.overlay.fit_height()
-
-    def show_rating(self) -> None:
-        self.helpful.setChecked(self.card.rating == "helpful")
-        self.not_helpful.setChecked(self.card.rating == "not_helpful")
+# -- the trend -------------------------------------------------------------------------------------
 
 
 class TrendView(QWidget):
@@ -270,6 +132,19 @@ class TrendView(QWidget):
         self.setMinimumHeight(34)
         self.setAccessibleName("Customer trend over the last minute")
 
+    def _font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPointSize(max(7, int(self.overlay.settings.get("text_pt")) - 2))  # type: ignore[call-overload]
+        return font
+
+    def resize_to_text(self) -> None:
+        """Two rows of the trend's words at the agent's text size, whatever that is."""
+        rows = QFontMetrics(self._font()).lineSpacing() + 6
+        self.setMinimumHeight(max(34, 2 * rows))
+        widest = max(QFontMetrics(self._font()).horizontalAdvance(f"{n}: moderate, rising")
+                     for n in ("Distress", "Escalation"))
+        self.setMinimumWidth(widest + 60)  # and room for the lines
+
     def set_readings(self, readings: dict[str, TrendReading]) -> None:
         self.readings = readings
         summary = "; ".join(f"{name} {r.word}, {r.direction}" for name, r in readings.items())
@@ -281,11 +156,11 @@ class TrendView(QWidget):
         theme = THEMES[bool(self.overlay.settings.get("high_contrast"))]
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        font = QFont(self.font())
-        font.setPointSize(max(7, int(self.overlay.settings.get("text_pt")) - 2))  # type: ignore[call-overload]
+        font = self._font()
         painter.setFont(font)
         row_h = self.height() / 2
-        label_w = min(self.width() * 0.55, 190.0)
+        words = QFontMetrics(font).horizontalAdvance("Escalation: moderate, rising")
+        label_w = min(self.width() - 60.0, words + 8.0)
         for row, name in enumerate(("distress", "escalation")):
             reading = self.readings.get(name)
             top = row * row_h
@@ -310,69 +185,6 @@ class TrendView(QWidget):
         painter.end()
 
 
-class FlagDialog(QDialog):
-    """Flag the call for a supervisor, with an optional one-line note. A normal window that takes
-    focus, because the agent asked for it by pressing the button."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, Qt.WindowType.Dialog | Qt.WindowType.WindowStaysOnTopHint)
-        self.setWindowTitle("Flag this call")
-        self.setAccessibleName("Flag this call for a supervisor")
-        form = QFormLayout(self)
-        self.note = QLineEdit()
-        self.note.setMaxLength(NOTE_MAX)
-        self.note.setPlaceholderText("Optional note for your supervisor")
-        self.note.setAccessibleName("Note for the supervisor")
-        form.addRow("Note", self.note)
-        buttons = QDialogButtonBox()
-        self.flag_button = buttons.addButton("Flag call", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.flag_button.setAccessibleName("Flag call")  # type: ignore[union-attr]
-        cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        cancel.setAccessibleName("Cancel")  # type: ignore[union-attr]
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-
-class SettingsDialog(QDialog):
-    """Opacity, text size, high contrast, and whether the overlay may take focus when clicked."""
-
-    def __init__(self, overlay: Overlay) -> None:
-        super().__init__(overlay, Qt.WindowType.Dialog | Qt.WindowType.WindowStaysOnTopHint)
-        self.overlay = overlay
-        self.setWindowTitle("Overlay settings")
-        self.setAccessibleName("Overlay settings")
-        s = overlay.settings
-        form = QFormLayout(self)
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(30, 100)
-        self.opacity.setValue(round(float(s.get("opacity")) * 100))  # type: ignore[arg-type]
-        self.opacity.setAccessibleName("Opacity")
-        self.opacity.valueChanged.connect(lambda v: overlay.set_setting("opacity", v / 100))
-        form.addRow("Opacity", self.opacity)
-        self.text_pt = QSpinBox()
-        self.text_pt.setRange(8, 24)
-        self.text_pt.setValue(int(s.get("text_pt")))  # type: ignore[call-overload]
-        self.text_pt.setSuffix(" pt")
-        self.text_pt.setAccessibleName("Text size")
-        self.text_pt.valueChanged.connect(lambda v: overlay.set_setting("text_pt", v))
-        form.addRow("Text size", self.text_pt)
-        self.high_contrast = QCheckBox("High contrast")
-        self.high_contrast.setChecked(bool(s.get("high_contrast")))
-        self.high_contrast.setAccessibleName("High contrast theme")
-        self.high_contrast.toggled.connect(lambda v: overlay.set_setting("high_contrast", v))
-        form.addRow(self.high_contrast)
-        self.accept_focus = QCheckBox("Take keyboard focus when clicked (for keyboard shortcuts)")
-        self.accept_focus.setChecked(bool(s.get("accept_focus")))
-        self.accept_focus.setAccessibleName("Take keyboard focus when clicked")
-        self.accept_focus.toggled.connect(lambda v: overlay.set_setting("accept_focus", v))
-        form.addRow(self.accept_focus)
-        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        close.button(QDialogButtonBox.StandardButton.Close).setAccessibleName("Close settings")  # type: ignore[union-attr]
-        close.rejected.connect(self.reject)
-        form.addRow(close)
-
-
 # -- the window ------------------------------------------------------------------------------------
 
 SHORTCUTS = (
@@ -380,6 +192,7 @@ SHORTCUTS = (
     ("F", "flag the call for a supervisor"),
     ("H / N", "the top card was helpful / not helpful"),
     ("W", "show why for the top card"),
+    ("T", "open or close the tray of prompts that did not fit"),
     ("A or Esc", "acknowledge or dismiss the top card"),
     ("+ / -", "larger / smaller text"),
 )
@@ -412,9 +225,13 @@ class Overlay(QWidget):
         self.in_call = False
         self.state = OverlayState.STARTING
         self.views: dict[tuple[str, str, float], CardView] = {}
+        self.tray_open = False
+        self.tray_view: TrayView | None = None
         self.flag_dialog: FlagDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         self._drag_from: QPoint | None = None
+        self._fitting = False  # the window is being sized to its content, not by the agent
+        self.preferred_width = 380  # the width the agent gave the window; content may need more
 
         self.setObjectName("overlay")
         self.setWindowTitle("agent-assist")
@@ -428,38 +245,68 @@ class Overlay(QWidget):
         outer.setContentsMargins(10, 8, 10, 6)
         outer.setSpacing(6)
         header = QHBoxLayout()
-        self.indicator = _label("\u25cf", "Listening indicator")
+        self.indicator = label("\u25cf", "Listening indicator")
         self.indicator.setWordWrap(False)
-        self.state_label = _label("Starting\u2026", "Listening state")
+        self.state_label = label("Starting\u2026", "Listening state")
         self.state_label.setWordWrap(False)
         header.addWidget(self.indicator)
         header.addWidget(self.state_label)
         header.addStretch(1)
-        self.pause_button = _button("Pause", "Pause listening", "Pause listening (P)", self.toggle_pause)
+        self.pause_button = button("Pause", "Pause listening", "Pause listening (P)", self.toggle_pause)
         self.pause_button.setEnabled(bool(controls.live))
         self.pause_button.setVisible(bool(controls.live))  # a recording has nothing to pause
-        self.flag_button = _button("Flag\u2026", "Flag call for supervisor",
-                                   "Flag this call for your supervisor (F)", self.open_flag)
+        self.flag_button = button("Flag\u2026", "Flag call for supervisor",
+                                  "Flag this call for your supervisor (F)", self.open_flag)
         self.flag_button.setEnabled(False)
-        self.settings_button = _button("\u2699", "Settings", "Opacity, text size, contrast",
-                                       self.open_settings)
-        self.close_button = _button("\u00d7", "Close overlay",
-                                    "Close the overlay; listening carries on in the terminal",
-                                    self.close)
+        self.settings_button = button("\u2699", "Settings", "Opacity, text size, contrast",
+                                      self.open_settings)
+        self.close_button = button("\u00d7", "Close overlay",
+                                   "Close the overlay; listening carries on in the terminal", self.close)
         for b in (self.pause_button, self.flag_button, self.settings_button, self.close_button):
             header.addWidget(b)
         outer.addLayout(header)
 
         self.trend_view = TrendView(self)
         outer.addWidget(self.trend_view)
+        # the cards and the tray scroll (without ever taking focus) only when the agent's text size
+        # makes them taller than the screen: the window never runs off it and nothing overlaps
+        self.body = QWidget()
+        self.body.setObjectName("body")
+        body = QVBoxLayout(self.body)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(6)
+        # a supervisor's notes, above the prompts: a card of their own, never a prompt
+        self.notes_box = QVBoxLayout()
+        self.notes_box.setSpacing(6)
+        body.addLayout(self.notes_box)
+        self.note_views: list[QFrame] = []
         self.cards_box = QVBoxLayout()
         self.cards_box.setSpacing(6)
-        outer.addLayout(self.cards_box)
-        self.waiting_label = _label("", "More crisis prompts waiting", "status")
-        self.waiting_label.setVisible(False)
-        outer.addWidget(self.waiting_label)
+        body.addLayout(self.cards_box)
+        tray_row = QHBoxLayout()
+        tray_row.addStretch(1)
+        self.tray_button = button("", "Show the prompts that did not fit",
+                                  "Prompts that did not fit: open or close (T)", self.toggle_tray,
+                                  "trayButton")
+        self.tray_button.setCheckable(True)
+        self.tray_button.setVisible(False)
+        tray_row.addWidget(self.tray_button)
+        body.addLayout(tray_row)
+        self.tray_box = QVBoxLayout()
+        body.addLayout(self.tray_box)
+        self.body_scroll = QScrollArea()
+        self.body_scroll.setObjectName("bodyScroll")
+        self.body_scroll.setWidget(self.body)
+        self.body_scroll.setWidgetResizable(True)
+        self.body_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.body_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.body_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for bar in (self.body_scroll.verticalScrollBar(), self.body_scroll.horizontalScrollBar()):
+            if bar is not None:
+                bar.setAccessibleName("Scroll the prompts")
+        outer.addWidget(self.body_scroll)
         footer = QHBoxLayout()
-        self.status = _label("", "Status", "status")
+        self.status = label("", "Status", "status")
         footer.addWidget(self.status, 1)
         grip = QSizeGrip(self)
         grip.setAccessibleName("Resize")
@@ -471,7 +318,11 @@ class Overlay(QWidget):
         if geometry is None or not self.restoreGeometry(geometry) or not self._on_a_screen():
             self.resize(380, 320)
             self._place_default()
-        bridge.ready.connect(self.pull)
+        self.preferred_width = self.width()
+        # queued even from the Qt thread: the agent's own events (feedback, prompt_seen) come back
+        # through the desk's sinks to this bridge while the desk holds its lock, and a direct call
+        # into `pull` from there would submit again (what a refresh shows) and wait on that lock
+        bridge.ready.connect(self.pull, Qt.ConnectionType.QueuedConnection)
         bridge.problem.connect(self.show_problem)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.tick)
@@ -518,6 +369,8 @@ class Overlay(QWidget):
     def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)  # type: ignore[arg-type]
         if self.isVisible():
+            if not self._fitting:
+                self.preferred_width = self.width()  # the agent's own choice (the grip)
             self.remember_geometry()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:
@@ -535,16 +388,22 @@ class Overlay(QWidget):
                 self.show()
         self.restyle()
 
+    @property
+    def high_contrast(self) -> bool:
+        return bool(self.settings.get("high_contrast"))
+
     def restyle(self) -> None:
-        self.setStyleSheet(stylesheet(bool(self.settings.get("high_contrast"))))
+        self.setStyleSheet(stylesheet(self.high_contrast))
         self.setWindowOpacity(float(self.settings.get("opacity")))  # type: ignore[arg-type]
         self._size_fonts(self)
+        self.trend_view.resize_to_text()
         self.refresh()
+        for dialog in (self.flag_dialog, self.settings_dialog):
+            if dialog is not None and dialog.isVisible():
+                place_near(dialog, self)  # larger text: still wholly on the screen
 
     def _size_fonts(self, root: QWidget) -> None:
-        base = int(self.settings.get("text_pt"))  # type: ignore[call-overload]
-        for widget in [root, *root.findChildren(QWidget)]:
-            _sized(widget, base)
+        size_fonts(root, int(self.settings.get("text_pt")))  # type: ignore[call-overload]
 
     # -- events in ---------------------------------------------------------------------------------
 
@@ -563,6 +422,7 @@ class Overlay(QWidget):
             self.call_id, self.in_call = event.call_id, True
             self.state = OverlayState.PAUSED if self.state == OverlayState.PAUSED else OverlayState.LISTENING
             self.deck.new_call()
+            self.tray_open = False
             self.trend.clear()
             self.status.setText("")
             return
@@ -576,6 +436,8 @@ class Overlay(QWidget):
             self.deck.add(event)
         elif isinstance(event, Retract):
             self.deck.retract(event.call_id, event.rule, event.prompt_t)
+        elif isinstance(event, SupervisorNote):
+            self.show_note(event)
         elif isinstance(event, Flag):
             who = "you" if event.raised_by == "agent" else f"{event.kind}, {event.severity}"
             self.status.setText(f"Flagged for supervisor review ({who})")
@@ -594,12 +456,43 @@ class Overlay(QWidget):
             elif event.reason == EndReason.SOURCE_ERROR:
                 self.status.setText("capture failed")
 
+    def show_note(self, note: SupervisorNote) -> None:
+        """A supervisor's note (`agent-assist floor`) as a card of its own at the top, in the
+        overlay's own window: shown without taking focus, until the agent dismisses it."""
+        card = QFrame()
+        card.setObjectName("supervisorNote")
+        card.setAccessibleName("Note from your team leader: " + note.text)
+        layout = QVBoxLayout(card)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+        row = QHBoxLayout()
+        row.addWidget(label(f"Team leader ({note.author})" if note.author else "Team leader",
+                            "Note from", "noteFrom"), 1)
+        row.addWidget(button("\u00d7", "Dismiss note", "Dismiss this note", lambda: self.drop_note(card)))
+        layout.addLayout(row)
+        layout.addWidget(label(note.text, "Note", "noteText"))
+        self.note_views.insert(0, card)
+        self.notes_box.insertWidget(0, card)
+        self._size_fonts(card)
+        card.show()
+        while len(self.note_views) > MAX_NOTES:
+            self.drop_note(self.note_views[-1])
+
+    def drop_note(self, card: QFrame) -> None:
+        if card in self.note_views:
+            self.note_views.remove(card)
+            self.notes_box.removeWidget(card)
+            card.hide()
+            card.deleteLater()
+            self.fit_height()
+
     def show_problem(self, message: str) -> None:
         self.status.setText(message.splitlines()[0] if message else "")
 
     def tick(self) -> None:
+        """Once a second: cards fade and go, and a faded card gives way to one waiting."""
         try:
-            if self.deck.expire() or self.views:
+            if self.deck.expire() or self.deck.cards:
                 self.refresh()
         except Exception as exc:
             log.exception("overlay tick failed")
@@ -608,11 +501,13 @@ class Overlay(QWidget):
     # -- drawing -----------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        theme = THEMES[bool(self.settings.get("high_contrast"))]
+        theme = THEMES[self.high_contrast]
         paused = self.state == OverlayState.PAUSED
         text = {OverlayState.STARTING: "Starting\u2026",
                 OverlayState.LISTENING: "Listening" if self.controls.live else "Replaying",
-                OverlayState.PAUSED: "Paused", OverlayState.ENDED: "Call ended"}[self.state]
+                # a served call's pause stops scoring and storing, and says so (`feed_client`)
+                OverlayState.PAUSED: getattr(self.controls, "paused_text", "Paused"),
+                OverlayState.ENDED: "Call ended"}[self.state]
         if self.in_call:
             minutes, seconds = divmod(int(self.call_t), 60)
             text += f" \u00b7 {minutes}:{seconds:02d}"
@@ -624,18 +519,20 @@ class Overlay(QWidget):
         self.flag_button.setEnabled(bool(self.call_id))
         self.trend_view.set_readings({n: self.trend.reading(n) for n in ("distress", "escalation")})
 
-        shown = self.deck.shown
-        keys = [c.key for c in shown]
+        layout = self.deck.layout()
+        beside_crisis = layout.crisis is not None
+        wanted = {c.key: (c, look_of(c, beside_crisis)) for c in layout.shown}
         for key in list(self.views):
-            if key not in keys or self.views[key].card not in shown:
-                view = self.views.pop(key)
+            view = self.views[key]
+            if key not in wanted or view.card is not wanted[key][0] or view.look != wanted[key][1]:
+                del self.views[key]
                 self.cards_box.removeWidget(view)
                 view.hide()
                 view.deleteLater()
-        for index, card in enumerate(shown):
+        for index, card in enumerate(layout.shown):
             found = self.views.get(card.key)
             if found is None:
-                view = self.views[card.key] = CardView(card, self)
+                view = self.views[card.key] = CardView(card, self, wanted[card.key][1])
                 self.cards_box.insertWidget(index, view)
                 self._size_fonts(view)
                 view.show()
@@ -645,24 +542,86 @@ class Overlay(QWidget):
                     self.cards_box.insertWidget(index, view)
             view.effect.setOpacity(self.deck.opacity(card))
             view.show_rating()
-        waiting = self.deck.waiting
-        self.waiting_label.setText(f"{waiting} more crisis prompt(s) after these" if waiting else "")
-        self.waiting_label.setVisible(bool(waiting))
+        self._show_tray(layout.tray)
+        self._report_seen()
         self.fit_height()
 
+    def _show_tray(self, tray: tuple[Card, ...]) -> None:
+        """The "+N" button (marked when a crisis prompt waits) and, when open, the tray's lines."""
+        if not tray:
+            self.tray_open = False
+        crisis = any(c.sticky for c in tray)
+        self.tray_button.setVisible(bool(tray))
+        self.tray_button.setText(f"+{len(tray)} more" + (" \u00b7 crisis waiting" if crisis else "")
+                                 + (" \u25b4" if self.tray_open else " \u25be"))
+        self.tray_button.setAccessibleName(("Hide" if self.tray_open else "Show")
+                                           + f" {len(tray)} more prompt(s)"
+                                           + (", a crisis prompt among them" if crisis else ""))
+        self.tray_button.setChecked(self.tray_open)
+        if self.tray_button.property("crisis") != crisis:
+            self.tray_button.setProperty("crisis", crisis)
+            style = self.tray_button.style()
+            if style is not None:
+                style.unpolish(self.tray_button)
+                style.polish(self.tray_button)
+        shown = self.tray_view.cards if self.tray_view is not None else None
+        if shown is not None and (not self.tray_open or shown != tray):
+            old = self.tray_view
+            assert old is not None
+            self.tray_box.removeWidget(old)
+            old.hide()
+            old.deleteLater()
+            self.tray_view = None
+        if self.tray_open and self.tray_view is None:
+            self.tray_view = TrayView(tray, self)
+            self._size_fonts(self.tray_view)
+            self.tray_box.addWidget(self.tray_view)
+            self.tray_view.show()
+
+    def _report_seen(self) -> None:
+        """Record what the agent has been shown: only while the window is on screen."""
+        if self.isVisible():
+            for card, state in self.deck.seen(self.tray_open):
+                self._seen(card, state)
+
     def fit_height(self) -> None:
-        """The agent sets the width; the height follows the cards, so nothing is clipped and no
-        empty panel covers the screen."""
+        """The agent sets the width (never less than the header needs at their text size); the
+        height follows the cards, so nothing is clipped and no empty panel covers the screen. The
+        window stays wholly on its screen: past the screen's height the cards and the tray scroll."""
         layout = self.layout()
-        if layout is None:
+        screen = self.screen()
+        if layout is None or screen is None:
             return
-        layout.invalidate()  # fonts or cards changed: measure afresh
+        area = screen.availableGeometry()
+        body = self.body.layout()
+        assert body is not None
+        body.invalidate()  # fonts or cards changed: measure afresh
+        body.activate()
+        margins = layout.contentsMargins()
+        width = min(area.width(), max(self.preferred_width, layout.totalMinimumSize().width(),
+                                      body.totalMinimumSize().width() + margins.left() + margins.right()))
+        inner = width - margins.left() - margins.right()
+        wanted = body.totalHeightForWidth(inner) if body.hasHeightForWidth() \
+            else body.totalSizeHint().height()
+        self.body_scroll.setFixedHeight(wanted)
+        layout.invalidate()
         layout.activate()
-        height = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() \
-            else layout.totalSizeHint().height()
-        height = max(self.minimumHeight(), height)
-        if height != self.height():
-            self.resize(self.width(), height)
+        height = max(self.minimumHeight(), layout.totalHeightForWidth(width) if layout.hasHeightForWidth()
+                     else layout.totalSizeHint().height())
+        if height > area.height():  # the body scrolls rather than the window leave the screen
+            self.body_scroll.setFixedHeight(max(0, wanted - (height - area.height())))
+            height = area.height()
+        if (width, height) != (self.width(), self.height()):
+            self._fitting = True
+            try:
+                self.resize(width, height)
+            finally:
+                self._fitting = False
+        frame = self.frameGeometry()
+        x = max(area.left(), min(frame.x(), area.right() + 1 - frame.width()))
+        y = max(area.top(), min(frame.y(), area.bottom() + 1 - frame.height()))
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
 
     # -- what the agent does -------------------------------------------------------------------------
 
@@ -673,6 +632,11 @@ class Overlay(QWidget):
                                                              else self.state)
             self.refresh()
 
+    def toggle_tray(self) -> None:
+        """Open or close the tray of prompts that did not fit (one click; focus stays where it was)."""
+        self.tray_open = not self.tray_open and bool(self.deck.tray)
+        self.refresh()
+
     def rate(self, card: Card, rating: str) -> None:
         card.rating = rating
         self._feedback(card, rating)
@@ -680,17 +644,24 @@ class Overlay(QWidget):
 
     def dismiss(self, card: Card) -> None:
         if self.deck.dismiss(card):
+            self._seen(card, PromptState.DISMISSED)
             self.refresh()
 
     def acknowledge(self, card: Card) -> None:
         if self.deck.acknowledge(card):
             self._feedback(card, "acknowledged")
+            self._seen(card, PromptState.DISMISSED)
             self.refresh()
 
     def _feedback(self, card: Card, rating: str) -> None:
         p = card.prompt
         self.controls.submit(Feedback(t=self._now(p.call_id), call_id=p.call_id, rule=p.rule,
                                       prompt_t=p.t, rating=rating))
+
+    def _seen(self, card: Card, state: PromptState) -> None:
+        p = card.prompt
+        self.controls.submit(PromptSeen(t=self._now(p.call_id), call_id=p.call_id, rule=p.rule,
+                                        prompt_t=p.t, state=state))
 
     @property
     def call_t(self) -> float:
@@ -706,7 +677,7 @@ class Overlay(QWidget):
         dialog = self.flag_dialog = FlagDialog(self)
         call_id = self.call_id
         dialog.accepted.connect(lambda: self.flag(call_id, dialog.note.text()))
-        dialog.show()
+        self._open(dialog)
 
     def flag(self, call_id: str, note: str = "") -> None:
         note = " ".join(note.split())[:NOTE_MAX]
@@ -718,19 +689,28 @@ class Overlay(QWidget):
 
     def open_settings(self) -> None:
         self.settings_dialog = SettingsDialog(self)
-        self.settings_dialog.show()
+        self._open(self.settings_dialog)
+
+    def _open(self, dialog: QWidget) -> None:
+        """A dialog in the overlay's look and text size, wholly on the overlay's screen."""
+        self._size_fonts(dialog)
+        place_near(dialog, self)
+        dialog.show()
 
     def keyPressEvent(self, event: QKeyEvent | None) -> None:
         """Shortcuts, for when the agent has given the overlay focus (see `SHORTCUTS`)."""
         if event is None:
             return
-        key, top = event.key(), (self.deck.shown[0] if self.deck.shown else None)
+        shown = self.deck.shown
+        key, top = event.key(), (shown[0] if shown else None)
         view = self.views.get(top.key) if top else None
         k = Qt.Key
         if key == k.Key_P:
             self.toggle_pause()
         elif key == k.Key_F:
             self.open_flag()
+        elif key == k.Key_T:
+            self.toggle_tray()
         elif key in (k.Key_H, k.Key_N) and top:
             self.rate(top, "helpful" if key == k.Key_H else "not_helpful")
         elif key == k.Key_W and view:

@@ -9,6 +9,8 @@ the caller insists on stereo.
 from __future__ import annotations
 
 import logging
+import stat
+import struct
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,17 +53,29 @@ class FileInfo:
 
 def probe_file(path: Path) -> FileInfo:
     """Open `path` and check it is usable audio, raising `AudioSourceError` with a one-line reason."""
-    if not path.exists():
-        raise AudioSourceError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioSourceError(f"{path}: no such file") from None
+    except OSError as exc:  # a name too long, a loop of links, no permission on a folder
+        raise AudioSourceError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISDIR(mode):
         raise AudioSourceError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise AudioSourceError(f"{path}: is not a regular file (a pipe, socket or device); "
+                               "save the audio to a file first")
     if path.stat().st_size == 0:
         raise AudioSourceError(f"{path}: file is empty (0 bytes)")
+    problem = _wav_header_problem(path)
+    if problem:
+        raise AudioSourceError(f"{path}: damaged WAV header: {problem}")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioSourceError(f"{path}: contains no audio stream")
             stream = container.streams.audio[0]
+            if stream.codec_context is None:  # FFmpeg found a stream it has no decoder for
+                raise AudioSourceError(f"{path}: its audio codec is not one FFmpeg can decode")
             rate = int(stream.codec_context.sample_rate or stream.rate or 0)
             channels = int(stream.codec_context.channels or 0)
             duration = None
@@ -101,6 +115,69 @@ def probe_file(path: Path) -> FileInfo:
 #: The sizes a WAV written to a pipe carries (ffmpeg, sox): its length was not known when the
 #: header was written, so the header promises nothing.
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+#: The sample formats a WAV's `fmt ` chunk may declare, by format tag: the bits per sample allowed.
+_WAV_BITS = {1: (8, 16, 24, 32), 3: (32, 64), 6: (8,), 7: (8,)}  # PCM, IEEE float, A-law, μ-law
+_WAV_EXTENSIBLE = 0xFFFE
+#: The sub-formats an extensible WAV may carry (the first two bytes of its GUID: PCM, float).
+_WAV_SUBFORMATS = {1: "PCM", 3: "IEEE float"}
+
+
+def _wav_header_problem(path: Path) -> str | None:
+    """What is wrong with a RIFF/WAVE file's format chunk, or None (also for any other container).
+
+    FFmpeg reads what it can of a damaged header: a format tag of 0, 12 bits in a 1-byte block or
+    a block size that does not fit the channels would be decoded as noise or refused with no
+    reason. Checking the few fields that say how to read the samples gives the reason instead.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None  # probe_file says why
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], int.from_bytes(head[at + 4 : at + 8], "little")
+        if chunk == b"fmt ":
+            fmt = head[at + 8 : at + 8 + min(size, 40)]
+            if size < 16:
+                return f"its format chunk is {size} bytes, fewer than the 16 it must have"
+            if len(fmt) < 16:
+                return "the file ends inside its format chunk"
+            tag, channels, rate, _byte_rate, block, bits = struct.unpack("<HHIIHH", fmt[:16])
+            if channels == 0:
+                return "it declares 0 channels"
+            if rate == 0:
+                return "it declares a sample rate of 0 Hz"
+            if tag == _WAV_EXTENSIBLE:
+                if len(fmt) < 40:
+                    return "an extensible format chunk too short to say its sample format"
+                sub = int.from_bytes(fmt[24:26], "little")
+                if sub not in _WAV_SUBFORMATS:
+                    return f"an extensible format with sub-format {sub}, not PCM or IEEE float"
+                container = block * 8 // channels
+                if block % channels or container not in _WAV_BITS[sub] or not 0 < bits <= container:
+                    return (f"{bits}-bit samples in {block}-byte blocks of {channels} channel(s) "
+                            f"are not {_WAV_SUBFORMATS[sub]} this program can read")
+                return None
+            if tag == 0:
+                return "format tag 0 (unknown): the file does not say how its samples are stored"
+            allowed = _WAV_BITS.get(tag)
+            if allowed is None:
+                return None  # a compressed format (ADPCM, GSM, MP3 in WAV, …): FFmpeg decides
+            container = (bits + 7) // 8 * 8  # 12-bit samples are stored in 16 bits, 20 in 24
+            if bits == 0 or container not in allowed or (tag != 1 and bits != container):
+                return (f"{bits} bits per sample; this format stores "
+                        + ", ".join(str(b) for b in allowed) + " bits")
+            if block != channels * container // 8:
+                return (f"blocks of {block} bytes do not hold {channels} channel(s) of {bits}-bit "
+                        f"samples ({channels * container // 8} bytes)")
+            return None
+        at += 8 + size + (size & 1)
+    return None
 
 
 def _wav_declared_duration(path: Path) -> float | None:
@@ -267,3 +344,6 @@ class FileSource:
                         "silence", self.path, self.damaged_s)
         if failure is not None:
             raise failure
+        if emitted and self.damaged_s >= emitted / TARGET_RATE - 1 / TARGET_RATE:
+            raise AudioSourceError(f"{self.path}: no sample in it is a number (all NaN or infinity): "
+                                   "there is no audio to transcribe")

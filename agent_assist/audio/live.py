@@ -10,8 +10,10 @@ PortAudio callback ──► bounded block queue ──► capture thread ──
   lock held across calls. A full queue drops the block; the loss is counted and reported.
 * Each device has a capture thread that turns blocks into `AudioChunk`s for its parties (one per
   channel of a stereo device, otherwise the channels mixed down), resampled to 16 kHz. Chunks carry
-  *session* time from the device's sample count, re-anchored to the wall clock after a gap (a pause,
-  a reconnect) or when the two drift more than `MAX_DRIFT_S` apart.
+  *session* time from the device's sample count (`StreamClock`), anchored to when the callback saw the
+  blocks arrive, so a capture thread that waits for the CPU does not move its party's clock; it is
+  re-anchored after a gap (a pause, a reconnect) or when the device's clock drifts more than
+  `MAX_DRIFT_S` from the wall clock.
 * A device that fails or stops delivering audio for `stall_s` is reported `lost`, closed and
   reopened with back-off (0.5 s doubling to `retry_max_s`) until it comes back; the other devices
   carry on meanwhile.
@@ -53,6 +55,8 @@ from agent_assist.vad import WINDOW, VadStream
 log = logging.getLogger(__name__)
 
 MAX_DRIFT_S = 0.5
+DRIFT_WINDOW_S = 5.0  # a late block (a busy CPU, a burst after a stall) moves no clock within this
+_JITTER_S = 0.02  # a tighter bound than this moves the anchor back at once
 _BLOCK_QUEUE = 400  # device blocks (PortAudio picks ~10-40 ms each): seconds of slack
 _SHARED_QUEUE = 1000
 _STARTUP_S = 3.0
@@ -112,6 +116,61 @@ class _Clock:
         return time.monotonic() - self.t0
 
 
+class StreamClock:
+    """A device stream's session time: its sample count, anchored to when its blocks arrived.
+
+    The last sample of a block was captured no later than the callback saw it, so
+    `arrival - frames_so_far / rate` is an upper bound on when the stream began; a block that waited
+    (PortAudio's thread or ours short of CPU, the burst after a stall) only loosens the bound. The anchor
+    follows the tightest bound: back at once when a bound is tighter by more than callback jitter (the
+    first blocks were late, or the device runs fast), but forward only when every bound for
+    `DRIFT_WINDOW_S` is `MAX_DRIFT_S` later (the device runs slow, or lost samples it did not report),
+    so no burst of late blocks moves it. Block times advance by the samples delivered, so a party's
+    chunks stay contiguous; the segmenter counts samples and heeds only forward jumps, and a session
+    listens between calls, so the anchor has settled before the call whose times it gives.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.anchor: float | None = None
+        self.frames = 0  # device frames since the anchor, delivered or lost
+        self.out_s = 0.0  # seconds of 16 kHz audio delivered since the anchor
+        self._late: deque[tuple[float, float]] = deque()  # (arrival, bound) later than the anchor allows
+
+    def reset(self) -> None:
+        """After a gap: the next block anchors the clock afresh."""
+        self.anchor = None
+
+    def lost(self, frames: int) -> None:
+        """Frames the device or the queue dropped: time moves on by them."""
+        self.frames += frames
+        self.out_s += frames / self.rate
+
+    def place(self, frames: int, seconds_out: float, arrival: float) -> float:
+        """The session time of a block of `frames` device frames (`seconds_out` once resampled)."""
+        self.frames += frames
+        bound = arrival - self.frames / self.rate
+        anchor = self.anchor
+        if anchor is None or bound < anchor - _JITTER_S:
+            anchor = self._move(bound)
+        elif bound > anchor + MAX_DRIFT_S:
+            self._late.append((arrival, bound))
+            if arrival - self._late[0][0] >= DRIFT_WINDOW_S:
+                anchor = self._move(min(b for _, b in self._late))
+        else:
+            self._late.clear()
+        t = anchor + self.out_s
+        self.out_s += seconds_out
+        return t
+
+    def _move(self, bound: float) -> float:
+        if self.anchor is not None:
+            log.debug("clock re-anchored by %+.2f s", bound - self.anchor)
+        self.anchor = bound
+        self._late.clear()
+        return bound
+
+
 class DeviceCapture:
     """One device's stream and capture thread (see the module docstring)."""
 
@@ -121,7 +180,7 @@ class DeviceCapture:
         self.out = out
         self.options = options
         self.paused = False
-        self._blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=_BLOCK_QUEUE)
+        self._blocks: queue.Queue[tuple[float, np.ndarray]] = queue.Queue(maxsize=_BLOCK_QUEUE)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{source.parties[0]}", daemon=True)
         # written by the callback only / by the capture thread only
@@ -130,7 +189,8 @@ class DeviceCapture:
         self._lost_s = 0.0
         self._rate = options.capture_rate
         self._resampler: StreamResampler | None = None
-        self._t_next: float | None = None
+        self._clock = StreamClock(self._rate)
+        self._gap = False  # set by set_paused(False): the capture thread re-anchors at the next block
         self.lost = False
         self.opened = threading.Event()  # set once the device first delivers (or fails for good)
 
@@ -146,7 +206,7 @@ class DeviceCapture:
         if status and status.input_overflow:
             self._overflowed_frames += frames  # PortAudio itself lost input before this block
         try:
-            self._blocks.put_nowait(indata.copy())
+            self._blocks.put_nowait((self.clock.now(), indata.copy()))  # when it arrived: see StreamClock
         except queue.Full:
             self._overflowed_frames += frames
 
@@ -164,7 +224,7 @@ class DeviceCapture:
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
         if not paused:
-            self._t_next = None  # re-anchor to the wall clock after the gap
+            self._gap = True  # re-anchor to the wall clock after the gap
 
     # -- the capture thread ----------------------------------------------------------------------
 
@@ -214,7 +274,7 @@ class DeviceCapture:
             first = False
             delay = 0.5
             self._resampler = StreamResampler(rate, len(self.input.parties)) if rate != TARGET_RATE else None
-            self._t_next = None
+            self._clock = StreamClock(rate)
             watch = self._watch()
             try:
                 failure = self._pump(stream, channels, watch)
@@ -251,7 +311,7 @@ class DeviceCapture:
                 if moved:
                     return moved
             try:
-                block = self._blocks.get(timeout=0.1)
+                arrival, block = self._blocks.get(timeout=0.1)
             except queue.Empty:
                 now = time.monotonic()
                 if self.paused:
@@ -265,7 +325,7 @@ class DeviceCapture:
             self.opened.set()
             if self.paused:
                 continue
-            self._deliver(block, channels)
+            self._deliver(block, channels, arrival)
         return None
 
     def _drain(self) -> None:
@@ -275,26 +335,22 @@ class DeviceCapture:
             except queue.Empty:
                 return
 
-    def _deliver(self, block: np.ndarray, channels: int) -> None:
+    def _deliver(self, block: np.ndarray, channels: int, arrival: float) -> None:
         if self.input.stereo:
             planar = block[:, :2].T
         else:
             planar = block.mean(axis=1, keepdims=True).T if channels > 1 else block.T
-        frames_in = planar.shape[1]
         audio = self._resampler.push(planar) if self._resampler is not None else planar
-        now = self.clock.now()
         seconds = audio.shape[1] / TARGET_RATE
-        if self._t_next is None or abs(self._t_next + frames_in / self._rate - now) > MAX_DRIFT_S:
-            if self._t_next is not None:
-                log.debug("%s: clock re-anchored by %.2f s", self.label,
-                          now - (self._t_next + frames_in / self._rate))
-            self._t_next = now - frames_in / self._rate
-        t = self._t_next
-        self._t_next += seconds
+        if self._gap:
+            self._gap = False
+            self._clock.reset()
         overflowed = self._overflowed_frames - self._overflow_seen
         if overflowed:
             self._overflow_seen += overflowed
             self._lost_s += overflowed / self._rate
+            self._clock.lost(overflowed)
+        t = self._clock.place(planar.shape[1], seconds, arrival)
         if audio.shape[1] == 0:
             return
         chunks = [AudioChunk(t=t, speaker=speaker, samples=np.ascontiguousarray(audio[i], np.float32))

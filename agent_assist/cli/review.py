@@ -11,11 +11,21 @@ from typing import Any
 import click
 
 from agent_assist import review as rv
+from agent_assist.cli.common import say
+from agent_assist.config import load as load_config
+from agent_assist.crisis_lines import load as load_crisis_lines
+from agent_assist.errors import AgentAssistError
+from agent_assist.events import FlagKind
+from agent_assist.store import Filters, Outcome, import_files
+
+#: Refused lines of an import listed one by one; beyond these, a count.
+SHOWN_REFUSALS = 20
 
 
 @click.group()
 def review() -> None:
-    """The supervisor's review of flags after a shift: list, show, ack, note, export, report, purge.
+    """The supervisor's review of flags after a shift: list, show, ack, outcome, note, export,
+    report, purge.
 
     Every command takes --store (a SQLite file or postgresql://…; default: the configuration's
     store.url, else the agent's own store in the user's data directory).
@@ -25,6 +35,8 @@ def review() -> None:
       agent-assist review list --shift today
       agent-assist review show 12
       agent-assist review ack 12
+      agent-assist review outcome false-alarm 13
+      agent-assist review outcome follow-up-wellbeing 12
       agent-assist review note 12 "Called Sam after the shift; taking a break tomorrow" --wellbeing
       agent-assist review report --shift yesterday -o report.html
       agent-assist review list --store postgresql://flags.example.internal/flags --team east --json
@@ -67,13 +79,19 @@ def _reviewer(by: str | None) -> str:
 @review.command(name="list")
 @_filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the flags as JSON (for scripts).")
-def review_list(store_url: str | None, as_json: bool, **filters: Any) -> None:
-    """Flags, most severe first, then those not yet reviewed, then the newest.
+@click.option("--full", is_flag=True, help=f"Print reasons whole (else cut at {rv.REASON_WIDTH} characters, "
+                                           "marked …).")
+def review_list(store_url: str | None, as_json: bool, full: bool, **filters: Any) -> None:
+    """Flags by call: the calls in the order of their worst flag (the most severe, then one not yet
+    reviewed, then the newest call), each call's worst flag first. The rules' check-ins with agents
+    after a hard call come apart, in their own wellbeing section. The review column says where each
+    flag stands: -, reviewed, or its outcomes. --json prints every flag, most severe first.
 
     \b
     Examples:
       agent-assist review list --shift today --unreviewed
       agent-assist review list --since 2026-11-01 --team east --min-severity high
+      agent-assist review list --full
       agent-assist review list --json | jq '.[] | select(.kind == "crisis") | .id'
     """
     chosen, label = rv.flag_filters(**filters)
@@ -82,7 +100,7 @@ def review_list(store_url: str | None, as_json: bool, **filters: Any) -> None:
         if as_json:
             click.echo(json.dumps([f.to_dict() for f in flags], indent=2, ensure_ascii=False))
             return
-        for line in rv.list_lines(flags):
+        for line in rv.list_lines(flags, full=full):
             click.echo(line)
         click.echo(f"{len(flags)} flag(s), {sum(not f.reviewed for f in flags)} not reviewed ({label}; "
                    f"{store.where})", err=True)
@@ -92,8 +110,9 @@ def review_list(store_url: str | None, as_json: bool, **filters: Any) -> None:
 @click.argument("flag_id", metavar="FLAG", type=int)
 @_review_store
 def review_show(flag_id: int, store_url: str | None) -> None:
-    """One flag: the call's score timeline, the prompts shown and the agent's feedback, the redacted
-    excerpt, and the notes.
+    """One flag, whole: for a crisis the support line its rule offers in the configured region, the
+    reason, the call's score timeline, the prompts shown and the agent's feedback, the redacted
+    excerpt, the notes, and the review (who reviewed it, when, and their outcomes).
 
     \b
     Example:
@@ -101,7 +120,9 @@ def review_show(flag_id: int, store_url: str | None) -> None:
     """
     with rv.opened_store(store_url) as store:
         flag = store.flag(flag_id)
-        for line in rv.show_lines(flag, store.call(flag.call_id)):
+        call_flags = store.flags(Filters(calls=(flag.call_id,), kinds=(FlagKind.CRISIS.value,)))
+        lines = load_crisis_lines(load_config())
+        for line in rv.show_lines(flag, store.call(flag.call_id), lines, call_flags):
             click.echo(line)
 
 
@@ -120,6 +141,36 @@ def review_ack(flag_ids: tuple[int, ...], by: str | None, store_url: str | None)
         for flag_id in flag_ids:
             done = store.ack(flag_id, _reviewer(by))
             click.echo(f"flag {flag_id}: " + ("reviewed" if done else "already reviewed"))
+
+
+@review.command(name="outcome")
+@click.argument("outcome", metavar="OUTCOME", type=click.Choice([o.option for o in Outcome]))
+@click.argument("flag_ids", metavar="FLAG...", type=int, nargs=-1, required=True)
+@click.option("--by", default=None, help="Who reviewed it (default: the login name).")
+@_review_store
+def review_outcome(outcome: str, flag_ids: tuple[int, ...], by: str | None, store_url: str | None) -> None:
+    """Record what you concluded about flags (they count as reviewed):
+
+    \b
+      handled-well         the flag was right, and the call went as it should
+      false-alarm          the rule fired on something that was not there; counts against
+                           that rule in `agent-assist rules evaluate --store`
+      follow-up-wellbeing  check in with the agent after a hard call (care, not a rating)
+
+    Each is a line of the flag's review, with who and when (`review show` lists them). The latest
+    of handled-well and false-alarm stands: record the other to change your mind.
+
+    \b
+    Examples:
+      agent-assist review outcome handled-well 12
+      agent-assist review outcome false-alarm 13 14
+      agent-assist review outcome follow-up-wellbeing 12 --by lee
+    """
+    chosen = Outcome(outcome.replace("-", "_"))
+    with rv.opened_store(store_url) as store:
+        for flag_id in flag_ids:
+            store.set_outcome(flag_id, chosen, _reviewer(by))
+            click.echo(f"flag {flag_id}: {chosen.words}")
 
 
 @review.command(name="note")
@@ -150,8 +201,9 @@ def review_note(flag_id: int, text: str, wellbeing: bool, by: str | None, store_
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write to this file (default: stdout).")
 def review_export(store_url: str | None, as_csv: bool, out: Path | None, **filters: Any) -> None:
-    """The flags as CSV, in the list's order. Cells that a spreadsheet would run as a formula are
-    quoted with a leading apostrophe.
+    """The flags as CSV, in the list's order (call by call, then the agents' check-ins), with their
+    notes and their review (outcomes, and who did what when). Cells that a spreadsheet would run as
+    a formula are quoted with a leading apostrophe.
 
     \b
     Example:
@@ -172,9 +224,11 @@ def review_export(store_url: str | None, as_csv: bool, out: Path | None, **filte
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The HTML file to write.")
 def review_report(store_url: str | None, out: Path, **filters: Any) -> None:
-    """One self-contained HTML page for a shift: the flags ranked, and per call a timeline of distress
-    and escalation with the prompts and flags marked and the agent's feedback. Open it in a browser;
-    it loads nothing from anywhere.
+    """One self-contained HTML page for a shift: crisis flags first and unmistakable (with the
+    region's support line), the flags by call, the agents' check-ins in their own wellbeing section,
+    and per call a timeline of distress, escalation and crisis with the prompts and flags marked, the
+    agent's feedback, the notes and who reviewed what. Open it in a browser; it loads nothing from
+    anywhere.
 
     \b
     Example:
@@ -212,11 +266,21 @@ def review_import(files: tuple[Path, ...], store_url: str | None) -> None:
     """Load events a session could not write to the store (saved under the data directory's
     unsaved/ folder, already redacted) or any event log, into the store.
 
+    Each line is checked first: a line that is not a valid event is named (file:line) and skipped,
+    and the rest are imported. An event the store has already is not written again, so importing
+    a file twice is harmless.
+
     \b
     Example:
       agent-assist review import ~/.local/share/agent-assist/unsaved/*.jsonl
     """
     with rv.opened_store(store_url) as store:
-        count = sum(rv.import_events(store, path) for path in files)
+        report = import_files(store, list(files))
         where = store.where
-    click.echo(f"imported {count} event(s) into {where}")
+    for line in report.refused[:SHOWN_REFUSALS]:
+        say(f"not imported: {line}")
+    if len(report.refused) > SHOWN_REFUSALS:
+        say(f"not imported: {len(report.refused) - SHOWN_REFUSALS} more line(s)")
+    click.echo(report.summary(where))
+    if report.refused:
+        raise AgentAssistError(f"{len(report.refused)} line(s) not imported (listed above); the rest were")

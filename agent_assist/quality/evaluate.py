@@ -17,24 +17,48 @@ a live call would show). A prompt **hits** when it answers some moment of a kind
 rule answers within `HIT_WINDOW_S` of its words (a late answer is still the right prompt), else it is
 a false alarm. Per rule that gives precision (hits over prompts) and recall (answered moments of its
 kinds over all of them).
+
+Supervisors' outcomes on real calls are labels too (`review outcome`, read from the flag store with
+`rules evaluate --store`): a rule's flag reviewed as a **false alarm** is a prompt of that rule that
+hit nothing, one reviewed as **handled well** a prompt that was right. They count in the rule's
+`precision_with_reviews`, (hits + handled well) over (prompts + flags reviewed); a flag's latest
+verdict is the one that counts, and a flag reviewed only for the agent's wellbeing is no label.
+
+Agents' ratings of the cards are labels too (the card's Helpful / Not helpful, read from the same
+store): a prompt rated **not helpful** is evidence of a false positive, one rated **helpful** of a
+true one. They are counted apart from the supervisors' verdicts, in `precision_with_feedback`,
+(hits + helpful) over (prompts + prompts rated); an agent's latest rating of a prompt is the one
+that counts, and "acknowledged" (a crisis card dismissed) is no label.
+
+**Time to prompt**, per rule: for each moment of a kind the rule answers, how long after the end of
+the moment's words the rule's first prompt came (within `HIT_WINDOW_S`; negative while the words
+were still being said, on a partial), as the median and the 90th percentile. Unlike recall it
+counts the rule's own prompt even when another rule answered the moment first. **Prompts per calm
+call-hour**, per rule: its prompts on the calm calls over their length.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agent_assist.call import Models
 from agent_assist.errors import AgentAssistError
-from agent_assist.events import Prompt, PublicEvent
+from agent_assist.events import CallStart, Prompt, PublicEvent
+from agent_assist.quality.calls import read_events, rerun
 from agent_assist.replay import Replay, ReplayOptions
 from agent_assist.rules.packs import MOMENT_KINDS, Pack
+from agent_assist.store.reviews import Outcome
+from agent_assist.transcriber import WHISPER, TranscriberOptions
+
+if TYPE_CHECKING:
+    from agent_assist.store import FeedbackRecord, FlagRecord
 
 WITHIN_S = 3.0  # "the right prompt within 3 s of the words"
 EARLY_S = 0.5  # a prompt may come with the words themselves (a partial), not before them
@@ -123,10 +147,54 @@ def judge(call: LabelledCall, events: Sequence[PublicEvent], pack: Pack) -> Call
     return out
 
 
+@dataclass(frozen=True)
+class ReviewedFlag:
+    """A supervisor's verdict on a rule's flag, as a label of that rule's prompt."""
+
+    flag_id: int
+    call_id: str
+    rule: str
+    t: float
+    false_alarm: bool  # else handled well: the flag was right
+
+
+def reviewed_flags(flags: Iterable[FlagRecord]) -> list[ReviewedFlag]:
+    """The flags that are labels: raised by a rule, with a verdict (handled well or false alarm)."""
+    return [ReviewedFlag(f.id, f.call_id, f.rule, f.t, f.verdict is Outcome.FALSE_ALARM)
+            for f in flags if f.raised_by == "rules" and f.rule and f.verdict is not None]
+
+
+@dataclass(frozen=True)
+class RatedPrompt:
+    """An agent's rating of a rule's prompt card, as a label of that rule's prompt."""
+
+    call_id: str
+    rule: str
+    prompt_t: float
+    helpful: bool  # else not helpful: a prompt that should not have come
+
+
+def rated_prompts(feedback: Iterable[FeedbackRecord]) -> list[RatedPrompt]:
+    """The ratings that are labels (helpful, not helpful), the latest for each prompt, in order."""
+    latest: dict[tuple[str, str, float], RatedPrompt] = {}
+    for f in feedback:
+        if f.rating in ("helpful", "not_helpful"):
+            key = (f.call_id, f.rule, f.prompt_t)
+            latest.pop(key, None)  # a changed mind goes to the end, where it was given
+            latest[key] = RatedPrompt(f.call_id, f.rule, f.prompt_t, f.rating == "helpful")
+    return list(latest.values())
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    return round(float(np.quantile(values, q)), 2) if values else None
+
+
 @dataclass
 class Report:
     outcomes: list[CallOutcome]
     pack: Pack
+    reviewed: list[ReviewedFlag] = field(default_factory=list)
+    rated: list[RatedPrompt] = field(default_factory=list)
 
     @property
     def moments(self) -> list[tuple[Moment, Prompt | None]]:
@@ -143,6 +211,7 @@ class Report:
             mine = [(m, p) for m, p in moments if m.kind == kind]
             if mine:
                 by_kind[kind] = {"moments": len(mine), "answered": sum(p is not None for _, p in mine)}
+        on_calm = Counter(p.rule for o in calm for p in o.prompts)
         rules = {}
         for rule in self.pack.enabled:
             fired = [(p, hit) for o in self.outcomes for p, hit in o.hits if p.rule == rule.id]
@@ -150,8 +219,15 @@ class Report:
             theirs = [(m, p) for m, p in moments if m.kind in kinds]
             mine = [(m, p) for m, p in theirs if p is not None and p.rule == rule.id]
             delays = [p.t - m.end for m, p in mine if p is not None]
-            if not fired and not theirs:
+            reviews = [r for r in self.reviewed if r.rule == rule.id]
+            ratings = [r for r in self.rated if r.rule == rule.id]
+            if not fired and not theirs and not reviews and not ratings:
                 continue
+            to_prompt = self._times_to_prompt(rule.id, kinds)
+            helpful = sum(r.helpful for r in ratings)
+            hits = sum(hit for _, hit in fired) if kinds else 0
+            judged = len(fired) if kinds else 0  # a rule that answers no moment: its prompts are not judged
+            right = sum(not r.false_alarm for r in reviews)
             rules[rule.id] = {
                 "prompts": len(fired),
                 "hits": sum(hit for _, hit in fired),
@@ -160,7 +236,19 @@ class Report:
                 "answered_first": len(mine),
                 "recall": round(len(mine) / len(theirs), 3) if theirs else None,
                 "median_s_after_words": round(float(np.median(delays)), 2) if delays else None,
-                "on_calm_calls": sum(1 for o in calm for p in o.prompts if p.rule == rule.id),
+                "time_to_prompt_median_s": _quantile(to_prompt, 0.5),
+                "time_to_prompt_p90_s": _quantile(to_prompt, 0.9),
+                "time_to_prompt_moments": len(to_prompt),
+                "on_calm_calls": on_calm[rule.id],
+                "calm_prompts_per_hour": round(on_calm[rule.id] / calm_hours, 2) if calm_hours else None,
+                "reviewed": len(reviews),
+                "reviewed_false_alarms": len(reviews) - right,
+                "precision_with_reviews": (round((hits + right) / (judged + len(reviews)), 3)
+                                           if reviews and judged + len(reviews) else None),
+                "rated_helpful": helpful,
+                "rated_not_helpful": len(ratings) - helpful,
+                "precision_with_feedback": (round((hits + helpful) / (judged + len(ratings)), 3)
+                                            if ratings and judged + len(ratings) else None),
             }
         delays = [p.t - m.end for m, p in answered if p is not None]
         return {
@@ -170,6 +258,7 @@ class Report:
             "answered_within_3s": len(answered),
             "answered_share": round(len(answered) / len(moments), 3) if moments else None,
             "median_s_after_words": round(float(np.median(delays)), 2) if delays else None,
+            "p90_s_after_words": _quantile(delays, 0.9),
             "calm_prompts": calm_prompts,
             "calm_prompts_per_hour": round(calm_prompts / calm_hours, 2) if calm_hours else None,
             "by_kind": by_kind,
@@ -178,10 +267,35 @@ class Report:
                         "prompts_near": [f"{p.rule}@{p.t:.1f}" for p in o.prompts
                                          if m.earliest <= p.t <= m.end + HIT_WINDOW_S]}
                        for o in self.outcomes for m, p in o.answered if p is None],
-            "false_alarms": [{"call": o.call.id, "rule": p.rule, "t": p.t}
+            "false_alarms": [{"call": o.call.id, "rule": p.rule, "t": p.t, "source": "labels"}
                              for o in self.outcomes for p, hit in o.hits
-                             if not hit and set(self._answers(p.rule))],
+                             if not hit and set(self._answers(p.rule))]
+                            + [{"call": r.call_id, "rule": r.rule, "t": r.t, "source": "review",
+                                "flag": r.flag_id} for r in self.reviewed if r.false_alarm]
+                            + [{"call": r.call_id, "rule": r.rule, "t": r.prompt_t, "source": "feedback"}
+                               for r in self.rated if not r.helpful],
+            "reviewed_flags": len(self.reviewed),
+            "reviewed_false_alarms": sum(r.false_alarm for r in self.reviewed),
+            "reviewed_rules_not_in_pack": dict(Counter(r.rule for r in self.reviewed
+                                                       if r.rule not in {e.id for e in self.pack.enabled})),
+            "rated_prompts": len(self.rated),
+            "rated_not_helpful": sum(not r.helpful for r in self.rated),
+            "rated_rules_not_in_pack": dict(Counter(r.rule for r in self.rated
+                                                    if r.rule not in {e.id for e in self.pack.enabled})),
         }
+
+    def _times_to_prompt(self, rule: str, kinds: set[str]) -> list[float]:
+        """For each moment of `kinds`, seconds from the end of its words to `rule`'s first prompt
+        within the hit window (moments it did not prompt for are left out)."""
+        out = []
+        for o in self.outcomes:
+            for m in o.call.moments:
+                if m.kind in kinds:
+                    first = next((p for p in o.prompts
+                                  if p.rule == rule and m.earliest <= p.t <= m.end + HIT_WINDOW_S), None)
+                    if first is not None:
+                        out.append(first.t - m.end)
+        return out
 
     def _answers(self, rule: str) -> tuple[str, ...]:
         r = self.pack.rules.get(rule)
@@ -191,20 +305,52 @@ class Report:
 def lines(summary: dict[str, Any]) -> list[str]:
     """The report for a terminal."""
     s = summary
-    out = [f"{s['calls']} calls ({s['calm_calls']} calm), {s['moments']} labelled moments: "
-           f"{s['answered_within_3s']} answered by the right prompt within {WITHIN_S:.0f} s "
-           f"({(s['answered_share'] or 0) * 100:.0f}%), median {s['median_s_after_words']} s after the words",
-           f"calm calls: {s['calm_prompts']} prompts, {s['calm_prompts_per_hour']} per call-hour", "",
-           "by kind of moment:"]
-    for kind, v in s["by_kind"].items():
-        out.append(f"  {kind:<22}{v['answered']:>3} of {v['moments']:<3}")
-    out += ["", f"  {'rule':<26}{'prompts':>8}{'precision':>10}{'recall':>8}{'median s':>9}{'on calm':>8}"]
-    for rule, v in s["rules"].items():
-        def num(x: Any) -> str:
-            return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
 
-        out.append(f"  {rule:<26}{v['prompts']:>8}{num(v['precision']):>10}{num(v['recall']):>8}"
-                   f"{num(v['median_s_after_words']):>9}{v['on_calm_calls']:>8}")
+    def num(x: Any) -> str:
+        return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+    out = []
+    if s["calls"]:
+        out = [f"{s['calls']} calls ({s['calm_calls']} calm), {s['moments']} labelled moments: "
+               f"{s['answered_within_3s']} answered by the right prompt within {WITHIN_S:.0f} s "
+               f"({(s['answered_share'] or 0) * 100:.0f}%), median {s['median_s_after_words']} s after the "
+               "words",
+               f"calm calls: {s['calm_prompts']} prompts, {s['calm_prompts_per_hour']} per call-hour", "",
+               "by kind of moment:"]
+        for kind, v in s["by_kind"].items():
+            out.append(f"  {kind:<22}{v['answered']:>3} of {v['moments']:<3}")
+        out += ["", f"  {'':<26}{'':>8}{'':>10}{'':>8}{'time to prompt, s':>18}{'on calm calls':>16}",
+                f"  {'rule':<26}{'prompts':>8}{'precision':>10}{'recall':>8}{'median':>9}{'p90':>9}"
+                f"{'prompts':>8}{'per hour':>10}"]
+        for rule, v in s["rules"].items():
+            if v["prompts"] or v["moments"]:
+                out.append(f"  {rule:<26}{v['prompts']:>8}{num(v['precision']):>10}{num(v['recall']):>8}"
+                           f"{num(v['time_to_prompt_median_s']):>9}{num(v['time_to_prompt_p90_s']):>9}"
+                           f"{v['on_calm_calls']:>8}{num(v['calm_prompts_per_hour']):>10}")
+    if s["reviewed_flags"]:
+        if out:
+            out.append("")
+        out += [f"reviewed flags (supervisors' outcomes): {s['reviewed_flags']}, "
+                f"{s['reviewed_false_alarms']} false alarm(s)",
+                f"  {'rule':<26}{'reviewed':>9}{'false alarms':>14}{'precision with reviews':>24}"]
+        for rule, v in s["rules"].items():
+            if v["reviewed"]:
+                out.append(f"  {rule:<26}{v['reviewed']:>9}{v['reviewed_false_alarms']:>14}"
+                           f"{num(v['precision_with_reviews']):>24}")
+        for rule, n in s["reviewed_rules_not_in_pack"].items():
+            out.append(f"  {rule:<26}{n:>9}  (not a rule of this pack: not counted)")
+    if s["rated_prompts"]:
+        if out:
+            out.append("")
+        out += [f"agents' feedback (Helpful / Not helpful on the card): {s['rated_prompts']} prompts rated, "
+                f"{s['rated_not_helpful']} not helpful",
+                f"  {'rule':<26}{'helpful':>9}{'not helpful':>13}{'precision with feedback':>25}"]
+        for rule, v in s["rules"].items():
+            if v["rated_helpful"] or v["rated_not_helpful"]:
+                out.append(f"  {rule:<26}{v['rated_helpful']:>9}{v['rated_not_helpful']:>13}"
+                           f"{num(v['precision_with_feedback']):>25}")
+        for rule, n in s["rated_rules_not_in_pack"].items():
+            out.append(f"  {rule:<26}{n:>9}  (not a rule of this pack: not counted)")
     if s["missed"]:
         out += ["", "missed:"]
         for m in s["missed"]:
@@ -217,47 +363,31 @@ def kinds_count(calls: Sequence[LabelledCall]) -> Counter[str]:
     return Counter(m.kind for c in calls for m in c.moments)
 
 
-def rerun(events: Sequence[PublicEvent], pack: Pack) -> list[PublicEvent]:
-    """A recorded call's events (an event log) through `pack` again: the prompts, flags and
-    retractions it recorded are dropped and the rules run anew on its scored turns and partials, as
-    they would have on the call. Nothing is transcribed or scored again."""
-    from agent_assist.events import Flag, Retract
-    from agent_assist.rules.engine import RulesEngine
-
-    engine = RulesEngine(pack)
-    out: list[PublicEvent] = []
-    for event in events:
-        if isinstance(event, Prompt | Retract) or (isinstance(event, Flag) and event.raised_by == "rules"):
-            continue
-        out.extend(e for e in engine.process(event) if isinstance(e, PublicEvent))
-    return out
-
-
 def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path | None,
-                models: Models | None = None) -> list[PublicEvent]:
+                models: Models | None = None, model: str | None = None) -> list[PublicEvent]:
     """The call's events: from its recorded event log (`events_dir/<id>.jsonl`, as `replay --events`
     writes it) when there is one, else by replaying its audio through the whole pipeline (with
-    partials, as a live call runs); a replay's events are saved there for next time, redacted as
-    every event log is (and judged as saved, so a second run measures what the first did)."""
-    from agent_assist.events import EventParseError, event_from_json
+    partials, as a live call runs) on the speech model `model` (None: the default); a replay's
+    events are saved there for next time, redacted as every event log is (and judged as saved, so
+    a second run measures what the first did). With `model` named, a log recorded with another
+    speech model is refused: its words are the other model's."""
     from agent_assist.redact import CallRedactor
     from agent_assist.sinks import EventList
 
     log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
     if log is not None and log.is_file():
-        events = []
-        for number, line in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                events.append(event_from_json(line))
-            except EventParseError as exc:
-                raise AgentAssistError(f"{log}:{number}: {exc}") from None
+        events = [event for _, event in read_events(log)]
+        recorded = next((e.model for e in events if isinstance(e, CallStart)), None)
+        if model is not None and recorded is not None and _speech_model(recorded) != _speech_model(model):
+            raise AgentAssistError(f"{log}: recorded with the speech model {recorded}, not {model}: "
+                                   "give another --events-dir")
         return events
     if call.audio is None or not call.audio.is_file():
         raise AgentAssistError(f"{call.path}: its audio ({call.audio}) is missing and no event log was given")
     sink = EventList()
-    Replay(call.audio, [sink], ReplayOptions(call_id=call.id, site_packs=tuple(pack_files)), models).run()
+    options = ReplayOptions(call_id=call.id, site_packs=tuple(pack_files),
+                            transcriber=TranscriberOptions(model=model))
+    Replay(call.audio, [sink], options, models).run()
     redactor = CallRedactor()
     events = [redactor.event(e) for e in sink.events]
     if log is not None:
@@ -266,10 +396,19 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
     return events
 
 
+def _speech_model(label: str) -> str:
+    """A speech model's name as `call_start` records it, the same for logs from before issue #23
+    (which called the bundled Whisper tiny.en "tiny.en (bundled)")."""
+    return WHISPER if label == "tiny.en (bundled)" else label
+
+
 def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Path],
-             events_dir: Path | None = None, progress: Any = None) -> Report:
-    """Every labelled call (`read_labels`) through `pack` (replayed, or its recorded events re-run),
-    judged."""
+             events_dir: Path | None = None, progress: Any = None,
+             reviewed: Sequence[ReviewedFlag] = (), rated: Sequence[RatedPrompt] = (),
+             model: str | None = None) -> Report:
+    """Every labelled call (`read_labels`) through `pack` (replayed on the speech model `model`, or
+    its recorded events re-run), judged; with the flags supervisors reviewed (`reviewed_flags`) and
+    the prompts agents rated (`rated_prompts`) as labels of their rules."""
     models: Models | None = None
     outcomes = []
     for call in calls:
@@ -277,7 +416,8 @@ def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Pat
             progress(call.id)
         log = events_dir / f"{call.id}.jsonl" if events_dir is not None else None
         if models is None and not (log is not None and log.is_file()):
-            models = Models.load(ReplayOptions(site_packs=tuple(pack_files)))
-        events = call_events(call, pack_files, events_dir, models)
+            models = Models.load(ReplayOptions(site_packs=tuple(pack_files),
+                                               transcriber=TranscriberOptions(model=model)))
+        events = call_events(call, pack_files, events_dir, models, model)
         outcomes.append(judge(call, rerun(events, pack), pack))
-    return Report(outcomes, pack)
+    return Report(outcomes, pack, list(reviewed), list(rated))

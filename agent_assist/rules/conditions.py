@@ -19,15 +19,22 @@ a test holds the two to each other), and probability signals must be compared wi
 [0, 1], so a typo or an impossible threshold is found by the linter, not on a live call. A phrase
 matches when the speaker's latest utterance contains it as whole words, ignoring case and
 punctuation.
+
+A condition is at most `MAX_LENGTH` characters and `MAX_DEPTH` parentheses or `not`s deep, and
+is read in one pass, so the linter answers at once whatever it is given (a 400 KB condition took
+36 s when each token re-read the rest of the text) and evaluating a rule never recurses far.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from agent_assist.text import excerpt
 
 
 class Signal(StrEnum):
@@ -112,10 +119,17 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": lambda a, b: a != b,
 }
 _TOKEN = re.compile(
-    r"""\s*(?:(?P<num>-?\d+(?:\.\d+)?)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|==|!=|>|<)
-                        |(?P<punct>[(),])|(?P<name>[A-Za-z_][A-Za-z0-9_]*))""",
+    r"""\s*+(?:(?P<num>-?\d++(?:\.\d++)?)|(?P<str>"(?:[^"\\]++|\\.)*+")|(?P<op>>=|<=|==|!=|>|<)
+                        |(?P<punct>[(),])|(?P<name>[A-Za-z_][A-Za-z0-9_]*+))""",
     re.X,
 )
+_SPACE = re.compile(r"\s*+")
+#: The longest condition, in characters: the default pack's longest is about 250, and a list of
+#: a hundred phrases fits.
+MAX_LENGTH = 4000
+#: How deep parentheses and `not`s may nest: far past what a person writes, and shallow enough
+#: that parsing and evaluating never come near Python's recursion limit.
+MAX_DEPTH = 20
 
 
 class ConditionError(ValueError):
@@ -168,12 +182,15 @@ class _Tok:
 def _tokens(source: str) -> list[_Tok]:
     out, pos = [], 0
     while pos < len(source):
-        if source[pos:].strip() == "":
+        if _SPACE.match(source, pos).end() == len(source):  # type: ignore[union-attr]
             break
         m = _TOKEN.match(source, pos)
         if not m or m.end() == pos:
-            col = pos + len(source[pos:]) - len(source[pos:].lstrip()) + 1
-            raise ConditionError(f"unexpected character {source[col - 1]!r}", col)
+            col = _SPACE.match(source, pos).end() + 1  # type: ignore[union-attr]
+            char = source[col - 1]
+            raise ConditionError(f"unexpected character {char!r}", col,
+                                 'a phrase goes in double quotes: customer says "can\'t pay"; in a TOML '
+                                 'value in double quotes write each as \\"' if char == "'" else "")
         kind = m.lastgroup or ""
         text = m.group(kind)
         out.append(_Tok(kind, text, m.start(kind) + 1))
@@ -190,6 +207,13 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.toks = _tokens(source)
         self.i = 0
+        self.depth = 0  # parentheses and `not`s open around the current token
+
+    def deeper(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ConditionError(f"nested more than {MAX_DEPTH} deep (parentheses and 'not')", tok.column,
+                                 "write it flatter: 'not' binds tighter than 'and', 'and' than 'or'")
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -210,7 +234,8 @@ class _Parser:
         node = self.or_expr()
         tok = self.peek()
         if tok.kind != "end":
-            raise ConditionError(f"unexpected {tok.text!r}; expected 'and', 'or' or the end", tok.column)
+            raise ConditionError(f"unexpected {excerpt(tok.text, 40)}; expected 'and', 'or' or the end",
+                                 tok.column)
         return node
 
     def or_expr(self) -> Node:
@@ -226,21 +251,27 @@ class _Parser:
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
     def not_expr(self) -> Node:
+        tok = self.peek()
         if self.word("not"):
-            return Not(self.not_expr())
+            self.deeper(tok)
+            node = Not(self.not_expr())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
         tok = self.take()
         if tok.kind == "punct" and tok.text == "(":
+            self.deeper(tok)
             node = self.or_expr()
             close = self.take()
             if close.text != ")":
                 raise ConditionError("missing ')'", close.column)
+            self.depth -= 1
             return node
         if tok.kind != "name":
             found = tok.text or "the end"
-            raise ConditionError(f"expected a signal or a speaker, found {found!r}", tok.column)
+            raise ConditionError(f"expected a signal or a speaker, found {excerpt(found, 40)}", tok.column)
         if tok.text in SPEAKERS and self.peek().kind == "name" and self.peek().text == "says":
             self.take()
             phrases = [self.string()]
@@ -252,16 +283,18 @@ class _Parser:
         if signal is None:
             near = difflib.get_close_matches(tok.text, [*(s.value for s in Signal), *SPEAKERS], n=1)
             hint = f"did you mean {near[0]!r}?" if near else f"signals: {', '.join(Signal)}"
-            raise ConditionError(f"unknown signal {tok.text!r}", tok.column, hint)
+            raise ConditionError(f"unknown signal {excerpt(tok.text, 40)}", tok.column, hint)
         op = self.take()
         if op.kind != "op":
             raise ConditionError(
-                f"expected a comparison (>=, >, <=, <, ==, !=) after {tok.text!r}", op.column
+                f"expected a comparison (>=, >, <=, <, ==, !=) after {excerpt(tok.text, 40)}", op.column
             )
         num = self.take()
         if num.kind != "num":
-            raise ConditionError(f"expected a number after {op.text!r}", num.column)
+            raise ConditionError(f"expected a number after {excerpt(op.text, 40)}", num.column)
         value = float(num.text)
+        if not math.isfinite(value):
+            raise ConditionError(f"the number {num.text[:20]}… is too large", num.column)
         if SIGNALS[signal][1] and not 0.0 <= value <= 1.0:
             raise ConditionError(f"{signal} is a probability; {value:g} is outside [0, 1]", num.column)
         return Compare(signal, op.text, value)
@@ -278,6 +311,9 @@ class _Parser:
 
 def parse(source: str) -> Node:
     """The condition in `source`, or a `ConditionError` saying where and why it is wrong."""
+    if len(source) > MAX_LENGTH:
+        raise ConditionError(f"the condition is {len(source):,} characters long; at most {MAX_LENGTH:,}", 1,
+                             "split it into rules of their own")
     if not source.strip():
         raise ConditionError("empty condition", 1)
     return _Parser(source).parse()

@@ -42,6 +42,7 @@ from agent_assist.events import (
 )
 from agent_assist.rules import conditions
 from agent_assist.rules.conditions import Signal
+from agent_assist.rules.fields import MOMENT_KINDS
 from agent_assist.rules.packs import Pack, Rule
 from agent_assist.scoring.turns import CRISIS_KINDS
 
@@ -69,6 +70,51 @@ class CallState:
     # prompts fired on a turn's partials, by utterance id: the final neither repeats nor keeps
     # one it no longer supports
     early: dict[str, list[Prompt]] = field(default_factory=dict)
+    # the support line and situation of this call's latest crisis card for one kind of crisis
+    # (`crisis_line`, `situation`)
+    crisis_line: str = ""
+    crisis_situation: str = ""
+
+
+#: The crisis moments a rule can answer (`answers`), one per kind of crisis.
+CRISIS_MOMENTS = frozenset(m for m in MOMENT_KINDS if m.startswith("crisis-"))
+
+
+def answers_several_crises(rule: Rule) -> bool:
+    """A crisis rule for whatever crisis the call is in (the warm transfer), not for one kind."""
+    return len(CRISIS_MOMENTS.intersection(rule.answers)) > 1
+
+
+def crisis_line(rule: Rule, earlier: str) -> str:
+    """The support line a crisis rule's card offers. A rule for one kind of crisis offers its own; a
+    rule for any crisis (the warm transfer: "connect you with someone who can help") offers the line
+    of the call's earlier crisis card, since that is the crisis the customer is in: a warm transfer
+    after a family-violence disclosure is to 1800RESPECT, not to Lifeline. Its own line is the
+    fallback for a call with no earlier crisis card."""
+    if answers_several_crises(rule) and earlier:
+        return earlier
+    return rule.support_line
+
+
+#: A crisis rule with no `situation` of its own is named by the crisis signal its condition reads, or
+#: the one crisis moment it answers.
+SIGNAL_SITUATIONS = {Signal.CRISIS_SELF_HARM: "self-harm", Signal.CRISIS_VIOLENCE: "violence or abuse",
+                     Signal.CRISIS_DANGER: "immediate danger"}
+ANSWER_SITUATIONS = {"crisis-self-harm": "self-harm", "crisis-violence": "violence or abuse",
+                     "crisis-danger": "immediate danger"}
+
+
+def situation(rule: Rule, earlier: str) -> str:
+    """What a crisis rule's card names: the rule's own `situation`; for a rule for any crisis (the
+    warm transfer), the call's `earlier` crisis; else the one crisis signal its condition reads or the
+    one crisis it answers; else nothing ("CRISIS" alone)."""
+    if rule.situation:
+        return rule.situation
+    if answers_several_crises(rule):
+        return earlier
+    named = ({SIGNAL_SITUATIONS[s] for s in conditions.signals(rule.condition) if s in SIGNAL_SITUATIONS}
+             | {ANSWER_SITUATIONS[a] for a in rule.answers if a in ANSWER_SITUATIONS})
+    return named.pop() if len(named) == 1 else ""
 
 
 class RulesEngine:
@@ -220,11 +266,15 @@ class RulesEngine:
                 priority=rule.priority,
                 signals=tuple(used),
                 why=why,
-                support_line=rule.support_line,
+                support_line=crisis_line(rule, st.crisis_line) if sticky else rule.support_line,
                 sticky=sticky,
+                situation=situation(rule, st.crisis_situation) if sticky else "",
             )
             if isinstance(about, Partial):
                 st.early.setdefault(utterance_id, []).append(prompt)
+            if sticky and not answers_several_crises(rule):
+                st.crisis_line = rule.support_line or st.crisis_line
+                st.crisis_situation = prompt.situation or st.crisis_situation
             yield prompt
             if rule.flag:
                 values = ", ".join(f"{k} {v:.2f}" for k, v in why["values"].items())

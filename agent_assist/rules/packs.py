@@ -16,66 +16,35 @@ earlier pack, found by `id`: any field may change, and `enabled = false` switche
     flag = { kind = "distress", severity = "low" }
 
 Every problem is reported with its file and line, and a hint where there is one; loading stops at
-nothing, so one run of the linter lists them all.
+nothing, so one run of the linter lists them all. Linting is loading: `rules lint` shows the
+problems `load` finds, and a rule is built only from values its checks returned, so a pack that
+lints clean is the pack that runs (tests/fuzz/test_fuzz_packs.py holds the two together on
+generated packs). What each field may hold is `fields`; where each table is, `layout`. Every input is
+bounded (`MAX_PACK_BYTES`, `fields.MAX_TEXT`, `conditions.MAX_LENGTH` and `MAX_DEPTH`), so a hostile
+file is one clear problem, found at once.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from agent_assist.events import FlagKind, Severity
-from agent_assist.rules import conditions
+from agent_assist import inputs
+from agent_assist.events import FlagKind
+from agent_assist.rules import conditions, fields, layout, toml_errors
+from agent_assist.rules.fields import MOMENT_KINDS, ON, PRINCIPLES, Flag
+from agent_assist.text import excerpt, terminal_safe
 
-PRINCIPLES = {
-    "safety": "SAMHSA: safety, physical and emotional",
-    "trust": "SAMHSA: trustworthiness and transparency",
-    "peer-support": "SAMHSA: peer support",
-    "collaboration": "SAMHSA: collaboration and mutuality",
-    "choice": "SAMHSA: empowerment, voice and choice",
-    "culture": "SAMHSA: cultural, historical and gender issues",
-}
-FLAG_KINDS = tuple(FlagKind)
-SEVERITIES = tuple(Severity)
-PROMPT_WORDS = 15
-_FIELDS = {
-    "id",
-    "when",
-    "prompt",
-    "example",
-    "principle",
-    "source",
-    "priority",
-    "cooldown_s",
-    "max_per_call",
-    "flag",
-    "enabled",
-    "support_line",
-    "on",
-    "answers",
-}
-#: The moments a labelled call marks (data/samples/calls/*.json, `rules evaluate`), and so the
-#: moments a rule may say it `answers`: a prompt from the rule counts as the answer to such a moment.
-MOMENT_KINDS = ("crisis-self-harm", "crisis-violence", "crisis-danger", "distress", "grief", "escalation",
-                "escalation-request")
-#: When a rule is checked: on every final customer turn (and at the call's end), or also on the
-#: partial transcripts of a turn still being spoken, for the moments that cannot wait for its end.
-ON = ("final", "partial")
+__all__ = ["MOMENT_KINDS", "ON", "PRINCIPLES", "Flag", "Pack", "Problem", "Rule", "errors", "load",
+           "load_for_run", "write_example"]
+
 #: What a site pack may not change in a crisis rule (one that raises a crisis flag): when it fires,
 #: whether it does, and how soon it may again. Its words and support line are the site's to set.
 CRISIS_LOCKED = ("when", "enabled", "on", "cooldown_s", "max_per_call", "flag")
-_REQUIRED = ("id", "when", "prompt", "principle", "source")
-
-
-@dataclass(frozen=True)
-class Flag:
-    kind: FlagKind
-    severity: Severity
 
 
 @dataclass(frozen=True)
@@ -93,6 +62,10 @@ class Rule:
     flag: Flag | None = None
     enabled: bool = True
     support_line: str = ""
+    # what a crisis card's header names ("family violence"): a crisis rule's own words for the crisis
+    # it is for; empty for a rule for any crisis (the warm transfer), whose card names the call's
+    # earlier crisis (`rules.engine.crisis_line`)
+    situation: str = ""
     on: str = "final"  # "partial": may fire on the words heard so far in a turn (see `ON`)
     answers: tuple[str, ...] = ()  # the moments (`MOMENT_KINDS`) this rule's prompt answers
     origin: str = ""  # file:line where it was last defined or changed
@@ -108,7 +81,7 @@ class Problem:
 
     def __str__(self) -> str:
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{self.path}:{self.line}: {self.severity}: {self.message}{hint}"
+        return terminal_safe(f"{self.path}:{self.line}: {self.severity}: {self.message}{hint}")
 
 
 @dataclass
@@ -123,130 +96,25 @@ class Pack:
         return [r for r in self.rules.values() if r.enabled]
 
 
-def _key_lines(text: str) -> list[tuple[str, int, dict[str, int]]]:
-    """For each `[[rule]]`/`[[override]]` table: its kind, header line and each key's line."""
-    tables: list[tuple[str, int, dict[str, int]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = re.match(r"\s*\[\[\s*(rule|override)\s*\]\]", line)
-        if header:
-            tables.append((header.group(1), number, {}))
-            continue
-        if re.match(r"\s*\[", line):
-            tables.append(("other", number, {}))
-            continue
-        key = re.match(r"\s*([A-Za-z0-9_\-]+)\s*=", line)
-        if key and tables:
-            tables[-1][2].setdefault(key.group(1), number)
-    return [t for t in tables if t[0] != "other"]
+#: A pack file's largest size: the default pack is 13 KB.
+MAX_PACK_BYTES = 1_000_000
+_PACK_FIELDS = {"name": str, "version": int}
 
 
-def _check_fields(
-    entry: dict[str, Any], where: str, line_of: dict[str, int], header: int, *, complete: bool
-) -> list[Problem]:
-    problems: list[Problem] = []
-
-    def at(key: str) -> int:
-        return line_of.get(key, header)
-
-    for key in entry:
-        if key not in _FIELDS:
-            near = difflib.get_close_matches(key, sorted(_FIELDS), n=1)
-            problems.append(
-                Problem(
-                    where,
-                    at(key),
-                    f"unknown field {key!r}",
-                    f"did you mean {near[0]!r}?" if near else f"fields: {', '.join(sorted(_FIELDS))}",
-                )
-            )
-    if complete:
-        for key in _REQUIRED:
-            if not str(entry.get(key, "")).strip():
-                hint = f"one of: {', '.join(PRINCIPLES)}" if key == "principle" else ""
-                problems.append(Problem(where, header, f"rule {entry.get('id', '?')!r} has no {key}", hint))
-    if "when" in entry:
-        try:
-            conditions.parse(str(entry["when"]))
-        except conditions.ConditionError as exc:
-            problems.append(Problem(where, at("when"), f"when, column {exc.column}: {exc}", exc.hint))
-    if "principle" in entry and entry["principle"] not in PRINCIPLES:
-        problems.append(
-            Problem(
-                where,
-                at("principle"),
-                f"unknown principle {entry['principle']!r}",
-                f"one of: {', '.join(PRINCIPLES)}",
-            )
-        )
-    if "prompt" in entry:
-        words = len(str(entry["prompt"]).split())
-        if words > PROMPT_WORDS:
-            problems.append(
-                Problem(
-                    where,
-                    at("prompt"),
-                    f"prompt has {words} words; keep it to {PROMPT_WORDS}",
-                    "an agent reads it in a glance",
-                    "warning",
-                )
-            )
-    for key, lo, hi, kind in (
-        ("priority", 0, 100, int),
-        ("cooldown_s", 0, 86400, (int, float)),
-        ("max_per_call", 1, 1000, int),
-    ):
-        if key in entry:
-            value = entry[key]
-            if isinstance(value, bool) or not isinstance(value, kind) or not lo <= value <= hi:
-                problems.append(
-                    Problem(where, at(key), f"{key} must be a number from {lo} to {hi}, not {value!r}")
-                )
-    if "answers" in entry:
-        kinds = entry["answers"]
-        if not isinstance(kinds, list) or not all(isinstance(k, str) and k in MOMENT_KINDS for k in kinds):
-            problems.append(Problem(where, at("answers"), "answers must be a list of moment kinds",
-                                    f"kinds: {', '.join(MOMENT_KINDS)}"))
-    if "on" in entry and entry["on"] not in ON:
-        problems.append(Problem(where, at("on"), f"on must be {' or '.join(repr(o) for o in ON)}, "
-                                f"not {entry['on']!r}",
-                                "'partial' lets a rule fire on the words heard so far in a turn"))
-    if "enabled" in entry and not isinstance(entry["enabled"], bool):
-        problems.append(Problem(where, at("enabled"), "enabled must be true or false"))
-    if "flag" in entry:
-        flag = entry["flag"]
-        if (
-            not isinstance(flag, dict)
-            or flag.get("kind") not in FLAG_KINDS
-            or flag.get("severity") not in SEVERITIES
-        ):
-            problems.append(
-                Problem(
-                    where,
-                    at("flag"),
-                    "flag must be { kind = …, severity = … }",
-                    f"kind: {', '.join(FLAG_KINDS)}; severity: {', '.join(SEVERITIES)}",
-                )
-            )
-    return problems
-
-
-def _rule(entry: dict[str, Any], base: Rule | None, origin: str) -> Rule:
-    values: dict[str, Any] = {} if base is None else {f: getattr(base, f) for f in base.__dataclass_fields__}
-    values.update({k: v for k, v in entry.items() if k in _FIELDS})
-    if isinstance(values.get("flag"), dict):
-        values["flag"] = Flag(FlagKind(values["flag"]["kind"]), Severity(values["flag"]["severity"]))
-    values["condition"] = conditions.parse(values["when"])
-    values["answers"] = tuple(values.get("answers", ()))
-    values["origin"] = origin
-    values["cooldown_s"] = float(values.get("cooldown_s", 60.0))
-    return Rule(**values)
+def _rule(values: dict[str, Any], base: Rule | None, origin: str) -> Rule:
+    """A rule from checked `values` (`_check_fields`), over `base` for an override."""
+    fields = {} if base is None else {f: getattr(base, f) for f in base.__dataclass_fields__}
+    fields.update(values)
+    fields["origin"] = origin
+    return Rule(**fields)
 
 
 def load(paths: Sequence[Path], pack: Pack | None = None) -> tuple[Pack, list[Problem]]:
     """Layer the pack files in `paths`, in order, onto `pack`; return it and every problem found.
 
     A file with problems contributes only its sound tables, so a broken site pack never removes a
-    working default rule.
+    working default rule. A file that cannot be read or parsed is one problem, and the files after
+    it are still read and checked.
     """
     pack = pack or Pack()
     problems: list[Problem] = []
@@ -255,58 +123,136 @@ def load(paths: Sequence[Path], pack: Pack | None = None) -> tuple[Pack, list[Pr
     return pack, problems
 
 
-def _load_file(path: Path, pack: Pack) -> list[Problem]:
-    problems: list[Problem] = []
-    where = str(path)
+def _deepest_line(text: str) -> int:
+    """The line where brackets nest deepest (strings aside, roughly): where to look in a file too
+    deeply nested to parse."""
+    depth, line, best, best_line = 0, 1, -1, 1
+    for m in re.finditer(r"[\[\]{}\n]", text):
+        char = m.group()
+        if char == "\n":
+            line += 1
+        else:
+            depth += 1 if char in "[{" else -1
+            if depth > best:
+                best, best_line = depth, line
+    return best_line
+
+
+def _parse(text: str, where: str) -> tuple[dict[str, Any] | None, list[Problem]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [Problem(where, 0, "no such file")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(where, 0, f"cannot read ({exc})")]
-    try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        return [Problem(where, int(m.group(1)) if m else 0, f"not valid TOML: {exc}")]
-    pack.files.append(where)
+        said = toml_errors.explain(exc, text)
+        return None, [Problem(where, said.line, said.message, said.hint)]
+    except RecursionError:
+        return None, [Problem(where, _deepest_line(text), "not valid TOML: nested too deeply",
+                              "a rule needs lists and tables one level deep at most")]
+    except ValueError as exc:  # an integer longer than Python converts (4,300 digits)
+        m = re.search(r"\d{100,}", text)
+        line = text.count("\n", 0, m.start()) + 1 if m else 0
+        return None, [Problem(where, line, f"not valid TOML: a number too long ({str(exc).split(':')[0]})")]
+
+
+class _Entry(NamedTuple):
+    """One `[[rule]]` or `[[override]]` table: its kind, header line, each key's line, and itself."""
+
+    kind: str
+    header: int
+    line_of: dict[str, int]
+    table: dict[str, Any]
+
+
+def _tables(data: dict[str, Any], text: str, where: str) -> tuple[list[_Entry], list[Problem]]:
+    """Each `[[rule]]` and `[[override]]` table in file order, as (kind, header line, line of each
+    key, the table), and the problems with the file's shape: unknown tables, a `[pack]` that is not
+    one, and rules or overrides not written one `[[…]]` table each (every such table is then left
+    out, as its lines cannot be told)."""
+    problems: list[Problem] = []
+    tables = layout.scan(text)
+    root = tables[0].keys
+
+    def line_of(key: str) -> int:
+        return root.get(key) or next((t.line for t in tables[1:] if t.path[:1] == (key,)), 1)
+
     for key in data:
         if key not in ("rule", "override", "pack"):
-            problems.append(
-                Problem(where, 1, f"unknown table {key!r}", "tables: [pack], [[rule]], [[override]]")
-            )
+            problems.append(Problem(where, line_of(key), f"unknown table {excerpt(key)}",
+                                    "tables: [pack], [[rule]], [[override]]"))
+    info = data.get("pack", {})
+    if not isinstance(info, dict):
+        problems.append(Problem(where, line_of("pack"), "pack must be a table: [pack] with name = \"…\""))
+    else:
+        for key, value in info.items():
+            wanted = _PACK_FIELDS.get(key)
+            if wanted is None or isinstance(value, bool) or not isinstance(value, wanted):
+                problems.append(Problem(where, line_of("pack"),
+                                        f"[pack] {excerpt(key)} = {fields.kind_of(value)}",
+                                        "[pack] holds name (text) and version (a number)"))
+    # each [[rule]] and [[override]] header with the lines of its keys; keys given in a sub-table of
+    # one ([rule.flag], [[rule.answers]]) are at that sub-table's header
+    headers: dict[str, list[tuple[int, dict[str, int]]]] = {"rule": [], "override": []}
+    current: tuple[str, dict[str, int]] | None = None
+    for table in tables[1:]:
+        if table.array and table.path in (("rule",), ("override",)):
+            current = (table.path[0], dict(table.keys))
+            headers[table.path[0]].append((table.line, current[1]))
+        elif current is not None and len(table.path) >= 2 and table.path[0] == current[0]:
+            current[1].setdefault(table.path[1], table.line)
+        else:
+            current = None
+    found: list[_Entry] = []
     for kind in ("rule", "override"):
-        if not isinstance(data.get(kind, []), list):
-            problems.append(Problem(where, 1, f"{kind} must be written [[{kind}]]"))
-    seen = {"rule": 0, "override": 0}
-    for entry_kind, header, line_of in _key_lines(text):
-        entries = data.get(entry_kind, [])
-        index = seen[entry_kind]
-        seen[entry_kind] += 1
-        if not isinstance(entries, list) or index >= len(entries) or not isinstance(entries[index], dict):
+        entries = data.get(kind, [])
+        if (not isinstance(entries, list) or len(headers[kind]) != len(entries)
+                or not all(isinstance(e, dict) for e in entries)):
+            how = "an inline list" if kind in root else "a table that is not [[…]]"
+            problems.append(Problem(
+                where, line_of(kind), f"{kind}s must be written as [[{kind}]] tables, one for each "
+                f"{kind}; this file has {how}, and none of its {kind}s are read",
+                f"start each {kind} with a line [[{kind}]]"))
             continue
-        entry = entries[index]
-        found = _check_fields(entry, where, line_of, header, complete=entry_kind == "rule")
-        rule_id = str(entry.get("id", "")).strip()
+        found.extend(_Entry(kind, line, lines, entry)
+                     for (line, lines), entry in zip(headers[kind], entries, strict=True))
+    found.sort(key=lambda e: e.header)
+    return found, problems
+
+
+def _load_file(path: Path, pack: Pack) -> list[Problem]:
+    where = terminal_safe(path)
+    try:
+        text = inputs.read_text(path, MAX_PACK_BYTES)
+    except inputs.InputError as exc:
+        return [Problem(where, exc.line, exc.reason)]
+    data, problems = _parse(text, where)
+    if data is None:
+        return problems
+    pack.files.append(str(path))
+    tables, problems = _tables(data, text, where)
+    for entry_kind, header, line_of, entry in tables:
+        values, issues = fields.check(entry, complete=entry_kind == "rule")
+        found = [Problem(where, header if i.field is None else line_of.get(i.field, header), i.message,
+                         i.hint, i.severity) for i in issues]
+        rule_id = values.get("id", "")
         if entry_kind == "rule" and rule_id in pack.rules:
             found.append(
                 Problem(
                     where,
                     line_of.get("id", header),
-                    f"duplicate rule id {rule_id!r}",
+                    f"duplicate rule id {excerpt(rule_id)}",
                     f"first defined at {pack.rules[rule_id].origin}; use [[override]] to change it",
                 )
             )
         if entry_kind == "override":
             if not rule_id:
-                found.append(Problem(where, header, "an override needs the id of the rule it changes"))
+                if "id" not in entry or isinstance(entry["id"], str):
+                    found.append(Problem(where, header, "an override needs the id of the rule it changes"))
             elif rule_id not in pack.rules:
                 near = [r for r in pack.rules if r.split("-")[0] == rule_id.split("-")[0]]
                 found.append(
                     Problem(
                         where,
                         line_of.get("id", header),
-                        f"override of rule {rule_id!r}, which no earlier pack defines",
+                        f"override of rule {excerpt(rule_id)}, which no earlier pack defines",
                         f"did you mean {near[0]!r}?" if near else "check the id and the pack order",
                     )
                 )
@@ -324,7 +270,7 @@ def _load_file(path: Path, pack: Pack) -> list[Problem]:
         problems.extend(found)
         if any(p.severity == "error" for p in found):
             continue
-        pack.rules[rule_id] = _rule(entry, base, f"{where}:{header}")
+        pack.rules[rule_id] = _rule(values, base, f"{where}:{header}")
     return problems
 
 
@@ -343,3 +289,20 @@ def load_for_run(site_packs: Sequence[Path] = ()) -> Pack:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise AgentAssistError(f"{bad[0]}{more}; run `agent-assist rules lint` to see them all")
     return pack
+
+
+def write_example(path: Path) -> None:
+    """A copy of the commented example site pack (`resources.site_example`) at `path`, to start a
+    site's own pack from; never over a file that is there (one line saying so)."""
+    from agent_assist import resources
+    from agent_assist.errors import AgentAssistError
+
+    text = resources.site_example().read_text(encoding="utf-8")
+    try:
+        with path.open("x", encoding="utf-8") as out:  # "x": fails if anything is at `path`
+            out.write(text)
+    except FileExistsError:
+        raise AgentAssistError(f"{terminal_safe(path)} already exists; `rules init` never overwrites a "
+                               "file: give another path, or move that one away") from None
+    except OSError as exc:
+        raise AgentAssistError(f"{terminal_safe(path)}: cannot write ({exc.strerror or exc})") from None

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,13 +24,17 @@ from agent_assist.errors import AgentAssistError
 from agent_assist.events import (
     CallEnd,
     CallStart,
+    EventParseError,
     Feedback,
     Flag,
     Partial,
     Prompt,
+    PromptSeen,
     PublicEvent,
     Retract,
+    SupervisorNote,
     Utterance,
+    check,
 )
 from agent_assist.redact import CallRedactor
 from agent_assist.store.connection import StoreError, default_path
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 TRANSCRIPT_MODES = ("none", "excerpt", "full")
 EXCERPT_BEFORE = 3  # turns up to and including the flagged one
 EXCERPT_AFTER = 2  # turns after it, added as the call goes on
+#: The longest a store that stopped answering is left alone before it is tried again.
+MAX_QUIET_S = 60.0
 
 
 def write_private(path: Path, text: str, append: bool = False) -> None:
@@ -82,6 +88,12 @@ class FlagStoreSink:
     A store that cannot be written (locked, the server gone) never stops the call: events wait in
     memory, in order, and are retried with the next one; any still waiting at `close` are saved,
     redacted, to a JSONL file beside the default store (`agent-assist review import` loads it).
+    A server that stopped answering (`StoreError.retry_after`) is left alone a while before the
+    next try (that long, doubling while it stays silent, up to `MAX_QUIET_S`), so each event
+    does not wait out the deadline again.
+
+    `counts` says what became of the events given: "written", "already" (the store had it),
+    "not_kept" (kinds the store does not keep) and "refused" (not a valid event: logged, dropped).
     """
 
     def __init__(
@@ -103,6 +115,9 @@ class FlagStoreSink:
         self.reopen_s = reopen_s
         self.redact = redact  # False: events come redacted already (from the recorder)
         self._tried_at = -1e9
+        self._quiet_until = -1e9  # no write is tried before this (a server that stopped answering)
+        self._quiet_s = 0.0
+        self.counts: Counter[str] = Counter()
         self.options = options or StoreOptions()
         self.spill_dir = spill_dir or default_path().parent / "unsaved"
         self._states: dict[str, _CallState] = {}  # the latest few calls, by id
@@ -114,21 +129,35 @@ class FlagStoreSink:
 
     def emit(self, event: PublicEvent) -> None:
         if not isinstance(event, CallStart | Partial | Utterance | Flag | Prompt | Retract | Feedback
-                          | CallEnd):
+                          | PromptSeen | SupervisorNote | CallEnd):
+            self.counts["not_kept"] += 1
+            return
+        try:
+            check(event)  # a wrong type must never reach the store: it would break every review
+        except EventParseError as exc:
+            log.warning("flag store %s: %s; not written", self.where, exc)
+            self.counts["refused"] += 1
             return
         with self._lock:
             self._pending.append(self._redacted(event))
             self._drain()
 
     def _drain(self) -> None:
+        if time.monotonic() < self._quiet_until:
+            return
         while self._pending:
             try:
-                self._write(self._pending[0])
+                done = self._write(self._pending[0])
             except StoreError as exc:
+                if exc.retry_after:
+                    self._quiet_s = min(MAX_QUIET_S, max(exc.retry_after, 2 * self._quiet_s))
+                    self._quiet_until = time.monotonic() + self._quiet_s
                 if not self._warned:
                     log.warning("%s; %d event(s) kept in memory and retried", exc, len(self._pending))
                     self._warned = True
                 return
+            self.counts[{True: "written", False: "already", None: "not_kept"}[done]] += 1
+            self._quiet_s = 0.0
             self._pending.pop(0)
             if self._warned and not self._pending:
                 log.warning("flag store %s: written again, nothing lost", self.where)
@@ -171,13 +200,14 @@ class FlagStoreSink:
         self.where = self.store.where
         return self.store
 
-    def _write(self, event: PublicEvent) -> None:
+    def _write(self, event: PublicEvent) -> bool | None:
+        """True: written; False: the store had it already; None: not kept by the store."""
         opts = self.options
         store = self.open()
         if isinstance(event, CallStart):
-            store.add_call(event, opts.agent, opts.team, opts.transcript)
+            new = store.add_call(event, opts.agent, opts.team, opts.transcript)
             self._known.add(event.call_id)
-            return
+            return new
         call_id = event.call_id
         state = self._states.get(call_id)
         if call_id not in self._known:
@@ -187,7 +217,7 @@ class FlagStoreSink:
             if state is not None and event.scores is not None:
                 state.partial = {"speaker": str(event.speaker), "start": round(event.start, 2),
                                  "text": event.text, "utterance_id": event.utterance_id, "partial": True}
-            return
+            return None
         if isinstance(event, Utterance):
             turn = {"speaker": str(event.speaker), "start": round(event.start, 2), "text": event.text,
                     "utterance_id": event.utterance_id}
@@ -201,7 +231,7 @@ class FlagStoreSink:
                         state.open_excerpts[flag_id] = (excerpt, left + 1)
                     elif left > 0:
                         excerpts[flag_id] = [*excerpt, turn]
-            store.add_utterance(
+            new = store.add_utterance(
                 event.call_id, event, event.text if opts.transcript == "full" else None, excerpts
             )
             if state is not None:
@@ -212,27 +242,34 @@ class FlagStoreSink:
                     state.recent.append(turn)
                 if state.partial is not None and state.partial["utterance_id"] == event.utterance_id:
                     state.partial = None
-        elif isinstance(event, Flag):
+            return new
+        if isinstance(event, Flag):
             excerpt = list(state.recent) if state is not None else []
             heard = state.partial if state is not None else None
             if (heard is not None and heard["utterance_id"] == event.utterance_id
                     and opts.transcript != "none"):
                 excerpt.append(heard)  # fired on a turn still being spoken: the words heard so far
-            flag_id = store.add_flag(event, event.note, excerpt)
-            if state is not None and opts.transcript != "none":
-                state.open_excerpts[flag_id] = (excerpt, EXCERPT_AFTER)
-        elif isinstance(event, Prompt):
-            store.add_prompt(event)
-        elif isinstance(event, Retract):
-            store.retract_prompt(event)
-        elif isinstance(event, Feedback):
-            store.add_feedback(event)
-        elif isinstance(event, CallEnd):
-            store.end_call(event)
+            added = store.add_flag(event, event.note, excerpt)
+            if added is not None and state is not None and opts.transcript != "none":
+                state.open_excerpts[added] = (excerpt, EXCERPT_AFTER)
+            return added is not None
+        if isinstance(event, Prompt):
+            return store.add_prompt(event)
+        if isinstance(event, Retract):
+            return store.retract_prompt(event)
+        if isinstance(event, Feedback):
+            return store.add_feedback(event)
+        if isinstance(event, PromptSeen):
+            return store.prompt_seen(event)
+        if isinstance(event, SupervisorNote):
+            return store.add_supervisor_note(event)
+        if isinstance(event, CallEnd):
+            return store.end_call(event)
+        return None
 
     def close(self) -> None:
         with self._lock:
-            self._tried_at = -1e9  # one last try at opening a store that was not there
+            self._tried_at = self._quiet_until = -1e9  # one last try at a store that was not there
             self._drain()
             if self._pending:
                 self._spill()
