@@ -87,6 +87,23 @@ def test_the_command_prints_the_report_and_writes_json(calls, tmp_path):
     assert json.loads(out.read_text())["answered_within_3s"] == 2
 
 
+def test_an_event_log_of_another_speech_model_is_refused_when_a_model_is_named(tmp_path):
+    """`--model moonshine-tiny-en --events-dir` with Whisper's logs there would judge Whisper's words
+    as Moonshine's: refused in one line. A log from before the models had names counts as Whisper's."""
+    for name, recorded in [("a", "whisper-tiny.en"), ("b", "tiny.en (bundled)")]:
+        start = CallStart(t=0.0, call_id=name, source="x", channels={}, started_at="", model=recorded)
+        write_call(tmp_path, name, [], [start, CallEnd(t=60.0, call_id=name, reason=EndReason.END_OF_AUDIO)])
+        label = str(tmp_path / f"{name}.json")
+        refused = agent_assist("rules", "evaluate", label, "--events-dir", str(tmp_path / "events"),
+                               "--model", "moonshine-tiny-en")
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert f"recorded with the speech model {recorded}, not moonshine-tiny-en" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        same = agent_assist("rules", "evaluate", label, "--events-dir", str(tmp_path / "events"),
+                            "--model", "whisper-tiny.en")
+        assert same.returncode == 0, same.stderr
+
+
 @pytest.mark.parametrize("label", ['{"id": "x", "moments": [{"kind": "sadness", "start": 1, "end": 2}]}',
                                    '{"id": "x", "moments": [{"kind": "grief", "start": 5, "end": 2}]}',
                                    "[1, 2]", "not json"])

@@ -378,7 +378,7 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
     if log is not None and log.is_file():
         events = [event for _, event in read_events(log)]
         recorded = next((e.model for e in events if isinstance(e, CallStart)), None)
-        if model is not None and recorded is not None and _speech_model(recorded) != _speech_model(model):
+        if model is not None and recorded and _speech_model(recorded) != _speech_model(model):
             raise AgentAssistError(f"{log}: recorded with the speech model {recorded}, not {model}: "
                                    "give another --events-dir")
         return events
