@@ -95,6 +95,20 @@ def test_a_partials_last_word_heard_in_part_is_left_out_when_the_model_is_unsure
     assert normalise(guessed.text) == "and" and guessed.p < options.partial_last_word_min_p
 
 
+def test_a_decode_never_begins_with_a_quotation_mark(moonshine, monkeypatch):
+    """Cut 1.9 s into a customer's turn, tiny-en may write it as quoted dialogue ("'Can you not?' ...,
+    a quotation mark no one said); kept from starting with one, it writes the words alone."""
+    from tests.conftest import SAMPLES
+
+    customer = decode_audio(str(SAMPLES / "calls" / "call-03.ogg"), split_stereo=True)[0]
+    audio = customer[int(18.316 * 16000) : int(20.704 * 16000)]
+    said = moonshine.text(moonshine.decode(audio).tokens)
+    assert said.startswith("Can you not?")
+    assert {moonshine.tokens[i] for i in moonshine.not_first} >= {b'"', "\u2581\"".encode()}
+    monkeypatch.setattr(moonshine, "not_first", np.zeros(0, np.int64))  # as it decoded before
+    assert moonshine.text(moonshine.decode(audio).tokens).startswith('"')
+
+
 def test_a_looped_decode_keeps_the_words_before_the_loop():
     def words(text):
         return [TokenWord(w, 0.9) for w in text.split()]
@@ -107,6 +121,10 @@ def test_a_looped_decode_keeps_the_words_before_the_loop():
     assert trimmed("42-wild street, rain, rain, rain, rain,") == "42-wild street, rain,"
     assert trimmed("For a full hour, for a full hour,") == "For a full hour,"
     assert trimmed("he could wait no longer") == "he could wait no longer"  # no loop: as it was
+    # the cap stopped the loop part way through a word
+    assert trimmed("Lovely, lovely, lovely, lov") == "Lovely,"
+    assert trimmed("I live in Valve, Valve, Valve, Val") == "I live in Valve,"
+    assert trimmed("the power of the power of the po") == "the power of"
 
 
 def test_a_cap_on_tokens_per_second_ends_a_decode_that_never_ends(moonshine):
