@@ -14,6 +14,9 @@ SHARED ?= ../shared/data
 # which the `serve` tests run: laid out with their Node packages, from tests/audiohook's lock, in $(AUDIOHOOK)
 AUDIOHOOK_SOURCE ?= tests/audiohook/reference
 AUDIOHOOK := $(VENV)/audiohook
+# The speech model of `make demo` and `make bench` (empty: the default; MODEL=moonshine-tiny-en)
+MODEL ?=
+MODEL_OPTION := $(if $(MODEL),--model $(MODEL))
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 
@@ -38,7 +41,7 @@ $(BASE): $(STAMP)
 demo: $(STAMP)
 	rm -f demo-events.jsonl demo-flags.sqlite3 demo-flags.sqlite3-wal demo-flags.sqlite3-shm
 	$(BIN)/agent-assist replay data/samples/sample_call.flac --ui --events demo-events.jsonl \
-		--store demo-flags.sqlite3 --agent-id demo-agent --team demo
+		--store demo-flags.sqlite3 --agent-id demo-agent --team demo $(MODEL_OPTION)
 	$(BIN)/agent-assist review list --store demo-flags.sqlite3
 	$(BIN)/agent-assist review report --store demo-flags.sqlite3 -o demo-report.html
 
@@ -56,7 +59,7 @@ test-fast: $(STAMP)
 
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --readme README.md
+	$(BIN)/python bench/run.py --readme README.md $(MODEL_OPTION)
 
 # The nightly fuzz run (about 4 minutes): 15,000 generated hostile rule packs, transcripts and tables
 # through `rules lint` and the readers; bench/results/fuzz.json and README's "Fuzzing" (exit 1 on any
