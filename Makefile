@@ -26,7 +26,7 @@ MODEL_OPTION := $(if $(MODEL),--model $(MODEL))
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[full,dev]'
 	touch $(STAMP)
 
 $(AUDIOHOOK)/.installed: tests/audiohook/package-lock.json tests/audiohook/setup.sh

@@ -9,6 +9,8 @@ The whole API::
     with bus.subscribe(agent="sam") as sub:  # agent=None: every agent's events
         message = sub.get(timeout=1.0)       # a BusMessage, or None when none came in time
         for message in sub: ...              # until sub.close() (from any thread)
+    bus.tell({...})                          # to every `serve` instance: an InstanceMessage
+    bus.subscribe_instances()                # … which only these subscriptions get
     bus.close()
 
 A `BusMessage` is `(event, agent, team)`: the event as the event log has it (already redacted: the
@@ -42,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from agent_assist.events import (
     CallEnd,
@@ -95,10 +97,13 @@ class BusMessage:
     @classmethod
     def from_payload(cls, text: str) -> BusMessage:
         """EventParseError when `text` is not a message of this bus."""
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise EventParseError("a bus message that is not JSON") from None
+        message = _parse(text)
+        if not isinstance(message, BusMessage):
+            raise EventParseError("a message between serve instances, not an event")
+        return message
+
+    @classmethod
+    def _from_data(cls, data: Any) -> BusMessage:
         if not isinstance(data, dict) or not isinstance(data.get("event"), dict):
             raise EventParseError("a bus message without an event")
         agent, team = data.get("agent", ""), data.get("team", "")
@@ -107,20 +112,52 @@ class BusMessage:
         return cls(event_from_dict(data["event"]), agent, team)
 
 
-class Subscription:
-    """The events published after `Bus.subscribe`, for one agent or all. Iterate it (it ends when
-    closed), or `get(timeout)`. One thread reads it; `close` may come from any thread."""
+@dataclass(frozen=True)
+class InstanceMessage:
+    """A message between `serve` instances on the same bus (an agent's action on a call another
+    instance hosts, and its answer: `agent_assist.server.actions` says what `body` holds). It is
+    carried as it is; subscribers to events never see it. Its body must hold nothing unredacted."""
 
-    def __init__(self, agent: str | None) -> None:
+    body: dict[str, Any]
+    agent: str = ""  # no agent's: an event subscriber filtering by agent skips it unread
+    team: str = ""
+
+    def payload(self) -> str:
+        return json.dumps({"agent": "", "team": "", "instances": self.body}, ensure_ascii=False,
+                          separators=(",", ":"), allow_nan=False)
+
+
+def _parse(text: str) -> BusMessage | InstanceMessage:
+    """EventParseError when `text` is not a message of this bus."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise EventParseError("a bus message that is not JSON") from None
+    if isinstance(data, dict) and isinstance(data.get("instances"), dict):
+        return InstanceMessage(data["instances"])
+    return BusMessage._from_data(data)
+
+
+#: What a subscription gives: a call's events (`Bus.subscribe`) or the instances' messages.
+M = TypeVar("M", bound=BusMessage | InstanceMessage)
+
+
+class Subscription(Generic[M]):
+    """The messages published after `Bus.subscribe` (events, for one agent or all) or
+    `Bus.subscribe_instances`. Iterate it (it ends when closed), or `get(timeout)`. One thread
+    reads it; `close` may come from any thread."""
+
+    def __init__(self, agent: str | None, kind: type[M]) -> None:
         self.agent = agent
+        self.kind = kind
         self.lost = 0  # messages dropped because the reader fell `MAX_HELD` behind
         self._closed = threading.Event()
 
-    def get(self, timeout: float | None = None) -> BusMessage | None:
+    def get(self, timeout: float | None = None) -> M | None:
         """The next message, or None when none came within `timeout` seconds (or it was closed)."""
         raise NotImplementedError
 
-    def __iter__(self) -> Iterator[BusMessage]:
+    def __iter__(self) -> Iterator[M]:
         while not self._closed.is_set():
             message = self.get(timeout=0.5)
             if message is not None:
@@ -133,10 +170,13 @@ class Subscription:
     def close(self) -> None:
         self._closed.set()
 
-    def wants(self, message: BusMessage) -> bool:
-        return self.agent is None or message.agent == self.agent
+    def mine(self, message: BusMessage | InstanceMessage | None) -> M | None:
+        """`message` if this subscription wants it (its kind, and its agent if it has one)."""
+        if isinstance(message, self.kind) and (self.agent is None or message.agent == self.agent):
+            return message
+        return None
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Subscription[M]:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -155,7 +195,14 @@ class Bus:
 
     def publish(self, event: PublicEvent, *, agent: str, team: str) -> bool:
         """Send `event` (already redacted) to every subscriber; False when it could not be sent."""
-        message = BusMessage(event, agent, team)
+        return self._publish(BusMessage(event, agent, team))
+
+    def tell(self, body: dict[str, Any]) -> bool:
+        """Send `body` (nothing unredacted in it) to every `subscribe_instances()` subscriber,
+        this process's too; False when it could not be sent."""
+        return self._publish(InstanceMessage(body))
+
+    def _publish(self, message: BusMessage | InstanceMessage) -> bool:
         try:
             self._send(message)
         except (StoreError, ValueError) as exc:
@@ -171,13 +218,17 @@ class Bus:
         self.published += 1
         return True
 
-    def subscribe(self, agent: str | None = None) -> Subscription:
+    def subscribe(self, agent: str | None = None) -> Subscription[BusMessage]:
+        raise NotImplementedError
+
+    def subscribe_instances(self) -> Subscription[InstanceMessage]:
+        """The messages `tell` sends, from now on."""
         raise NotImplementedError
 
     def close(self) -> None:
         pass
 
-    def _send(self, message: BusMessage) -> None:
+    def _send(self, message: BusMessage | InstanceMessage) -> None:
         raise NotImplementedError
 
 
@@ -185,7 +236,7 @@ class Bus:
 # The table both databases use: what did not fit a notification, and on SQLite everything
 
 
-def _keep(db: _Database, message: BusMessage, payload: str) -> int:
+def _keep(db: _Database, message: BusMessage | InstanceMessage, payload: str) -> int:
     with db.transaction():
         rows = db.query("INSERT INTO bus_events (at, agent, team, payload) VALUES (?, ?, ?, ?) RETURNING id",
                         (utc_text(), message.agent, message.team, payload))
@@ -194,9 +245,9 @@ def _keep(db: _Database, message: BusMessage, payload: str) -> int:
     return int(rows[0][0])
 
 
-def _read(where: str, row_id: int, payload: str) -> BusMessage | None:
+def _read(where: str, row_id: int, payload: str) -> BusMessage | InstanceMessage | None:
     try:
-        return BusMessage.from_payload(payload)
+        return _parse(payload)
     except EventParseError as exc:
         log.warning("event bus %s: message %d is not one this reads (%s); skipped", where, row_id, exc)
         return None
@@ -212,26 +263,29 @@ class _PostgresBus(Bus):
         self._db = connect(url, timeout_s)  # publishing: with the store's deadlines and reconnects
         super().__init__(self._db.where)
 
-    def _send(self, message: BusMessage) -> None:
+    def _send(self, message: BusMessage | InstanceMessage) -> None:
         payload = message.payload()
         if len(payload.encode("utf-8")) > MAX_PAYLOAD:
             ref = _keep(self._db, message, payload)
             payload = json.dumps({"agent": message.agent, "team": message.team, "ref": ref})
         self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
-    def subscribe(self, agent: str | None = None) -> Subscription:
-        return _PostgresSubscription(self, agent)
+    def subscribe(self, agent: str | None = None) -> Subscription[BusMessage]:
+        return _PostgresSubscription(self, agent, BusMessage)
+
+    def subscribe_instances(self) -> Subscription[InstanceMessage]:
+        return _PostgresSubscription(self, None, InstanceMessage)
 
     def close(self) -> None:
         self._db.close()
 
 
-class _PostgresSubscription(Subscription):
+class _PostgresSubscription(Subscription[M]):
     """A connection of its own, listening. Its reads wait at most `timeout`, so `close` from
     another thread takes effect within the reader's timeout (at most 0.5 s when iterating)."""
 
-    def __init__(self, bus: _PostgresBus, agent: str | None) -> None:
-        super().__init__(agent)
+    def __init__(self, bus: _PostgresBus, agent: str | None, kind: type[M]) -> None:
+        super().__init__(agent, kind)
         self.bus = bus
         self._conn: Any = None
         self._lock = threading.Lock()  # the reader's: the connection is used by one thread at a time
@@ -255,7 +309,7 @@ class _PostgresSubscription(Subscription):
                         self.bus.where, time.monotonic() - self._down_since)
             self._down_since = None
 
-    def get(self, timeout: float | None = None) -> BusMessage | None:
+    def get(self, timeout: float | None = None) -> M | None:
         import psycopg
 
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -272,8 +326,8 @@ class _PostgresSubscription(Subscription):
                         read = self._conn.notifies(timeout=wait, stop_after=1)
                         self._pending.extend(n.payload for n in read)
                     while self._pending:
-                        message = self._message(self._pending.popleft())
-                        if message is not None and self.wants(message):
+                        message = self.mine(self._message(self._pending.popleft()))
+                        if message is not None:
                             return message
                 except (psycopg.Error, StoreError) as exc:
                     if self._down_since is None:
@@ -288,7 +342,7 @@ class _PostgresSubscription(Subscription):
             self._drop()
         return None
 
-    def _message(self, payload: str) -> BusMessage | None:
+    def _message(self, payload: str) -> BusMessage | InstanceMessage | None:
         try:
             data = json.loads(payload)
         except ValueError:
@@ -331,10 +385,10 @@ class _SQLiteBus(Bus):
         self._store = open_store(target, timeout_s)
         self._db = self._store.db
         super().__init__(self._db.where)
-        self._subscribers: list[_SQLiteSubscription] = []
+        self._subscribers: list[_SQLiteSubscription[Any]] = []
         self._lock = threading.Lock()
 
-    def _send(self, message: BusMessage) -> None:
+    def _send(self, message: BusMessage | InstanceMessage) -> None:
         with self._db.lock:  # in id order, so a subscriber that has read id n has read all before it
             row_id = _keep(self._db, message, message.payload())
             with self._lock:
@@ -342,13 +396,18 @@ class _SQLiteBus(Bus):
             for sub in subscribers:  # the same process: at once, without waiting for a poll
                 sub.deliver(row_id, message)
 
-    def subscribe(self, agent: str | None = None) -> Subscription:
-        sub = _SQLiteSubscription(self, agent)
+    def subscribe(self, agent: str | None = None) -> Subscription[BusMessage]:
+        return self._subscribe(_SQLiteSubscription(self, agent, BusMessage))
+
+    def subscribe_instances(self) -> Subscription[InstanceMessage]:
+        return self._subscribe(_SQLiteSubscription(self, None, InstanceMessage))
+
+    def _subscribe(self, sub: _SQLiteSubscription[M]) -> _SQLiteSubscription[M]:
         with self._lock:
             self._subscribers.append(sub)
         return sub
 
-    def forget(self, sub: _SQLiteSubscription) -> None:
+    def forget(self, sub: _SQLiteSubscription[Any]) -> None:
         with self._lock:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
@@ -357,30 +416,31 @@ class _SQLiteBus(Bus):
         self._store.close()
 
 
-class _SQLiteSubscription(Subscription):
+class _SQLiteSubscription(Subscription[M]):
     """Messages handed over in this process, and those of other processes read from `bus_events`
     every `POLL_S` (by id, so none is read twice)."""
 
-    def __init__(self, bus: _SQLiteBus, agent: str | None) -> None:
-        super().__init__(agent)
+    def __init__(self, bus: _SQLiteBus, agent: str | None, kind: type[M]) -> None:
+        super().__init__(agent, kind)
         self.bus = bus
-        self._queue: queue.Queue[tuple[int, BusMessage]] = queue.Queue(MAX_HELD)
+        self._queue: queue.Queue[tuple[int, M]] = queue.Queue(MAX_HELD)
         rows = bus._db.query("SELECT COALESCE(MAX(id), 0) FROM bus_events")
         self._polled = int(rows[0][0])  # the last row the poll has read
         self._returned: dict[int, None] = {}  # ids given to the reader (a message comes both ways)
         self._polled_at = 0.0
 
-    def deliver(self, row_id: int, message: BusMessage) -> None:
-        if not self.closed and self.wants(message):
-            self._hold(row_id, message)
+    def deliver(self, row_id: int, message: BusMessage | InstanceMessage) -> None:
+        mine = self.mine(message)
+        if not self.closed and mine is not None:
+            self._hold(row_id, mine)
 
-    def _hold(self, row_id: int, message: BusMessage) -> None:
+    def _hold(self, row_id: int, message: M) -> None:
         try:
             self._queue.put_nowait((row_id, message))
         except queue.Full:
             self.lost += 1
 
-    def get(self, timeout: float | None = None) -> BusMessage | None:
+    def get(self, timeout: float | None = None) -> M | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed.is_set():
             if time.monotonic() - self._polled_at >= POLL_S:
@@ -414,7 +474,7 @@ class _SQLiteSubscription(Subscription):
             self._polled = max(self._polled, int(row_id))
             if (self.agent is not None and agent != self.agent) or int(row_id) in self._returned:
                 continue
-            message = _read(self.bus.where, int(row_id), payload)
+            message = self.mine(_read(self.bus.where, int(row_id), payload))
             if message is not None:
                 self._hold(int(row_id), message)
 
@@ -470,7 +530,7 @@ class NoteFeed:
         self.store_url, self.agent, self.sink, self.timeout_s = store_url, agent, sink, timeout_s
         self.delivered = 0
         self._stop = threading.Event()
-        self._sub: Subscription | None = None
+        self._sub: Subscription[BusMessage] | None = None
         self.ready = threading.Event()  # subscribed: a note sent from now on arrives
         self._thread = threading.Thread(target=self._run, name="supervisor-notes", daemon=True)
         self._thread.start()

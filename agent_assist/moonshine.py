@@ -61,8 +61,8 @@ def assets_folder() -> Path:
         folder = Path(location) / FOLDER
         if all((folder / name).is_file() for name in (ENCODER, DECODER, TOKENIZER)):
             return folder
-    raise ModelError("the Moonshine tiny-en model is missing: install the PyPI package "
-                     "moonshine-voice==0.1.0 (later versions carry no weights), or pass "
+    raise ModelError("the Moonshine tiny-en model is missing: pip install \"agent-assist[full]\" (it "
+                     "brings moonshine-voice==0.1.0; later versions carry no weights), or pass "
                      "--model whisper-tiny.en")
 
 

@@ -27,12 +27,17 @@ from tests.test_store import a_call, say, scores, write
 HOSTILE = "<script>document.title='owned'</script><img src=x onerror=alert(1)> it's all too much"
 
 
-def test_a_replay_killed_mid_call_keeps_its_flag_and_the_review_reads_it(
-    sample_clip: Path, tmp_path: Path
-) -> None:
+def test_a_replay_killed_mid_call_keeps_its_flag_and_the_review_reads_it(tmp_path: Path) -> None:
     """kill -9 while the call is still running, just after the first flag: the flag is there, the
     store opens, and every review command works on it."""
     from datetime import UTC, datetime, timedelta
+
+    from tests.pulse import RATE, sample_audio, write_wav
+
+    # the first minute of the sample call: its first flag comes at about 20 s, and the call goes on
+    # long enough after it to be killed even when a loaded machine's transcriber runs behind
+    audio = sample_audio()
+    clip = write_wav(tmp_path / "minute.wav", audio["customer"][: 60 * RATE], audio["agent"][: 60 * RATE])
 
     store = tmp_path / "flags.sqlite3"
     write(str(store), a_call("old", started_at=(datetime.now(UTC) - timedelta(days=31)).isoformat()))
@@ -41,7 +46,7 @@ def test_a_replay_killed_mid_call_keeps_its_flag_and_the_review_reads_it(
         [
             *EXE,
             "replay",
-            str(sample_clip),
+            str(clip),
             "--realtime",
             "-q",
             "--store",
@@ -62,7 +67,10 @@ def test_a_replay_killed_mid_call_keeps_its_flag_and_the_review_reads_it(
         time.sleep(0.2)
         with sqlite3.connect(store, timeout=5) as conn:  # the old call's flags are purged first
             flags = conn.execute("SELECT COUNT(*) FROM flags WHERE call_id <> 'old'").fetchone()[0]
-    assert child.poll() is None, "the call ended before it could be killed"
+    if child.poll() is not None:
+        assert child.stderr is not None
+        pytest.fail(f"the call ended (exit {child.returncode}, {flags} flag(s) stored) before it could be "
+                    f"killed: {child.stderr.read().decode()[-2000:]}")
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert flags >= 1

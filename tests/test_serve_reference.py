@@ -112,15 +112,21 @@ def test_a_wrong_secret_is_refused_with_401(tmp_path):
     assert "refused 0 at capacity and 1 unauthorized" in served.stderr
 
 
-def test_an_overlay_on_one_instance_gets_the_call_another_instance_hosts(tmp_path, sample_40s, pg_server):
+def test_an_overlay_on_one_instance_gets_the_call_another_instance_hosts_and_acts_on_it(tmp_path, sample_40s,
+                                                                                      pg_server):
     """Two `serve` processes behind a load balancer share one PostgreSQL: the reference client's call
     goes to A, the agent's overlay is subscribed on B, and gets the call's redacted events through
-    the store's LISTEN/NOTIFY; each flag is in the store once."""
+    the store's LISTEN/NOTIFY; each flag is in the store once. The agent's feedback, flag, pause and
+    resume, sent to B, are taken by A (the call's one writer): each comes back on B's feed, a flag
+    only once the store has it; an action on the ended call, or on a call no instance hosts, gets
+    one error line in bounded time."""
     import asyncio
     import json
+    import time
 
     from websockets.asyncio.client import connect
 
+    from agent_assist.events import Flag, FlagKind, Severity
     from tests import pg
     from tests.audiohook_harness import TOKEN
 
@@ -132,33 +138,87 @@ def test_an_overlay_on_one_instance_gets_the_call_another_instance_hosts(tmp_pat
         config = folder / "config.toml"
         config.write_text(config_text(url, folder / "events"))
         configs.append(config)
+    card = "4111 1111 1111 1111"
+    stored_when_shown: list[bool] = []
+
+    def flag(call_id: str, t: float) -> str:
+        raised = Flag(t=t, call_id=call_id, kind=FlagKind.AGENT, severity=Severity.MEDIUM,
+                      reason="raised by the agent", utterance_id="", raised_by="agent",
+                      note=f"she read her card out, {card}")
+        return json.dumps({"event": raised.to_dict()})
+
+    def in_store(call_id: str) -> bool:
+        store = open_store(url)
+        try:
+            return any(f.raised_by == "agent" for f in store.flags() if f.call_id == call_id)
+        finally:
+            store.close()
+
     with serve_process(configs[0]) as a, serve_process(configs[1]) as b:
         feed_uri = f"ws://127.0.0.1:{b.port}/api/v1/agents/{AGENT}/events?since=0"
 
-        async def watch() -> list[dict]:
+        async def watch() -> tuple[list[dict], list[tuple[str, float]]]:
             got: list[dict] = []
+            errors: list[tuple[str, float]] = []  # (the line, seconds after the action was sent)
             async with connect(feed_uri, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as feed:
                 streaming = asyncio.create_task(asyncio.to_thread(
                     reference_client, a.uri, "--wavfile", str(sample_40s)))
+                acted = False
                 while not got or got[-1]["event"]["type"] != "call_end":
-                    got.append(json.loads(await asyncio.wait_for(feed.recv(), 180)))
+                    item = json.loads(await asyncio.wait_for(feed.recv(), 180))
+                    assert "error" not in item, item
+                    got.append(item)
+                    event = item["event"]
+                    if event["type"] == "prompt" and not acted:
+                        acted = True  # the agent rates the first prompt, flags the call and pauses
+                        await feed.send(json.dumps({"event": {
+                            "type": "feedback", "t": event["t"], "call_id": event["call_id"],
+                            "rule": event["rule"], "prompt_t": event["t"], "rating": "helpful"}}))
+                        await feed.send(flag(event["call_id"], event["t"]))
+                        await feed.send(json.dumps({"pause": True, "call_id": event["call_id"]}))
+                    if event["type"] == "listening" and event["by"] == "overlay" and event["paused"]:
+                        await feed.send(json.dumps({"pause": False, "call_id": event["call_id"]}))
+                    if event["type"] == "flag" and event["raised_by"] == "agent":
+                        stored_when_shown.append(await asyncio.to_thread(in_store, event["call_id"]))
                 client = await streaming
                 assert client.returncode == 0, client.stdout[-3000:] + client.stderr[-2000:]
-            return got
+                for call_id in (got[0]["event"]["call_id"], "no-such-call"):
+                    sent = time.monotonic()
+                    await feed.send(flag(call_id, 50.0))
+                    line = json.loads(await asyncio.wait_for(feed.recv(), 30))["error"]
+                    errors.append((line, time.monotonic() - sent))
+            return got, errors
 
-        got = asyncio.run(watch())
+        got, errors = asyncio.run(watch())
     events = [item["event"] for item in got]
     (hosted,) = events_of(tmp_path / "a" / "events").values()
     assert not (tmp_path / "b" / "events").exists() or not events_of(tmp_path / "b" / "events")
     assert events[0]["type"] == "call_start" and events[0]["call_id"] == hosted[0]["call_id"]
+    call_id = hosted[0]["call_id"]
     prompts = [(e["rule"], e["t"]) for e in events if e["type"] == "prompt"]
     assert ("acknowledge-disclosure" in {rule for rule, _ in prompts}
             and prompts == [(e["rule"], e["t"]) for e in hosted if e["type"] == "prompt"])
     said = " ".join(e["text"] for e in events if e["type"] == "utterance")
     assert "passed away" in said.lower() and "[name]" in said  # redacted, as A's log is
+    # the agent's actions, taken by A and back on B's feed
+    assert [(e["paused"], e["by"]) for e in events if e["type"] == "listening"] == [(True, "overlay"),
+                                                                                  (False, "overlay")]
+    assert [(e["paused"], e["by"]) for e in hosted if e["type"] == "listening"] == [(True, "overlay"),
+                                                                                  (False, "overlay")]
+    (raised,) = [e for e in events if e["type"] == "flag" and e["raised_by"] == "agent"]
+    assert card not in raised["note"] and "[card]" in raised["note"]
+    assert stored_when_shown == [True]  # committed before it was shown
+    assert [e["rating"] for e in events if e["type"] == "feedback"] == ["helpful"]
+    (ended, ended_s), (nobody, nobody_s) = errors
+    assert ended == f"call {call_id} has ended: its flag was not taken" and ended_s < 5.0
+    assert nobody.startswith("no serve instance answered for call no-such-call within 5 s") and nobody_s < 8.0
     store = open_store(url)
     try:
-        flags = [f for f in store.flags() if f.call_id == hosted[0]["call_id"]]
+        flags = [f for f in store.flags() if f.call_id == call_id]
+        feedback = store.call(call_id).feedback
     finally:
         store.close()
     assert flags and len({(f.rule, f.t) for f in flags}) == len(flags)
+    (agents,) = [f for f in flags if f.raised_by == "agent"]  # once, written by A alone
+    assert card not in agents.agent_note and "[card]" in agents.agent_note
+    assert [f["rating"] for f in feedback] == ["helpful"]

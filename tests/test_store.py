@@ -457,6 +457,31 @@ def test_not_a_store_and_unknown_urls(tmp_path: Path) -> None:
         open_store("postgresql://sam:secret@127.0.0.1:1/flags", timeout_s=1)
 
 
+def test_a_second_store_on_the_same_file_keeps_the_first_ones_writes(tmp_path: Path) -> None:
+    """The event bus opens the flag store's file a second time in the same process. Closing any
+    descriptor of a database file drops all of the process's POSIX locks on it, SQLite's too, so a
+    check that opened the file would leave the first connection unlocked: another program's reader,
+    closing, would take itself for the last connection and discard the write-ahead log, and every
+    later write of the call with it (a replay under a supervisor's polling lost all its flags)."""
+    path = tmp_path / "flags.sqlite3"
+    events = a_call("kept")
+    store = open_store(path)
+    sink = FlagStoreSink(store, StoreOptions(agent="sam", team="east"))
+    second = open_store(path)  # as the bus does
+    sink.emit(events[0])
+    reader = [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "print(c.execute('SELECT COUNT(*) FROM flags').fetchone()[0]); c.close()", str(path)]
+    subprocess.run(reader, check=True, capture_output=True)  # another program reads, and closes
+    for event in events[1:]:
+        sink.emit(event)
+    read = subprocess.run(reader, check=True, capture_output=True, text=True)
+    assert read.stdout.strip() == "2"  # the two flags written after the other program's read
+    sink.close()
+    second.close()
+    store.close()
+    assert [f.call_id for f in open_store(path).flags(Filters())] == ["kept", "kept"]
+
+
 _WRITER = """
 import sys
 from agent_assist.events import CallStart, Flag, Speaker

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -93,8 +94,119 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     # pip itself comes through the .pth; --ignore-installed: the checkout's editable agent-assist
     # is another environment's, left alone
     run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-        "--ignore-installed", wheel)
+        "--ignore-installed", f"{wheel}[full]")
     return Installed(wheel, venv, cwd, env)
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The distributions `requirements` need (markers evaluated, no extras), with everything they
+    need in turn, as installed here."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted = [Requirement(r) for r in requirements]
+    seen: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        wanted += [Requirement(r) for r in distribution(name).requires or ()]
+    return seen
+
+
+@pytest.fixture(scope="module")
+def light(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The same wheel installed WITHOUT extras, as on an agent's desktop: a fresh venv that reaches
+    only the distributions its own requirements name (and theirs), linked from this environment's
+    site-packages into a folder of their own. Nothing is fetched."""
+    from importlib.metadata import distribution
+
+    root = tmp_path_factory.mktemp("light")
+    venv, deps = root / "venv", root / "deps"
+    deps.mkdir()
+    with zipfile.ZipFile(installed.wheel) as whl:
+        (metadata,) = [n for n in whl.namelist() if n.endswith(".dist-info/METADATA")]
+        lines = whl.read(metadata).decode().splitlines()
+    requires = [line.split(": ", 1)[1] for line in lines if line.startswith("Requires-Dist: ")]
+    names = _closure(requires)
+    assert {"pyqt6", "websockets", "click", "platformdirs", "numpy"} <= names
+    for name in names:
+        dist = distribution(name)
+        for top in {Path(str(f)).parts[0] for f in dist.files or ()} - {".."}:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not (deps / top).exists():
+                (deps / top).symlink_to(source)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=TIMEOUT)
+    (site,) = venv.glob("lib/python*/site-packages")
+    (site / "light.pth").write_text(f"{deps}\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                           "--quiet", "--no-deps", "--no-index", str(installed.wheel)],
+                          cwd=installed.cwd, env=installed.env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return Installed(installed.wheel, venv, installed.cwd, installed.env)
+
+
+def test_the_light_install_has_what_its_requirements_name_and_no_model_or_audio(light):
+    code = textwrap.dedent("""
+        import importlib.metadata as m, importlib.util as u, re
+        for requirement in m.requires("agent-assist"):
+            if "extra ==" not in requirement:  # each of the light install's requirements is here
+                m.distribution(re.split(r"[<>=!~;\\[ ]", requirement)[0])
+        heavy = ("faster_whisper", "onnxruntime", "av", "sounddevice", "pulsectl", "psycopg", "starlette",
+                 "tokenizers", "torch")
+        print(sorted(name for name in heavy if u.find_spec(name)))
+    """)
+    done = light.run("python", "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_light_install_runs_the_network_overlay_and_names_the_full_install_elsewhere(light):
+    helped = light.run("agent-assist-overlay", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "--server" in helped.stdout and "--agent" in helped.stdout
+    code = "import agent_assist, agent_assist.feed_client, agent_assist.ui.app, agent_assist.ui.overlay"
+    imported = light.run("python", "-c", f"{code}; print(agent_assist.__file__)")
+    assert imported.returncode == 0, imported.stderr
+    assert Path(imported.stdout.strip()).is_relative_to(light.venv)
+    for args, command in ((("replay", "x.wav"), "replay"), (("-v", "serve", "--port", "0"), "serve"),
+                          (("devices",), "devices"), (("replay", "--help"), "replay")):
+        done = light.run("agent-assist", *args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        (line,) = done.stderr.splitlines()  # one line, no traceback
+        assert line.startswith(f'agent-assist: error: "agent-assist {command}" needs the full install (')
+        assert line.endswith(': pip install "agent-assist[full]"'), line
+    assert "needs the full install" in light.run("agent-assist", "--help").stdout
+
+
+def test_each_module_the_full_extra_brings_is_named_for_its_one_line():
+    """The CLI's table of what each extra brings covers every distribution of `full` and `train`."""
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    from agent_assist.cli import EXTRA_OF_MODULE
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"]
+    modules_of: dict[str, set[str]] = {}
+    for module, dists in packages_distributions().items():
+        for dist in dists:
+            modules_of.setdefault(canonicalize_name(dist), set()).add(module)
+    for extra in ("full", "train"):
+        for text in extras[extra]:
+            requirement = Requirement(text)
+            name = canonicalize_name(requirement.name)
+            if name == "agent-assist" or (requirement.marker and not requirement.marker.evaluate()):
+                continue
+            modules = {m for m in modules_of.get(name, ()) if not m.startswith("_")}
+            assert modules & {m for m, e in EXTRA_OF_MODULE.items() if e == extra}, (extra, name, modules)
 
 
 def test_the_wheel_carries_the_models_packs_and_regions(installed):

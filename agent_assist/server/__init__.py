@@ -9,6 +9,7 @@ By idea:
 * `source`: a session's audio as a pipeline source (decoded on the call's thread);
 * `calls`: each session as a call through the composition root, its events to the recorder;
 * `feed`: each agent's redacted events, for the network overlay (in-process; the event bus plugs in there);
+* `actions`: the agent's flags, feedback and pause, taken by the instance hosting the call (over the bus);
 * `settings`: the `[serve]` configuration and the secrets from the environment;
 * `app`: the WebSocket endpoints on one asyncio event loop.
 
@@ -30,6 +31,7 @@ from agent_assist.bus import Bus, open_bus
 from agent_assist.call import CallOptions, Models
 from agent_assist.config import Config
 from agent_assist.events import SupervisorNote
+from agent_assist.server.actions import ActionRelay
 from agent_assist.server.app import AudioHookServer, Listen, ports, run_server
 from agent_assist.server.calls import CallServer
 from agent_assist.server.feed import LocalFeed
@@ -101,7 +103,8 @@ def serve(options: ServeOptions, settings: ServeSettings, config: Config,
     calls = CallServer(models, options.call, settings, feed, opener, options.transcript,
                        store_where=str(target or "(the default store)"), bus=bus)
     relay = BusRelay(bus, calls.hosts, feed) if bus is not None else None
-    app = AudioHookServer(calls, feed)
+    actions = ActionRelay(bus, calls) if bus is not None else None
+    app = AudioHookServer(calls, feed, actions=actions)
 
     async def main() -> None:
         done = stop or asyncio.Event()
@@ -128,6 +131,8 @@ def serve(options: ServeOptions, settings: ServeSettings, config: Config,
     calls.wait_idle(DRAIN_S)
     if relay is not None:
         relay.close()
+    if actions is not None:
+        actions.close()
     if bus is not None:
         bus.close()
     stats = calls.stats

@@ -6,7 +6,10 @@
 * `EVENTS_PATH` + `<agent>/events`: an agent's overlay. `Authorization: Bearer <the agent's token>`
   (401 otherwise); `?since=N` resumes after the event numbered N. The server sends each redacted
   event as `{"seq": N, "event": {...}}`; the overlay sends the agent's flags and feedback as
-  `{"event": {...}}` and a pause as `{"pause": true|false, "call_id": "..."}`.
+  `{"event": {...}}` and a pause as `{"pause": true|false, "call_id": "..."}`; the server answers
+  an action it could not take with `{"error": "..."}` (one line), and one it took with the event
+  itself on the feed. On a call another instance hosts, the action is taken there
+  (`actions.ActionRelay`).
 
 A slow reader never holds anyone else up: an overlay that cannot take its events within
 `SEND_TIMEOUT_S` is disconnected (it reconnects and resumes), and each AudioHook session is its own task.
@@ -31,7 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from agent_assist.events import EventParseError, Feedback, Flag, PromptSeen, event_from_dict
+from agent_assist.server.actions import ActionError, ActionRelay, AgentAction, perform
 from agent_assist.server.calls import CallServer
 from agent_assist.server.feed import LocalFeed
 from agent_assist.server.protocol import Session, State
@@ -50,8 +53,6 @@ SEND_TIMEOUT_S = 10.0  # an overlay that cannot take an event this long is dropp
 #: so timing tells an attacker nothing (the reference server waits 500 ms too).
 FAILURE_DELAY_S = 0.5
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-#: The agent's own events an overlay may send back.
-_FROM_AGENT = (Flag, Feedback, PromptSeen)
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,11 @@ class Listen:
 class AudioHookServer:
     """The endpoints over a `CallServer` (see the module docstring)."""
 
-    def __init__(self, calls: CallServer, feed: LocalFeed, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, calls: CallServer, feed: LocalFeed, clock: Callable[[], float] = time.time,
+                 actions: ActionRelay | None = None) -> None:
         self.calls = calls
         self.feed = feed
+        self.actions = actions  # the agents' actions on calls other instances host (with a bus)
         self.clock = clock
         self.refused_auth = 0
         self.send_timeout_s = SEND_TIMEOUT_S
@@ -188,35 +191,24 @@ class AudioHookServer:
             await connection.close()
 
     async def _from_overlay(self, connection: ServerConnection, agent: str) -> None:
-        """The agent's flags, feedback and pause, into the call they belong to."""
+        """The agent's flags, feedback and pause, into the call they belong to, one after another
+        (in the order the agent took them), wherever the call is hosted."""
         async for message in connection:
-            reply = self._agent_message(agent, message)
+            reply = await self._agent_message(agent, message)
             if reply:
                 await connection.send(json.dumps({"error": reply}))
 
-    def _agent_message(self, agent: str, message: str | bytes) -> str | None:
+    async def _agent_message(self, agent: str, message: str | bytes) -> str | None:
+        """None when the action was taken (its event comes back on the feed), else the line for
+        the agent. A call this instance does not host is another's: the action goes there over
+        the store's bus (`actions.ActionRelay`), and the answer comes back within its bound."""
         try:
-            data = json.loads(message)
-        except ValueError:
-            return "not JSON"
-        if not isinstance(data, dict):
-            return "a message must be a JSON object"
-        call_id = data.get("call_id") or (data.get("event") or {}).get("call_id")
-        call = self.calls.call(call_id) if isinstance(call_id, str) else None
-        if call is None or call.assignment.agent != agent:
-            return f"no call {str(call_id)[:40]} of yours is running"
-        if "pause" in data:
-            call.agent_pause(bool(data["pause"]))
-            return None
-        try:
-            event = event_from_dict(data.get("event") or {})
-        except EventParseError as exc:
+            action = AgentAction.from_overlay(agent, message)
+        except ActionError as exc:
             return str(exc)
-        if not isinstance(event, _FROM_AGENT):
-            return f"an overlay may send flags, feedback and prompt_seen, not {event.type}"
-        if not call.submit(event):
-            return "that call has ended"
-        return None
+        if self.actions is not None and not self.calls.hosts(action.call_id):
+            return await self.actions.ask(action)
+        return perform(self.calls, action)
 
 
 def _agent_of(path: str) -> str:

@@ -103,7 +103,14 @@ class _SQLite(_Database):
                 path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            if not self.conn.execute("PRAGMA user_version").fetchone()[0] and self.conn.execute(
+            try:
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                self.conn.close()
+                if "not a database" in str(exc) and not _sqlite_header(path):
+                    raise _not_a_database(self.where) from None
+                raise
+            if not version and self.conn.execute(
                 "SELECT COUNT(*) FROM sqlite_master"
             ).fetchone()[0]:
                 self.conn.close()
@@ -338,28 +345,38 @@ class _Postgres(_Database):
                 self.conn.close()
 
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _claim(path: Path, where: str) -> None:
     """Make sure `path` is a store this may use (new, empty, or a SQLite database), before anything
     touches it: a user's other file given by mistake keeps its content and its mode. A new file is
-    created 0600, so SQLite gives its -wal and -shm files that mode too."""
+    created 0600, so SQLite gives its -wal and -shm files that mode too.
+
+    An existing file is never opened here: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it, SQLite's included. A second store opened on a file this
+    process already has open (the event bus beside the flag store) would then leave the first
+    connection unlocked, and another program's reader closing its own connection would take
+    itself for the last one and discard the write-ahead log, the flags in it with it. SQLite reads
+    the header itself when the connection first reads (`_not_a_database`)."""
     try:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         return
     except FileExistsError:
         pass
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO is not waited on
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"flag store {where}: not a regular file (left as it was)")
-        head = os.pread(fd, len(_SQLITE_HEADER), 0)
-    finally:
-        os.close(fd)
-    if head and head != _SQLITE_HEADER:
-        raise StoreError(f"flag store {where}: not a database, so not an agent-assist store (left as "
-                         "it was; give the path of a store, or of a file that does not exist yet)")
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device is never opened
+        raise StoreError(f"flag store {where}: not a regular file (left as it was)")
+
+
+def _sqlite_header(path: Path) -> bool:
+    """Whether `path` starts as a SQLite database does; read only once SQLite has failed to open
+    it, when no connection of this process can hold a lock on it (see `_claim`)."""
+    with open(path, "rb") as file:
+        return file.read(16) == b"SQLite format 3\x00"
+
+
+def _not_a_database(where: str) -> StoreError:
+    return StoreError(f"flag store {where}: not a database, so not an agent-assist store (left as it "
+                      "was; give the path of a store, or of a file that does not exist yet)")
 
 
 def _hide_password(url: str) -> str:
