@@ -396,10 +396,13 @@ def call_events(call: LabelledCall, pack_files: Sequence[Path], events_dir: Path
     return events
 
 
-def _speech_model(label: str) -> str:
-    """A speech model's name as `call_start` records it, the same for logs from before issue #23
-    (which called the bundled Whisper tiny.en "tiny.en (bundled)")."""
-    return WHISPER if label == "tiny.en (bundled)" else label
+def _speech_model(name: str) -> str:
+    """A speech model's name as `call_start` records it: a model directory as its full path, and
+    the bundled Whisper tiny.en as logs from before issue #23 called it too ("tiny.en (bundled)")."""
+    if name == "tiny.en (bundled)":
+        return WHISPER
+    path = Path(name).expanduser()
+    return str(path) if path.exists() else name
 
 
 def evaluate(calls: Sequence[LabelledCall], pack: Pack, pack_files: Sequence[Path],
