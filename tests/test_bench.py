@@ -67,3 +67,11 @@ def test_a_readme_without_the_block_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no <!-- bench:start --> … <!-- bench:end --> block"):
         bench_run.update_readme(path, "table")
     assert path.read_text(encoding="utf-8") == "no markers here\n"
+
+
+def test_the_text_model_alone_is_measured_in_seconds():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--text-model-only"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["turns"] == 40 and report["cpu_mean"] > 0 and report["p50"] <= report["p95"]

@@ -58,9 +58,12 @@ def test_models_are_onnx_files_and_nothing_else_is_loadable():
 
     for name in ("text.onnx", "acoustic.onnx"):
         onnx.checker.check_model(str(MODEL_DIR / name))
-    # the text model is the fine-tuned encoder itself, quantised to int8
-    ops = {n.op_type for n in onnx.load(str(MODEL_DIR / "text.onnx")).graph.node}
+    # the text model is the fine-tuned encoder itself, quantised to int8, its attention and GELU fused
+    nodes = [n.op_type for n in onnx.load(str(MODEL_DIR / "text.onnx")).graph.node]
+    ops = set(nodes)
     assert {"MatMulInteger", "DynamicQuantizeLinear"} & ops and "LabelEncoder" not in ops
+    assert nodes.count("QAttention") == nodes.count("BiasGelu") == 6 and "Erf" not in ops
+    assert nodes.count("Softmax") == 1  # the crisis kind's; each layer's is inside its QAttention
 
 
 def test_the_live_path_never_imports_scikit_learn_or_pytorch():
@@ -418,7 +421,8 @@ def test_training_is_reproducible_to_the_byte(tmp_path):
 
 @pytest.mark.models  # fine-tunes the encoder a few steps (PyTorch)
 def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
-    """The hand-written graph, in float, gives PyTorch's logits; quantised, nearly the same."""
+    """The hand-written graph, in float, gives PyTorch's logits, fused too; quantised, nearly the
+    same, and the fused int8 graph the unfused one's exactly."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -432,11 +436,18 @@ def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
     weights = finetune.fit(base.weights(), data, finetune.TrainOptions(max_steps=3, batch_size=8),
                            lambda _: None)
     torch_logits, torch_kinds = finetune.logits(weights, data)
-    float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(onnx_graphs.turn_model(weights, calib_a=np.ones(3), calib_b=np.zeros(3), doc=""), float_path)
+    float_path, fused_path = tmp_path / "float.onnx", tmp_path / "fused.onnx"
+    int8_path, int8_fused_path = tmp_path / "int8.onnx", tmp_path / "int8_fused.onnx"
+    model = onnx_graphs.turn_model(weights, calib_a=np.ones(3), calib_b=np.zeros(3), doc="")
+    onnx.save(model, float_path)
+    onnx.save(onnx_graphs.fused(model), fused_path)
     quantize_dynamic(float_path, int8_path, weight_type=QuantType.QInt8, per_channel=True,
                      op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=list(onnx_graphs.HEAD_NODES))
-    for path, tolerance in ((float_path, 1e-3), (int8_path, 0.35)):
+    training.export_text(weights, int8_fused_path, np.ones(3), np.zeros(3))  # fused, then int8
+    assert "QAttention" in {n.op_type for n in onnx.load(str(int8_fused_path)).graph.node}
+    checks = ((float_path, 1e-3), (fused_path, 1e-3), (int8_path, 0.35), (int8_fused_path, 0.35))
+    outputs: dict[str, list[np.ndarray]] = {path.name: [] for path, _ in checks}
+    for path, tolerance in checks:
         session = _session(path)
         for row in range(len(data)):
             ids, types, mask = data.padded([row])
@@ -445,6 +456,9 @@ def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
             assert np.allclose(logits[0], torch_logits[row], atol=tolerance), (path.name, row)
             softmax = np.exp(torch_kinds[row]) / np.exp(torch_kinds[row]).sum()
             assert np.allclose(kinds[0], softmax, atol=tolerance / 5), (path.name, row)
+            outputs[path.name].append(logits[0])
+    # fusing changes no arithmetic: quantised, the fused graph gives the unfused one's logits
+    assert np.array_equal(np.array(outputs["int8.onnx"]), np.array(outputs["int8_fused.onnx"]))
 
 
 def test_train_without_voice_data_or_previous_model_says_what_to_do(tmp_path):
@@ -517,3 +531,21 @@ def test_a_voice_never_heard_through_the_pipeline(models, call_models):
     angry = [r for r in results if r["emotion"] == "angry"]
     assert all(r["in_call"]["escalation"] > 1.5 * r["text_only"]["escalation"] for r in angry)
     assert report["escalation"]["in_call"] > report["escalation"]["text_only"]
+
+
+def test_an_exported_text_model_exports_again_with_the_same_weights_and_bytes(tmp_path):
+    """bench/reexport_text.py (how a model exported before the fusion takes it): the weights read
+    back from a file export again and read back from the new file to the bit (it refuses
+    otherwise); the shipped file, exported fused, comes out byte for byte."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reexport_text", REPO / "bench" / "reexport_text.py")
+    assert spec is not None and spec.loader is not None
+    reexport_text = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reexport_text)
+    ops = reexport_text.reexport(MODEL_DIR / "text.onnx", tmp_path / "text.onnx")
+    assert ops["QAttention"] == ops["BiasGelu"] == 6
+    assert (tmp_path / "text.onnx").read_bytes() == (MODEL_DIR / "text.onnx").read_bytes()
+    weights, _, _, doc = reexport_text.read_back(tmp_path / "text.onnx")
+    assert weights["encoder.layer.5.attention.self.value.weight"].shape == (384, 384) and doc
+    assert len([k for k in weights if k.startswith("encoder.layer.")]) == 6 * 16

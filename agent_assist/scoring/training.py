@@ -170,13 +170,21 @@ def encode_rows(tokenizer: TurnTokenizer, rows: Sequence[corpus.Row]) -> Encoded
 
 
 def export_text(weights: dict[str, np.ndarray], path: Path, calib_a: np.ndarray, calib_b: np.ndarray) -> None:
-    """The fine-tuned network as one ONNX file, its encoder quantised to int8 (the heads stay float)."""
+    """The fine-tuned network as one ONNX file, its attention and GELU fused (`onnx_graphs.fused`)
+    and its encoder quantised to int8 (the heads stay float)."""
     import onnx
 
     from agent_assist.scoring import onnx_graphs
 
     model = onnx_graphs.turn_model(weights, calib_a=calib_a, calib_b=calib_b,
                                    doc=f"agent-assist {__version__} text model: " + ", ".join(SIGNALS))
+    optimizer_log = logging.getLogger("onnxruntime.transformers.optimizer")
+    level = optimizer_log.level
+    optimizer_log.setLevel(logging.ERROR)  # it warns that the producer is not "pytorch"; ours is this
+    try:
+        model = onnx_graphs.fused(model)
+    finally:
+        optimizer_log.setLevel(level)
     with tempfile.TemporaryDirectory() as tmp:
         full = Path(tmp) / "text.float.onnx"
         onnx.save(model, full)
@@ -184,15 +192,20 @@ def export_text(weights: dict[str, np.ndarray], path: Path, calib_a: np.ndarray,
 
 
 def quantise(source: Path, target: Path, keep_float: Sequence[str] = ()) -> None:
-    """The ONNX graph `source` with its MatMul and Gather weights in int8 (per channel), written to
-    `target`; the nodes named in `keep_float` stay float."""
+    """The ONNX graph `source` with its MatMul, Gather and fused Attention weights in int8 (per
+    channel), written to `target`; the nodes named in `keep_float` stay float."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     root.addFilter(_no_preprocessing_advice)
     try:
+        # onnx's shape inference knows no onnxruntime operators (Attention, BiasGelu), so the
+        # quantiser is told what their outputs are: float
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=list(keep_float))
+                         op_types_to_quantize=["MatMul", "Gather", "Attention"],
+                         nodes_to_exclude=list(keep_float),
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.removeFilter(_no_preprocessing_advice)
 
