@@ -167,6 +167,7 @@ class Lexicon:
     introduce_known: Phrases
     before_vocative: frozenset[str]
     organisation: frozenset[str]
+    endearments: frozenset[str]
     given_names: frozenset[str]  # given_names.txt: names that are no English word ("tilly")
     given_name_words: frozenset[str]  # and names that are also words ("grace", "jack")
     name_after: frozenset[str]
@@ -215,6 +216,7 @@ def lexicon() -> Lexicon:
                                 for p in names[f"introduce_{label}"]),
         before_vocative=frozenset(names["before_vocative"]),
         organisation=frozenset(names["organisation"]),
+        endearments=frozenset(names["endearments"]),
         given_names=frozenset(n for n, word in given if not word),
         given_name_words=frozenset(n for n, word in given if word),
         name_after=frozenset(names["after"]), honorifics=frozenset(names["honorifics"]),
