@@ -19,7 +19,8 @@ how each is found, and lexicon.toml the words it reads them with):
   1972"), and any whole date at least 14 years ago.
 * **Addresses**: streets (in lower case and misheard too), units, PO boxes, suburbs with their
   state and postcode, UK postcodes and Eircodes.
-* **Names** people give ("my name is …", "This is Tom", "Mr Smith", a name spelled out), and
+* **Names** people give ("my name is …", "This is Tom", "Mr Smith", a name spelled out, a known
+  given name in lower case: "this is grace.", "hey, tilly"), and
   **secrets** (a password, a PIN, a security answer).
 
 Each becomes `[kind]` (`KINDS`). Spoken context carries across turns: the agent asks "can I take

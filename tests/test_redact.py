@@ -105,6 +105,53 @@ def test_checksums() -> None:
     assert medicare("2123456701") and not medicare("2123456711")
 
 
+#: given names in lower case after a weak cue, as Moonshine (and at times Whisper) writes them;
+#: names that are also words ("grace", "jack", "mark") only before a pause or the end
+LOWER_CASE_NAMES = [
+    ("transport and licensing, this is grace.", "transport and licensing, this is [name]."),
+    ("Hey, grace", "Hey, [name]"),
+    ("hi, grace. i've moved house", "hi, [name]. i've moved house"),
+    ("tilly", "tilly"),  # a name alone says nothing of whose it is
+    ("silver gum home care this is tilly", "silver gum home care this is [name]"),
+    ("hi tilly it's about my dad", "hi [name] it's about my dad"),
+    ("thanks, jack.", "thanks, [name]."),
+    ("this is jack speaking", "this is [name] speaking"),
+    ("I'm grace", "I'm [name]"),
+    ("okay, grace, let me check", "okay, [name], let me check"),
+    ("it's tilly", "it's [name]"),
+    ("this is grace miller.", "this is [name]."),
+    ("you spoke to lachlan last week", "you spoke to [name] last week"),
+    ("this is mark.", "this is [name]."),
+]
+ORDINARY_PHRASES = [
+    "this is great", "I'm will-ing to pay", "hi there", "the grace period ends friday", "I'm sure",
+    "this is it", "hey mate", "this is mark my words", "this is grace period stuff", "hi jack how are you",
+    "it's ruby red", "it's summer", "thanks love", "thank you darl", "No, princess, it works",
+    "hello this is harper valley national bank", "i'm hoping you can help", "thanks heaps",
+    "okay, great, that's sorted", "yeah, sure.",
+]
+
+
+@pytest.mark.parametrize(("said", "written"), LOWER_CASE_NAMES)
+def test_a_lower_case_given_name_after_a_weak_cue_is_taken(said: str, written: str) -> None:
+    assert redact(said).text == written
+
+
+@pytest.mark.parametrize("said", ORDINARY_PHRASES)
+def test_ordinary_words_after_a_weak_cue_stay(said: str) -> None:
+    assert redact(said).text == said
+
+
+def test_the_given_names_are_the_built_list() -> None:
+    """given_names.txt (data/given_names/build.py) holds names, not the everyday words among them."""
+    from agent_assist.redaction.reading import lexicon
+    lex = lexicon()
+    assert len(lex.given_names) > 10_000 and {"tilly", "liam", "isla", "niamh", "rohan"} <= lex.given_names
+    assert {"grace", "jack", "mark", "rose"} <= lex.given_name_words
+    assert not {"will", "hope", "love", "honey", "bill", "summer", "nan", "ute", "unknown"} \
+        & (lex.given_names | lex.given_name_words)
+
+
 def test_long_hostile_text_is_quick() -> None:
     import time
 

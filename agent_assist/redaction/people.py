@@ -8,6 +8,16 @@ Tom Baker", "I'm Kate", not "I'm calling"); after a title ("Mr Smith", "Mrs. O'B
 Up to three words, stopping at an everyday word. A name spelled out ("S-M-I-T-H") is a run of
 letters, found with the numbers.
 
+Speech-to-text often writes a given name in lower case (Moonshine's "this is grace", "hey, tilly";
+Whisper's too), so after those weaker cues, and after "okay," or "thanks," with a pause after
+("okay, grace, …"), a lower-case word is taken when it is a known given name (given_names.txt,
+from US Census and SSA counts, without the names people use as everyday words or slang): one that
+is no English word anywhere ("this is tilly speaking"), one that is ("grace", "jack", "mark") only
+before a pause or the end ("this is grace." but not "grace period", "this is mark my words"), and
+after "it's" only one that is no word ("it's tilly", not "it's ruby red"). A lower-case surname
+after it is taken only when it is a known name too (nothing tells "this is grace miller" from
+"thanks tilly appreciate it" but the list).
+
 A secret is the word or two after "the password is", "my PIN is", "the answer to the security
 question is", "my mother's maiden name is" (a PIN read as digits is a number after "PIN").
 """
@@ -24,6 +34,9 @@ def find_names(r: Reading) -> list[tuple[int, int]]:
         found += _name_after(r, w1 + 1, strong=True)
     for _, w1, _ in r.find(lex.introduce_capitalised):
         found += _name_after(r, w1 + 1, strong=False)
+    for _, w1, label in r.find(lex.introduce_known):
+        found += _known_after(r, w1 + 1, words_ok=label == "known")
+    found += _spoken_to(r)
     for w, ti in enumerate(r.words):
         t = tokens[ti]
         if t.key in lex.honorifics and w + 1 < len(r.words):
@@ -66,6 +79,54 @@ def _name_after(r: Reading, w: int, strong: bool, cap_only: bool = False) -> lis
         last = r.words[k]
         k += 1
     return [(first, last)] if first is not None and last is not None else []
+
+
+def _known_after(r: Reading, w: int, words_ok: bool) -> list[tuple[int, int]]:
+    """Known given names in lower case from word w on (up to three: "grace miller"): taken when
+    one is no English word, or they end before a pause, and no word of a company or a place follows
+    ("this is harper valley national bank")."""
+    last = w - 1
+    while last + 1 < len(r.words) and last + 1 - w < 3 and _known(r, last + 1, words_ok) \
+            and (last < w or not _sentence_between(r, last, last + 1, hyphen_ok=True)):
+        last += 1
+    if last < w:
+        return []
+    after = r.word(last + 1).key if last + 1 < len(r.words) else ""
+    if after in r.lex.organisation and not _pause_after(r, last):
+        return []
+    if not (_pause_after(r, last) or any(r.word(k).key in r.lex.given_names for k in range(w, last + 1))):
+        return []
+    return [(r.words[w], r.words[last])]
+
+
+def _known(r: Reading, w: int, words_ok: bool) -> bool:
+    """Whether word w is a lower-case given name of given_names.txt (one that is also an English
+    word only when `words_ok`)."""
+    if w >= len(r.words):
+        return False
+    t, lex = r.word(w), r.lex
+    if t.capitalised or t.key != t.low or t.key in lex.common or t.key in lex.not_names \
+            or t.key in lex.fillers or t.key in lex.months or t.key in lex.endearments or w in r.markers:
+        return False
+    return t.key in lex.given_names or (words_ok and t.key in lex.given_name_words)
+
+
+def _pause_after(r: Reading, w: int) -> bool:
+    """Whether word w ends the turn or a clause (a comma, a full stop, a question mark …), or
+    "speaking", "here" or "calling" follow it ("this is jack speaking")."""
+    i = r.words[w] + 1
+    return i >= len(r.tokens) or r.tokens[i].text in ".,?!;:\u2026" or r.tokens[i].key in r.lex.name_after
+
+
+def _spoken_to(r: Reading) -> list[tuple[int, int]]:
+    """A known given name spoken to: after "okay," or "thanks," and before a pause or the end
+    ("okay, grace, let me look", "right, jack.")."""
+    out = []
+    for w in range(1, len(r.words)):
+        if r.word(w - 1).key in r.lex.before_vocative and _sentence_between(r, w - 1, w) \
+                and r.tokens[r.words[w] - 1].text == "," and _pause_after(r, w) and _known(r, w, True):
+            out.append((r.words[w], r.words[w]))
+    return out
 
 
 def _name_word(r: Reading, t: Token, lower_ok: bool, continuing: bool, cap_only: bool) -> bool:

@@ -164,6 +164,12 @@ class Lexicon:
     tlds: frozenset[str]
     introduce: Phrases
     introduce_capitalised: Phrases
+    introduce_known: Phrases
+    before_vocative: frozenset[str]
+    organisation: frozenset[str]
+    endearments: frozenset[str]
+    given_names: frozenset[str]  # given_names.txt: names that are no English word ("tilly")
+    given_name_words: frozenset[str]  # and names that are also words ("grace", "jack")
     name_after: frozenset[str]
     honorifics: frozenset[str]
     particles: frozenset[str]
@@ -180,6 +186,9 @@ def lexicon() -> Lexicon:
     data: dict[str, Any] = tomllib.loads(
         files("agent_assist.redaction").joinpath("lexicon.toml").read_text(encoding="utf-8"))
     n, d, a, e, names = data["numbers"], data["dates"], data["addresses"], data["emails"], data["names"]
+    given = [(line.split()[0], line.endswith(" word")) for line in files("agent_assist.redaction")
+             .joinpath("given_names.txt").read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
 
     def phrases(items: Iterable[str], label: str = "") -> Phrases:
         return Phrases((p, label or p) for p in items)
@@ -203,6 +212,13 @@ def lexicon() -> Lexicon:
         providers=frozenset(e["providers"]), tlds=frozenset(e["tlds"]),
         introduce=phrases(names["introduce"], "name"),
         introduce_capitalised=phrases(names["introduce_capitalised"], "name"),
+        introduce_known=Phrases((p, label) for label in ("known", "known_no_word")
+                                for p in names[f"introduce_{label}"]),
+        before_vocative=frozenset(names["before_vocative"]),
+        organisation=frozenset(names["organisation"]),
+        endearments=frozenset(names["endearments"]),
+        given_names=frozenset(n for n, word in given if not word),
+        given_name_words=frozenset(n for n, word in given if word),
         name_after=frozenset(names["after"]), honorifics=frozenset(names["honorifics"]),
         particles=frozenset(names["particles"]),
         not_names=frozenset(names["not_names"]), secrets=phrases(data["secrets"]["introduce"], "secret"),
