@@ -198,7 +198,7 @@ def test_context_sharpens_the_words_but_cannot_replace_them(models):
     assert models.text([turn]).signals[0, 2] > 0.5  # what the cap is for
     alone = models.score_text([turn.text])[0]
     read = models.score_turns([turn]).signals[0]
-    assert read[2] < 0.1
+    assert read[2] < 0.5 <= models.thresholds["crisis"]  # no crisis card (0.05 before part 11, now 0.27)
     lift = np.log(read / (1 - read)) - np.log(alone / (1 - alone))
     assert np.all(lift <= CONTEXT_LIFT + 1e-3)
     words = "No. No, please, not the house. Can I pick it up from the branch instead?"

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 from tests.pixels import contrast, near_colour
 from tests.test_cli import agent_assist
 from tests.test_review import _chromium
-from tests.test_rules_replay_logs import STRICTER, WEEK
+from tests.test_rules_replay_logs import STRICTER, WEEK, WEEK_PACK
 
 DEFAULT = REPO / "prompts" / "default.toml"
 WINDOW = (1200, 1000)
@@ -27,7 +27,7 @@ def _page(tmp_path: Path) -> Path:
     stricter = tmp_path / "stricter.toml"
     stricter.write_text(STRICTER, encoding="utf-8")
     page = tmp_path / "compare.html"
-    result = agent_assist("rules", "replay", str(WEEK), "--compare", str(DEFAULT), str(stricter),
+    result = agent_assist("rules", "replay", str(WEEK), "--compare", str(WEEK_PACK), str(stricter),
                           "--html", str(page))
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"wrote {page}\n"

@@ -25,8 +25,13 @@ from tests.conftest import DATA, REPO
 from tests.test_cli import agent_assist
 
 WEEK = DATA / "events" / "week.jsonl"
+WEEK_PACK = DATA / "events" / "week-pack.toml"  # the default pack as those calls ran it
 AU = resources.regions() / "au.toml"  # what the replay ran with (the default configuration's region)
 STRICTER = """\
+[[override]]
+id = "slow-down"
+when = "distress >= 0.6 and agent_words_per_s >= 3.3"
+
 [[override]]
 id = "deescalate-validate"
 when = "escalation >= 0.9"
@@ -60,7 +65,7 @@ def test_an_event_log_reruns_to_the_prompts_the_call_showed():
     assert [r.call_id for r in recordings] == ["call-04", "calm-02"]
     assert all(r.partials and not r.scored_here for r in recordings)
     assert not any(isinstance(e, Prompt) for r in recordings for e in r.events)  # the log's own are set aside
-    pack = load_for_run((AU,))
+    pack = load_for_run((AU, WEEK_PACK))
     again = [(r.call_id, p.rule, p.t) for r in recordings for p in rr.run(r, pack).prompts]
     shown = [(p.call_id, p.rule, p.t) for p in logged(WEEK, Prompt)]
     assert again == shown and len(shown) == 4
@@ -68,7 +73,7 @@ def test_an_event_log_reruns_to_the_prompts_the_call_showed():
 
 
 def test_the_command_reads_event_logs_and_folders_of_them(tmp_path):
-    result = agent_assist("rules", "replay", str(WEEK))
+    result = agent_assist("rules", "replay", str(WEEK), "--rules", str(WEEK_PACK))
     assert result.returncode == 0, result.stderr
     assert "call call-04 (01:24.7)" in result.stdout and "manager-request (choice)" in result.stdout
     assert "call calm-02 (01:14.1)\n  no prompts" in result.stdout
@@ -128,7 +133,7 @@ def test_a_log_without_scores_is_scored_from_its_words(tmp_path):
     log = write(tmp_path, "\n".join(lines) + "\n", "unscored.jsonl")
     recordings = list(rr.recordings([log], lambda: Scorer(shipped(), use_voice=False)))
     assert all(r.scored_here for r in recordings)
-    rules = {p.rule for r in recordings for p in rr.run(r, load_for_run((AU,))).prompts}
+    rules = {p.rule for r in recordings for p in rr.run(r, load_for_run((AU, WEEK_PACK))).prompts}
     assert "manager-request" in rules  # a phrase, and scores from the words
 
 
@@ -137,7 +142,7 @@ def test_a_log_without_scores_is_scored_from_its_words(tmp_path):
 
 def test_compare_shows_when_the_words_and_the_scores_that_decided(tmp_path):
     stricter = write(tmp_path, STRICTER)
-    result = agent_assist("rules", "replay", str(WEEK), "--compare", str(REPO / "prompts" / "default.toml"),
+    result = agent_assist("rules", "replay", str(WEEK), "--compare", str(WEEK_PACK),
                           str(stricter))
     assert result.returncode == 0, result.stderr
     out = result.stdout.splitlines()
