@@ -192,10 +192,18 @@ enabled = false
 [[override]]
 id = "crisis-threat"
 cooldown_s = 3600
+
+[[override]]
+id = "crisis-self-harm"
+confirm_partials = 3
+
+[[override]]
+id = "crisis-danger"
+rearm_s = 60
 ''')
     pack, problems = load([default, site])
     messages = [(p.line, p.message) for p in errors(problems)]
-    assert [line for line, _ in messages] == [8, 12, 16]
+    assert [line for line, _ in messages] == [8, 12, 16, 20, 24]
     assert all("is a crisis rule: a site pack may not change" in m for _, m in messages)
     assert pack.rules["crisis-self-harm"].support_line == "Samaritans 116 123 · emergency 999"
     shipped = load([default])[0].rules["crisis-family-violence"]
@@ -216,6 +224,26 @@ def test_on_and_answers_are_checked(tmp_path):
     assert not errors(problems)
     rule = pack.rules["acknowledge-distress"]
     assert rule.on == "partial" and rule.answers == ("distress", "grief")
+
+
+def test_rearm_and_confirm_partials_are_checked(tmp_path):
+    good = write(tmp_path, "good.toml", BASE.replace('max_per_call = 3\n', 'max_per_call = 3\n'
+                                                     'on = "partial"\nrearm_s = 20\nconfirm_partials = 2\n'))
+    pack, problems = load([good])
+    assert problems == []
+    rule = pack.rules["acknowledge-distress"]
+    assert (rule.rearm_s, rule.confirm_partials) == (20.0, 2)
+    assert pack.rules["manager-request"].rearm_s is None  # the cooldown alone, unless a pack says
+    useless = write(tmp_path, "useless.toml", BASE.replace('max_per_call = 3\n', 'max_per_call = 3\n'
+                                                           'rearm_s = 90\nconfirm_partials = 2\n'))
+    said = [(p.severity, p.message) for p in load([useless])[1]]
+    assert said == [("warning", "rearm_s is not shorter than cooldown_s, so it changes nothing"),
+                    ("warning", "confirm_partials counts partials, but this rule fires on finals only")]
+    bad = write(tmp_path, "bad.toml", BASE.replace('max_per_call = 3\n', 'max_per_call = 3\n'
+                                                   'rearm_s = -1\nconfirm_partials = 0\n'))
+    assert [p.message for p in errors(load([bad])[1])] == [
+        "rearm_s must be a number from 0 to 86400, not -1",
+        "confirm_partials must be a number from 1 to 10, not 0"]
 
 
 # -- what TOML allows but a pack must not hide: structure, types, bounds --------------------------

@@ -114,6 +114,61 @@ def test_cooldown_and_cap_hold():
     assert all(g >= 120 for g in gaps)  # cooldown_s
 
 
+def test_a_new_moment_is_answered_again_within_the_cooldown_once_the_last_has_passed():
+    """deescalate-validate (cooldown 120 s, rearm_s 15): anger that eased on a turn and came back is
+    a new moment; anger that never eased is not prompted again, nor sooner than rearm_s."""
+    def validated(levels: list[tuple[float, float]]) -> list[float]:
+        events = [customer(i, t - 3, t, f"words of turn {i} here", escalation=e)
+                  for i, (t, e) in enumerate(levels)]
+        return [p.t for p in prompts(run(events)) if p.rule == "deescalate-validate"]
+
+    assert validated([(10, 0.9), (20, 0.2), (30, 0.9)]) == [10.5, 30.5]  # eased at 20, back at 30
+    assert validated([(10, 0.9), (20, 0.9), (30, 0.9)]) == [10.5]  # never eased: the cooldown holds
+    assert validated([(10, 0.9), (14, 0.2), (20, 0.9), (30, 0.9)]) == [10.5, 30.5]  # 20 is within 15 s
+    again = validated([(10, 0.9), (20, 0.2), (30, 0.9), (40, 0.2), (50, 0.9), (60, 0.2), (70, 0.9)])
+    assert again == [10.5, 30.5, 50.5]  # still at most max_per_call
+
+
+def test_a_site_pack_without_rearm_keeps_the_cooldown(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('[[override]]\nid = "deescalate-validate"\nrearm_s = 120\n', encoding="utf-8")
+    events = [customer(i, t - 3, t, "words of the turn", escalation=e)
+              for i, (t, e) in enumerate([(10, 0.9), (20, 0.2), (30, 0.9)])]
+    assert [p.t for p in prompts(run(events, (site,))) if p.rule == "deescalate-validate"] == [10.5]
+
+
+def test_a_withdrawn_prompt_holds_no_cooldown_and_no_count():
+    """A partial misheard as distress, withdrawn by its final, does not keep the real disclosure a
+    minute later from being acknowledged."""
+    misheard = [partial(1, t, 1.0, "she went last month she was fifteen", distress=0.9) for t in (3.0, 4.0)]
+    final = customer(1, 1.0, 6.0, "she went last month, she was fifteen, she had a good long innings",
+                     distress=0.3)
+    later = customer(2, 60.0, 64.0, "I haven't slept since the fire, I don't know where we'll live",
+                     distress=0.95)
+    out = run([*misheard, final, later])
+    acknowledged = [p.t for p in prompts(out) if p.rule == "acknowledge-disclosure"]
+    assert acknowledged == [4.0, 64.5]
+    assert [(r.rule, r.prompt_t) for r in out if isinstance(r, Retract)] == [("acknowledge-disclosure", 4.0)]
+
+
+def test_a_reading_of_one_partial_raises_no_card():
+    """acknowledge-disclosure has confirm_partials = 2: its condition must hold on two partials
+    running; a crisis rule fires on the first."""
+    one = [partial(1, 3.0, 1.0, "she went last month", distress=0.9),
+           partial(1, 4.0, 1.0, "she went last month, she was fifteen, she had a good long", distress=0.5)]
+    assert not [p for p in prompts(run(one)) if p.t < 5]
+    two = [partial(1, 3.0, 1.0, "since he went last month", distress=0.9),
+           partial(1, 4.0, 1.0, "since he went last month I can't get out of bed", distress=0.92)]
+    assert [(p.rule, p.t) for p in prompts(run(two)) if p.rule == "acknowledge-disclosure"] == [
+        ("acknowledge-disclosure", 4.0)]
+    gap = [partial(1, 3.0, 1.0, "since he went", distress=0.9),
+           partial(1, 4.0, 1.0, "since he went last", distress=0.5),
+           partial(1, 5.0, 1.0, "since he went last month", distress=0.9)]
+    assert not [p for p in prompts(run(gap)) if p.rule == "acknowledge-disclosure"]  # not running
+    crisis = [partial(1, 3.0, 1.0, "I've been saving my tablets up", crisis=0.9)]
+    assert [p.rule for p in prompts(run(crisis))] == ["crisis-self-harm"]
+
+
 def test_site_pack_layers_on_the_default(tmp_path):
     site = tmp_path / "site.toml"
     site.write_text('[[override]]\nid = "acknowledge-disclosure"\nenabled = false\n\n'

@@ -27,11 +27,8 @@ from tests.test_cli import agent_assist
 WEEK = DATA / "events" / "week.jsonl"
 WEEK_PACK = DATA / "events" / "week-pack.toml"  # the default pack as those calls ran it
 AU = resources.regions() / "au.toml"  # what the replay ran with (the default configuration's region)
-STRICTER = """\
-[[override]]
-id = "slow-down"
-when = "distress >= 0.6 and agent_words_per_s >= 3.3"
-
+# a stricter pack: the calls' own (WEEK_PACK) with these changes
+STRICTER = WEEK_PACK.read_text(encoding="utf-8") + """
 [[override]]
 id = "deescalate-validate"
 when = "escalation >= 0.9"

@@ -9,11 +9,19 @@ the customer is still speaking:
 * at most `max_prompts` prompts at a time (two by default); ties go to the rule defined first;
 * a crisis rule (one that raises a crisis flag) pre-empts everything else at that moment, only the
   highest-priority one fires, and its prompt is `sticky`: it stays until the agent acknowledges it;
-* each rule waits `cooldown_s` after firing and fires at most `max_per_call` times.
+* each rule waits `cooldown_s` after firing and fires at most `max_per_call` times;
+* a rule with `rearm_s` may fire again sooner, for a new moment: once its condition has failed on a
+  customer's final turn since it fired (the moment it answered has passed), and `rearm_s` after it
+  fired. A customer who is angry again two turns later gets the card again; one who stays angry
+  through five turns does not get it five times;
+* a rule with `confirm_partials` fires on a partial only when its condition has held on that many
+  of the turn's partials running, so a reading that lasts one partial (words half heard: "she died
+  last month…", before "…so she had a good long innings") raises no card.
 
 A prompt fired on a partial is not fired again by that turn's final. If the final no longer supports
 it (the partial misheard), a `retract` event withdraws it, except a crisis prompt, which stays until
-the agent acknowledges it.
+the agent acknowledges it. A withdrawn prompt is as if it had never fired: it holds no cooldown and
+counts nothing against `max_per_call`, so the moment it was mistaken for does not hide a real one.
 
 Deterministic: the same events give the same prompts. Phrases (`customer says …`) are matched in
 the utterance being judged, so a phrase fires a rule once, when it is said.
@@ -25,7 +33,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent_assist.events import (
     CallEnd,
@@ -55,6 +63,14 @@ PEAKS = {Signal.DISTRESS: Signal.DISTRESS_PEAK, Signal.ESCALATION: Signal.ESCALA
 CRISIS_OF_KIND = {kind: Signal(f"crisis_{kind.replace('-', '_')}") for kind in CRISIS_KINDS}
 
 
+class Early(NamedTuple):
+    """A prompt fired on a turn's partial, and when its rule had last fired before it (to give the
+    cooldown back if the final withdraws it)."""
+
+    prompt: Prompt
+    last_before: float | None
+
+
 @dataclass
 class CallState:
     """What the rules can see of the call so far."""
@@ -69,7 +85,12 @@ class CallState:
     customer_turns: deque[set[str]] = field(default_factory=lambda: deque(maxlen=REPEAT_WINDOW))
     # prompts fired on a turn's partials, by utterance id: the final neither repeats nor keeps
     # one it no longer supports
-    early: dict[str, list[Prompt]] = field(default_factory=dict)
+    early: dict[str, list[Early]] = field(default_factory=dict)
+    # the rules (with `rearm_s`) whose condition has failed on a customer's final since they fired
+    cleared: set[str] = field(default_factory=set)
+    # per turn still being spoken (utterance id): how many partials running each rule's condition
+    # has held on (rules with `confirm_partials` only)
+    held: dict[str, dict[str, int]] = field(default_factory=dict)
     # the support line and situation of this call's latest crisis card for one kind of crisis
     # (`crisis_line`, `situation`)
     crisis_line: str = ""
@@ -141,14 +162,18 @@ class RulesEngine:
             if event.scores is not None and event.speaker != Speaker.AGENT and self.partial_rules:
                 signals = self._turn_signals(event.scores)
                 signals[Signal.CUSTOMER_WORDS] = float(len(event.text.split()))
-                already = {p.rule for p in self.state.early.get(event.utterance_id, [])}
-                yield from self._fire(event.t, event, {event.speaker.value: event.text},
-                                      rules=self.partial_rules, signals=signals, skip=already)
+                said = {event.speaker.value: event.text}
+                already = {e.prompt.rule for e in self.state.early.get(event.utterance_id, [])}
+                unconfirmed = self._unconfirmed(event.utterance_id, signals, said)
+                yield from self._fire(event.t, event, said, rules=self.partial_rules, signals=signals,
+                                      skip=already | unconfirmed)
         elif isinstance(event, Utterance):
             self._update(event)
+            if event.speaker != Speaker.AGENT:
+                self.state.held.clear()  # the customer's turn is over; its partials' runs with it
             early = self.state.early.pop(event.utterance_id, [])
             yield from self._fire(event.t, event, {event.speaker.value: event.text},
-                                  skip={p.rule for p in early})
+                                  skip={e.prompt.rule for e in early})
             yield from self._retract(event, early)
         elif isinstance(event, CallEnd):
             self.state.signals[Signal.CALL_ENDED] = 1.0
@@ -179,6 +204,11 @@ class RulesEngine:
             sig[peak] = max(sig.get(peak, 0.0), values[level])
         said = len(u.text.split())
         sig[Signal.CUSTOMER_WORDS] = float(said)
+        for rule_id in st.last_fired.keys() - st.cleared:
+            rule = self.by_id[rule_id]
+            if rule.rearm_s is not None and not conditions.evaluate(rule.condition, sig,
+                                                                     {u.speaker.value: u.text}):
+                st.cleared.add(rule_id)
         # a one- or two-word answer ("okay") is read by its context alone: it adds no crisis
         counts = u.scores.crisis >= 0.5 and said >= 3
         sig[Signal.CRISIS_COUNT] = sig.get(Signal.CRISIS_COUNT, 0.0) + (1.0 if counts else 0.0)
@@ -230,7 +260,7 @@ class RulesEngine:
             if rule.id in skip or st.fired.get(rule.id, 0) >= rule.max_per_call:
                 continue
             last = st.last_fired.get(rule.id)
-            if last is not None and t - last < rule.cooldown_s:
+            if last is not None and t - last < rule.cooldown_s and not self._rearmed(rule, t - last):
                 continue
             if conditions.evaluate(rule.condition, signals, said):
                 due.append((rule, order))
@@ -242,8 +272,10 @@ class RulesEngine:
         due.sort(key=lambda ro: (-ro[0].priority, ro[1]))
         # a crisis is one card, the most specific playbook, never one of two equal cards
         for rule, _ in due[: 1 if crisis else self.max_prompts]:
+            last_before = st.last_fired.get(rule.id)
             st.fired[rule.id] = st.fired.get(rule.id, 0) + 1
             st.last_fired[rule.id] = t
+            st.cleared.discard(rule.id)
             used = sorted(conditions.names(rule.condition))
             utterance_id = about.utterance_id if about else ""
             why: dict[str, Any] = {
@@ -271,7 +303,7 @@ class RulesEngine:
                 situation=situation(rule, st.crisis_situation) if sticky else "",
             )
             if isinstance(about, Partial):
-                st.early.setdefault(utterance_id, []).append(prompt)
+                st.early.setdefault(utterance_id, []).append(Early(prompt, last_before))
             if sticky and not answers_several_crises(rule):
                 st.crisis_line = rule.support_line or st.crisis_line
                 st.crisis_situation = prompt.situation or st.crisis_situation
@@ -288,13 +320,40 @@ class RulesEngine:
                     rule=rule.id,
                 )
 
-    def _retract(self, final: Utterance, early: list[Prompt]) -> Iterator[Event]:
-        """Withdraw the prompts fired on this turn's partials that its final no longer supports."""
-        said = {final.speaker.value: final.text}
-        for prompt in early:
-            rule = self.by_id[prompt.rule]
-            if prompt.sticky or conditions.evaluate(rule.condition, self.state.signals, said):
+    def _rearmed(self, rule: Rule, since: float) -> bool:
+        """May `rule`, still in its cooldown `since` s after firing, fire again for a new moment?"""
+        return rule.rearm_s is not None and since >= rule.rearm_s and rule.id in self.state.cleared
+
+    def _unconfirmed(self, utterance_id: str, signals: dict[Signal, float],
+                     said: dict[str, str]) -> set[str]:
+        """The partial rules with `confirm_partials` whose condition has not yet held on that many
+        of this turn's partials running (counted here, one partial at a time)."""
+        held = self.state.held.setdefault(utterance_id, {})
+        waiting = set()
+        for rule in self.partial_rules:
+            if rule.confirm_partials <= 1:
                 continue
+            runs = held[rule.id] = (held.get(rule.id, 0) + 1
+                                    if conditions.evaluate(rule.condition, signals, said) else 0)
+            if runs < rule.confirm_partials:
+                waiting.add(rule.id)
+        return waiting
+
+    def _retract(self, final: Utterance, early: list[Early]) -> Iterator[Event]:
+        """Withdraw the prompts fired on this turn's partials that its final no longer supports, and
+        give back what they held: the rule's cooldown and its count."""
+        st = self.state
+        said = {final.speaker.value: final.text}
+        for prompt, last_before in early:
+            rule = self.by_id[prompt.rule]
+            if prompt.sticky or conditions.evaluate(rule.condition, st.signals, said):
+                continue
+            st.fired[rule.id] -= 1
+            if st.last_fired.get(rule.id) == prompt.t:
+                if last_before is None:
+                    del st.last_fired[rule.id]
+                else:
+                    st.last_fired[rule.id] = last_before
             yield Retract(t=final.t, call_id=self.state.call_id, rule=prompt.rule, prompt_t=prompt.t,
                           utterance_id=final.utterance_id,
                           reason="the final transcript no longer supports it")

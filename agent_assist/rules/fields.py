@@ -47,6 +47,8 @@ FIELDS = {
     "situation",
     "on",
     "answers",
+    "rearm_s",
+    "confirm_partials",
 }
 #: The moments a labelled call marks (data/samples/calls/*.json, `rules evaluate`), and so the
 #: moments a rule may say it `answers`: a prompt from the rule counts as the answer to such a moment.
@@ -199,6 +201,8 @@ _CHECKS: dict[str, Any] = {
     "situation": _text("situation", MAX_SITUATION),
     "on": _one_of("on", ON, "'partial' lets a rule fire on the words heard so far in a turn"),
     "answers": _answers,
+    "rearm_s": _number("rearm_s", 0, 86400, (int, float)),
+    "confirm_partials": _number("confirm_partials", 1, 10, (int,)),
 }
 assert set(_CHECKS) == FIELDS
 
@@ -221,8 +225,19 @@ def check(entry: dict[str, Any], *, complete: bool) -> tuple[dict[str, Any], lis
             issues.append(Issue(key, str(exc), exc.hint))
     if "when" in values:
         values["when"], values["condition"] = values["when"]
-    if "cooldown_s" in values:
-        values["cooldown_s"] = float(values["cooldown_s"])
+    for key in ("cooldown_s", "rearm_s"):
+        if key in values:
+            values[key] = float(values[key])
+    if "rearm_s" in values and values["rearm_s"] >= values.get("cooldown_s", float("inf")):
+        issues.append(Issue("rearm_s", "rearm_s is not shorter than cooldown_s, so it changes nothing",
+                            "rearm_s lets a rule come back sooner than its cooldown for a new moment",
+                            "warning"))
+    # an override that leaves `on` out keeps its rule's, which is not known here
+    on = values.get("on", "final" if complete else "partial")
+    if values.get("confirm_partials", 1) > 1 and on != "partial":
+        issues.append(Issue("confirm_partials", "confirm_partials counts partials, but this rule fires "
+                            "on finals only", 'add on = "partial", or leave confirm_partials out',
+                            "warning"))
     if complete:
         rule_id = excerpt(values.get("id", "?"))
         for key in REQUIRED:

@@ -13,6 +13,7 @@ earlier pack, found by `id`: any field may change, and `enabled = false` switche
     priority = 60
     cooldown_s = 90
     max_per_call = 3
+    rearm_s = 15          # optional: sooner again for a new moment (its condition failed in between)
     flag = { kind = "distress", severity = "low" }
 
 Every problem is reported with its file and line, and a hint where there is one; loading stops at
@@ -44,7 +45,7 @@ __all__ = ["MOMENT_KINDS", "ON", "PRINCIPLES", "Flag", "Pack", "Problem", "Rule"
 
 #: What a site pack may not change in a crisis rule (one that raises a crisis flag): when it fires,
 #: whether it does, and how soon it may again. Its words and support line are the site's to set.
-CRISIS_LOCKED = ("when", "enabled", "on", "cooldown_s", "max_per_call", "flag")
+CRISIS_LOCKED = ("when", "enabled", "on", "cooldown_s", "max_per_call", "flag", "rearm_s", "confirm_partials")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ class Rule:
     situation: str = ""
     on: str = "final"  # "partial": may fire on the words heard so far in a turn (see `ON`)
     answers: tuple[str, ...] = ()  # the moments (`MOMENT_KINDS`) this rule's prompt answers
+    # may fire again this long after firing, within its cooldown, once its condition has failed on a
+    # customer's final turn in between (a new moment); None: the cooldown holds (`rules.engine`)
+    rearm_s: float | None = None
+    # with `on = "partial"`: fires on a partial only once its condition has held on this many of the
+    # turn's partials running (a reading of one partial raises nothing)
+    confirm_partials: int = 1
     origin: str = ""  # file:line where it was last defined or changed
 
 
