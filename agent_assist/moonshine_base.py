@@ -90,6 +90,8 @@ def model_folder(folder: Path | None = None) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _locked(folder.parent / f".{folder.name}.lock"):  # another process may be building it
         if not is_built(folder):
+            source_folder()  # what the build needs, checked before saying it begins
+            _converter()
             print(f"building Moonshine base-en from {REQUIREMENT} once (about 15 s, into {folder})",
                   file=sys.stderr, flush=True)
             build_moonshine_base(folder)
@@ -101,14 +103,11 @@ def build_moonshine_base(target: Path, source: Path | None = None) -> Path:
     `target`, replacing what is there; the result appears whole or not at all."""
     origin = str(source) if source is not None else REQUIREMENT
     source = source or source_folder()
-    try:
-        import onnx
-        import onnxruntime
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise ModelError(f"building Moonshine base-en needs the {exc.name or 'onnx'} package: pip install "
-                         "onnx (it comes with \"agent-assist[dev]\"), or pass --model moonshine-tiny-en") \
-            from None
+    _converter()
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as scratch:
         work = Path(scratch)
@@ -150,6 +149,17 @@ def build_moonshine_base(target: Path, source: Path | None = None) -> Path:
             shutil.rmtree(target)
         out.rename(target)
     return target
+
+
+def _converter() -> None:
+    """The conversion needs the onnx package (and onnxruntime's quantiser, which needs it too)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(f"building Moonshine base-en needs the {exc.name or 'onnx'} package: pip install "
+                         "onnx (it comes with \"agent-assist[dev]\"), or pass --model moonshine-tiny-en") \
+            from None
 
 
 def _save_as_onnx(model: Path, to: Path, *, basic: bool) -> None:
