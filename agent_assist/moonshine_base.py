@@ -108,6 +108,8 @@ def build_moonshine_base(target: Path, source: Path | None = None) -> Path:
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from agent_assist.scoring.training import _no_preprocessing_advice
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as scratch:
         work = Path(scratch)
@@ -115,8 +117,13 @@ def build_moonshine_base(target: Path, source: Path | None = None) -> Path:
         out.mkdir()
 
         def quantize(model: Path, to: str, **options: Any) -> None:
-            with _quiet_quantizer():
+            # without onnxruntime's advice to pre-process, which only alarms (scoring/training.py)
+            root = logging.getLogger()
+            root.addFilter(_no_preprocessing_advice)
+            try:
                 quantize_dynamic(model, out / to, weight_type=QuantType.QInt8, **options)
+            finally:
+                root.removeFilter(_no_preprocessing_advice)
 
         # the encoder: plain ONNX, folded, its MatMuls quantised
         _save_as_onnx(source / SOURCE_ENCODER, work / "encoder-plain.onnx", basic=False)
@@ -231,25 +238,6 @@ def _branch_model(merged: Any, branch: str) -> Any:
                               producer_name="agent-assist")
     model.ir_version = merged.ir_version
     return model
-
-
-class _DropPreprocessingAdvice(logging.Filter):
-    """onnxruntime's quantiser advises, on the root logger, pre-processing that only helps static
-    quantisation: not a line for the person who asked for a call."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Please consider to run pre-processing")
-
-
-@contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    root = logging.getLogger()
-    advice = _DropPreprocessingAdvice()
-    root.addFilter(advice)
-    try:
-        yield
-    finally:
-        root.removeFilter(advice)
 
 
 @contextmanager
