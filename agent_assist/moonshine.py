@@ -303,14 +303,14 @@ def trim_loop(words: list[TokenWord], longest: int = 8) -> list[TokenWord]:
 
 
 class MoonshineSpeech:
-    """Moonshine tiny-en as the transcriber's speech model, with the checks that keep what it
-    writes on non-speech out of the transcript.
+    """A Moonshine model (tiny-en or base-en) as the transcriber's speech model, with the checks
+    that keep what it writes on non-speech out of the transcript.
 
-    Moonshine has no no-speech probability: on silence it writes "You", on a hum "♪♪♪", on noise
-    the phrases of its training subtitles. The VAD comes first (nothing reaches a decode without a
-    quarter second of speech in it); then a decode is dropped when its words' mean probability is
-    under `min_mean_word_probability`, when all it says is one of `silence_phrases`, or when it is
-    a loop with nothing left once the loop is cut."""
+    Moonshine has no no-speech probability: on silence tiny-en writes "You", on a hum "♪♪♪", on
+    noise the phrases of its training subtitles (base-en writes nothing on any of these). The VAD
+    comes first (nothing reaches a decode without a quarter second of speech in it); then a decode
+    is dropped when its words' mean probability is under `min_mean_word_probability`, when all it
+    says is one of `silence_phrases`, or when it is a loop with nothing left once the loop is cut."""
 
     def __init__(self, model: MoonshineModel, label: str) -> None:
         self.model = model
