@@ -253,7 +253,12 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def load_moonshine_base(threads: int = 1, label: str = "moonshine-base-en") -> MoonshineSpeech:
-    return MoonshineSpeech(MoonshineModel(model_folder(), threads, FILES, "base-en"), label)
+    folder = model_folder()
+    try:
+        model = MoonshineModel(folder, threads, FILES, "base-en")
+    except ModelError as exc:  # a built folder damaged since: building it again mends it
+        raise ModelError(f"{exc} (delete {folder} and it is built again)") from None
+    return MoonshineSpeech(model, label)
 
 
 if __name__ == "__main__":  # `python -m agent_assist.moonshine_base`: build it now (make test does)
