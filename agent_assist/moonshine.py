@@ -1,5 +1,6 @@
-"""Moonshine tiny-en run with plain onnxruntime: the encoder, the merged decoder with its KV cache,
-greedy decoding, and the tokenizer, all read from the files that `moonshine-voice==0.1.0` ships.
+"""Moonshine run with plain onnxruntime: the encoder, the decoder with its KV cache, greedy
+decoding, and the tokenizer. tiny-en is read from the files that `moonshine-voice==0.1.0` ships;
+base-en from the files `agent_assist.moonshine_base` converts once from `moonshine-cpp==0.1.4`.
 
 Why Moonshine: Whisper always encodes a 30 s window, so a one-word turn costs as much as a 25 s
 one. Moonshine's encoder takes the audio as it is, so a decode costs what the utterance costs
@@ -7,11 +8,16 @@ one. Moonshine's encoder takes the audio as it is, so a decode costs what the ut
 scored 3.8 % WER against tiny.en's 3.7 %, and 5.2 % against 6.0 % on telephone-band audio
 (`../shared/notes/speech-models.md`).
 
-Only the package's files are read: `import moonshine_voice` would load its own 42 MB native
+Only the packages' files are read: `import moonshine_voice` would load its own 42 MB native
 library, which the project neither needs nor trusts on the real-time path. The version is pinned
 exactly because later versions no longer carry the weights.
 
-A `MoonshineModel` holds two onnxruntime sessions and the token table, and no state of a decode:
+Both models decode in one loop (`MoonshineModel.decode`). What differs is read from the files
+themselves: tiny-en's decoder is one merged graph that picks its first step or a later one by
+`use_cache_branch` and wants a per-sample encoder mask; base-en's is two graphs (`decoder_first`,
+`decoder_step`) and wants no mask; the layer count and head size come from the cache inputs.
+
+A `MoonshineModel` holds the onnxruntime sessions and the token table, and no state of a decode:
 `decode()` keeps its KV cache in local variables, so any number of calls may share one model and
 decode from several threads at once.
 """
@@ -37,12 +43,10 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "moonshine_voice"  # moonshine-voice==0.1.0: later versions dropped the weights
 FOLDER = "assets/tiny-en"
-ENCODER, DECODER, TOKENIZER = "encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin"
 BOS, EOS = 1, 2
 FIRST_BYTE, LAST_BYTE = 3, 258  # ids 3-258 are the raw bytes 0-255 (byte fallback)
 SPACE = "\u2581".encode()  # SentencePiece's word boundary, "▁"
 QUOTE = "\u201c".encode()  # an opening quotation mark, as typeset
-LAYERS, HEADS, HEAD_DIM = 6, 8, 36
 RATE = 16000
 # Tokens per second of audio before a decode is taken to be looping. English speech runs at about
 # 3-4 tokens per second in this vocabulary; Moonshine's own reference code stops at 6.5 per second.
@@ -53,13 +57,31 @@ EXTRA_TOKENS = 4  # plus this many, so a short word in a short clip is never cut
 MIN_SAMPLES = 1600
 
 
+@dataclass(frozen=True)
+class ModelFiles:
+    """A Moonshine model's files in its folder: the encoder, the decoder's first step and its later
+    steps (one merged file serves both in tiny-en), and the token table."""
+
+    encoder: str
+    first: str
+    step: str
+    tokenizer: str = "tokenizer.bin"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.encoder, self.first, self.step, self.tokenizer)))
+
+
+TINY_FILES = ModelFiles("encoder_model.ort", "decoder_model_merged.ort", "decoder_model_merged.ort")
+
+
 def assets_folder() -> Path:
     """The folder of tiny-en's files inside the installed moonshine-voice, found without importing it."""
     spec = importlib.util.find_spec(PACKAGE)
     locations = list(spec.submodule_search_locations or ()) if spec is not None else []
     for location in locations:
         folder = Path(location) / FOLDER
-        if all((folder / name).is_file() for name in (ENCODER, DECODER, TOKENIZER)):
+        if all((folder / name).is_file() for name in TINY_FILES.names):
             return folder
     raise ModelError("the Moonshine tiny-en model is missing: pip install \"agent-assist[full]\" (it "
                      "brings moonshine-voice==0.1.0; later versions carry no weights), or pass "
@@ -110,9 +132,13 @@ class TokenWord:
 
 
 class MoonshineModel:
-    """The tiny-en encoder and decoder and the token table: read-only, shared by every call."""
+    """A Moonshine encoder and decoder and the token table: read-only, shared by every call.
 
-    def __init__(self, folder: Path | None = None, threads: int = 1) -> None:
+    `name` ("tiny-en", "base-en") is for messages; `files` names the model's files in `folder`
+    (tiny-en's, in the installed moonshine-voice, when neither is given)."""
+
+    def __init__(self, folder: Path | None = None, threads: int = 1, files: ModelFiles = TINY_FILES,
+                 name: str = "tiny-en") -> None:
         import onnxruntime as ort
 
         folder = folder or assets_folder()
@@ -122,15 +148,18 @@ class MoonshineModel:
         # a spinning worker would burn a core between a live call's small decodes
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+
+        def session(file: str) -> ort.InferenceSession:
+            return ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+
         try:
-            self.encoder = ort.InferenceSession(str(folder / ENCODER), options,
-                                                providers=["CPUExecutionProvider"])
-            self.decoder = ort.InferenceSession(str(folder / DECODER), options,
-                                                providers=["CPUExecutionProvider"])
+            self.encoder = session(files.encoder)
+            self.first = session(files.first)
+            self.step = self.first if files.step == files.first else session(files.step)
         except Exception as exc:  # onnxruntime raises its own kinds for a damaged or foreign file
-            raise ModelError(f"cannot load Moonshine tiny-en from {folder}: {str(exc).splitlines()[0]}") \
+            raise ModelError(f"cannot load Moonshine {name} from {folder}: {str(exc).splitlines()[0]}") \
                 from None
-        self.tokens = read_tokens(folder / TOKENIZER)
+        self.tokens = read_tokens(folder / files.tokenizer)
         # No one says a quotation mark, so a decode may not begin with one. Cut part way into a turn,
         # tiny-en began 24 of the 1,338 customer partials of the labelled calls with one (Whisper
         # none) and went on as if writing dialogue: closing quotes, and tails no one said ("'cause",
@@ -138,16 +167,44 @@ class MoonshineModel:
         self.not_first = np.array([i for i, t in enumerate(self.tokens)
                                    if t.removeprefix(SPACE).startswith((b'"', QUOTE))], dtype=np.int64)
         self.folder = folder
-        self._empty = np.zeros((1, HEADS, 0, HEAD_DIM), dtype=np.float32)
+        self.name = name
+        # What the files ask for, read from the files: an encoder that takes a mask (tiny-en); the
+        # first step's inputs (tiny-en's merged decoder: empty caches, a per-sample encoder mask and
+        # `use_cache_branch`); and the caches a later step takes, `past_key_values.{layer}.{part}.{kind}`
+        # (tiny-en 6 layers of 8 heads of 36, base-en 8 of 8 of 52).
+        self._encoder_inputs = {i.name for i in self.encoder.get_inputs()}
+        self._first_inputs = {i.name: i.shape for i in self.first.get_inputs()}
+        self._step_inputs = {i.name for i in self.step.get_inputs()}
+        caches = sorted(n for n in self._step_inputs if n.startswith("past_key_values."))
+        self._decoder_caches = [n for n in caches if ".decoder." in n]
+        self._encoder_caches = [n for n in caches if ".encoder." in n]
+        self._step_outputs = ["logits", *(_present(n) for n in self._decoder_caches)]
 
     # -- the two networks ----------------------------------------------------------------------
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
-        """The encoder's states for 16 kHz audio, `[1, frames, 288]` (about 41 frames a second)."""
+        """The encoder's states for 16 kHz audio, `[1, frames, width]` (about 41 frames a second;
+        width 288 for tiny-en, 416 for base-en)."""
         samples = np.ascontiguousarray(audio, dtype=np.float32)[None, :]
-        mask = np.ones(samples.shape, dtype=np.int64)
-        states: np.ndarray = self.encoder.run(None, {"input_values": samples, "attention_mask": mask})[0]
+        feeds = {"input_values": samples}
+        if "attention_mask" in self._encoder_inputs:
+            feeds["attention_mask"] = np.ones(samples.shape, dtype=np.int64)
+        states: np.ndarray = self.encoder.run(None, feeds)[0]
         return states
+
+    def _first_feeds(self, states: np.ndarray, samples: int) -> dict[str, np.ndarray]:
+        """The first decoder step's inputs: the start token and the encoder's states, and what a
+        merged decoder also wants (empty caches, its mask, `use_cache_branch` false)."""
+        feeds = {"input_ids": np.array([[BOS]], dtype=np.int64), "encoder_hidden_states": states}
+        for name, shape in self._first_inputs.items():
+            if name.startswith("past_key_values."):
+                feeds[name] = np.zeros((1, shape[1], 0, shape[3]), dtype=np.float32)
+            elif name == "encoder_attention_mask":
+                # per sample, not per encoder frame (a [1, frames] mask fails with a broadcast error)
+                feeds[name] = np.ones((1, samples), dtype=np.int64)
+            elif name == "use_cache_branch":
+                feeds[name] = np.array([False])
+        return feeds
 
     def decode(self, audio: np.ndarray, unwanted: threading.Event | None = None) -> Decoded:
         """Greedy decode of `audio` (16 kHz, -1..1). Raises `Abandoned` when `unwanted` is set once
@@ -159,22 +216,21 @@ class MoonshineModel:
         states = self.encode(audio)
         if unwanted is not None and unwanted.is_set():
             raise Abandoned
-        # the decoder's encoder mask is per sample, not per encoder frame (a [1, frames] mask fails
-        # with a broadcast error)
-        mask = np.ones((1, len(audio)), dtype=np.int64)
-        feeds: dict[str, np.ndarray] = {"encoder_hidden_states": states, "encoder_attention_mask": mask,
-                                        "input_ids": np.array([[BOS]], dtype=np.int64),
-                                        "use_cache_branch": np.array([False])}
-        for layer in range(LAYERS):
-            for part in ("decoder", "encoder"):
-                for kind in ("key", "value"):
-                    feeds[f"past_key_values.{layer}.{part}.{kind}"] = self._empty
-        names = [o.name for o in self.decoder.get_outputs()]
+        first = self._first_feeds(states, len(audio))
+        names = [o.name for o in self.first.get_outputs()]
+        outputs = dict(zip(names, self.first.run(names, first), strict=True))
+        # a later step: what the first step was given that the step graph also takes (a merged
+        # decoder's states and mask), the encoder's caches from the first step, which stay, and
+        # the decoder's own caches, which grow each step
+        feeds = {k: v for k, v in first.items() if k in self._step_inputs}
+        if "use_cache_branch" in self._step_inputs:
+            feeds["use_cache_branch"] = np.array([True])
+        for name in self._encoder_caches:
+            feeds[name] = outputs[_present(name)]
         limit = int(seconds * MAX_TOKENS_PER_S) + EXTRA_TOKENS
         tokens: list[int] = []
         probabilities: list[float] = []
         while len(tokens) < limit:
-            outputs = dict(zip(names, self.decoder.run(names, feeds), strict=True))
             logits = outputs["logits"][0, -1].astype(np.float64)
             if not tokens:
                 logits[self.not_first] = -np.inf
@@ -186,16 +242,10 @@ class MoonshineModel:
             probabilities.append(probability)
             if unwanted is not None and unwanted.is_set():
                 raise Abandoned
-            # next step: the new token; the decoder's own cache grows, the encoder's (step 0) stays
             feeds["input_ids"] = np.array([[token]], dtype=np.int64)
-            feeds["use_cache_branch"] = np.array([True])
-            for layer in range(LAYERS):
-                for kind in ("key", "value"):
-                    present = outputs[f"present.{layer}.decoder.{kind}"]
-                    feeds[f"past_key_values.{layer}.decoder.{kind}"] = present
-                    if len(tokens) == 1:
-                        feeds[f"past_key_values.{layer}.encoder.{kind}"] = \
-                            outputs[f"present.{layer}.encoder.{kind}"]
+            for name in self._decoder_caches:
+                feeds[name] = outputs[_present(name)]
+            outputs = dict(zip(self._step_outputs, self.step.run(self._step_outputs, feeds), strict=True))
         return Decoded(tuple(tokens), tuple(probabilities), seconds, looped=True)
 
     # -- tokens to words -----------------------------------------------------------------------
@@ -220,6 +270,12 @@ class MoonshineModel:
 
     def _bytes(self, tokens: tuple[int, ...] | list[int]) -> bytes:
         return b"".join(self.tokens[t] for t in tokens if t > EOS)
+
+
+def _present(past: str) -> str:
+    """The output that carries a cache input's next value: `past_key_values.3.decoder.key` ->
+    `present.3.decoder.key`."""
+    return "present." + past.removeprefix("past_key_values.")
 
 
 def _key(word: str) -> str:
@@ -247,14 +303,14 @@ def trim_loop(words: list[TokenWord], longest: int = 8) -> list[TokenWord]:
 
 
 class MoonshineSpeech:
-    """Moonshine tiny-en as the transcriber's speech model, with the checks that keep what it
-    writes on non-speech out of the transcript.
+    """A Moonshine model (tiny-en or base-en) as the transcriber's speech model, with the checks
+    that keep what it writes on non-speech out of the transcript.
 
-    Moonshine has no no-speech probability: on silence it writes "You", on a hum "♪♪♪", on noise
-    the phrases of its training subtitles. The VAD comes first (nothing reaches a decode without a
-    quarter second of speech in it); then a decode is dropped when its words' mean probability is
-    under `min_mean_word_probability`, when all it says is one of `silence_phrases`, or when it is
-    a loop with nothing left once the loop is cut."""
+    Moonshine has no no-speech probability: on silence tiny-en writes "You", on a hum "♪♪♪", on
+    noise the phrases of its training subtitles (base-en writes nothing on any of these). The VAD
+    comes first (nothing reaches a decode without a quarter second of speech in it); then a decode
+    is dropped when its words' mean probability is under `min_mean_word_probability`, when all it
+    says is one of `silence_phrases`, or when it is a loop with nothing left once the loop is cut."""
 
     def __init__(self, model: MoonshineModel, label: str) -> None:
         self.model = model

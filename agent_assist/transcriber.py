@@ -7,11 +7,14 @@ default is `DEFAULT_MODEL` (one line):
   run with plain onnxruntime (`agent_assist.moonshine`). Its encoder takes the audio as it is, so a
   decode costs what the utterance costs. Word times are estimated from the sound
   (`agent_assist.wordtimes`).
+- `moonshine-base-en` (or `moonshine-base`): Moonshine base-en, more accurate and about twice
+  tiny-en's CPU, converted once from the PyPI package moonshine-cpp==0.1.4 into the user cache
+  (`agent_assist.moonshine_base`) and decoded as tiny-en is.
 - `whisper-tiny.en` (the default), or any CTranslate2 Whisper directory: Whisper through
   faster-whisper (`agent_assist.whisper`), with its own word times. It encodes a 30 s window for a
   final unless `final_window_pad_s` asks for less.
 
-Nothing is fetched at run time: both default models come in PyPI packages.
+Nothing is fetched at run time: the models come in PyPI packages.
 """
 
 from __future__ import annotations
@@ -30,16 +33,19 @@ from agent_assist.speech import Abandoned, Heard, SpeechModel
 log = logging.getLogger(__name__)
 
 MOONSHINE = "moonshine-tiny-en"
+MOONSHINE_BASE = "moonshine-base-en"
 WHISPER = "whisper-tiny.en"
 # The speech model a call uses when none is named: the one line that chooses the default.
 DEFAULT_MODEL = WHISPER
-MODELS = (MOONSHINE, WHISPER)  # the names --model knows, besides a CTranslate2 directory
+MODELS = (MOONSHINE, MOONSHINE_BASE, WHISPER)  # the names --model knows, besides a CTranslate2 directory
+ALIASES = {"moonshine-base": MOONSHINE_BASE}  # other names --model takes for one of MODELS (issue #23's)
 _WORD_MARGIN_S = 0.05
 
 
 @dataclass(frozen=True)
 class TranscriberOptions:
-    model: str | None = None  # None: DEFAULT_MODEL; else a name in MODELS or a CTranslate2 directory
+    # None: DEFAULT_MODEL; else a name in MODELS or ALIASES, or a CTranslate2 directory
+    model: str | None = None
     compute_type: str = "int8"  # Whisper
     # 0: Moonshine one thread (its decoder steps are too small to share out), Whisper all cores, at
     # most 4
@@ -79,7 +85,8 @@ class TranscriberOptions:
 
     @property
     def model_name(self) -> str:
-        return self.model or DEFAULT_MODEL
+        name = self.model or DEFAULT_MODEL
+        return ALIASES.get(name, name)
 
 
 MIN_FINAL_PAD_S = 3.0  # Whisper
@@ -93,6 +100,10 @@ def load_speech_model(options: TranscriberOptions) -> SpeechModel:
         from agent_assist.moonshine import load_moonshine
 
         return load_moonshine(threads=options.cpu_threads or 1, label=MOONSHINE)
+    if name == MOONSHINE_BASE:
+        from agent_assist.moonshine_base import load_moonshine_base
+
+        return load_moonshine_base(threads=options.cpu_threads or 1, label=MOONSHINE_BASE)
     from agent_assist.whisper import load_whisper
 
     return load_whisper(name, options.compute_type, options.cpu_threads)

@@ -1,7 +1,8 @@
 """The speech models side by side: WER, decode CPU per final, and word times (issue #23).
 
-    .venv/bin/python bench/speech_models.py                  # moonshine-tiny-en and whisper-tiny.en
+    .venv/bin/python bench/speech_models.py                  # the three: Moonshine tiny-en, base-en, Whisper
     .venv/bin/python bench/speech_models.py --out /tmp/speech.json
+    .venv/bin/python bench/speech_models.py --models moonshine-base-en,moonshine-tiny-en
 
 On the recordings `bench/run.py` uses (the sample call, both parties, and the mono speech clips with
 reference transcripts), as recorded and as telephone copies (300-3400 Hz, 8 kHz G.711 μ-law, back to
@@ -12,8 +13,9 @@ reference transcripts), as recorded and as telephone copies (300-3400 Hz, 8 kHz 
 - decode CPU per final: the segmenter's finals of the clean recordings, each decoded alone (the
   process's CPU time, which counts CTranslate2's and onnxruntime's own threads), by turn length
   (under 3 s, 3-8 s, over 8 s);
-- word times: Moonshine's estimated times against Whisper's own, on the words both heard alike in
-  the sample call's finals (median and p90 absolute difference of start and end).
+- word times: each Moonshine model's estimated times against Whisper's own, on the words both heard
+  alike in the sample call's finals (median and p90 absolute difference of start and end), when
+  Whisper is among the models.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.run import Recording, normalise, percentile, recordings, run_call, said  # noqa: E402
 
-MODELS = ("moonshine-tiny-en", "whisper-tiny.en")
+MODELS = ("moonshine-tiny-en", "moonshine-base-en", "whisper-tiny.en")
+WHISPER = "whisper-tiny.en"
 
 
 def telephone(rec: Recording) -> Recording:
@@ -128,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--parts", default="wer,cpu,times", help="which measures (default: all)")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"which speech models, comma-separated (default: {','.join(MODELS)})")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
+    names = args.models.split(",")
     from agent_assist.call import CallOptions, Models
     from agent_assist.transcriber import TranscriberOptions
 
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     phone = [telephone(r) for r in clean] if "wer" in parts else []
     segments = [s for rec in clean for s in final_segments(rec)]
     loaded = {name: Models.load(CallOptions(transcriber=TranscriberOptions(model=name)))
-              for name in MODELS}
+              for name in names}
     result: dict[str, Any] = {}
     for name, models in loaded.items():
         result[name] = {}
@@ -151,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         if "cpu" in parts:
             say(f"{name}: decode CPU per final…")
             result[name]["decode_cpu"] = decode_cpu(models, segments)
-    if "times" in parts:
-        say("word times…")
-        result["word_times_moonshine_vs_whisper"] = word_times(loaded[MODELS[0]], loaded[MODELS[1]], call)
+    for name in names:
+        if "times" in parts and name.startswith("moonshine") and WHISPER in loaded:
+            say(f"word times, {name} against Whisper…")
+            result[f"word_times_{name}_vs_whisper"] = word_times(loaded[name], loaded[WHISPER], call)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

