@@ -181,7 +181,7 @@ def sample_call(call_models: Models, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 30 s of the sample call (stereo WAV: left = customer, right = agent); its first
-    prompts come at 20.6 s."""
+    prompt comes at 19.3 s (on a partial), the next at 20.6 s."""
     from tests.pulse import RATE, sample_audio, write_wav
 
     audio = sample_audio()
