@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from agent_assist import resources
@@ -239,3 +240,11 @@ def test_a_rule_held_back_by_its_cooldown_is_not_blamed_on_its_condition(tmp_pat
     a2 = load_for_run([write(tmp_path, '[[override]]\nid = "deescalate-validate"\n'
                                        'when = "escalation >= 0.5 and call_s >= 30"\n', "a2.toml")])
     assert _elsewhere(fired(0.77), b, a2, "A") == "A: when escalation >= 0.5 and call_s >= 30"
+    # the same condition, but A asks a partial's reading to hold on more partials running
+    a3 = load_for_run([write(tmp_path, '[[override]]\nid = "deescalate-validate"\nconfirm_partials = 3\n',
+                             "a3.toml")])
+    on_partial = replace(fired(0.77), why={**fired(0.77).why, "partial": True})
+    assert _elsewhere(on_partial, b, a3, "A") == (
+        "held back in A, or later there: on a partial it waits for its condition on 3 partials running "
+        "(confirm_partials)")
+    assert _elsewhere(fired(0.77), b, a3, "A").startswith("held back in A (a cooldown")  # a final's

@@ -6,7 +6,8 @@ per call (`page`).
 A prompt of A and one of B are the same when they are of the same rule on the same turn; what is
 left over on either side is a difference, and so is the same prompt a second or more apart. Beside
 each, the other pack's account of the rule: not in it, switched off in it, its own condition (when
-it differs), or held back there by a cooldown, a cap or a prompt of higher priority (when the
+it differs), waiting there for more partials running (`confirm_partials`, for a prompt fired on a
+partial), or held back there by a cooldown, a cap or a prompt of higher priority (when the
 condition is the same).
 
 The page is like the review report: inline CSS and SVG, no script, no network, no external asset,
@@ -94,6 +95,9 @@ def _elsewhere(prompt: Prompt, mine: Pack, other: Pack, other_name: str) -> str:
         if _holds(theirs.condition, prompt):  # its own condition holds on these scores too
             return f"{held}; its condition there holds too: when {theirs.when}"
         return f"{other_name}: when {theirs.when}"
+    if prompt.why.get("partial") and theirs.confirm_partials > (ours.confirm_partials if ours else 1):
+        return (f"held back in {other_name}, or later there: on a partial it waits for its condition "
+                f"on {theirs.confirm_partials} partials running (confirm_partials)")
     return held
 
 
