@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import logging
 import shutil
 import sys
 import tempfile
@@ -108,7 +107,7 @@ def build_moonshine_base(target: Path, source: Path | None = None) -> Path:
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from agent_assist.scoring.training import _no_preprocessing_advice
+    from agent_assist.scoring.training import without_preprocessing_advice
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as scratch:
@@ -117,13 +116,8 @@ def build_moonshine_base(target: Path, source: Path | None = None) -> Path:
         out.mkdir()
 
         def quantize(model: Path, to: str, **options: Any) -> None:
-            # without onnxruntime's advice to pre-process, which only alarms (scoring/training.py)
-            root = logging.getLogger()
-            root.addFilter(_no_preprocessing_advice)
-            try:
+            with without_preprocessing_advice():
                 quantize_dynamic(model, out / to, weight_type=QuantType.QInt8, **options)
-            finally:
-                root.removeFilter(_no_preprocessing_advice)
 
         # the encoder: plain ONNX, folded, its MatMuls quantised
         _save_as_onnx(source / SOURCE_ENCODER, work / "encoder-plain.onnx", basic=False)

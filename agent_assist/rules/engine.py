@@ -150,6 +150,7 @@ class RulesEngine:
         self.rules: list[Rule] = pack.enabled
         self.by_id: dict[str, Rule] = {r.id: r for r in self.rules}
         self.partial_rules: list[Rule] = [r for r in self.rules if r.on == "partial"]
+        self.rearmable: list[Rule] = [r for r in self.rules if r.rearm_s is not None]
         self.max_prompts = max_prompts
         self.state = CallState()
 
@@ -204,11 +205,10 @@ class RulesEngine:
             sig[peak] = max(sig.get(peak, 0.0), values[level])
         said = len(u.text.split())
         sig[Signal.CUSTOMER_WORDS] = float(said)
-        for rule_id in st.last_fired.keys() - st.cleared:
-            rule = self.by_id[rule_id]
-            if rule.rearm_s is not None and not conditions.evaluate(rule.condition, sig,
-                                                                     {u.speaker.value: u.text}):
-                st.cleared.add(rule_id)
+        for rule in self.rearmable:
+            if (rule.id in st.last_fired and rule.id not in st.cleared
+                    and not conditions.evaluate(rule.condition, sig, {u.speaker.value: u.text})):
+                st.cleared.add(rule.id)
         # a one- or two-word answer ("okay") is read by its context alone: it adds no crisis
         counts = u.scores.crisis >= 0.5 and said >= 3
         sig[Signal.CRISIS_COUNT] = sig.get(Signal.CRISIS_COUNT, 0.0) + (1.0 if counts else 0.0)

@@ -23,7 +23,8 @@ import json
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
@@ -197,15 +198,23 @@ def quantise(source: Path, target: Path, keep_float: Sequence[str] = ()) -> None
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    root.addFilter(_no_preprocessing_advice)
-    try:
+    with without_preprocessing_advice():
         # onnx's shape inference knows no onnxruntime operators (Attention, BiasGelu), so the
         # quantiser is told what their outputs are: float
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gather", "Attention"],
                          nodes_to_exclude=list(keep_float),
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+@contextmanager
+def without_preprocessing_advice() -> Iterator[None]:
+    """Quantise within this to drop onnxruntime's advice to pre-process (`_no_preprocessing_advice`)
+    and nothing else; any model the project quantises (the text model, Moonshine base-en) uses it."""
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)
+    try:
+        yield
     finally:
         root.removeFilter(_no_preprocessing_advice)
 
