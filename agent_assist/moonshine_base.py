@@ -25,7 +25,8 @@ onnx as installed: tests/test_moonshine_base.py builds twice and compares). `mak
 at set-up (like the encoder training starts from, `scoring/base.py`); otherwise the first call that
 asks for it builds it, saying so in one line. Nothing is downloaded: the package is a pinned
 dependency of the `full` extra, read as files and never imported (its own native library and
-onnxruntime copy are not loaded). Building needs the `onnx` package (the `dev` and `train` extras).
+onnxruntime copy are not loaded). Building needs the `onnx` package (in the `full` extra beside
+moonshine-cpp).
 """
 
 from __future__ import annotations
@@ -61,14 +62,26 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("agent-assist")) / "moonshine-base-en"
 
 
-def source_folder() -> Path:
-    """base-en's files inside the installed moonshine-cpp, found without importing it."""
+def _source_folder() -> Path | None:
     spec = importlib.util.find_spec(PACKAGE)
     locations = list(spec.submodule_search_locations or ()) if spec is not None else []
     for location in locations:
         if all((Path(location) / SOURCE_FOLDER / name).is_file()
                for name in (SOURCE_ENCODER, SOURCE_DECODER, TOKENIZER)):
             return Path(location) / SOURCE_FOLDER
+    return None
+
+
+def installed() -> bool:
+    """Whether base-en can be had here: built already, or its package installed to build it from."""
+    return is_built(cache_dir()) or _source_folder() is not None
+
+
+def source_folder() -> Path:
+    """base-en's files inside the installed moonshine-cpp, found without importing it."""
+    folder = _source_folder()
+    if folder is not None:
+        return folder
     raise ModelError(f"Moonshine base-en is built from the package {REQUIREMENT}, which is not "
                      "installed: pip install \"agent-assist[full]\" (or pass --model moonshine-tiny-en)")
 
@@ -159,7 +172,7 @@ def _converter() -> None:
         import onnxruntime.quantization  # noqa: F401
     except ImportError as exc:
         raise ModelError(f"building Moonshine base-en needs the {exc.name or 'onnx'} package: pip install "
-                         "onnx (it comes with \"agent-assist[dev]\"), or pass --model moonshine-tiny-en") \
+                         "\"agent-assist[full]\", or pass --model moonshine-tiny-en") \
             from None
 
 

@@ -124,9 +124,10 @@ class WhisperSpeech:
                    else 0.0) if final else opt.partial_window_pad_s
             next_decode(round((len(audio) / 16000 + pad) * 100) if pad > 0 else None, unwanted)
         seconds = len(audio) / 16000
+        budget = min(400, TOKENS_BASE + math.ceil(seconds * opt.max_tokens_per_s))
         segments, _info = self.model.transcribe(
             audio,
-            max_new_tokens=min(400, TOKENS_BASE + math.ceil(seconds * opt.max_tokens_per_s)),
+            max_new_tokens=budget,
             language=opt.language,
             beam_size=opt.final_beam_size if final else opt.partial_beam_size,
             temperature=0.0,  # deterministic: the same call gives the same transcript
@@ -139,14 +140,19 @@ class WhisperSpeech:
             compression_ratio_threshold=opt.compression_ratio_threshold,
         )
         kept = []
-        for seg in segments:
+        spent = 0
+        for seg in segments:  # decoded one window chunk at a time, as they are asked for
+            # `max_new_tokens` caps one chunk, and faster-whisper goes on from a chunk cut short (with
+            # word times, from its last word): the budget is the whole decode's, so stop asking
+            spent += len(seg.tokens)
             if seg.compression_ratio > opt.compression_ratio_threshold:
                 log.debug("dropped a repetition loop: %r", seg.text)
-                continue
-            if seg.no_speech_prob > opt.no_speech_threshold and seg.avg_logprob < opt.log_prob_threshold:
+            elif seg.no_speech_prob > opt.no_speech_threshold and seg.avg_logprob < opt.log_prob_threshold:
                 log.debug("dropped non-speech: %r", seg.text)
-                continue
-            kept.append(seg)
+            else:
+                kept.append(seg)
+            if spent >= budget:
+                break
         words = tuple(HeardWord(text, float(w.probability), float(w.start), float(w.end))
                       for seg in kept for w in seg.words or () if (text := clean_text(w.word)))
         return Heard(clean_text(" ".join(s.text for s in kept)), words)

@@ -11,10 +11,18 @@ import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
 
+from agent_assist.errors import ModelError
 from agent_assist.events import Speaker, SpeechSegment
 from agent_assist.moonshine import MoonshineModel, TokenWord, trim_loop
 from agent_assist.speech import Abandoned
-from agent_assist.transcriber import DEFAULT_MODEL, MOONSHINE, WHISPER, TranscriberOptions
+from agent_assist.transcriber import (
+    DEFAULT_MODEL,
+    FALLBACK_MODEL,
+    MOONSHINE,
+    MOONSHINE_BASE,
+    WHISPER,
+    TranscriberOptions,
+)
 from tests.conftest import SPEECH, normalise, references
 
 MONO = [r for r in references() if r["channel"] == "mono"]
@@ -32,15 +40,36 @@ def segment(audio: np.ndarray, start: float = 0.0, end: float | None = None) -> 
                          end=seconds if end is None else end, audio_start=0.0, audio=audio, final=True)
 
 
-def test_the_default_speech_model_is_one_line_and_the_other_one_option_away(call_models, whisper_models,
-                                                                           moonshine_models):
-    assert DEFAULT_MODEL in (MOONSHINE, WHISPER)
+def test_the_default_speech_model_is_one_line_and_the_others_one_option_away(call_models, whisper_models,
+                                                                            moonshine_models):
+    assert DEFAULT_MODEL == MOONSHINE_BASE and FALLBACK_MODEL == MOONSHINE
     assert call_models.label == DEFAULT_MODEL == TranscriberOptions().model_name
     assert whisper_models.label == WHISPER and moonshine_models.label == MOONSHINE
-    assert type(moonshine_models.speech).__name__ == "MoonshineSpeech"
+    assert type(call_models.speech).__name__ == type(moonshine_models.speech).__name__ == "MoonshineSpeech"
     assert type(whisper_models.speech).__name__ == "WhisperSpeech"
-    # the other speech model shares the classifiers and the pack: only the speech model is loaded
+    # the other speech models share the classifiers and the pack: only the speech model is loaded
     assert whisper_models.classifiers is moonshine_models.classifiers is call_models.classifiers
+
+
+def test_where_base_ens_package_has_no_wheel_the_default_is_tiny_en_said_in_one_line(tmp_path, monkeypatch,
+                                                                                     caplog):
+    """moonshine-cpp's only wheel is Linux x86-64: on another machine (here: its package hidden and
+    nothing built in the cache) a call without --model gets tiny-en, and one warning says why."""
+    from agent_assist import moonshine_base, transcriber
+
+    monkeypatch.setattr(moonshine_base, "PACKAGE", "moonshine_cpp_not_installed_here")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    transcriber._say_fallback_once.cache_clear()
+    with caplog.at_level("WARNING", logger="agent_assist.transcriber"):
+        assert TranscriberOptions().model_name == MOONSHINE == TranscriberOptions(model=None).model_name
+    assert [r.getMessage() for r in caplog.records] == [
+        "the default speech model, moonshine-base-en, is built from moonshine-cpp, which has no wheel "
+        "for this machine: using moonshine-tiny-en"]
+    # asked for by name, it is refused with the line that names the fix instead
+    assert TranscriberOptions(model=MOONSHINE_BASE).model_name == MOONSHINE_BASE
+    with pytest.raises(ModelError, match=r"moonshine-cpp==0\.1\.4, which is not installed"):
+        moonshine_base.model_folder()
+    transcriber._say_fallback_once.cache_clear()
 
 
 def test_each_clip_decoded_whole_is_what_was_said(moonshine):

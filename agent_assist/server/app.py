@@ -24,7 +24,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -36,7 +36,7 @@ from websockets.http11 import Request, Response
 
 from agent_assist.server.actions import ActionError, ActionRelay, AgentAction, perform
 from agent_assist.server.calls import CallServer
-from agent_assist.server.feed import LocalFeed
+from agent_assist.server.feed import FeedItem, LocalFeed
 from agent_assist.server.protocol import Session, State
 from agent_assist.server.signature import SignatureError, verify
 
@@ -169,26 +169,35 @@ class AudioHookServer:
             since = 0
         if since > self.feed.latest(agent):  # numbered by an instance that has since restarted
             since = 0
-        reader = asyncio.create_task(self._from_overlay(connection, agent))
         items = self.feed.subscribe(agent, since)
+        reader = asyncio.create_task(self._from_overlay(connection, agent), name="reading its messages")
+        sender = asyncio.create_task(self._to_overlay(connection, agent, items), name="sending its events")
         try:
-            async for item in items:
-                text = json.dumps({"seq": item.seq, "event": item.event.to_dict()}, ensure_ascii=False,
-                                  separators=(",", ":"))
-                try:
-                    await asyncio.wait_for(connection.send(text), self.send_timeout_s)
-                except TimeoutError:
-                    self.slow_overlays += 1
-                    log.warning("overlay of %s too slow to read its events: disconnected (it resumes)", agent)
-                    break
-                if reader.done():
-                    break
-        except ConnectionClosed:
-            pass
+            # whichever ends first ends both: the overlay gone (its reader ends with the connection,
+            # even while no event comes to send), or a send that failed or waited too long
+            await asyncio.wait((reader, sender), return_when=asyncio.FIRST_COMPLETED)
         finally:
             reader.cancel()
+            sender.cancel()
+            ended_as = await asyncio.gather(reader, sender, return_exceptions=True)
+            for task, ended in zip((reader, sender), ended_as, strict=True):
+                if isinstance(ended, Exception) and not isinstance(ended, ConnectionClosed):
+                    log.error("overlay of %s: %s failed: %r", agent, task.get_name(), ended)
             await items.aclose()  # no longer a subscriber, before the close handshake's wait
             await connection.close()
+
+    async def _to_overlay(self, connection: ServerConnection, agent: str,
+                          items: AsyncGenerator[FeedItem, None]) -> None:
+        """The agent's events, each as it comes, until a send fails or waits too long."""
+        async for item in items:
+            text = json.dumps({"seq": item.seq, "event": item.event.to_dict()}, ensure_ascii=False,
+                              separators=(",", ":"))
+            try:
+                await asyncio.wait_for(connection.send(text), self.send_timeout_s)
+            except TimeoutError:
+                self.slow_overlays += 1
+                log.warning("overlay of %s too slow to read its events: disconnected (it resumes)", agent)
+                return
 
     async def _from_overlay(self, connection: ServerConnection, agent: str) -> None:
         """The agent's flags, feedback and pause, into the call they belong to, one after another

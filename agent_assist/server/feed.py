@@ -87,6 +87,11 @@ class LocalFeed:
         with self._lock:
             return self._seq.get(agent, 0)
 
+    def subscribers(self, agent: str) -> int:
+        """How many of `agent`'s overlays are subscribed now."""
+        with self._lock:
+            return len(self._waiters.get(agent, ()))
+
     def _after(self, agent: str, since: int) -> list[FeedItem]:
         with self._lock:
             return [item for item in self._events.get(agent, ()) if item.seq > since]
