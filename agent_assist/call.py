@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent_assist.memory import large_buffers_unmapped_when_freed
 from agent_assist.pipeline import Stage
 from agent_assist.rules.engine import RulesEngine
 from agent_assist.rules.packs import Pack, load_for_run
@@ -82,6 +83,7 @@ class Models:
         """Load what `options` needs: the rule pack first (a broken site pack fails in a moment, not
         after the speech model has loaded), then the speech model, warmed up, then the classifiers."""
         options = options or CallOptions()
+        large_buffers_unmapped_when_freed()  # the process runs calls: see agent_assist/memory.py
         pack = load_for_run(options.site_packs) if options.runs_rules else None
         speech = load_speech_model(options.transcriber)
         Transcriber(options.transcriber, model=speech).warm_up()

@@ -272,9 +272,13 @@ class PythonClient:
                 await asyncio.sleep(0)
 
     async def close(self) -> dict[str, Any]:
+        """The session closed as the platform closes it: `close`, the server's `closed`, and then
+        the WebSocket's own closing handshake (without it the server waits 10 s for one)."""
         await self.send("close", {"reason": "end"})
         while True:
             reply = await self.receive(120.0)
             if reply["type"] in ("closed", "disconnect"):
+                assert self.connection is not None
+                await self.connection.close()
                 return reply
 

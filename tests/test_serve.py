@@ -112,9 +112,17 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 async def bad_session(uri: str, how: str) -> dict[str, Any]:
-    """A session that goes wrong `how`; returns the server's answer."""
+    """A session that goes wrong `how`; returns the server's answer (and then closes the WebSocket,
+    as the platform does)."""
     client = PythonClient(uri)
     connection = await client.connect()
+    try:
+        return await _goes_wrong(client, connection, how)
+    finally:
+        await connection.close()
+
+
+async def _goes_wrong(client: PythonClient, connection: Any, how: str) -> dict[str, Any]:
     if how == "audio before opened":
         await connection.send(bytes(320))
         return await client.receive()
