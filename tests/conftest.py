@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +26,10 @@ pytest_plugins = ["tests.layers", "tests.schedule", "pytester"]
 
 # Qt widgets in tests draw offscreen unless a test starts its own X server (tests/test_overlay_x11.py)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# `run` writes to the flag store in the user's data directory: in tests, a throwaway one
+# `run` writes to the flag store in the user's data directory: in tests, a throwaway one, removed
+# when the test process ends
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="agent-assist-tests-data-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
