@@ -75,3 +75,16 @@ def test_the_text_model_alone_is_measured_in_seconds():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["turns"] == 40 and report["cpu_mean"] > 0 and report["p50"] <= report["p95"]
+
+
+def test_the_end_of_turn_study_counts_the_early_decodes_of_a_call():
+    """bench/end_of_turn.py on the sample call alone (README "Speech models" reads its full run)."""
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "end_of_turn.py"), "--calls", "0"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    head, _, *rows = result.stdout.splitlines()
+    decodes, ended = (int(head.split(", ")[1].split()[0]), int(head.split(", ")[2].split()[0]))
+    assert head.startswith("moonshine-base-en: 1 calls, ") and 0 < ended < decodes
+    counts = [[int(n) for n in row.split()[1:4]] for row in rows]
+    assert len(counts) == 6 and all(total == turn_ended + went_on for total, turn_ended, went_on in counts)
+    assert counts[0][0] <= decodes and counts == sorted(counts, reverse=True)  # stricter, fewer
