@@ -22,7 +22,7 @@ AUDIOHOOK := $(VENV)/audiohook
 MODEL ?=
 MODEL_OPTION := $(if $(MODEL),--model $(MODEL))
 # what the chosen model needs built first (base-en, the default; the others need nothing)
-MODEL_BUILT := $(if $(MODEL),$(if $(filter moonshine-base%,$(MODEL)),$(MOONSHINE_BASE)),$(MOONSHINE_BASE))
+MODEL_BUILT := $(if $(filter moonshine-base%,$(or $(MODEL),moonshine-base-en)),$(MOONSHINE_BASE))
 
 .PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
 

@@ -95,21 +95,18 @@ class TranscriberOptions:
         return ALIASES.get(name, name)
 
 
+@functools.cache
 def default_model() -> str:
-    """`DEFAULT_MODEL`, or `FALLBACK_MODEL` where the default's package is not installed (said once)."""
+    """`DEFAULT_MODEL`, or `FALLBACK_MODEL` where the default's package is not installed: looked up
+    (and said) once a process, not at each call's start."""
     if DEFAULT_MODEL == MOONSHINE_BASE:
         from agent_assist import moonshine_base
 
         if not moonshine_base.installed():
-            _say_fallback_once()
+            log.warning("the default speech model, %s, is built from moonshine-cpp, which has no wheel "
+                        "for this machine: using %s", MOONSHINE_BASE, FALLBACK_MODEL)
             return FALLBACK_MODEL
     return DEFAULT_MODEL
-
-
-@functools.cache
-def _say_fallback_once() -> None:
-    log.warning("the default speech model, %s, is built from %s, which has no wheel for this machine: "
-                "using %s", MOONSHINE_BASE, "moonshine-cpp", FALLBACK_MODEL)
 
 
 MIN_FINAL_PAD_S = 3.0  # Whisper

@@ -59,7 +59,7 @@ def test_where_base_ens_package_has_no_wheel_the_default_is_tiny_en_said_in_one_
 
     monkeypatch.setattr(moonshine_base, "PACKAGE", "moonshine_cpp_not_installed_here")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    transcriber._say_fallback_once.cache_clear()
+    transcriber.default_model.cache_clear()
     with caplog.at_level("WARNING", logger="agent_assist.transcriber"):
         assert TranscriberOptions().model_name == MOONSHINE == TranscriberOptions(model=None).model_name
     assert [r.getMessage() for r in caplog.records] == [
@@ -69,7 +69,7 @@ def test_where_base_ens_package_has_no_wheel_the_default_is_tiny_en_said_in_one_
     assert TranscriberOptions(model=MOONSHINE_BASE).model_name == MOONSHINE_BASE
     with pytest.raises(ModelError, match=r"moonshine-cpp==0\.1\.4, which is not installed"):
         moonshine_base.model_folder()
-    transcriber._say_fallback_once.cache_clear()
+    transcriber.default_model.cache_clear()
 
 
 def test_each_clip_decoded_whole_is_what_was_said(moonshine):
