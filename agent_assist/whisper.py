@@ -159,5 +159,8 @@ class WhisperSpeech:
 
     def offline(self, audio: np.ndarray) -> str:
         """The model's own offline transcript of a whole recording (faster-whisper's defaults)."""
+        next_decode = getattr(self.model, "next_decode", None)
+        if next_decode is not None:  # the whole window: not what this thread's last `hear` asked for
+            next_decode(None, None)
         segments, _ = self.model.transcribe(audio, language="en")
         return " ".join(s.text for s in segments)
