@@ -55,13 +55,15 @@ demo: $(STAMP) $(MODEL_BUILT)
 	$(BIN)/agent-assist review list --store demo-flags.sqlite3
 	$(BIN)/agent-assist review report --store demo-flags.sqlite3 -o demo-report.html
 
-# Every layer: unit, models and system (README's "Tests"; tests/layers.py assigns them), in two
-# processes (pytest-xdist): tests go one at a time to whichever is free, except the groups that
+# Every layer: unit, models and system (README's "Tests"; tests/layers.py assigns them), in four
+# processes (pytest-xdist; the suite waits about half its time on real time, subprocesses and
+# servers, so two processes a core keep this 2-core machine busy): tests go one at a time to
+# whichever is free, except the groups that
 # tests/schedule.py gives (what shares a fixture built once, the live-capture tests in sequence).
 # A worker that dies ends the run and names its test (xdist would otherwise replace it and then
 # wait for ever: pytest-xdist issues 784 and 1323, open in 3.8).
 test: $(STAMP) $(BASE) $(MOONSHINE_BASE) $(AUDIOHOOK)/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart 0 --durations 15
+	$(BIN)/python -m pytest -n 4 --dist loadgroup --max-worker-restart 0 --durations 15
 
 # The fast layer only: no model, no real time, no process or server (under a minute).
 test-fast: $(STAMP)
