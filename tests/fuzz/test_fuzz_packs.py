@@ -13,9 +13,11 @@ Derandomised and bounded (`FUZZ`), so `make test` is reproducible and quick.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import re
+import shutil
 import tempfile
 import tomllib
 from datetime import timedelta
@@ -46,6 +48,7 @@ SHIPPED = load([DEFAULT])[0]
 FUZZ = settings(max_examples=100, deadline=timedelta(seconds=5), derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-packs-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)  # one folder a process, removed at its end
 NASTY = ["\u2028", "\x85", "\x0c", "\x1c", "\x1b[2J", "\u202e", "\x00", "\r", "\t", '"', "'", "\\", "#", "=",
          "[", "]", "{", "}", "[[rule]]", '"""', "\n", "\\u", "é", "😀"]
 

@@ -16,10 +16,12 @@ Derandomised and bounded (`FUZZ`), so `make test` is reproducible and quick.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import io
 import json
+import shutil
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +38,7 @@ from agent_assist.scoring.textfile import read_turns
 FUZZ = settings(max_examples=80, deadline=timedelta(seconds=5), derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-readers-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)  # one folder a process, removed at its end
 # the characters that have split, merged or shifted rows and lines: every category, and these often
 SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\r", "\n", "\r\n", '"',
               ",", "\t", "\x1b[2J", "\u202e", "\ufeff", "\x00", "\\"]
