@@ -58,8 +58,8 @@ demo: $(STAMP) $(MODEL_BUILT)
 # Every layer: unit, models and system (README's "Tests"; tests/layers.py assigns them), in four
 # processes (pytest-xdist; the suite waits about half its time on real time, subprocesses and
 # servers, so two processes a core keep this 2-core machine busy): tests go one at a time to
-# whichever is free, except the groups that
-# tests/schedule.py gives (what shares a fixture built once, the live-capture tests in sequence).
+# whichever is free, except the groups that tests/schedule.py gives (what shares a fixture built
+# once, the live-capture tests in sequence).
 # A worker that dies ends the run and names its test (xdist would otherwise replace it and then
 # wait for ever: pytest-xdist issues 784 and 1323, open in 3.8).
 test: $(STAMP) $(BASE) $(MOONSHINE_BASE) $(AUDIOHOOK)/.installed

@@ -27,6 +27,19 @@ def _rows(path):
 MOMENTS = REPO / "tests" / "data" / "moments"
 
 
+def held_back_turns() -> list[corpus.Row]:
+    """The held-back in-domain test turns (tests/data/moments)."""
+    return [row for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
+
+
+def labelled_call_turns() -> list[str]:
+    """The labelled calls' customer turns of five words or more ("Okay. Okay." is in every call)."""
+    calls = REPO / "data" / "samples" / "calls"
+    return [t["text"] for path in sorted(calls.glob("*.json"))
+            for t in json.loads(path.read_text(encoding="utf-8"))["turns"]
+            if t["speaker"] == "customer" and len(_words(t["text"])) >= 5]
+
+
 @pytest.fixture(scope="module")
 def training_rows() -> list[corpus.Row]:
     """Every row of data/, read once for the tests that look at all of them (about 5 s)."""
@@ -71,7 +84,7 @@ def test_no_evaluation_sentence_is_in_the_training_data(training_rows):
     rows = training_rows
     crisis_labelled = [r.text for r in rows if r.crisis is not None]  # "i want to die" is on Reddit too
     assert _near([r["text"] for r in _rows(CRISIS_EVAL)], crisis_labelled) == []
-    turns = [row.text for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
+    turns = [row.text for row in held_back_turns()]
     assert _near(turns, [r.text for r in rows]) == []
 
 
@@ -79,10 +92,7 @@ def test_no_labelled_call_turn_is_in_the_training_turns():
     """The labelled calls (data/samples/calls) measure the whole pipeline, so the training turns
     written for what it missed must not copy their customers' words (a turn of five words or more;
     "Okay. Okay." is in every call)."""
-    calls = REPO / "data" / "samples" / "calls"
-    said = [t["text"] for path in sorted(calls.glob("*.json"))
-            for t in json.loads(path.read_text(encoding="utf-8"))["turns"]
-            if t["speaker"] == "customer" and len(_words(t["text"])) >= 5]
+    said = labelled_call_turns()
     assert len(said) > 200
     turns = [row.text for path in sorted((REPO / "data" / "contact_centre" / "turns").glob("*.jsonl"))
              for row in corpus.read_turns(path)]
@@ -90,7 +100,7 @@ def test_no_labelled_call_turn_is_in_the_training_turns():
 
 
 def test_the_held_back_test_portion_is_large_and_covers_every_category():
-    rows = [row for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
+    rows = held_back_turns()
     assert len(rows) >= 500
     categories = {r.category for r in rows}
     assert categories == set(corpus.CATEGORIES)
@@ -161,10 +171,7 @@ def test_the_turns_written_for_the_next_round_are_kept_apart_from_every_evaluati
     assert sum(r.crisis == 1 for r in staged) >= 400
     assert all(r.kind in corpus.CRISIS_KINDS for r in staged if r.crisis == 1)
     texts = [r.text for r in staged]
-    calls = REPO / "data" / "samples" / "calls"
-    said = [t["text"] for path in sorted(calls.glob("*.json"))
-            for t in json.loads(path.read_text(encoding="utf-8"))["turns"]
-            if t["speaker"] == "customer" and len(_words(t["text"])) >= 5]
-    held_back = [row.text for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
+    said = labelled_call_turns()
+    held_back = [row.text for row in held_back_turns()]
     crisis_set = [r["text"] for r in _rows(CRISIS_EVAL)]
     assert _near(said + held_back + crisis_set, texts) == []
