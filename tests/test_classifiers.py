@@ -66,6 +66,30 @@ def test_models_are_onnx_files_and_nothing_else_is_loadable():
     assert nodes.count("Softmax") == 1  # the crisis kind's; each layer's is inside its QAttention
 
 
+def test_the_text_model_runs_without_onnxruntime_s_skip_layer_norm(tmp_path, monkeypatch):
+    """`models._session` leaves out onnxruntime's SkipLayerNormalization fusion (a fifth of the text
+    model's time on one core). onnxruntime ignores a name it does not know, so the graph it actually
+    runs is read back: the residual Add and the LayerNormalization stay apart, and without the
+    option onnxruntime fuses them (the name is one it knows)."""
+    import onnx
+    import onnxruntime as ort
+
+    from agent_assist.scoring import models
+
+    def run_graph(disabled: tuple[str, ...]) -> list[str]:
+        out = tmp_path / f"optimised-{len(disabled)}.onnx"
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(out)
+        monkeypatch.setattr(ort, "SessionOptions", lambda: options)
+        monkeypatch.setattr(models, "DISABLED_FUSIONS", disabled)
+        models._session(MODEL_DIR / "text.onnx")
+        return [n.op_type for n in onnx.load(str(out)).graph.node]
+
+    ours = run_graph(models.DISABLED_FUSIONS)
+    assert "SkipLayerNormalization" not in ours and ours.count("LayerNormalization") == 13
+    assert run_graph(()).count("SkipLayerNormalization") == 12
+
+
 def test_the_live_path_never_imports_scikit_learn_or_pytorch():
     code = (
         "import sys\n"

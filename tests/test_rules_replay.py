@@ -83,14 +83,15 @@ def test_hostile_transcripts_print_safely_and_what_is_not_a_file_is_refused(tmp_
 
 
 def test_calm_bank_calls_stay_calm():
-    """Ordinary bank calls (Harper Valley's 35, tests/data/calls/harper_valley): at most two prompts
-    per call-hour (one per half hour of calm talk)."""
+    """Ordinary bank calls (Harper Valley's 35, tests/data/calls/harper_valley): no prompt at all, as
+    the held-out calls' bar asks of calm calls (the issue's own target was two per call-hour; with
+    the end-of-call check-in at crisis 0.5 instead of the cards' 0.7, one came here)."""
     result = agent_assist("rules", "replay", str(HARPER), "-q")
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
     print(result.stdout)
     rate = float(first.split(", ")[-1].split(" per call-hour")[0].split()[-1])
-    assert rate <= 2.0, first
+    assert rate == 0.0, first
     assert "crisis" not in result.stdout
 
 
