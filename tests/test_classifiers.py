@@ -184,6 +184,26 @@ def test_each_kind_of_crisis_is_named(models):
             assert read.kind(i) == kind, (turn.text, read.kinds[i])
 
 
+def test_the_kind_follows_what_happens_not_who_is_mentioned(models):
+    """tests/data/kinds: 150 turns by a writer who never saw the training data, from sectors no
+    training writer used: danger to a man the customer calls "he" (chest pain, a fall, a hypo, a
+    car stopped on a highway at night), violence by someone who is not "he", and calm turns about
+    a man. In the training turns four crises in five that mention a man are family violence, so
+    this is where the kind head could learn the pronoun instead of the harm. Floors a little under
+    what shipped (classifiers/CARD.md)."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = [json.loads(line) for line in (REPO / "tests" / "data" / "kinds" / "who_is_in_danger.jsonl")
+            .read_text(encoding="utf-8").splitlines()]
+    read = models.score_turns([Turn(r["text"], r["agent_prev"], r["customer_prev"]) for r in rows])
+    p, y = read.signals[:, 2], np.array([r["crisis"] for r in rows])
+    assert roc_auc_score(y, p) >= 0.95
+    assert (p[y == 1] >= models.thresholds["crisis"]).mean() >= 0.83
+    for kind, floor in (("danger", 0.95), ("violence", 0.9)):
+        named = [read.kind(i) for i, r in enumerate(rows) if r["kind"] == kind]
+        assert np.mean([k == kind for k in named]) >= floor, (kind, named)
+
+
 def test_the_held_back_test_turns(models):
     """600 turns written apart from the training data, by other writers, for other sectors."""
     from agent_assist.scoring import evaluation
