@@ -597,3 +597,44 @@ def test_an_exported_text_model_exports_again_with_the_same_weights_and_bytes(tm
     weights, _, _, doc = reexport_text.read_back(tmp_path / "text.onnx")
     assert weights["encoder.layer.5.attention.self.value.weight"].shape == (384, 384) and doc
     assert len([k for k in weights if k.startswith("encoder.layer.")]) == 6 * 16
+
+
+@pytest.mark.models
+def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
+    """bench/recalibrate_text.py (after `models.DISABLED_FUSIONS` changed how the model runs): the
+    calibration is fitted again on the training's own held-out rows and written into the file and
+    the manifest, and nothing else in the file changes. Data whose held-out rows are not the ones
+    the model was trained beside is refused before anything is written."""
+    import importlib.util
+
+    import onnx
+    from onnx import numpy_helper
+
+    spec = importlib.util.spec_from_file_location("recalibrate_text", REPO / "bench" / "recalibrate_text.py")
+    assert spec is not None and spec.loader is not None
+    recalibrate_text = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recalibrate_text)
+    models = tmp_path / "classifiers"
+    shutil.copytree(MODEL_DIR, models)
+    shipped = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(models / "text.onnx")).graph.initializer}
+    training.set_calibration(models / "text.onnx", np.ones(3), np.zeros(3))  # to be fitted again
+
+    fewer = tmp_path / "data"
+    shutil.copytree(REPO / "data", fewer, ignore=shutil.ignore_patterns("samples"))
+    calm = fewer / "contact_centre" / "turns" / "calm_routine.jsonl"
+    calm.write_text("".join(calm.read_text(encoding="utf-8").splitlines(keepends=True)[::2]), encoding="utf-8")
+    with pytest.raises(SystemExit, match="not the ones the model was trained"):
+        recalibrate_text.recalibrate(models, fewer)
+
+    manifest = recalibrate_text.recalibrate(models, REPO / "data")
+    after = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(models / "text.onnx")).graph.initializer}
+    assert after.keys() == shipped.keys()
+    changed = {k for k in shipped if not np.array_equal(shipped[k], after[k])}
+    assert changed <= {"calib_a", "calib_b"}  # none on the CPU it was calibrated on: the same bytes
+    # on another CPU's int8 kernels the fit moves a little, never far (here: 0.03-0.06 in log-odds)
+    assert np.allclose(after["calib_a"], shipped["calib_a"], atol=0.05)
+    assert np.allclose(after["calib_b"], shipped["calib_b"], atol=0.15)
+    assert np.allclose(after["calib_a"], manifest["text"]["calibration"]["a"], atol=1e-6)
+    assert np.allclose(after["calib_b"], manifest["text"]["calibration"]["b"], atol=1e-6)
+    assert set(manifest["operating_points"]) == {"distress", "escalation", "crisis"}
+    assert json.loads((models / "manifest.json").read_text(encoding="utf-8")) == manifest
