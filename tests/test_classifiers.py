@@ -616,18 +616,22 @@ def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
     spec.loader.exec_module(recalibrate_text)
     models = tmp_path / "classifiers"
     shutil.copytree(MODEL_DIR, models)
-    shipped = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(models / "text.onnx")).graph.initializer}
+    def initialisers() -> dict[str, np.ndarray]:
+        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(models / "text.onnx")).graph.initializer}
+
+    shipped = initialisers()
     training.set_calibration(models / "text.onnx", np.ones(3), np.zeros(3))  # to be fitted again
 
     fewer = tmp_path / "data"
     shutil.copytree(REPO / "data", fewer, ignore=shutil.ignore_patterns("samples"))
     calm = fewer / "contact_centre" / "turns" / "calm_routine.jsonl"
-    calm.write_text("".join(calm.read_text(encoding="utf-8").splitlines(keepends=True)[::2]), encoding="utf-8")
+    half = calm.read_text(encoding="utf-8").splitlines(keepends=True)[::2]
+    calm.write_text("".join(half), encoding="utf-8")
     with pytest.raises(SystemExit, match="not the ones the model was trained"):
         recalibrate_text.recalibrate(models, fewer)
 
     manifest = recalibrate_text.recalibrate(models, REPO / "data")
-    after = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(models / "text.onnx")).graph.initializer}
+    after = initialisers()
     assert after.keys() == shipped.keys()
     changed = {k for k in shipped if not np.array_equal(shipped[k], after[k])}
     assert changed <= {"calib_a", "calib_b"}  # none on the CPU it was calibrated on: the same bytes
