@@ -616,8 +616,10 @@ def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
     spec.loader.exec_module(recalibrate_text)
     models = tmp_path / "classifiers"
     shutil.copytree(MODEL_DIR, models)
+
     def initialisers() -> dict[str, np.ndarray]:
-        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(models / "text.onnx")).graph.initializer}
+        graph = onnx.load(str(models / "text.onnx")).graph
+        return {i.name: numpy_helper.to_array(i) for i in graph.initializer}
 
     shipped = initialisers()
     training.set_calibration(models / "text.onnx", np.ones(3), np.zeros(3))  # to be fitted again
