@@ -8,7 +8,8 @@ run changes (an onnxruntime fusion left out, `models.DISABLED_FUSIONS`), the sco
 noise and the calibration fitted before no longer matches them. This runs that last step of the
 training again on the same held-out rows (the same data and seed give the same split), writes the
 new calibration into `text.onnx` and the new figures into `manifest.json`. The weights are not
-touched, so the file is what a full `classifiers train` of the same data gives, to the byte.
+touched, so on the kind of CPU the model was trained on the file is what a full `classifiers
+train` of the same data gives, to the byte (another CPU's float kernels give other last bits).
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ SAMPLES = REPO / "data" / "samples"
 # Harper Valley's simulated bank calls (Apache-2.0, LICENSE beside them): calm callers, so any
 # prompt or score over its operating point on them is a false alarm
 HARPER = DATA / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
+#: the kind set: does the crisis kind follow the harm or who is mentioned (tests/data/kinds/README.md)
+KIND_SET = DATA / "kinds" / "who_is_in_danger.jsonl"
 
 
 class Collector(EventList):

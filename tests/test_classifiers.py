@@ -19,7 +19,7 @@ from agent_assist.events import Speaker, Utterance
 from agent_assist.scoring import corpus, training
 from agent_assist.scoring.models import Classifiers
 from agent_assist.scoring.turns import Turn
-from tests.conftest import DATA, HARPER, REPO
+from tests.conftest import DATA, HARPER, KIND_SET, REPO
 from tests.test_cli import agent_assist
 
 # written in the dev sets' formats; the dev sets themselves are evaluation only and never copied
@@ -193,14 +193,13 @@ def test_the_kind_follows_what_happens_not_who_is_mentioned(models):
     what shipped (classifiers/CARD.md)."""
     from sklearn.metrics import roc_auc_score
 
-    rows = [json.loads(line) for line in (REPO / "tests" / "data" / "kinds" / "who_is_in_danger.jsonl")
-            .read_text(encoding="utf-8").splitlines()]
-    read = models.score_turns([Turn(r["text"], r["agent_prev"], r["customer_prev"]) for r in rows])
-    p, y = read.signals[:, 2], np.array([r["crisis"] for r in rows])
+    rows = list(corpus.read_turns(KIND_SET))
+    read = models.score_turns([Turn(r.text, r.agent_prev, r.customer_prev) for r in rows])
+    p, y = read.signals[:, 2], np.array([r.crisis for r in rows])
     assert roc_auc_score(y, p) >= 0.95
     assert (p[y == 1] >= models.thresholds["crisis"]).mean() >= 0.83
     for kind, floor in (("danger", 0.95), ("violence", 0.9)):
-        named = [read.kind(i) for i, r in enumerate(rows) if r["kind"] == kind]
+        named = [read.kind(i) for i, r in enumerate(rows) if r.kind == kind]
         assert np.mean([k == kind for k in named]) >= floor, (kind, named)
 
 

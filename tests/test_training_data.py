@@ -10,7 +10,7 @@ import pytest
 
 from agent_assist.errors import AgentAssistError
 from agent_assist.scoring import corpus
-from tests.conftest import REPO
+from tests.conftest import KIND_SET, REPO
 
 CRISIS_EVAL = REPO / "tests" / "data" / "crisis_eval.tsv"
 
@@ -32,10 +32,9 @@ def held_back_turns() -> list[corpus.Row]:
     return [row for path in sorted(MOMENTS.glob("*.jsonl")) for row in corpus.read_turns(path)]
 
 
-def kind_set_turns() -> list[str]:
+def kind_set_turns() -> list[corpus.Row]:
     """The kind set's turns (tests/data/kinds): evaluation only, like the held-back turns."""
-    kinds = REPO / "tests" / "data" / "kinds" / "who_is_in_danger.jsonl"
-    return [row.text for row in corpus.read_turns(kinds)]
+    return list(corpus.read_turns(KIND_SET))
 
 
 def labelled_call_turns() -> list[str]:
@@ -90,7 +89,7 @@ def test_no_evaluation_sentence_is_in_the_training_data(training_rows):
     rows = training_rows
     crisis_labelled = [r.text for r in rows if r.crisis is not None]  # "i want to die" is on Reddit too
     assert _near([r["text"] for r in _rows(CRISIS_EVAL)], crisis_labelled) == []
-    turns = [row.text for row in held_back_turns()] + kind_set_turns()
+    turns = [row.text for row in held_back_turns() + kind_set_turns()]
     assert _near(turns, [r.text for r in rows]) == []
 
 
@@ -178,6 +177,6 @@ def test_the_turns_written_for_the_next_round_are_kept_apart_from_every_evaluati
     assert all(r.kind in corpus.CRISIS_KINDS for r in staged if r.crisis == 1)
     texts = [r.text for r in staged]
     said = labelled_call_turns()
-    held_back = [row.text for row in held_back_turns()] + kind_set_turns()
+    held_back = [row.text for row in held_back_turns() + kind_set_turns()]
     crisis_set = [r["text"] for r in _rows(CRISIS_EVAL)]
     assert _near(said + held_back + crisis_set, texts) == []
