@@ -30,6 +30,11 @@ def test_a_moment_one_model_answers_is_shown_with_what_each_heard(tmp_path: Path
     start = CallStart(t=0.0, call_id="c", source="x", channels={}, started_at="", model="")
     end = CallEnd(t=60.0, call_id="c", reason=EndReason.END_OF_AUDIO)
     moment = [{"kind": "crisis-self-harm", "start": 9.0, "end": 11.5}]
+    # a crisis card holds on two partials running: the first reading, then the one it fires on
+    first = Partial(t=11.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
+                    text="and honestly I've been saving my tablets up for a", scores=scores(0.9, crisis=0.85))
+    misfirst = Partial(t=11.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
+                       text="and honestly I've been saving my tablecloths up for a", scores=scores(0.2, crisis=0.1))
     heard = Partial(t=12.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
                     text="and honestly I've been saving my tablets up for a while now",
                     scores=scores(0.9, crisis=0.9))
@@ -39,9 +44,9 @@ def test_a_moment_one_model_answers_is_shown_with_what_each_heard(tmp_path: Path
     final = customer(2, 5.0, 20.0, "and honestly I've been saving my tablets up for a while now, anyway")
     labels = tmp_path / "labels"
     labels.mkdir()
-    write_call(labels, "hard", moment, [start, heard, final, end])
+    write_call(labels, "hard", moment, [start, first, heard, final, end])
     (labels / "events").rename(tmp_path / "whisper")
-    write_call(labels, "hard", moment, [start, misheard, final, end])
+    write_call(labels, "hard", moment, [start, misfirst, misheard, final, end])
     (labels / "events").rename(tmp_path / "moonshine")
     bench = _bench()
     assert bench.main([str(tmp_path / "whisper"), str(tmp_path / "moonshine"), "--calls", str(labels)]) == 0
@@ -50,5 +55,5 @@ def test_a_moment_one_model_answers_is_shown_with_what_each_heard(tmp_path: Path
     assert "crisis-self-harm at 12.0 s (partial)" in out
     assert "whisper: crisis-self-harm at 12.0" in out and "moonshine: crisis-self-harm at never" in out
     assert "saving my tablecloths up" in out  # what the other model heard there
-    assert "whisper: 1 moments answered within 3 s; 1 scored customer partials, 0.000 word errors" in out
-    assert "moonshine: 0 moments answered within 3 s; 1 scored customer partials, 0.083 word errors" in out
+    assert "whisper: 1 moments answered within 3 s; 2 scored customer partials, 0.000 word errors" in out
+    assert "moonshine: 0 moments answered within 3 s; 2 scored customer partials, 0.091 word errors" in out  # a wrong word in each: 2 of 22

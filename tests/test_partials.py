@@ -1,5 +1,5 @@
 """Acting on the words as they are said, on real audio: a disclosure early in a long turn is answered
-from a partial transcript before the turn ends; a prompt the final no longer supports is withdrawn;
+from the partial transcripts before the turn ends; a prompt the final no longer supports is withdrawn;
 a replay shows the prompts a live call shows."""
 
 from __future__ import annotations
@@ -60,24 +60,32 @@ def gas_call(tmp_path_factory, call_models):
     return sink, label, path, pack
 
 
-def test_a_danger_early_in_a_long_turn_is_answered_from_a_partial_before_the_turn_ends(gas_call):
+def test_a_danger_early_in_a_long_turn_is_answered_on_its_second_reading_before_the_turn_ends(gas_call):
+    """The crisis cards hold on two readings running (confirm_partials = 2): the partial that first
+    reads the danger, then the next partial or the sentence's final; the card comes seconds
+    before the customer stops talking."""
     sink, label, _, _ = gas_call
     [moment] = label["moments"]
     turn = label["turns"][moment["turn"]]
     danger = [e for e in sink.events if isinstance(e, Prompt) and e.rule == "crisis-danger"]
     assert danger, [(e.rule, e.t) for e in sink.events if isinstance(e, Prompt)]
     first = danger[0]
-    assert first.why["partial"] is True and first.sticky
+    assert first.sticky
     assert first.t - moment["end"] <= 3.0, "within 3 s of the end of the words, in call time"
     assert first.t < turn["end"] - 5, "well before the customer stops talking"
-    partial = next(e for e in sink.events if isinstance(e, Partial) and e.t == first.t)
-    assert partial.scores is not None and partial.scores.kind == "danger" and partial.scores.crisis >= 0.5
-    # the partial holds the disclosure (its audio may end inside its last word: Moonshine heard
+    readings = [e for e in sink.events if isinstance(e, (Partial, Utterance)) and e.speaker == Speaker.CUSTOMER
+                and e.scores is not None and e.t <= first.t]
+    fired_on, before = readings[-1], readings[-2]
+    assert fired_on.t == first.t and fired_on.utterance_id == before.utterance_id
+    assert isinstance(before, Partial) and bool(first.why.get("partial")) is isinstance(fired_on, Partial)
+    for reading in (before, fired_on):
+        assert reading.scores.kind == "danger" and reading.scores.crisis >= 0.7, reading
+    # the first reading holds the disclosure (its audio may end inside its last word: Moonshine heard
     # "...a really strong smell of gaff" as "gas" was being said), and the turn's final says it
-    assert "strong smell" in partial.text.lower()
+    assert "strong smell" in before.text.lower()
     assert any("gas" in e.text.lower() for e in sink.events
-               if isinstance(e, Utterance) and e.utterance_id == partial.utterance_id)
-    # the turn's finals came afterwards and did not fire it again
+               if isinstance(e, Utterance) and e.utterance_id == before.utterance_id)
+    # the readings after it did not fire it again
     assert [e.rule for e in sink.events if isinstance(e, Prompt)].count("crisis-danger") == 1
     assert {e.rule for e in sink.events if isinstance(e, Retract)} <= {STOVE}  # none of the pack's
 

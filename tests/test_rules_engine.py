@@ -152,8 +152,9 @@ def test_a_withdrawn_prompt_holds_no_cooldown_and_no_count():
 
 
 def test_a_reading_of_one_partial_raises_no_card():
-    """acknowledge-disclosure has confirm_partials = 2: its condition must hold on two partials
-    running; a crisis rule fires on the first."""
+    """acknowledge-disclosure and the crisis cards have confirm_partials = 2: the condition must
+    hold on two partials running (a crisis card is never withdrawn, so one misreading would stay on
+    the agent's screen); the turn's final needs no second reading."""
     one = [partial(1, 3.0, 1.0, "she went last month", distress=0.9),
            partial(1, 4.0, 1.0, "she went last month, she was fifteen, she had a good long", distress=0.5)]
     assert not [p for p in prompts(run(one)) if p.t < 5]
@@ -166,7 +167,13 @@ def test_a_reading_of_one_partial_raises_no_card():
            partial(1, 5.0, 1.0, "since he went last month", distress=0.9)]
     assert not [p for p in prompts(run(gap)) if p.rule == "acknowledge-disclosure"]  # not running
     crisis = [partial(1, 3.0, 1.0, "I've been saving my tablets up", crisis=0.9)]
-    assert [p.rule for p in prompts(run(crisis))] == ["crisis-self-harm"]
+    assert not prompts(run(crisis))
+    misread = crisis + [partial(1, 4.0, 1.0, "I've been saving my tablets up for the dog's vet", crisis=0.3)]
+    assert not prompts(run(misread))
+    held = crisis + [partial(1, 4.0, 1.0, "I've been saving my tablets up for when it's time", crisis=0.92)]
+    assert [(p.rule, p.t) for p in prompts(run(held))] == [("crisis-self-harm", 4.0)]
+    final = crisis + [customer(1, 1.0, 4.5, "I've been saving my tablets up", crisis=0.9)]
+    assert [(p.rule, p.t) for p in prompts(run(final)) if p.t < 6] == [("crisis-self-harm", 4.5 + HANG_OVER)]
 
 
 def test_site_pack_layers_on_the_default(tmp_path):
@@ -211,12 +218,13 @@ def partial(n: int, t: float, start: float, text: str, **values: object) -> Part
 
 def test_a_crisis_early_in_a_long_turn_is_answered_from_a_partial_and_not_again_at_the_final():
     words = "I've been putting my tablets aside, I don't think I'll be around much longer"
-    early = partial(2, 6.0, 1.0, words, distress=0.9, crisis=0.9)
+    early = [partial(2, 5.0, 1.0, words[:60], distress=0.9, crisis=0.85),
+             partial(2, 6.0, 1.0, words, distress=0.9, crisis=0.9)]
     final = customer(2, 1.0, 31.0, words + " anyway the meter reading is four two seven one",
                      distress=0.9, crisis=0.9)
-    out = run([early, final])
+    out = run([*early, final])
     fired = [p for p in prompts(out) if p.rule == "crisis-self-harm"]
-    assert [p.t for p in fired] == [6.0]  # 25 s before the turn ended
+    assert [p.t for p in fired] == [6.0]  # on the second partial running, 25 s before the turn ended
     assert fired[0].why["partial"] is True and fired[0].sticky
     assert not [e for e in out if isinstance(e, Retract)]
     assert [f.kind for f in out if isinstance(f, Flag) and f.t == 6.0] == ["crisis"]
@@ -234,9 +242,10 @@ def test_a_partial_that_misheard_is_retracted_by_the_final():
 
 
 def test_a_crisis_prompt_is_never_retracted():
-    heard = partial(4, 4.0, 1.0, "he said he'll hurt me if I call again", crisis=0.9, kind="violence")
+    heard = [partial(4, 3.0, 1.0, "he said he'll hurt me if I", crisis=0.8, kind="violence"),
+             partial(4, 4.0, 1.0, "he said he'll hurt me if I call again", crisis=0.9, kind="violence")]
     final = customer(4, 1.0, 8.0, "he said he'll hurt the dog if I call again", crisis=0.3, kind="violence")
-    out = run([heard, final])
+    out = run([*heard, final])
     assert [p.rule for p in prompts(out) if p.t == 4.0] == ["crisis-family-violence"]
     assert not [e for e in out if isinstance(e, Retract)]
 

@@ -42,6 +42,9 @@ def calls(tmp_path: Path) -> Path:
     start = CallStart(t=0.0, call_id="c", source="x", channels={}, started_at="", model="")
     # a disclosure answered from a partial, a manager request answered, a grief moment missed
     hard = [start,
+            Partial(t=11.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
+                    text="and honestly I've been saving my tablets up for a",
+                    scores=scores(0.9, crisis=0.85)),
             Partial(t=12.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
                     text="and honestly I've been saving my tablets up for a while now",
                     scores=scores(0.9, crisis=0.9)),
@@ -70,7 +73,7 @@ def test_moments_answered_in_time_per_rule_precision_recall_and_calm_prompts(cal
     assert s["by_kind"]["grief"] == {"moments": 1, "answered": 0}
     crisis = s["rules"]["crisis-self-harm"]
     assert (crisis["prompts"], crisis["precision"], crisis["recall"]) == (1, 1.0, 1.0)
-    assert crisis["median_s_after_words"] == 0.5  # the partial at 12.0, the words ended at 11.5
+    assert crisis["median_s_after_words"] == 0.5  # the second partial running at 12.0, the words ended at 11.5
     assert s["rules"]["manager-request"]["recall"] == 1.0
     # the calm call: "killing me" at distress 0.8 is one false prompt, an hour's rate from a minute
     assert s["calm_prompts"] >= 1 and s["calm_prompts_per_hour"] == pytest.approx(60 * s["calm_prompts"])
