@@ -34,7 +34,8 @@ def test_a_moment_one_model_answers_is_shown_with_what_each_heard(tmp_path: Path
     first = Partial(t=11.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
                     text="and honestly I've been saving my tablets up for a", scores=scores(0.9, crisis=0.85))
     misfirst = Partial(t=11.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
-                       text="and honestly I've been saving my tablecloths up for a", scores=scores(0.2, crisis=0.1))
+                       text="and honestly I've been saving my tablecloths up for a",
+                       scores=scores(0.2, crisis=0.1))
     heard = Partial(t=12.0, call_id="c", utterance_id="u2", speaker=Speaker.CUSTOMER, start=5.0,
                     text="and honestly I've been saving my tablets up for a while now",
                     scores=scores(0.9, crisis=0.9))
@@ -56,4 +57,5 @@ def test_a_moment_one_model_answers_is_shown_with_what_each_heard(tmp_path: Path
     assert "whisper: crisis-self-harm at 12.0" in out and "moonshine: crisis-self-harm at never" in out
     assert "saving my tablecloths up" in out  # what the other model heard there
     assert "whisper: 1 moments answered within 3 s; 2 scored customer partials, 0.000 word errors" in out
-    assert "moonshine: 0 moments answered within 3 s; 2 scored customer partials, 0.091 word errors" in out  # a wrong word in each: 2 of 22
+    assert "moonshine: 0 moments answered within 3 s; 2 scored customer partials, 0.091 word errors" in out
+    # (a wrong word in each partial: 2 of 22)

@@ -73,8 +73,8 @@ def test_a_danger_early_in_a_long_turn_is_answered_on_its_second_reading_before_
     assert first.sticky
     assert first.t - moment["end"] <= 3.0, "within 3 s of the end of the words, in call time"
     assert first.t < turn["end"] - 5, "well before the customer stops talking"
-    readings = [e for e in sink.events if isinstance(e, (Partial, Utterance)) and e.speaker == Speaker.CUSTOMER
-                and e.scores is not None and e.t <= first.t]
+    readings = [e for e in sink.events if isinstance(e, (Partial, Utterance))
+                and e.speaker == Speaker.CUSTOMER and e.scores is not None and e.t <= first.t]
     fired_on, before = readings[-1], readings[-2]
     assert fired_on.t == first.t and fired_on.utterance_id == before.utterance_id
     assert isinstance(before, Partial) and bool(first.why.get("partial")) is isinstance(fired_on, Partial)

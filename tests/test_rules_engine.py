@@ -166,13 +166,13 @@ def test_a_reading_of_one_partial_raises_no_card():
            partial(1, 4.0, 1.0, "since he went last", distress=0.5),
            partial(1, 5.0, 1.0, "since he went last month", distress=0.9)]
     assert not [p for p in prompts(run(gap)) if p.rule == "acknowledge-disclosure"]  # not running
-    crisis = [partial(1, 3.0, 1.0, "I've been saving my tablets up", crisis=0.9)]
-    assert not prompts(run(crisis))
-    misread = crisis + [partial(1, 4.0, 1.0, "I've been saving my tablets up for the dog's vet", crisis=0.3)]
-    assert not prompts(run(misread))
-    held = crisis + [partial(1, 4.0, 1.0, "I've been saving my tablets up for when it's time", crisis=0.92)]
-    assert [(p.rule, p.t) for p in prompts(run(held))] == [("crisis-self-harm", 4.0)]
-    final = crisis + [customer(1, 1.0, 4.5, "I've been saving my tablets up", crisis=0.9)]
+    read = partial(1, 3.0, 1.0, "I've been saving my tablets up", crisis=0.9)
+    assert not prompts(run([read]))
+    misread = partial(1, 4.0, 1.0, "I've been saving my tablets up for the dog's vet", crisis=0.3)
+    assert not prompts(run([read, misread]))
+    held = partial(1, 4.0, 1.0, "I've been saving my tablets up for when it's time", crisis=0.92)
+    assert [(p.rule, p.t) for p in prompts(run([read, held]))] == [("crisis-self-harm", 4.0)]
+    final = [read, customer(1, 1.0, 4.5, "I've been saving my tablets up", crisis=0.9)]
     assert [(p.rule, p.t) for p in prompts(run(final)) if p.t < 6] == [("crisis-self-harm", 4.5 + HANG_OVER)]
 
 

@@ -73,7 +73,7 @@ def test_moments_answered_in_time_per_rule_precision_recall_and_calm_prompts(cal
     assert s["by_kind"]["grief"] == {"moments": 1, "answered": 0}
     crisis = s["rules"]["crisis-self-harm"]
     assert (crisis["prompts"], crisis["precision"], crisis["recall"]) == (1, 1.0, 1.0)
-    assert crisis["median_s_after_words"] == 0.5  # the second partial running at 12.0, the words ended at 11.5
+    assert crisis["median_s_after_words"] == 0.5  # the second partial at 12.0; the words ended at 11.5
     assert s["rules"]["manager-request"]["recall"] == 1.0
     # the calm call: "killing me" at distress 0.8 is one false prompt, an hour's rate from a minute
     assert s["calm_prompts"] >= 1 and s["calm_prompts_per_hour"] == pytest.approx(60 * s["calm_prompts"])
