@@ -68,13 +68,24 @@ def _numeric(r: Reading) -> list[DateFound]:
 
 
 def _inside_number(r: Reading, first: int, last: int) -> bool:
-    """Whether digits sit right beside tokens first..last with only spaces between: a date shape
-    inside a longer number read out ("00000 01-1-00 0"), which the numbers take whole."""
-    before = r.tokens[first - 1] if first > 0 else None
-    after = r.tokens[last + 1] if last + 1 < len(r.tokens) else None
+    """Whether digits sit right beside tokens first..last with only spaces between (or commas, for
+    a date shape without a four-digit year): a date shape inside a longer number read out in
+    groups ("00000 01-1-00 0", "000, 01-01-00, 0000"), which the numbers take whole."""
+    b, a = first - 1, last + 1
+    if len(r.tokens[first].text) <= 2 and len(r.tokens[last].text) <= 2:  # no four-digit year
+        while b >= 0 and r.tokens[b].text == ",":
+            b -= 1
+        while a < len(r.tokens) and r.tokens[a].text == ",":
+            a += 1
+    before = r.tokens[b] if b >= 0 else None
+    after = r.tokens[a] if a < len(r.tokens) else None
     start, end = r.tokens[first].start, r.tokens[last].end
-    glued_before = before is not None and before.digits and not r.text[before.end : start].strip()
-    glued_after = after is not None and after.digits and not r.text[end : after.start].strip()
+
+    def glued(a: int, b: int) -> bool:
+        return not r.text[a:b].strip(" ,\t")
+
+    glued_before = before is not None and before.digits and glued(before.end, start)
+    glued_after = after is not None and after.digits and glued(end, after.start)
     return bool(glued_before or glued_after)
 
 
