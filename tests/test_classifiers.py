@@ -538,10 +538,14 @@ def test_sample_call_customer_turns_carry_scores(sample_call, models):
     assert bereaved.distress > 0.8 and bereaved.text["distress"] > 0.8
     assert manager.escalation > 0.5
     assert thanks.distress < 0.2 and thanks.escalation < 0.2
-    # no crisis; the opening ("my power is going to be disconnected and I don't know what to do")
-    # reads as danger 0.67, under the 0.7 the default pack's danger rule asks (classifiers/CARD.md)
-    assert all(u.scores.crisis < models.thresholds["crisis"]
-               or (u.scores.kind == "danger" and u.scores.crisis < 0.7) for u in customer if u.scores)
+    # no crisis: every turn under the 0.7 the default pack's crisis cards ask (classifiers/CARD.md);
+    # two read between the model's 0.5 and that: the opening ("my power is going to be disconnected
+    # and I don't know what to do") as danger, and the demand for a manager as violence (a limit the
+    # card names: anger can read as a threat)
+    assert all(u.scores.crisis < 0.7 for u in customer if u.scores)
+    over = {(u.text.lower().split()[-1], u.scores.kind) for u in customer
+            if u.scores and u.scores.crisis >= models.thresholds["crisis"]}
+    assert over <= {("do.", "danger"), ("now.", "violence")}, over
     # by the second half of the call the voice is judged against the customer's own baseline
     assert all(u.scores.baseline for u in customer[4:] if u.scores and u.scores.acoustic)
     # the escalation trend rises into the complaint and falls once it is resolved

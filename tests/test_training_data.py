@@ -167,13 +167,15 @@ def test_labels_are_binary_and_texts_present(training_rows):
 
 def test_the_turns_written_for_the_next_round_are_kept_apart_from_every_evaluation_set():
     """data/contact_centre/next holds turns written to the brief and not yet trained on (its README
-    says why): they read as the brief asks, and none is a crisis-set sentence, a held-back test
-    turn or a labelled call's customer turn, give or take a word or two, so that training on them
-    later spoils no measurement."""
+    says why, and which were trained on when): they read as the brief asks, and none is a crisis-set
+    sentence, a held-back test turn or a labelled call's customer turn, give or take a word or two,
+    so that training on them later spoils no measurement. (Once trained on, the tests above hold
+    them to the same.)"""
     staged = [row for path in sorted((REPO / "data" / "contact_centre" / "next").glob("*.jsonl"))
               for row in corpus.read_turns(path)]
-    assert len(staged) >= 2000 and len({r.text for r in staged}) == len(staged)
-    assert sum(r.crisis == 1 for r in staged) >= 400
+    if not staged:
+        pytest.skip("no turns wait in data/contact_centre/next: every part written is trained on")
+    assert len({r.text for r in staged}) == len(staged)
     assert all(r.kind in corpus.CRISIS_KINDS for r in staged if r.crisis == 1)
     texts = [r.text for r in staged]
     said = labelled_call_turns()
