@@ -543,9 +543,10 @@ def test_sample_call_customer_turns_carry_scores(sample_call, models):
     # and I don't know what to do") as danger, and the demand for a manager as violence (a limit the
     # card names: anger can read as a threat)
     assert all(u.scores.crisis < 0.7 for u in customer if u.scores)
-    over = {(u.text.lower().split()[-1], u.scores.kind) for u in customer
+    allowed = {(find("disconnected").utterance_id, "danger"), (find("manager").utterance_id, "violence")}
+    over = {(u.utterance_id, u.scores.kind) for u in customer
             if u.scores and u.scores.crisis >= models.thresholds["crisis"]}
-    assert over <= {("do.", "danger"), ("now.", "violence")}, over
+    assert over <= allowed, over
     # by the second half of the call the voice is judged against the customer's own baseline
     assert all(u.scores.baseline for u in customer[4:] if u.scores and u.scores.acoustic)
     # the escalation trend rises into the complaint and falls once it is resolved

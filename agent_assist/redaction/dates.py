@@ -71,21 +71,21 @@ def _inside_number(r: Reading, first: int, last: int) -> bool:
     """Whether digits sit right beside tokens first..last with only spaces between (or commas, for
     a date shape without a four-digit year): a date shape inside a longer number read out in
     groups ("00000 01-1-00 0", "000, 01-01-00, 0000"), which the numbers take whole."""
-    b, a = first - 1, last + 1
+    prev, next_ = first - 1, last + 1
     if len(r.tokens[first].text) <= 2 and len(r.tokens[last].text) <= 2:  # no four-digit year
-        while b >= 0 and r.tokens[b].text == ",":
-            b -= 1
-        while a < len(r.tokens) and r.tokens[a].text == ",":
-            a += 1
-    before = r.tokens[b] if b >= 0 else None
-    after = r.tokens[a] if a < len(r.tokens) else None
+        while prev >= 0 and r.tokens[prev].text == ",":
+            prev -= 1
+        while next_ < len(r.tokens) and r.tokens[next_].text == ",":
+            next_ += 1
+    before = r.tokens[prev] if prev >= 0 else None
+    after = r.tokens[next_] if next_ < len(r.tokens) else None
     start, end = r.tokens[first].start, r.tokens[last].end
 
-    def glued(a: int, b: int) -> bool:
-        return not r.text[a:b].strip(" ,\t")
+    def glued(gap: str) -> bool:  # whitespace, and the commas skipped above
+        return not gap.replace(",", "").strip()
 
-    glued_before = before is not None and before.digits and glued(before.end, start)
-    glued_after = after is not None and after.digits and glued(end, after.start)
+    glued_before = before is not None and before.digits and glued(r.text[before.end : start])
+    glued_after = after is not None and after.digits and glued(r.text[end : after.start])
     return bool(glued_before or glued_after)
 
 
