@@ -105,6 +105,21 @@ def test_a_calm_call_gets_nothing():
     assert prompts(run(events)) == []
 
 
+def test_the_support_line_waits_for_a_trend_of_more_than_one_turn():
+    """A trend over one turn is that turn's own score: a calm caller's first long turn that reads
+    distress 0.64 ("we're leaving the place on Elm Grove…", in the bench's long calm call) gets no
+    "offer a support line before you close"; a second distressed turn does, and so does a first
+    distressed turn once the next one keeps the trend up."""
+    first = customer(1, 1.0, 20.0, "we're moving out of the place on elm grove and the last day there is the "
+                     "thirtieth so I need the power off from then", distress=0.64)
+    assert "signpost-support" not in {p.rule for p in prompts(run([first]))}
+    kept_up = customer(2, 24.0, 30.0, "sorry it's all a lot at the moment", distress=0.7,
+                       trend={"distress": 0.66, "escalation": 0.05, "distress_rise": 0.0,
+                              "escalation_rise": 0.0})
+    fired = [p for p in prompts(run([first, kept_up])) if p.rule == "signpost-support"]
+    assert [p.why["utterance_id"] for p in fired] == ["u2"]
+
+
 def test_cooldown_and_cap_hold():
     events = [customer(i, 30.0 * i, 30.0 * i + 3, f"I'm so upset about all of this {i}", distress=0.9)
               for i in range(1, 12)]
@@ -399,7 +414,8 @@ def test_a_scored_partial_gives_every_signal_of_its_turn_but_the_voice(tmp_path)
     start = CallStart(t=0.0, call_id="c", source="script", channels={}, started_at="", model="")
     seen = measured(one_rule_per_signal(tmp_path, "partial"), [start, heard])[3.0]
     voice = {Signal.VOICE_DISTRESS, Signal.VOICE_ESCALATION}
-    per_turn = {s for s in Signal if not s.endswith(("_peak", "_count", "_s", "_ended", "_repeats"))}
+    # the call's counts and peaks come from finals (`customer_turns` counts the turns before this one)
+    per_turn = {s for s in Signal if not s.endswith(("_peak", "_count", "_s", "_ended", "_repeats", "_turns"))}
     assert seen == per_turn - voice
 
 

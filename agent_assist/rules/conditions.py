@@ -61,6 +61,7 @@ class Signal(StrEnum):
     SILENCE_S = "silence_s"
     CUSTOMER_REPEATS = "customer_repeats"
     CUSTOMER_WORDS = "customer_words"
+    CUSTOMER_TURNS = "customer_turns"
     CALL_S = "call_s"
     CALL_ENDED = "call_ended"
     CRISIS_COUNT = "crisis_count"
@@ -102,6 +103,8 @@ SIGNALS: dict[Signal, tuple[str, bool]] = {
     Signal.SILENCE_S: ("seconds since anyone last spoke (a long silence or hold)", False),
     Signal.CUSTOMER_REPEATS: ("times the customer has said nearly the same thing this call", False),
     Signal.CUSTOMER_WORDS: ("words in the customer's latest turn (or the words so far, on a partial)", False),
+    Signal.CUSTOMER_TURNS: ("the customer's scored turns so far, the latest included (on a partial, the "
+                            "turns before it), so a trend can ask for more than one turn", False),
     Signal.CALL_S: ("seconds since the call started", False),
     Signal.CALL_ENDED: ("1 once the call has ended (for after-call prompts), else 0", False),
     Signal.CRISIS_COUNT: ("customer utterances of three words or more so far with crisis >= 0.5", False),

@@ -200,7 +200,8 @@ class RulesEngine:
             return
         st.last_customer = u
         values = self._values(u.scores)
-        st.signals = sig = self._turn_signals(u.scores)
+        st.signals = sig = self._turn_signals(u.scores) | {
+            Signal.CUSTOMER_TURNS: sig.get(Signal.CUSTOMER_TURNS, 0.0) + 1.0}
         for level, peak in PEAKS.items():
             sig[peak] = max(sig.get(peak, 0.0), values[level])
         said = len(u.text.split())
