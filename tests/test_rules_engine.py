@@ -415,7 +415,8 @@ def test_a_scored_partial_gives_every_signal_of_its_turn_but_the_voice(tmp_path)
     seen = measured(one_rule_per_signal(tmp_path, "partial"), [start, heard])[3.0]
     voice = {Signal.VOICE_DISTRESS, Signal.VOICE_ESCALATION}
     # the call's counts and peaks come from finals (`customer_turns` counts the turns before this one)
-    per_turn = {s for s in Signal if not s.endswith(("_peak", "_count", "_s", "_ended", "_repeats", "_turns"))}
+    of_the_call = ("_peak", "_count", "_s", "_ended", "_repeats", "_turns")
+    per_turn = {s for s in Signal if not s.endswith(of_the_call)}
     assert seen == per_turn - voice
 
 
