@@ -200,12 +200,12 @@ class RulesEngine:
             return
         st.last_customer = u
         values = self._values(u.scores)
-        st.signals = sig = self._turn_signals(u.scores) | {
-            Signal.CUSTOMER_TURNS: sig.get(Signal.CUSTOMER_TURNS, 0.0) + 1.0}
+        st.signals = sig = self._turn_signals(u.scores)
         for level, peak in PEAKS.items():
             sig[peak] = max(sig.get(peak, 0.0), values[level])
         said = len(u.text.split())
         sig[Signal.CUSTOMER_WORDS] = float(said)
+        sig[Signal.CUSTOMER_TURNS] = sig.get(Signal.CUSTOMER_TURNS, 0.0) + 1.0
         for rule in self.rearmable:
             if (rule.id in st.last_fired and rule.id not in st.cleared
                     and not conditions.evaluate(rule.condition, sig, {u.speaker.value: u.text})):
