@@ -30,9 +30,10 @@ MOMENTS = REPO / "tests" / "data" / "moments"
 # what `classifiers eval` reads besides the dev sets, named as `make eval` names them
 EVAL_SETS = ("--data", str(REPO / "data"), "--crisis-set", str(CRISIS_EVAL), "--moments", str(MOMENTS))
 MODEL_DIR = resources.models()
-# floors a little under what shipped (classifiers/CARD.md), so a regression fails
-CRISIS_RECALL_FLOOR = 0.69
-CRISIS_INDIRECT_RECALL_FLOOR = 0.59
+# floors a little under what shipped (classifiers/CARD.md: 0.905 and 0.875 with part 19), so a
+# regression fails; the margin (about seven sentences) is what another CPU's int8 kernels move
+CRISIS_RECALL_FLOOR = 0.87
+CRISIS_INDIRECT_RECALL_FLOOR = 0.84
 IN_DOMAIN_AUC_FLOOR = {"distress": 0.95, "escalation": 0.95, "crisis": 0.97}
 
 
