@@ -3,7 +3,13 @@ process without its mark fails (tests/layers.py)."""
 
 from __future__ import annotations
 
+import onnx  # noqa: F401  (see below)
 import pytest
+
+# The inner runs are in this process (pytester.inline_run), which takes away, when each ends, every
+# module it imported: an `onnx` first imported there would take ml_dtypes with it, whose numpy dtypes
+# stay registered, and the next `import onnx` in this worker would then fail ("DType bfloat16 appears
+# already registered"). Imported here, before them, it stays.
 
 INNER = '''
 import importlib
