@@ -16,7 +16,7 @@ import pytest
 from agent_assist import resources
 from agent_assist.errors import ModelError
 from agent_assist.events import Speaker, Utterance
-from agent_assist.scoring import corpus, training
+from agent_assist.scoring import corpus, evaluation, training
 from agent_assist.scoring.models import Classifiers
 from agent_assist.scoring.turns import Turn
 from tests.conftest import DATA, HARPER, KIND_SET, REPO
@@ -30,11 +30,13 @@ MOMENTS = REPO / "tests" / "data" / "moments"
 # what `classifiers eval` reads besides the dev sets, named as `make eval` names them
 EVAL_SETS = ("--data", str(REPO / "data"), "--crisis-set", str(CRISIS_EVAL), "--moments", str(MOMENTS))
 MODEL_DIR = resources.models()
-# floors a little under what shipped (classifiers/CARD.md: 0.905 and 0.875 with part 19), so a
-# regression fails; the margin (about nine crises, six of them indirect) is for another CPU's int8
-# kernels, which move a few scores
+# floors a little under what shipped (classifiers/CARD.md: at 0.5, recall 0.905 and 0.875 with part
+# 19; at recall >= 0.90, precision 0.958 and 0.930), so a regression fails; the margin (about nine
+# crises, six of them indirect) is for another CPU's int8 kernels, which move a few scores
 CRISIS_RECALL_FLOOR = 0.87
 CRISIS_INDIRECT_RECALL_FLOOR = 0.84
+CRISIS_RANKED_FLOOR = 0.94  # the target is 0.95 (0.958 here): the floor leaves room for another CPU
+CRISIS_INDIRECT_RANKED_FLOOR = 0.91
 IN_DOMAIN_AUC_FLOOR = {"distress": 0.95, "escalation": 0.95, "crisis": 0.97}
 
 
@@ -162,6 +164,11 @@ def test_crisis_set_precision_recall_and_kind(models):
     print(f"crisis: precision {precision:.3f} recall {recall:.3f} (indirect {recall_indirect:.3f})")
     assert precision >= 0.95
     assert recall >= CRISIS_RECALL_FLOOR and recall_indirect >= CRISIS_INDIRECT_RECALL_FLOOR
+    # the target itself, at whatever threshold reaches it: how well crises are ranked above the rest
+    ranked = evaluation.precision_at_recall(p, y, 0.90)
+    ranked_indirect = evaluation.precision_at_recall(p[indirect | ~y], y[indirect | ~y], 0.90)
+    print(f"precision at recall >= 0.90: {ranked:.3f} (indirect {ranked_indirect:.3f})")
+    assert ranked >= CRISIS_RANKED_FLOOR and ranked_indirect >= CRISIS_INDIRECT_RANKED_FLOOR
     assert hit[y & ~indirect].mean() >= 0.95  # plain words are never missed
     kinds = [read.kind(i) for i in range(len(rows))]
     right = [k == r["kind"] for k, r, h in zip(kinds, rows, hit & y, strict=True) if h]
@@ -305,6 +312,11 @@ def test_eval_reports_each_dev_set_beside_the_baseline_and_the_calm_calls(tmp_pa
             assert 0 <= m["baseline"]["roc_auc"] <= 1 and m["model"]["rows"] == m["baseline"]["rows"]
             assert ("in_context" in m) == (name != "Dreaddit")  # Dreaddit's posts have no dialogue
     assert report["crisis"]["rows"] > 40 and report["in_domain"]["rows"] > 50
+    # the crisis target as the issue states it, read off the scores at whatever threshold reaches it
+    crisis = report["crisis"]
+    assert crisis["precision"] <= crisis["precision_at_recall_0.90"] or crisis["recall"] < 0.90
+    assert 0 < crisis["indirect"]["precision_at_recall_0.90"] <= 1
+    assert "best precision at recall >= 0.90" in result.stdout
     calm = report["calm_calls"]
     # none on the AVX2 machines of the earlier runs; on an AVX-512 VNNI one (onnxruntime's int8
     # kernels differ by CPU) one closing line read after "is there anything else": "no that's gonna
@@ -312,6 +324,16 @@ def test_eval_reports_each_dev_set_beside_the_baseline_and_the_calm_calls(tmp_pa
     # test_rules_replay.py)
     assert calm["calls"] == 35 and calm["crisis"]["turns_over"] <= 1, calm["crisis"]
     assert report["text_ms_per_utterance"] > 0
+
+
+def test_precision_at_recall_is_the_best_precision_of_any_threshold_that_reaches_the_recall():
+    y = np.array([1, 0, 1, 1, 0, 1, 0, 0, 1, 1], bool)
+    p = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.3, 0.2, 0.1])
+    # recall >= 0.5 first at 0.7 (3 of 6): 3 of 4 right; recall 1.0 only at 0.1: 6 of 10
+    assert evaluation.precision_at_recall(p, y, 0.5) == 0.75
+    assert evaluation.precision_at_recall(p, y, 1.0) == 0.6
+    # a threshold with lower recall and better precision does not count
+    assert evaluation.precision_at_recall(p, y, 0.6) == round(4 / 6, 3)
 
 
 # -- the score command ---------------------------------------------------------------------------

@@ -169,6 +169,15 @@ def metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     }
 
 
+def precision_at_recall(p: np.ndarray, y: np.ndarray, recall: float = 0.90) -> float:
+    """The best precision at any threshold whose recall is at least `recall`: the crisis target
+    ("precision >= 0.95 at recall >= 0.90") read off the scores, whatever threshold ships."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, reached, _ = precision_recall_curve(y, p)
+    return round(float(precision[reached >= recall].max()), 3)
+
+
 class Baseline:
     """TF-IDF + logistic regression on GoEmotions: the yardstick named in the issue.
 
@@ -335,10 +344,12 @@ def evaluate(
     kinds = models.score_turns([Turn(t) for t in cs.texts])
     p, y, th = kinds.signals[:, 2], cs.labels["crisis"], models.thresholds["crisis"]
     report["crisis"] = metrics(p, y, th)
+    report["crisis"]["precision_at_recall_0.90"] = precision_at_recall(p, y)
     indirect = cs.labels["indirect"]
     if indirect.any():
         use = indirect | ~y
         report["crisis"]["indirect"] = metrics(p[use], y[use], th)
+        report["crisis"]["indirect"]["precision_at_recall_0.90"] = precision_at_recall(p[use], y[use])
     caught = [i for i in range(len(y)) if y[i] and p[i] >= th]
     report["crisis"]["kind_accuracy"] = round(float(np.mean(
         [kinds.kind(i) == cs.labels["kind"][i] for i in caught])), 3) if caught else None
@@ -376,13 +387,15 @@ def format_report(report: dict[str, Any]) -> list[str]:
     c = report["crisis"]
     lines.append(
         f"crisis set: precision {c['precision']:.3f}, recall {c['recall']:.3f}, ROC-AUC {c['roc_auc']:.3f} "
-        f"({c['positives']} of {c['rows']} positive) at {report['operating_points']['crisis']}"
+        f"({c['positives']} of {c['rows']} positive) at {report['operating_points']['crisis']}; "
+        f"best precision at recall >= 0.90: {c['precision_at_recall_0.90']:.3f}"
     )
     if "indirect" in c:
         i = c["indirect"]
         lines.append(f"  indirect crises against every negative: precision {i['precision']:.3f}, "
                      f"recall {i['recall']:.3f}, ROC-AUC {i['roc_auc']:.3f} "
-                     f"({i['positives']} of {i['rows']})")
+                     f"({i['positives']} of {i['rows']}); best precision at recall >= 0.90: "
+                     f"{i['precision_at_recall_0.90']:.3f}")
     if c.get("kind_accuracy") is not None:
         lines.append(f"  kind (self-harm, violence, danger) right for {c['kind_accuracy']:.3f} "
                      "of the crises caught")
