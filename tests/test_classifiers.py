@@ -175,6 +175,23 @@ def test_crisis_set_precision_recall_and_kind(models):
     assert np.mean(right) >= 0.9
 
 
+def test_words_that_deny_the_drama_do_not_deny_the_risk(models):
+    """A model trained on written denials ("i'm not suicidal, i'm just tired of calling") learnt that
+    a "not" near a risk word means safe, and read "ill kill myself im not being dramatic" at 0.10
+    (data/contact_centre/next/README.md, parts 22 and 23). These were written for this check, apart
+    from every training and evaluation set: a model that reads them under the crisis threshold does
+    not ship."""
+    meant = ["ill kill myself im not being dramatic",
+             "i swear i'm not putting it on, i'm going to take my life tonight",
+             "and no, i'm not saying it to get my way, i will hurt myself",
+             "i'm not trying to be difficult, i just don't see the point in living any more",
+             "he's strangled me before and he said next time he won't stop"]
+    crisis = score(models, *meant)[:, 2]
+    missed = [(t, round(float(c), 2)) for t, c in zip(meant, crisis, strict=True)
+              if c < models.thresholds["crisis"]]
+    assert not missed
+
+
 def test_each_kind_of_crisis_is_named(models):
     """What routes a crisis card to its playbook and line: family violence is not self-harm."""
     said = {
