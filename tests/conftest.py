@@ -40,6 +40,14 @@ SAMPLES = REPO / "data" / "samples"
 HARPER = DATA / "calls" / "harper_valley" / "harper_valley_dev.jsonl"
 #: the kind set: does the crisis kind follow the harm or who is mentioned (tests/data/kinds/README.md)
 KIND_SET = DATA / "kinds" / "who_is_in_danger.jsonl"
+#: risks said beside words that deny the drama, not the risk: written for
+#: test_classifiers.test_words_that_deny_the_drama_do_not_deny_the_risk, apart from every training
+#: and evaluation set (test_training_data keeps the turns waiting for a round apart from them)
+DENIED_DRAMA = ["ill kill myself im not being dramatic",
+                "i swear i'm not putting it on, i'm going to take my life tonight",
+                "and no, i'm not saying it to get my way, i will hurt myself",
+                "i'm not trying to be difficult, i just don't see the point in living any more",
+                "he's strangled me before and he said next time he won't stop"]
 
 
 class Collector(EventList):

@@ -19,7 +19,7 @@ from agent_assist.events import Speaker, Utterance
 from agent_assist.scoring import corpus, evaluation, training
 from agent_assist.scoring.models import Classifiers
 from agent_assist.scoring.turns import Turn
-from tests.conftest import DATA, HARPER, KIND_SET, REPO
+from tests.conftest import DATA, DENIED_DRAMA, HARPER, KIND_SET, REPO
 from tests.test_cli import agent_assist
 
 # written in the dev sets' formats; the dev sets themselves are evaluation only and never copied
@@ -182,13 +182,8 @@ def test_words_that_deny_the_drama_do_not_deny_the_risk(models):
     (data/contact_centre/next/README.md, parts 22 and 23). These were written for this check, apart
     from every training and evaluation set: a model that reads them under the crisis threshold does
     not ship."""
-    meant = ["ill kill myself im not being dramatic",
-             "i swear i'm not putting it on, i'm going to take my life tonight",
-             "and no, i'm not saying it to get my way, i will hurt myself",
-             "i'm not trying to be difficult, i just don't see the point in living any more",
-             "he's strangled me before and he said next time he won't stop"]
-    crisis = score(models, *meant)[:, 2]
-    missed = [(t, round(float(c), 2)) for t, c in zip(meant, crisis, strict=True)
+    crisis = score(models, *DENIED_DRAMA)[:, 2]
+    missed = [(t, round(float(c), 2)) for t, c in zip(DENIED_DRAMA, crisis, strict=True)
               if c < models.thresholds["crisis"]]
     assert not missed
 
