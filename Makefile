@@ -85,7 +85,8 @@ eval: $(STAMP)
 		--crisis-set tests/data/crisis_eval.tsv --moments tests/data/moments \
 		--calls $(SHARED)/calls/harper_valley_dev.jsonl
 
-# Rebuild the shipped models in classifiers/ from data/ (about 40 minutes; PyTorch from the dev extra).
+# Rebuild the shipped models in classifiers/ from data/ (about 90 minutes: three fine-tuning runs,
+# averaged; PyTorch from the dev extra).
 train: $(STAMP) $(BASE)
 	$(BIN)/agent-assist classifiers train --data data -o classifiers --voice-data $(SHARED)/emotional-speech
 

@@ -30,12 +30,13 @@ MOMENTS = REPO / "tests" / "data" / "moments"
 # what `classifiers eval` reads besides the dev sets, named as `make eval` names them
 EVAL_SETS = ("--data", str(REPO / "data"), "--crisis-set", str(CRISIS_EVAL), "--moments", str(MOMENTS))
 MODEL_DIR = resources.models()
-# floors a little under what shipped (classifiers/CARD.md: at 0.5, recall 0.905 and 0.875 with part
-# 19; at recall >= 0.90, precision 0.958 and 0.930), so a regression fails; the margin (about nine
-# crises, six of them indirect) is for another CPU's int8 kernels, which move a few scores
+# floors a little under what shipped (classifiers/CARD.md: at 0.5, recall 0.885 and 0.841 with parts
+# 20-25 and three runs averaged; at recall >= 0.90, precision 0.966 and 0.937), so a regression
+# fails; the margin (about four to eight crises) is for another CPU's int8 kernels, which move a few
+# scores
 CRISIS_RECALL_FLOOR = 0.87
-CRISIS_INDIRECT_RECALL_FLOOR = 0.84
-CRISIS_RANKED_FLOOR = 0.94  # the target is 0.95 (0.958 here): the floor leaves room for another CPU
+CRISIS_INDIRECT_RECALL_FLOOR = 0.82
+CRISIS_RANKED_FLOOR = 0.94  # the target is 0.95 (0.966 here): the floor leaves room for another CPU
 CRISIS_INDIRECT_RANKED_FLOOR = 0.91
 IN_DOMAIN_AUC_FLOOR = {"distress": 0.95, "escalation": 0.95, "crisis": 0.97}
 
@@ -496,6 +497,8 @@ def test_training_is_reproducible_to_the_byte(tmp_path):
     manifest = json.loads((outs[0] / "manifest.json").read_text())
     assert set(manifest["operating_points"]) == {"distress", "escalation", "crisis"}
     assert manifest["operating_points"]["crisis"] <= 0.5
+    runs = TrainOptions().runs  # several runs, averaged, as the shipped model was built
+    assert runs > 1 and len(manifest["text"]["borrowed_context_rows"]) == runs
     held = manifest["text"]["held_out_rows"]
     assert held["contact_centre_turns"] >= 30 and held["goemotions"] == round(TINY["goemotions"] * 0.15)
     mine = Classifiers(outs[0])  # and it loads and scores as the shipped one does
@@ -543,6 +546,40 @@ def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
             outputs[path.name].append(logits[0])
     # fusing changes no arithmetic: quantised, the fused graph gives the unfused one's logits
     assert np.array_equal(np.array(outputs["int8.onnx"]), np.array(outputs["int8_fused.onnx"]))
+
+
+@pytest.mark.models  # fine-tunes the encoder a few steps (PyTorch)
+def test_the_shipped_model_was_built_as_classifiers_train_builds_it():
+    """`classifiers train` with its defaults rebuilds the shipped text model: the manifest records the
+    options it was fine-tuned with, and they are today's defaults (runs and seed included)."""
+    import dataclasses
+
+    from agent_assist.scoring.finetune import TrainOptions
+
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["text"]["fine_tuning"] == dataclasses.asdict(TrainOptions(seed=training.SEED))
+    assert manifest["seed"] == training.SEED
+
+
+def test_runs_average_into_one_network(tmp_path):
+    """Two runs' weights average element by element into a network that scores between them."""
+    from agent_assist.scoring import base, finetune
+    from agent_assist.scoring.turns import TurnTokenizer
+
+    rows = [r for r in corpus.load(_tiny_data(tmp_path)) if r.source == "contact_centre_turns"][:48]
+    data = training.encode_rows(TurnTokenizer(MODEL_DIR / "tokenizer.json"), rows)
+    a, b = (finetune.fit(base.weights(), data, finetune.TrainOptions(max_steps=2, batch_size=8, seed=seed),
+                         lambda _: None) for seed in (1, 2))
+    soup = finetune.average([a, b])
+    assert set(soup) == set(a)
+    assert not np.array_equal(a["signals.weight"], b["signals.weight"])  # the seeds did differ
+    for name in soup:
+        assert soup[name].dtype == a[name].dtype
+        assert np.allclose(soup[name], (a[name] + b[name]) / 2, atol=1e-7), name
+    logits = [finetune.logits(w, data)[0] for w in (a, b, soup)]
+    assert not np.allclose(logits[2], logits[0]) and not np.allclose(logits[2], logits[1])
+    with pytest.raises(ValueError, match="cannot be averaged"):
+        finetune.average([{"position_ids": np.arange(3)}, {"position_ids": np.arange(1, 4)}])
 
 
 def test_train_without_voice_data_or_previous_model_says_what_to_do(tmp_path):
@@ -624,17 +661,37 @@ def test_a_voice_never_heard_through_the_pipeline(models, call_models):
 
 def test_an_exported_text_model_exports_again_with_the_same_weights_and_bytes(tmp_path):
     """bench/reexport_text.py (how a model exported before the fusion takes it): the weights read
-    back from a file export again and read back from the new file to the bit (it refuses
-    otherwise); the shipped file, exported fused, comes out byte for byte."""
+    back from a file export again and read back from the new file to the bit, and the file comes
+    out byte for byte (it refuses otherwise). The shipped file's weights, exported fused, give its
+    int8 weights exactly: only a quantisation scale may move, by its last bit (int8 → float → int8
+    recomputes it; with the averaged model of 2026-12-02 the word embeddings' scale does), which is
+    why the shipped file itself is exported once before the round trip."""
     import importlib.util
+
+    import onnx
+    from onnx import numpy_helper
 
     spec = importlib.util.spec_from_file_location("reexport_text", REPO / "bench" / "reexport_text.py")
     assert spec is not None and spec.loader is not None
     reexport_text = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reexport_text)
-    ops = reexport_text.reexport(MODEL_DIR / "text.onnx", tmp_path / "text.onnx")
+    weights, calib_a, calib_b, doc = reexport_text.read_back(MODEL_DIR / "text.onnx")
+    once = tmp_path / "once.onnx"
+    training.export_text(weights, once, calib_a, calib_b)
+
+    def initialisers(path: Path) -> dict[str, np.ndarray]:
+        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+    shipped, exported = initialisers(MODEL_DIR / "text.onnx"), initialisers(once)
+    assert shipped.keys() == exported.keys()
+    for name, value in shipped.items():
+        if name.endswith("_scale"):
+            assert np.allclose(value, exported[name], rtol=1e-6, atol=0), name
+        else:
+            assert np.array_equal(value, exported[name]), name
+    ops = reexport_text.reexport(once, tmp_path / "text.onnx")
     assert ops["QAttention"] == ops["BiasGelu"] == 6
-    assert (tmp_path / "text.onnx").read_bytes() == (MODEL_DIR / "text.onnx").read_bytes()
+    assert (tmp_path / "text.onnx").read_bytes() == once.read_bytes()
     weights, _, _, doc = reexport_text.read_back(tmp_path / "text.onnx")
     assert weights["encoder.layer.5.attention.self.value.weight"].shape == (384, 384) and doc
     assert len([k for k in weights if k.startswith("encoder.layer.")]) == 6 * 16

@@ -87,7 +87,14 @@ def test_a_danger_early_in_a_long_turn_is_answered_on_its_second_reading_before_
                if isinstance(e, Utterance) and e.utterance_id == before.utterance_id)
     # the readings after it did not fire it again
     assert [e.rule for e in sink.events if isinstance(e, Prompt)].count("crisis-danger") == 1
-    assert {e.rule for e in sink.events if isinstance(e, Retract)} <= {STOVE}  # none of the pack's
+    # a retraction withdraws only what a partial raised, and never a crisis card: with the averaged
+    # model of 2026-12-02 the partial "...i've had a headache since i walked in. i've opened the back
+    # door" reads distress 0.85 and raises an acknowledgement, which the sentence's final ("...so it's
+    # probably fine anyway. the lease started on the first...", 0.11) withdraws
+    raised = {(e.rule, e.t): e for e in sink.events if isinstance(e, Prompt)}
+    for withdrawn in (e for e in sink.events if isinstance(e, Retract)):
+        assert not withdrawn.rule.startswith("crisis-")
+        assert raised[(withdrawn.rule, withdrawn.prompt_t)].why["partial"] is True
 
 
 def test_partials_carry_scores_and_the_long_turn_is_finalised_sentence_by_sentence(gas_call):
@@ -119,16 +126,19 @@ def test_a_prompt_the_final_no_longer_supports_is_retracted(gas_call):
 @pytest.mark.system  # paced at real time (46 s)
 def test_a_replay_shows_the_prompts_a_live_call_shows(gas_call, call_models):
     """The same call paced at real time (the transcriber on its own worker, partials skipped when it
-    is busy): the same prompts of the default pack, at nearly the same call times. (Whether the
-    stove rule fires live depends on which partials were skipped: it is not compared.)"""
+    is busy): the same prompts of the default pack stand at the end, at nearly the same call times.
+    (Whether a prompt that the final withdraws fires at all live depends on which partials were
+    skipped, the stove rule's and, with the averaged model of 2026-12-02, an acknowledgement's: those
+    are not compared.)"""
     fast, _, path, pack = gas_call
     live = Collector()
     replay(path, [live], ReplayOptions(call_id="gas", realtime=True, site_packs=(pack,)), models=call_models)
 
     def fired(sink: Collector) -> dict[str, float]:
+        withdrawn = {(e.rule, e.prompt_t) for e in sink.events if isinstance(e, Retract)}
         out: dict[str, float] = {}
         for e in sink.events:
-            if isinstance(e, Prompt) and e.rule != STOVE:
+            if isinstance(e, Prompt) and e.rule != STOVE and (e.rule, e.t) not in withdrawn:
                 out.setdefault(e.rule, e.t)
         return out
 

@@ -40,8 +40,9 @@ def _progress(label: str) -> Callable[[str], None]:
 def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
     """Rebuild every model from --data (seeded, so the same data gives the same models, to the byte),
     export them as ONNX into --out and print the metrics measured on held-out rows.
-    Fine-tuning the text model needs PyTorch (pip install 'agent-assist[train]') and takes about
-    40 minutes on a 2-core machine. The encoder it starts from is fetched once, the first time,
+    Fine-tuning the text model needs PyTorch (pip install 'agent-assist[train]'): it runs three times
+    from the same encoder with consecutive seeds and averages the weights, about 90 minutes on a
+    2-core machine. The encoder it starts from is fetched once, the first time,
     into the user cache directory. In a checkout, `make train` names the paths.
 
     \b

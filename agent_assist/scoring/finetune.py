@@ -11,13 +11,14 @@ not itself scored), then one linear layer gives the three signals' logits and an
 kind (self-harm, violence, danger).
 
 Deterministic: a fixed seed, a fixed thread count and PyTorch's deterministic algorithms, so the
-same data gives the same weights, and the same ONNX bytes.
+same data gives the same weights, and the same ONNX bytes. The shipped model averages the weights
+of several runs with consecutive seeds (`TrainOptions.runs`, `average`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,10 @@ class TrainOptions:
     crisis_positive_weight: float = 4.0
     threads: int = 2
     seed: int = 20261123
+    # the model is the average of this many runs' fine-tuned weights, seeded seed, seed + 1, …: all
+    # start from the same encoder, so their weights average into one network, and no one seed's
+    # luck (the order of the batches, which calm turns borrow a crisis's context) decides it
+    runs: int = 3
     max_steps: int | None = None  # a short run for tests
 
 
@@ -228,6 +233,23 @@ def fit(
                 progress(f"fine-tuning: step {step}/{total}, loss {running:.3f}")
     net.eval()
     return {name: tensor.detach().numpy().copy() for name, tensor in net.state_dict().items()}
+
+
+def average(runs: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The element-wise mean of several runs' weights (float arrays; any other must be the same in
+    every run)."""
+    if not runs:
+        raise ValueError("no runs to average")
+    out: dict[str, np.ndarray] = {}
+    for name, first in runs[0].items():
+        arrays = [run[name] for run in runs]
+        if np.issubdtype(first.dtype, np.floating):
+            out[name] = np.mean(np.stack(arrays), axis=0, dtype=np.float64).astype(first.dtype)
+        elif all(np.array_equal(first, a) for a in arrays):
+            out[name] = first
+        else:
+            raise ValueError(f"runs differ in {name}, which cannot be averaged")
+    return out
 
 
 def logits(weights: dict[str, np.ndarray], data: Encoded, threads: int = 2,

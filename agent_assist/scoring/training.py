@@ -55,7 +55,7 @@ VOICE_WITHOUT = {"sad": ("cepstrum_",)}
 
 #: How many rows of each public corpus a fine-tuning run reads (a seeded sample; all of our own).
 #: Fine-tuning costs about 1 s per batch of 32 on this 2-core machine, so the corpora are sampled
-#: to keep `train` near 40 minutes, and our in-domain turns weigh more in the loss instead.
+#: to keep each fine-tuning run near 30 minutes, and our in-domain turns weigh more in the loss instead.
 CORPUS_SAMPLE = {"goemotions": 14000, "davidson": 2000, "bitext": 2000, "counsel_chat": 2000}
 IN_DOMAIN_LOSS_WEIGHT = 3.0
 HOLD_OUT = 0.15  # of each source, never fine-tuned on: calibration, operating points, metrics
@@ -283,13 +283,20 @@ def fit_text(rows: Sequence[corpus.Row], out_dir: Path, options: Any, progress: 
         tokenizer_path.write_bytes(base.tokenizer_json())
     tokenizer = TurnTokenizer(tokenizer_path)
     parts = split(rows, sample)
-    train_rows = with_borrowed_context([rows[i] for i in parts.train], options.seed)
-    progress(f"word pieces of {len(train_rows)} training and {len(parts.held_out)} held-out turns")
-    train_data = encode_rows(tokenizer, train_rows)
     held_rows = [rows[i] for i in parts.held_out]
     held_data = encode_rows(tokenizer, held_rows)
-    progress("base encoder: all-MiniLM-L6-v2")
-    weights = finetune.fit(base.weights(), train_data, options, progress)
+    runs, borrowed = [], []
+    for n in range(options.runs):
+        run = replace(options, seed=options.seed + n)
+        train_rows = with_borrowed_context([rows[i] for i in parts.train], run.seed)
+        borrowed.append(len(train_rows) - len(parts.train))
+        said = progress if options.runs == 1 else _run_progress(progress, n + 1, options.runs)
+        if n == 0:
+            progress(f"word pieces of {len(train_rows)} training and {len(parts.held_out)} held-out turns")
+            progress("base encoder: all-MiniLM-L6-v2")
+        runs.append(finetune.fit(base.weights(), encode_rows(tokenizer, train_rows), run, said))
+    weights = finetune.average(runs) if len(runs) > 1 else runs[0]
+    del runs
     progress("exporting text.onnx (int8)")
     path = out_dir / "text.onnx"
     ones, zeros = np.ones(len(SIGNALS), np.float32), np.zeros(len(SIGNALS), np.float32)
@@ -299,13 +306,22 @@ def fit_text(rows: Sequence[corpus.Row], out_dir: Path, options: Any, progress: 
     return {
         "rows": dict(sorted(Counter(r.source for r in rows).items())),
         "trained_rows": dict(sorted(Counter(rows[i].source for i in parts.train).items())),
-        "borrowed_context_rows": len(train_rows) - len(parts.train),
+        "borrowed_context_rows": borrowed[0] if len(borrowed) == 1 else borrowed,
         "held_out_rows": dict(sorted(Counter(rows[i].source for i in parts.held_out).items())),
-        "encoder": "all-MiniLM-L6-v2, fine-tuned end to end (int8)",
+        "encoder": "all-MiniLM-L6-v2, fine-tuned end to end (int8)" + (
+            f", the average of {options.runs} runs' weights "
+            f"(seeds {options.seed}-{options.seed + options.runs - 1})" if options.runs > 1 else ""),
         "context": "customer's previous turn and the agent's words before the turn",
         "fine_tuning": {k: v for k, v in vars(options).items()},
         **calibrated,
     }
+
+
+def _run_progress(progress: Progress, n: int, runs: int) -> Progress:
+    def say(step: str) -> None:  # "fine-tuning: step 50/2721" → "fine-tuning (run 2 of 3): step 50/2721"
+        progress(step.replace("fine-tuning:", f"fine-tuning (run {n} of {runs}):", 1))
+
+    return say
 
 
 def calibrate(path: Path, held_rows: Sequence[corpus.Row], held_data: Encoded) -> dict[str, Any]:
