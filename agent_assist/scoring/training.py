@@ -295,7 +295,7 @@ def fit_text(rows: Sequence[corpus.Row], out_dir: Path, options: Any, progress: 
             progress(f"word pieces of {len(train_rows)} training and {len(parts.held_out)} held-out turns")
             progress("base encoder: all-MiniLM-L6-v2")
         runs.append(finetune.fit(base.weights(), encode_rows(tokenizer, train_rows), run, said))
-    weights = finetune.average(runs) if len(runs) > 1 else runs[0]
+    weights = runs[0] if len(runs) == 1 else finetune.average(runs)  # none: "no runs to average"
     del runs
     progress("exporting text.onnx (int8)")
     path = out_dir / "text.onnx"
