@@ -548,7 +548,6 @@ def test_the_onnx_graph_computes_the_fine_tuned_network(tmp_path):
     assert np.array_equal(np.array(outputs["int8.onnx"]), np.array(outputs["int8_fused.onnx"]))
 
 
-@pytest.mark.models  # fine-tunes the encoder a few steps (PyTorch)
 def test_the_shipped_model_was_built_as_classifiers_train_builds_it():
     """`classifiers train` with its defaults rebuilds the shipped text model: the manifest records the
     options it was fine-tuned with, and they are today's defaults (runs and seed included)."""
@@ -561,6 +560,7 @@ def test_the_shipped_model_was_built_as_classifiers_train_builds_it():
     assert manifest["seed"] == training.SEED
 
 
+@pytest.mark.models  # fine-tunes the encoder a few steps (PyTorch)
 def test_runs_average_into_one_network(tmp_path):
     """Two runs' weights average element by element into a network that scores between them."""
     from agent_assist.scoring import base, finetune
@@ -659,6 +659,14 @@ def test_a_voice_never_heard_through_the_pipeline(models, call_models):
     assert report["escalation"]["in_call"] > report["escalation"]["text_only"]
 
 
+def _initialisers(path: Path) -> dict[str, np.ndarray]:
+    """An ONNX file's initialisers by name, as numpy arrays."""
+    import onnx
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+
 def test_an_exported_text_model_exports_again_with_the_same_weights_and_bytes(tmp_path):
     """bench/reexport_text.py (how a model exported before the fusion takes it): the weights read
     back from a file export again and read back from the new file to the bit, and the file comes
@@ -668,21 +676,14 @@ def test_an_exported_text_model_exports_again_with_the_same_weights_and_bytes(tm
     why the shipped file itself is exported once before the round trip."""
     import importlib.util
 
-    import onnx
-    from onnx import numpy_helper
-
     spec = importlib.util.spec_from_file_location("reexport_text", REPO / "bench" / "reexport_text.py")
     assert spec is not None and spec.loader is not None
     reexport_text = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reexport_text)
-    weights, calib_a, calib_b, doc = reexport_text.read_back(MODEL_DIR / "text.onnx")
+    weights, calib_a, calib_b, _ = reexport_text.read_back(MODEL_DIR / "text.onnx")
     once = tmp_path / "once.onnx"
     training.export_text(weights, once, calib_a, calib_b)
-
-    def initialisers(path: Path) -> dict[str, np.ndarray]:
-        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
-
-    shipped, exported = initialisers(MODEL_DIR / "text.onnx"), initialisers(once)
+    shipped, exported = _initialisers(MODEL_DIR / "text.onnx"), _initialisers(once)
     assert shipped.keys() == exported.keys()
     for name, value in shipped.items():
         if name.endswith("_scale"):
@@ -705,9 +706,6 @@ def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
     the model was trained beside is refused before anything is written."""
     import importlib.util
 
-    import onnx
-    from onnx import numpy_helper
-
     spec = importlib.util.spec_from_file_location("recalibrate_text", REPO / "bench" / "recalibrate_text.py")
     assert spec is not None and spec.loader is not None
     recalibrate_text = importlib.util.module_from_spec(spec)
@@ -715,11 +713,7 @@ def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
     models = tmp_path / "classifiers"
     shutil.copytree(MODEL_DIR, models)
 
-    def initialisers() -> dict[str, np.ndarray]:
-        graph = onnx.load(str(models / "text.onnx")).graph
-        return {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-
-    shipped = initialisers()
+    shipped = _initialisers(models / "text.onnx")
     training.set_calibration(models / "text.onnx", np.ones(3), np.zeros(3))  # to be fitted again
 
     fewer = tmp_path / "data"
@@ -731,7 +725,7 @@ def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
         recalibrate_text.recalibrate(models, fewer)
 
     manifest = recalibrate_text.recalibrate(models, REPO / "data")
-    after = initialisers()
+    after = _initialisers(models / "text.onnx")
     assert after.keys() == shipped.keys()
     changed = {k for k in shipped if not np.array_equal(shipped[k], after[k])}
     assert changed <= {"calib_a", "calib_b"}  # none on the CPU it was calibrated on: the same bytes
