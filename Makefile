@@ -24,7 +24,7 @@ MODEL_OPTION := $(if $(MODEL),--model $(MODEL))
 # what the chosen model needs built first (base-en, the default; the others need nothing)
 MODEL_BUILT := $(if $(filter moonshine-base%,$(or $(MODEL),moonshine-base-en)),$(MOONSHINE_BASE))
 
-.PHONY: demo test test-fast lint bench bench-fuzz eval train sample-call calls clean
+.PHONY: demo test test-fast lint bench bench-fuzz eval train train-voice sample-call calls clean
 
 # The editable install maps ui/, classifiers/ and prompts/ under agent_assist, so setuptools installs
 # it through an import hook and says so in a boxed "Editable installation" warning that is only
@@ -89,6 +89,10 @@ eval: $(STAMP)
 # averaged; PyTorch from the dev extra).
 train: $(STAMP) $(BASE)
 	$(BIN)/agent-assist classifiers train --data data -o classifiers --voice-data $(SHARED)/emotional-speech
+
+# Refit only the acoustic model in classifiers/ (about a minute; the text model stays as it is).
+train-voice: $(STAMP)
+	$(BIN)/agent-assist classifiers train --voice-only -o classifiers --voice-data $(SHARED)/emotional-speech
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent_assist ui tests data/samples bench

@@ -736,3 +736,89 @@ def test_a_trained_text_model_is_calibrated_again_as_it_now_runs(tmp_path):
     assert np.allclose(after["calib_b"], manifest["text"]["calibration"]["b"], atol=1e-6)
     assert set(manifest["operating_points"]) == {"distress", "escalation", "crisis"}
     assert json.loads((models / "manifest.json").read_text(encoding="utf-8")) == manifest
+
+
+def _voice_folder(root: Path) -> Path:
+    """The synthesised clips of tests/data/voices under four speakers' names, so a voice fit has
+    actors to fit on, held-out actors and the other corpus's speaker to measure on (real audio,
+    made-up speakers: for how `train --voice-only` works, not for what it learns)."""
+    with (VOICES / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    folder = root / "voices"
+    folder.mkdir()
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        out = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        out.writeheader()
+        for speaker in ("ravdess-01", "ravdess-02", training.HELD_OUT_SPEAKERS[0],
+                        training.OTHER_CORPUS_SPEAKER):
+            for row in rows:
+                out.writerow({**row, "file": str(VOICES / row["file"]), "speaker": speaker})
+    return folder
+
+
+def test_voice_only_fits_the_acoustic_model_again_and_keeps_the_text_model(tmp_path):
+    from agent_assist.scoring import acoustic
+
+    out = tmp_path / "models"
+    out.mkdir()
+    for name in ("text.onnx", "acoustic.onnx", "tokenizer.json", "manifest.json"):
+        shutil.copy(MODEL_DIR / name, out / name)
+    # a model fitted when fewer features were compared with the speaker's baseline is refused,
+    # and the message says how to fit it again
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["acoustic"]["relative"] = list(acoustic.ANGER_RELATIVE)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="--voice-only"):
+        Classifiers(out)
+
+    ran = agent_assist("classifiers", "train", "--voice-only", "-o", str(out))
+    assert ran.returncode != 0 and "pass --voice-data" in ran.stderr
+    ran = agent_assist("classifiers", "train", "--voice-only", "-o", str(tmp_path / "empty"),
+                       "--voice-data", str(VOICES))
+    assert ran.returncode != 0 and "no text model to keep" in ran.stderr
+    ran = agent_assist("classifiers", "train", "-o", str(out))
+    assert ran.returncode != 0 and "--data" in ran.stderr
+
+    ran = agent_assist("classifiers", "train", "--voice-only", "-o", str(out),
+                       "--voice-data", str(_voice_folder(tmp_path)))
+    assert ran.returncode == 0, ran.stderr
+    assert (out / "text.onnx").read_bytes() == (MODEL_DIR / "text.onnx").read_bytes()
+    after = json.loads((out / "manifest.json").read_text())
+    shipped_manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    for key in ("text", "operating_points", "seed", "version"):
+        assert after[key] == shipped_manifest[key]
+    assert after["acoustic"]["relative"] == list(acoustic.RELATIVE)
+    assert set(after["acoustic"]["metrics"]["sad"]) >= {"roc_auc_with_baseline_phone",
+                                                       "roc_auc_other_corpus_phone"}
+    mine = Classifiers(out)  # loads, and its voice heads take today's inputs
+    feats = acoustic.features(training.decode(VOICES / "piper-sad-1.ogg"))
+    probabilities = mine.score_voice(feats, acoustic.relative(feats, feats), np.ones(1, np.float32))
+    assert probabilities.shape == (1, 3) and np.all((probabilities > 0) & (probabilities < 1))
+
+
+def test_each_voice_head_reads_only_its_inputs():
+    """The shipped acoustic model weighs nothing a head is meant to do without: the sad head no
+    cepstrum, the angry head no change from baseline but its six (`training.VOICE_WITHOUT`)."""
+    from agent_assist.scoring import acoustic
+    from agent_assist.scoring.models import VOICE_HEADS
+
+    w = _initialisers(MODEL_DIR / "acoustic.onnx")["w"]
+    names = acoustic.input_names()
+    assert w.shape == (len(names), len(VOICE_HEADS))
+    for head, without in training.VOICE_WITHOUT.items():
+        column = w[:, VOICE_HEADS.index(head)]
+        assert without and all(column[names.index(n)] == 0.0 for n in without), head
+        assert np.count_nonzero(column) == len(names) - len(without), head
+    assert {f"rel_{n}" for n in acoustic.ANGER_RELATIVE} <= set(names)
+
+
+def test_the_shipped_voice_model_reads_voices_it_never_heard():
+    """Floors on what the acoustic model's fit measured on speakers it was not fitted on (the
+    RAVDESS actors 9-12, against their own baseline, on an 8 kHz μ-law line; and the one speaker of
+    the other corpus, TESS), so a model fitted worse is not shipped unnoticed."""
+    metrics = json.loads((MODEL_DIR / "manifest.json").read_text())["acoustic"]["metrics"]
+    assert metrics["escalation"]["roc_auc_with_baseline_phone"] >= 0.95
+    assert metrics["fearful"]["roc_auc_with_baseline_phone"] >= 0.90
+    assert metrics["sad"]["roc_auc_with_baseline_phone"] >= 0.78
+    assert metrics["sad"]["roc_auc_other_corpus_phone"] >= 0.88
+    assert metrics["fearful"]["roc_auc_other_corpus_phone"] >= 0.95

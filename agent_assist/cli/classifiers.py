@@ -30,14 +30,17 @@ def _progress(label: str) -> Callable[[str], None]:
 
 
 @classifiers.command()
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Training data folder (data/ in a checkout).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Training data folder (data/ in a checkout); needed unless --voice-only.")
 @click.option("--voice-data", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Emotional speech folder with manifest.csv. Without it the acoustic model in --out "
                    "is kept.")
+@click.option("--voice-only", is_flag=True,
+              help="Fit only the acoustic model from --voice-data (about a minute); the text model "
+                   "in --out stays as it is.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Where the models go (classifiers/ in a checkout).")
-def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
+def train(data_dir: Path | None, voice_data: Path | None, voice_only: bool, out_dir: Path) -> None:
     """Rebuild every model from --data (seeded, so the same data gives the same models, to the byte),
     export them as ONNX into --out and print the metrics measured on held-out rows.
     Fine-tuning the text model needs PyTorch (pip install 'agent-assist[train]'): it runs three times
@@ -46,16 +49,21 @@ def train(data_dir: Path, voice_data: Path | None, out_dir: Path) -> None:
     into the user cache directory. In a checkout, `make train` names the paths.
 
     \b
-    Example:
+    Examples:
       agent-assist classifiers train --data data -o classifiers --voice-data ../shared/data/emotional-speech
+      agent-assist classifiers train --voice-only -o classifiers --voice-data ../shared/data/emotional-speech
     """
     from agent_assist.scoring import training
 
-    with click.progressbar(length=training.steps(voice=voice_data is not None), label="training",
-                           file=sys.stderr, show_pos=True, item_show_func=lambda s: s) as bar:
+    if data_dir is None and not voice_only:
+        raise click.UsageError("Missing option '--data'.")
+    steps = training.steps(voice=voice_data is not None, text=not voice_only)
+    with click.progressbar(length=steps, label="training", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda s: s) as bar:
         # fine-tuning says how far it is as it goes, within one step of the bar
         manifest = training.train(data_dir, out_dir, voice_data,
-                                  lambda name: bar.update(0 if name.startswith("fine-tuning") else 1, name))
+                                  lambda name: bar.update(0 if name.startswith("fine-tuning") else 1, name),
+                                  voice_only=voice_only)
     click.echo(json.dumps({"text": manifest["text"]["metrics"], "acoustic": manifest["acoustic"]["metrics"],
                            "operating_points": manifest["operating_points"]}, indent=2))
 

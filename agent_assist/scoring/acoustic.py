@@ -66,8 +66,16 @@ FEATURES: tuple[str, ...] = (
 #: Features that depend on the line's gain as much as on the voice: the models see them only as a
 #: change from the speaker's baseline, never as they are.
 GAIN_DEPENDENT: tuple[str, ...] = ("loudness_db", "loudness_peak_db")
-#: The features compared with the speaker's own baseline (current minus baseline).
-RELATIVE: tuple[str, ...] = (
+#: The features compared with the speaker's own baseline (current minus baseline): every one but
+#: the cepstra, which describe a voice's timbre more than its state. A sad or frightened voice is
+#: told by how it moved from how this speaker sounds (flatter, slower, darker), more than by where
+#: it sits among everyone's voices: with all of them compared, the sad head scored an actor
+#: it never heard 0.831 against 0.810 (0.787 against 0.776 on 8 kHz μ-law) and the one speaker of
+#: another corpus 0.90 against 0.85. The angry head keeps the six it always compared
+#: (`ANGER_RELATIVE`); the others cost it on unseen actors.
+RELATIVE: tuple[str, ...] = tuple(name for name in FEATURES if not name.startswith("cepstrum_"))
+#: The changes from baseline the angry head reads (loudness, pitch, brightness and pace).
+ANGER_RELATIVE: tuple[str, ...] = (
     "loudness_db",
     "loudness_peak_db",
     "pitch_st",

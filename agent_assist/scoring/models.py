@@ -147,8 +147,11 @@ class Classifiers:
         self.voice = _session(directory / "acoustic.onnx")
         self.voice_prior = np.array([self.manifest["acoustic"]["prior"][s] for s in VOICE_HEADS])
         self.thresholds: dict[str, float] = dict(self.manifest["operating_points"])
-        if list(self.manifest["acoustic"]["features"]) != list(acoustic.FEATURES):
-            raise ModelError(f"{manifest}: acoustic features differ from this version's; retrain")
+        voice = self.manifest["acoustic"]
+        if list(voice["features"]) != list(acoustic.FEATURES) or \
+                list(voice.get("relative", ())) != list(acoustic.RELATIVE):
+            raise ModelError(f"{manifest}: acoustic features differ from this version's; retrain with "
+                             "`agent-assist classifiers train --voice-only`")
 
     def score_text(self, texts: Sequence[str]) -> np.ndarray:
         """(N, 3) calibrated probabilities of distress, escalation and crisis from words alone, each
