@@ -1,5 +1,7 @@
 """The VAD state machine, driven by scripted speech probabilities and by real audio."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -26,9 +28,16 @@ class ScriptedVad:
         return np.array(out, dtype=np.float32)
 
 
+# Each sample's value is its own index in `run`, and a ramp carries nothing over 4 kHz, as a phone
+# line does: the scripted tests keep the telephone-band pair at the wideband one, so they test the
+# options' thresholds whatever the line (the pair's own tests are at the end).
+ONE_PAIR = SegmenterOptions(narrowband_threshold=SegmenterOptions.threshold,
+                            narrowband_neg_threshold=SegmenterOptions.neg_threshold)
+
+
 def run(probs: list[float], options: SegmenterOptions | None = None,
         chunk_windows: int = 3) -> list[SpeechSegment]:
-    segmenter = Segmenter(options, vad_factory=lambda: ScriptedVad(probs))
+    segmenter = Segmenter(options or ONE_PAIR, vad_factory=lambda: ScriptedVad(probs))
     # each sample's value is its own index, so we can check exactly which audio a segment holds
     audio = np.arange(len(probs) * WINDOW, dtype=np.float32)
     out = []
@@ -154,7 +163,7 @@ def test_speech_going_on_after_the_early_segment_marks_it_superseded():
 def test_nobody_watching_means_no_partials_and_no_early_finals_but_the_same_finals():
     probs = ([0.0] * seconds(0.5) + [0.9] * seconds(3) + [0.1] * seconds(0.4) + [0.9] * seconds(2)
              + [0.0] * seconds(1) + [0.9] * seconds(1.5) + [0.0] * seconds(1))
-    watched, unwatched = run(probs), run(probs, SegmenterOptions().unwatched())
+    watched, unwatched = run(probs), run(probs, ONE_PAIR.unwatched())
     assert any(s.early for s in watched) and any(not (s.final or s.early) for s in watched)
     assert all(s.final for s in unwatched)
     finals = [s for s in watched if s.final]
@@ -162,7 +171,7 @@ def test_nobody_watching_means_no_partials_and_no_early_finals_but_the_same_fina
     for a, b in zip(finals, unwatched, strict=True):
         assert (a.t, a.start, a.end, a.audio_start) == (b.t, b.start, b.end, b.audio_start)
         assert np.array_equal(a.audio, b.audio)
-    assert not any(s.early for s in run(probs, SegmenterOptions(early_finals=False)))
+    assert not any(s.early for s in run(probs, replace(ONE_PAIR, early_finals=False)))
 
 
 def test_a_long_monologue_is_cut_at_its_latest_pause_without_losing_or_repeating_audio():
@@ -243,5 +252,69 @@ def test_a_long_turn_is_finalised_at_a_breath_once_it_holds_a_sentence_or_two():
     second = finals[1]
     # samples hold their own index: the pre-roll starts where the first part's speech ended
     assert second.audio[0] >= round(finals[0].end * 16000), "the pre-roll is the breath only"
-    unsplit = [s for s in run(probs, SegmenterOptions(sentence_cut_s=None)) if s.final]
+    unsplit = [s for s in run(probs, replace(ONE_PAIR, sentence_cut_s=None)) if s.final]
     assert [round(s.start, 1) for s in unsplit] == [0.0]
+
+
+def _finals(audio: np.ndarray, options: SegmenterOptions | None = None) -> list[SpeechSegment]:
+    """The real segmenter (Silero) over `audio`, in 0.1 s chunks as a stream sends it."""
+    segmenter = Segmenter(options)
+    out: list[SpeechSegment] = []
+    for i in range(0, len(audio), 1600):
+        chunk = AudioChunk(t=i / 16000, speaker=Speaker.CUSTOMER, samples=audio[i : i + 1600])
+        out += [e for e in segmenter.process(chunk) if isinstance(e, SpeechSegment) and e.final]
+    end = CallEnd(t=len(audio) / 16000, call_id="c", reason=EndReason.END_OF_AUDIO)
+    return out + [e for e in segmenter.process(end) if isinstance(e, SpeechSegment) and e.final]
+
+
+def test_the_line_is_told_by_what_it_carries_over_four_kilohertz():
+    from agent_assist.audio.telephone import over_the_phone
+    from agent_assist.scoring.training import decode
+    from agent_assist.segmenter import _Band
+
+    speech = decode(SPEECH / "1089-134686-0000.flac")
+    noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.01
+    for audio, narrow in ((speech, False), (over_the_phone(speech), True), (noise, False),
+                          (over_the_phone(noise), True)):
+        band = _Band()
+        band.observe(audio[: len(audio) // WINDOW * WINDOW].reshape(-1, WINDOW))
+        assert band.narrow is narrow
+    silence = _Band()  # digital silence says nothing either way
+    silence.observe(np.zeros((100, WINDOW), np.float32))
+    assert silence.seen == 0 and not silence.narrow
+
+
+def test_speech_scripted_between_the_two_pairs_of_thresholds_counts_on_a_phone_line_only():
+    """The same probabilities (0.4: under the wideband threshold, over the telephone one) give a
+    final on telephone-band audio and nothing on wideband audio."""
+    from agent_assist.audio.telephone import over_the_phone
+
+    noise = np.random.default_rng(1).standard_normal(4 * 16000).astype(np.float32) * 0.05
+    probs = [0.0] * seconds(1) + [0.4] * seconds(2) + [0.0] * seconds(1)
+    for audio, count in ((noise, 0), (over_the_phone(noise), 1)):
+        segmenter = Segmenter(vad_factory=lambda: ScriptedVad(probs))
+        out = [e for e in segmenter.process(AudioChunk(t=0.0, speaker=Speaker.CUSTOMER, samples=audio))
+               if isinstance(e, SpeechSegment) and e.final]
+        out += [e for e in segmenter.process(CallEnd(t=4.0, call_id="c", reason=EndReason.END_OF_AUDIO))
+                if isinstance(e, SpeechSegment) and e.final]
+        assert len(out) == count
+
+
+@pytest.mark.parametrize("name", ["1089-134686-0000.flac", "1089-134691-0001.flac"])
+def test_a_telephone_copy_is_segmented_like_its_wideband_original(name):
+    """Read aloud, then sent down an 8 kHz μ-law line: Silero is surer of less there, and with the
+    wideband thresholds these lost their last 1.8 s, or were split with 0.7 s lost in the middle.
+    With the telephone-band pair the speech spans what it spans as recorded."""
+    from agent_assist.audio.telephone import over_the_phone
+    from agent_assist.scoring.training import decode
+
+    wide = decode(SPEECH / name)
+    [original] = _finals(wide)
+    phone = _finals(over_the_phone(wide))
+    assert len(phone) == 1
+    assert phone[0].start == pytest.approx(original.start, abs=0.3)
+    assert phone[0].end == pytest.approx(original.end, abs=0.5)
+    # and the wideband pair on the same copy is what went wrong
+    before = _finals(over_the_phone(wide), ONE_PAIR)
+    spoken = sum(s.end - s.start for s in before)
+    assert spoken < (original.end - original.start) - 0.6
