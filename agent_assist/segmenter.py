@@ -158,10 +158,7 @@ class _Stream:
         tail, hangover = options.windows(options.tail_s), options.windows(options.hangover_s)
         self.early_at = tail if options.early_finals and tail < hangover else None
         self.early_sent: threading.Event | None = None  # set if speech goes on after it
-        # the speech thresholds: the options', or their telephone-band pair once the party's audio
-        # is heard to come down a phone line
-        self.band = _Band()
-        self.threshold, self.neg_threshold = options.threshold, options.neg_threshold
+        self.band = _Band()  # whether this party's audio comes down a phone line
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -208,17 +205,24 @@ class _Stream:
         for segment in segments:
             yield replace(segment, t=min(segment.t, t_end), end=min(segment.end, t_end))
 
+    @property
+    def threshold(self) -> float:
+        """Where speech starts: the options' threshold, or its telephone-band one on a phone line."""
+        return self.opt.narrowband_threshold if self.band.narrow else self.opt.threshold
+
+    @property
+    def neg_threshold(self) -> float:
+        """What holds speech on, likewise."""
+        return self.opt.narrowband_neg_threshold if self.band.narrow else self.opt.neg_threshold
+
     def _judge_line(self, windows: np.ndarray) -> None:
         was = self.band.narrow
         if self.band.seen >= _BAND_SETTLED:
             windows = windows[(self.window_index + np.arange(len(windows))) % 4 == 0]
         self.band.observe(windows)
         if self.band.narrow != was:
-            narrow = self.band.narrow
-            self.threshold = self.opt.narrowband_threshold if narrow else self.opt.threshold
-            self.neg_threshold = self.opt.narrowband_neg_threshold if narrow else self.opt.neg_threshold
             log.info("%s: %s audio: speech from a probability of %.2f", self.speaker,
-                     "telephone-band" if narrow else "wideband", self.threshold)
+                     "telephone-band" if self.band.narrow else "wideband", self.threshold)
 
     # -- the state machine ---------------------------------------------------------------------
 

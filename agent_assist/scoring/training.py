@@ -502,10 +502,7 @@ def fit_voice(clips: Sequence[Clip], X: np.ndarray, progress: Progress = _quiet)
         other = spk2 == OTHER_CORPUS_SPEAKER
         if other.any():
             fit = (pos | neg) & ~other
-            sc = StandardScaler().fit(design[fit][:, cols])
-            m = LogisticRegression(C=VOICE_C, max_iter=3000).fit(sc.transform(design[fit][:, cols]),
-                                                                 pos[fit])
-            p_other = m.predict_proba(sc.transform(against[:, cols]))[:, 1]
+            p_other = _refitted(design[fit][:, cols], pos[fit])(against[:, cols])
             for line in sorted(set(lines)):
                 held = (pos | neg)[:n] & other[:n] & (lines == line)
                 suffix = "" if line == "wide" else f"_{line}"
@@ -518,17 +515,25 @@ def fit_voice(clips: Sequence[Clip], X: np.ndarray, progress: Progress = _quiet)
             te = (pos | neg)[:n] & (speakers == s)
             if not te.any():
                 continue
-            sc = StandardScaler().fit(alone[tr][:, cols])
-            m = LogisticRegression(C=VOICE_C, max_iter=3000).fit(sc.transform(alone[tr][:, cols]),
-                                                                 pos[:n][tr])
             ys.append(pos[:n][te])
-            ps.append(m.predict_proba(sc.transform(alone[te][:, cols]))[:, 1])
+            ps.append(_refitted(alone[tr][:, cols], pos[:n][tr])(alone[te][:, cols]))
         metrics[signal]["roc_auc_leave_one_speaker_out"] = round(
             float(roc_auc_score(np.concatenate(ys), np.concatenate(ps))), 4
         )
     return VoiceModel(
         scaler.mean_, scaler.scale_, np.stack(coefs, axis=1), np.array(intercepts), prior, metrics
     )
+
+
+def _refitted(X: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A voice head fitted again on these rows alone, scaler too, for measuring it on speakers left
+    out: rows → probabilities."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(X)
+    model = LogisticRegression(C=VOICE_C, max_iter=3000).fit(scaler.transform(X), y)
+    return lambda rows: model.predict_proba(scaler.transform(rows))[:, 1]
 
 
 def export_voice(model: VoiceModel, path: Path) -> None:
